@@ -1,0 +1,164 @@
+//! The command line. Each subcommand lives in its own file; this one parses, sets up logging,
+//! runs the command and maps its outcome to an exit code: 0 ok, 1 error, 2 changes pending
+//! (with `--detailed-exitcode`) or blocked by a guard.
+mod init;
+mod output;
+mod pull;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+/// Mirror an identity provider and its SCIM apps into SQLite, find drift, fix it.
+#[derive(Debug, Parser)]
+#[command(name = "scimsync", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, global = true, default_value = "scimsync.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Store file (default: `store` from the config, else ./scimsync.db).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented scimsync.toml.
+    Init(init::InitArgs),
+    /// Mirror the IdP and the apps into the store.
+    Pull(pull::PullArgs),
+    /// Sources, last successful pull and counts.
+    Status(status::StatusArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What a command reports back to the exit-code mapping.
+pub enum Outcome {
+    Ok,
+    /// Changes pending or a guard stopped the run (exit 2).
+    Pending,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Pending) => ExitCode::from(2),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_env("SCIMSYNC_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let globals = Globals {
+        config: cli.config.clone(),
+        store: cli.store.clone(),
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Init(args) => init::run(&globals, args),
+        Command::Pull(args) => runtime()?.block_on(pull::run(&globals, args)),
+        Command::Status(args) => status::run(&globals, args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "scimsync", &mut std::io::stdout());
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// The global options every command may need.
+pub struct Globals {
+    pub config: PathBuf,
+    pub store: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+impl Globals {
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.config)?)
+    }
+
+    /// `--store`, else the config's `store`, else ./scimsync.db.
+    pub fn store_path(&self, config: Option<&Config>) -> PathBuf {
+        self.store
+            .clone()
+            .or_else(|| config.map(|c| c.store.clone()))
+            .unwrap_or_else(|| PathBuf::from("scimsync.db"))
+    }
+
+    /// The config if the file exists (commands that can work from the store alone).
+    pub fn optional_config(&self) -> anyhow::Result<Option<Config>> {
+        if self.config.exists() {
+            Ok(Some(self.load_config()?))
+        } else {
+            Ok(None)
+        }
+    }
+}

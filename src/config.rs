@@ -1,0 +1,512 @@
+//! `scimsync.toml`: the connections (one IdP or more, and the apps they provision) and the store.
+//!
+//! Keys follow the config contract of DESIGN.md. Unknown keys are refused, so a typo is an
+//! error naming the file and the key rather than a silently ignored setting. Tokens are never
+//! written inline: `token_env` names an environment variable, `token_file` a file.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file '{path}': {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file '{path}': {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file '{path}': [{section}] key '{key}': {message}")]
+    Invalid {
+        path: PathBuf,
+        section: String,
+        key: String,
+        message: String,
+    },
+    #[error("{source_name}: token: {message}")]
+    Token { source_name: String, message: String },
+}
+
+/// The kinds of identity provider a `[idp.NAME]` section can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdpKind {
+    Jumpcloud,
+    Okta,
+    Entra,
+    Scim,
+    File,
+}
+
+impl IdpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdpKind::Jumpcloud => "jumpcloud",
+            IdpKind::Okta => "okta",
+            IdpKind::Entra => "entra",
+            IdpKind::Scim => "scim",
+            IdpKind::File => "file",
+        }
+    }
+}
+
+/// What happens to an app account whose IdP user left the app's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnassign {
+    #[default]
+    Deactivate,
+    Delete,
+    Ignore,
+}
+
+/// A correlation key, tried in the order the app lists them once no link exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum MatchKey {
+    #[serde(rename = "externalId")]
+    ExternalId,
+    #[serde(rename = "userName")]
+    UserName,
+    #[serde(rename = "email")]
+    Email,
+}
+
+/// The accidental-deletion guard: an absolute count or a percentage of the app's accounts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeactivationLimit {
+    Count(u64),
+    Percent(f64),
+}
+
+impl DeactivationLimit {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| format!("'{s}' is not a percentage like \"10%\""))?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("'{s}' must be between 0% and 100%"));
+            }
+            Ok(DeactivationLimit::Percent(v))
+        } else {
+            s.parse()
+                .map(DeactivationLimit::Count)
+                .map_err(|_| format!("'{s}' is neither a count like \"25\" nor a percentage like \"10%\""))
+        }
+    }
+
+    /// The largest number of deactivations allowed among `accounts` app accounts.
+    pub fn allowed(&self, accounts: u64) -> u64 {
+        match *self {
+            DeactivationLimit::Count(n) => n,
+            DeactivationLimit::Percent(p) => ((accounts as f64) * p / 100.0).floor() as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: Option<PathBuf>,
+    #[serde(default)]
+    idp: BTreeMap<String, RawIdp>,
+    #[serde(default)]
+    app: BTreeMap<String, RawApp>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdp {
+    kind: IdpKind,
+    base_url: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    /// `file` kind: the JSON snapshot to read.
+    path: Option<PathBuf>,
+    /// JumpCloud multi-tenant admins: the `x-org-id` header.
+    org_id: Option<String>,
+    page_size: Option<u32>,
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    idp: String,
+    #[serde(default = "default_profile")]
+    profile: String,
+    base_url: String,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    idp_app_id: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default = "yes")]
+    manage_groups: bool,
+    #[serde(rename = "match")]
+    match_keys: Option<Vec<MatchKey>>,
+    #[serde(default)]
+    on_unassign: OnUnassign,
+    max_deactivations: Option<toml::Value>,
+    #[serde(default)]
+    roles: BTreeMap<String, String>,
+    page_size: Option<u32>,
+    concurrency: Option<usize>,
+}
+
+fn default_profile() -> String {
+    "generic".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// Where a token comes from. The value itself is read only when a connection is opened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSource {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+impl TokenSource {
+    /// Read the token. `source_name` (like `app.quip`) names the connection in errors;
+    /// the token value never appears in one.
+    pub fn resolve(&self, source_name: &str) -> Result<Option<Secret>, ConfigError> {
+        let err = |message: String| ConfigError::Token {
+            source_name: source_name.to_string(),
+            message,
+        };
+        match self {
+            TokenSource::None => Ok(None),
+            TokenSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(Secret::new(v.trim()))),
+                Ok(_) => Err(err(format!("environment variable {var} (token_env) is empty"))),
+                Err(_) => Err(err(format!("environment variable {var} (token_env) is not set"))),
+            },
+            TokenSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(Secret::new(v.trim()))),
+                Ok(_) => Err(err(format!("token_file '{}' is empty", path.display()))),
+                Err(e) => Err(err(format!("cannot read token_file '{}': {e}", path.display()))),
+            },
+        }
+    }
+}
+
+/// Connection settings shared by every HTTP source.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub base_url: String,
+    pub token: TokenSource,
+    pub page_size: u32,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    pub name: String,
+    pub kind: IdpKind,
+    pub http: Option<HttpSettings>,
+    pub path: Option<PathBuf>,
+    pub org_id: Option<String>,
+}
+
+impl IdpConfig {
+    /// The `source` value of this IdP's rows in the store.
+    pub fn source_name(&self) -> String {
+        format!("idp.{}", self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub name: String,
+    pub idp: String,
+    pub profile: String,
+    pub http: HttpSettings,
+    pub idp_app_id: Option<String>,
+    pub groups: Vec<String>,
+    pub manage_groups: bool,
+    pub match_keys: Vec<MatchKey>,
+    pub on_unassign: OnUnassign,
+    pub max_deactivations: Option<DeactivationLimit>,
+    pub roles: BTreeMap<String, String>,
+}
+
+impl AppConfig {
+    pub fn source_name(&self) -> String {
+        format!("app.{}", self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub store: PathBuf,
+    pub idps: Vec<IdpConfig>,
+    pub apps: Vec<AppConfig>,
+}
+
+const DEFAULT_PAGE_SIZE: u32 = 1000;
+const DEFAULT_CONCURRENCY: usize = 4;
+const BUILTIN_PROFILES: &[&str] = &["generic", "whimsical", "quip", "blogin", "workramp"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            section: section.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let relative = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+
+        let mut idps = Vec::new();
+        for (name, r) in raw.idp {
+            let section = format!("idp.{name}");
+            check_name(&name).map_err(|m| invalid(&section, "(name)", m))?;
+            let token = token_source(r.token_env, r.token_file.map(relative)).map_err(|m| invalid(&section, "token_env", m))?;
+            let http = match r.kind {
+                IdpKind::File => {
+                    if r.path.is_none() {
+                        return Err(invalid(
+                            &section,
+                            "path",
+                            "a `file` IdP needs `path`, the JSON snapshot to read".into(),
+                        ));
+                    }
+                    None
+                }
+                _ => {
+                    let base_url = r
+                        .base_url
+                        .ok_or_else(|| invalid(&section, "base_url", format!("a `{}` IdP needs `base_url`", r.kind.as_str())))?;
+                    check_url(&base_url).map_err(|m| invalid(&section, "base_url", m))?;
+                    Some(HttpSettings {
+                        base_url: base_url.trim_end_matches('/').to_string(),
+                        token,
+                        page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
+                        concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
+                    })
+                }
+            };
+            idps.push(IdpConfig {
+                name,
+                kind: r.kind,
+                http,
+                path: r.path.map(relative),
+                org_id: r.org_id,
+            });
+        }
+
+        let mut apps = Vec::new();
+        for (name, r) in raw.app {
+            let section = format!("app.{name}");
+            check_name(&name).map_err(|m| invalid(&section, "(name)", m))?;
+            if !idps.iter().any(|i| i.name == r.idp) {
+                let known: Vec<_> = idps.iter().map(|i| i.name.as_str()).collect();
+                return Err(invalid(
+                    &section,
+                    "idp",
+                    format!("no [idp.{}] section (known: {})", r.idp, list_or_none(&known)),
+                ));
+            }
+            check_url(&r.base_url).map_err(|m| invalid(&section, "base_url", m))?;
+            if !BUILTIN_PROFILES.contains(&r.profile.as_str()) && !r.profile.ends_with(".toml") {
+                return Err(invalid(
+                    &section,
+                    "profile",
+                    format!(
+                        "'{}' is neither a built-in profile ({}) nor a path to a .toml file",
+                        r.profile,
+                        BUILTIN_PROFILES.join(", ")
+                    ),
+                ));
+            }
+            let max_deactivations = match r.max_deactivations {
+                None => None,
+                Some(toml::Value::Integer(n)) if n >= 0 => Some(DeactivationLimit::Count(n as u64)),
+                Some(toml::Value::String(s)) => Some(DeactivationLimit::parse(&s).map_err(|m| invalid(&section, "max_deactivations", m))?),
+                Some(other) => {
+                    return Err(invalid(
+                        &section,
+                        "max_deactivations",
+                        format!("expected a count or a percentage string like \"10%\", found {other}"),
+                    ))
+                }
+            };
+            let match_keys = r
+                .match_keys
+                .unwrap_or_else(|| vec![MatchKey::ExternalId, MatchKey::UserName, MatchKey::Email]);
+            if match_keys.is_empty() {
+                return Err(invalid(
+                    &section,
+                    "match",
+                    "needs at least one of externalId, userName, email".into(),
+                ));
+            }
+            if r.idp_app_id.is_none() && r.groups.is_empty() {
+                return Err(invalid(&section, "groups", "no bound groups: set `groups = [\"…\"]` or `idp_app_id`, or no IdP user is in scope and every account would be orphaned".into()));
+            }
+            let profile = if r.profile.ends_with(".toml") {
+                relative(PathBuf::from(&r.profile)).display().to_string()
+            } else {
+                r.profile
+            };
+            apps.push(AppConfig {
+                http: HttpSettings {
+                    base_url: r.base_url.trim_end_matches('/').to_string(),
+                    token: token_source(r.token_env, r.token_file.map(relative)).map_err(|m| invalid(&section, "token_env", m))?,
+                    page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
+                    concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
+                },
+                name,
+                idp: r.idp,
+                profile,
+                idp_app_id: r.idp_app_id,
+                groups: r.groups,
+                manage_groups: r.manage_groups,
+                match_keys,
+                on_unassign: r.on_unassign,
+                max_deactivations,
+                roles: r.roles,
+            });
+        }
+
+        let store = raw.store.map(relative).unwrap_or_else(|| base_dir.join("scimsync.db"));
+        Ok(Config {
+            path: path.to_path_buf(),
+            store,
+            idps,
+            apps,
+        })
+    }
+
+    pub fn idp(&self, name: &str) -> Option<&IdpConfig> {
+        self.idps.iter().find(|i| i.name == name)
+    }
+
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("connection name '{name}' may hold only letters, digits, '_' and '-'"));
+    }
+    Ok(())
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(format!("'{url}': scheme '{other}' is not http or https")),
+    }
+}
+
+fn check_page_size(v: Option<u32>) -> Result<u32, String> {
+    match v {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(0) => Err("must be at least 1".into()),
+        Some(n) => Ok(n),
+    }
+}
+
+fn check_concurrency(v: Option<usize>) -> Result<usize, String> {
+    match v {
+        None => Ok(DEFAULT_CONCURRENCY),
+        Some(n) if (1..=64).contains(&n) => Ok(n),
+        Some(n) => Err(format!("{n} is outside 1..=64")),
+    }
+}
+
+fn token_source(env: Option<String>, file: Option<PathBuf>) -> Result<TokenSource, String> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err("set either token_env or token_file, not both".into()),
+        (Some(v), None) => Ok(TokenSource::Env(v)),
+        (None, Some(p)) => Ok(TokenSource::File(p)),
+        (None, None) => Ok(TokenSource::None),
+    }
+}
+
+/// The commented example `scimsync init` writes.
+pub const EXAMPLE: &str = include_str!("config/example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/scimsync/scimsync.toml"), text)
+    }
+
+    #[test]
+    fn example_parses() {
+        let c = parse(EXAMPLE).expect("the init example must parse");
+        assert!(!c.idps.is_empty() && !c.apps.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let e = parse("[idp.corp]\nkind = \"scim\"\nbase_url = \"http://x\"\ntoken_envv = \"X\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/scimsync/scimsync.toml"), "{e}");
+        assert!(e.contains("token_envv"), "{e}");
+    }
+
+    #[test]
+    fn app_with_unknown_idp_is_refused() {
+        let e = parse("[idp.corp]\nkind=\"file\"\npath=\"d.json\"\n[app.q]\nidp=\"nope\"\nbase_url=\"http://x\"\ngroups=[\"g\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[app.q] key 'idp'") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn deactivation_limits() {
+        assert_eq!(DeactivationLimit::parse("10%").unwrap().allowed(250), 25);
+        assert_eq!(DeactivationLimit::parse("7").unwrap().allowed(1000), 7);
+        assert!(DeactivationLimit::parse("ten").is_err());
+        assert!(DeactivationLimit::parse("120%").is_err());
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() {
+        let c = parse("store = \"s.db\"\n[idp.corp]\nkind=\"file\"\npath=\"d.json\"\n").unwrap();
+        assert_eq!(c.store, PathBuf::from("/etc/scimsync/s.db"));
+        assert_eq!(c.idps[0].path.as_deref(), Some(Path::new("/etc/scimsync/d.json")));
+    }
+
+    #[test]
+    fn missing_token_env_is_reported_without_value() {
+        let t = TokenSource::Env("SCIMSYNC_TEST_SURELY_UNSET_VAR".into());
+        let e = t.resolve("app.quip").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "app.quip: token: environment variable SCIMSYNC_TEST_SURELY_UNSET_VAR (token_env) is not set"
+        );
+    }
+}

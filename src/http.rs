@@ -1,0 +1,473 @@
+//! The one place that moves bytes over HTTP: auth headers, timeouts, a cap on response bodies,
+//! bounded concurrency, and retries with exponential backoff and full jitter on 429/502/503/504
+//! and connection errors, honouring `Retry-After` (seconds or an HTTP date).
+//!
+//! Protocol layers (SCIM, and the IdP connectors) build requests and read responses; they never
+//! touch reqwest themselves.
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use tokio::sync::Semaphore;
+
+use crate::secret::Secret;
+
+/// How a connection authenticates. The secret goes into a header marked sensitive, so it is
+/// never printed by reqwest's debug output either.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Bearer(Secret),
+    /// A header with a scheme word before the token, e.g. Okta's `Authorization: SSWS …`.
+    Scheme {
+        scheme: &'static str,
+        token: Secret,
+    },
+    /// A bare header, e.g. JumpCloud's `x-api-key`.
+    Header {
+        name: &'static str,
+        token: Secret,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+    /// A `Retry-After` longer than this is an error rather than a wait.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // SCIMSYNC_RETRY_BASE_MS shortens the backoff for tests; it is not a user setting.
+        let base_ms = std::env::var("SCIMSYNC_RETRY_BASE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(250);
+        RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(base_ms),
+            cap: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// The connection's name in errors and logs, like `app.quip`.
+    pub source_name: String,
+    pub auth: Auth,
+    pub timeout: Duration,
+    pub max_body_bytes: usize,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl HttpSettings {
+    pub fn new(source_name: impl Into<String>, auth: Auth) -> Self {
+        HttpSettings {
+            source_name: source_name.into(),
+            auth,
+            timeout: Duration::from_secs(60),
+            max_body_bytes: 64 * 1024 * 1024,
+            concurrency: 4,
+            retry: RetryPolicy::default(),
+            extra_headers: Vec::new(),
+        }
+    }
+}
+
+/// What went wrong, with where: the connection, the request and (for lists) the page.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {method} {url}{}: {kind}", page.map(|p| format!(" (page {p})")).unwrap_or_default())]
+pub struct HttpError {
+    pub source_name: String,
+    pub method: String,
+    pub url: String,
+    pub page: Option<u64>,
+    pub kind: HttpErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpErrorKind {
+    #[error("HTTP {status}{} after {attempts} attempt(s){}", reason(*status), if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Status {
+        status: u16,
+        attempts: u32,
+        detail: String,
+        body: Bytes,
+    },
+    #[error("{message} after {attempts} attempt(s)")]
+    Network { message: String, attempts: u32 },
+    #[error("response body larger than the {limit}-byte limit")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    BadBody(String),
+    #[error("{0}")]
+    Paging(String),
+}
+
+fn reason(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
+}
+
+impl HttpError {
+    pub fn status(&self) -> Option<u16> {
+        match self.kind {
+            HttpErrorKind::Status { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+    pub fn with_page(mut self, page: u64) -> Self {
+        self.page = Some(page);
+        self
+    }
+}
+
+/// A response that arrived (any status), with its body read under the size cap.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub attempts: u32,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    settings: Arc<HttpSettings>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http").field("source_name", &self.settings.source_name).finish()
+    }
+}
+
+fn retryable(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Exponential backoff with full jitter: a random wait in [0, min(cap, base·2^attempt)].
+pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exp = policy.base.saturating_mul(1u32 << attempt.min(16));
+    let ceiling = exp.min(policy.cap);
+    ceiling.mul_f64(rand::random::<f64>())
+}
+
+impl Http {
+    pub fn new(settings: HttpSettings) -> Result<Http, String> {
+        let mut headers = HeaderMap::new();
+        let mut secret_header = |name: HeaderName, value: String| -> Result<(), String> {
+            let mut v = HeaderValue::from_str(&value)
+                .map_err(|_| format!("{}: the token holds characters not allowed in an HTTP header", settings.source_name))?;
+            v.set_sensitive(true);
+            headers.insert(name, v);
+            Ok(())
+        };
+        match &settings.auth {
+            Auth::None => {}
+            Auth::Bearer(t) => secret_header(reqwest::header::AUTHORIZATION, format!("Bearer {}", t.expose()))?,
+            Auth::Scheme { scheme, token } => secret_header(reqwest::header::AUTHORIZATION, format!("{scheme} {}", token.expose()))?,
+            Auth::Header { name, token } => secret_header(HeaderName::from_static(name), token.expose().to_string())?,
+        }
+        for (k, v) in &settings.extra_headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("{}: header {k}: {e}", settings.source_name))?;
+            let value = HeaderValue::from_str(v).map_err(|e| format!("{}: header {k}: {e}", settings.source_name))?;
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("scimsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("{}: cannot build HTTP client: {e}", settings.source_name))?;
+        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        Ok(Http {
+            client,
+            settings: Arc::new(settings),
+            permits,
+        })
+    }
+
+    pub fn source_name(&self) -> &str {
+        &self.settings.source_name
+    }
+
+    pub fn error(&self, method: &Method, url: &str, kind: HttpErrorKind) -> HttpError {
+        HttpError {
+            source_name: self.settings.source_name.clone(),
+            method: method.to_string(),
+            url: url.to_string(),
+            page: None,
+            kind,
+        }
+    }
+
+    /// Send a request, retrying what is retryable. Returns the final response whatever its
+    /// status; only transport failures (and exhausted retries on retryable statuses) are errors.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(HeaderName, String)],
+        body: Option<Bytes>,
+    ) -> Result<Response, HttpError> {
+        let policy = &self.settings.retry;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome = {
+                let _permit = self.permits.acquire().await.expect("semaphore is never closed");
+                self.send_once(&method, url, headers, body.clone()).await
+            };
+            let wait = match &outcome {
+                Ok(resp) if retryable(resp.status) => {
+                    let after = resp
+                        .headers
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    match after {
+                        Some(d) if d > policy.max_retry_after => {
+                            let detail = format!(
+                                "Retry-After of {}s exceeds the {}s limit",
+                                d.as_secs(),
+                                policy.max_retry_after.as_secs()
+                            );
+                            return Err(self.error(
+                                &method,
+                                url,
+                                HttpErrorKind::Status {
+                                    status: resp.status,
+                                    attempts: attempt,
+                                    detail,
+                                    body: resp.body.clone(),
+                                },
+                            ));
+                        }
+                        Some(d) => d,
+                        None => backoff(policy, attempt - 1),
+                    }
+                }
+                Ok(_) => {
+                    return outcome.map(|mut r| {
+                        r.attempts = attempt;
+                        r
+                    })
+                }
+                Err(e) if matches!(e.kind, HttpErrorKind::Network { .. }) => backoff(policy, attempt - 1),
+                Err(_) => return outcome,
+            };
+            if attempt >= policy.max_attempts {
+                return match outcome {
+                    Ok(resp) => {
+                        let detail = detail_of(&resp.body);
+                        Err(self.error(
+                            &method,
+                            url,
+                            HttpErrorKind::Status {
+                                status: resp.status,
+                                attempts: attempt,
+                                detail,
+                                body: resp.body,
+                            },
+                        ))
+                    }
+                    Err(mut e) => {
+                        if let HttpErrorKind::Network { attempts, .. } = &mut e.kind {
+                            *attempts = attempt;
+                        }
+                        Err(e)
+                    }
+                };
+            }
+            tracing::debug!(source = %self.settings.source_name, %method, url, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(HeaderName, String)],
+        body: Option<Bytes>,
+    ) -> Result<Response, HttpError> {
+        let mut req = self.client.request(method.clone(), url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let mut resp = req.send().await.map_err(|e| {
+            self.error(
+                method,
+                url,
+                HttpErrorKind::Network {
+                    message: describe(&e),
+                    attempts: 1,
+                },
+            )
+        })?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let limit = self.settings.max_body_bytes;
+        if resp.content_length().is_some_and(|n| n as usize > limit) {
+            return Err(self.error(method, url, HttpErrorKind::TooLarge { limit }));
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if buf.len() + chunk.len() > limit {
+                        return Err(self.error(method, url, HttpErrorKind::TooLarge { limit }));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(self.error(
+                        method,
+                        url,
+                        HttpErrorKind::Network {
+                            message: format!("reading the body: {}", describe(&e)),
+                            attempts: 1,
+                        },
+                    ))
+                }
+            }
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: Bytes::from(buf),
+            attempts: 1,
+        })
+    }
+}
+
+/// A readable cause for a reqwest error, walking its source chain (timeouts, refused
+/// connections, TLS certificate problems).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut parts = vec![if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "request failed".to_string()
+    }];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A short description of an error body for messages: the SCIM detail if it is one, else the
+/// start of the text.
+pub fn detail_of(body: &[u8]) -> String {
+    if let Some(e) = crate::scim::ScimErrorBody::parse(body) {
+        return e.summary();
+    }
+    let text = String::from_utf8_lossy(body);
+    let t = text.trim();
+    if t.chars().count() > 200 {
+        format!("{}…", t.chars().take(200).collect::<String>())
+    } else {
+        t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded_by_cap() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(10),
+        };
+        for attempt in 0..20 {
+            assert!(backoff(&p, attempt) <= Duration::from_secs(1));
+        }
+        assert!(backoff(&p, 0) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn error_message_names_source_request_and_page() {
+        let e = HttpError {
+            source_name: "app.quip".into(),
+            method: "GET".into(),
+            url: "http://x/Users?startIndex=2001&count=1000".into(),
+            page: Some(3),
+            kind: HttpErrorKind::Status {
+                status: 502,
+                attempts: 5,
+                detail: "upstream down".into(),
+                body: Bytes::new(),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "app.quip: GET http://x/Users?startIndex=2001&count=1000 (page 3): HTTP 502 Bad Gateway after 5 attempt(s): upstream down"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let s = HttpSettings::new("app.x", Auth::Bearer(Secret::new("tok-123456")));
+        assert!(!format!("{s:?}").contains("tok-123456"));
+        let h = Http::new(s).unwrap();
+        assert!(!format!("{h:?}").contains("tok-123456"));
+    }
+}

@@ -1,0 +1,149 @@
+//! `scimsync pull`: fetch every selected source concurrently, then write each complete snapshot
+//! in its own transaction. A source that fails leaves its previous snapshot untouched and its
+//! run marked failed; the other sources are still written.
+use std::time::Instant;
+
+use futures::future::join_all;
+
+use crate::config::{AppConfig, Config, IdpConfig};
+use crate::model::Snapshot;
+use crate::source::{self, Progress, ProgressSink, SourceError};
+use crate::store::{SnapshotCounts, SourceInfo, Store, StoreError};
+
+/// The outcome of pulling one source.
+#[derive(Debug)]
+pub struct PullOutcome {
+    pub source: String,
+    pub run_id: i64,
+    pub seconds: f64,
+    pub result: Result<SnapshotCounts, String>,
+}
+
+/// What to pull: the IdPs and apps named by `--app` (the app and its IdP), or everything.
+pub fn targets<'a>(config: &'a Config, app: Option<&str>) -> Result<(Vec<&'a IdpConfig>, Vec<&'a AppConfig>), String> {
+    match app {
+        None => Ok((config.idps.iter().collect(), config.apps.iter().collect())),
+        Some(name) => {
+            let a = config.app(name).ok_or_else(|| {
+                let known: Vec<_> = config.apps.iter().map(|a| a.name.as_str()).collect();
+                format!(
+                    "no app '{name}' in {} (known: {})",
+                    config.path.display(),
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                )
+            })?;
+            Ok((vec![config.idp(&a.idp).expect("config validation checks app.idp")], vec![a]))
+        }
+    }
+}
+
+fn idp_info(idp: &IdpConfig) -> SourceInfo {
+    SourceInfo {
+        name: idp.source_name(),
+        role: "idp",
+        kind: idp.kind.as_str().to_string(),
+        profile: None,
+        base_url: idp
+            .http
+            .as_ref()
+            .map(|h| h.base_url.clone())
+            .or_else(|| idp.path.as_ref().map(|p| p.display().to_string())),
+    }
+}
+
+fn app_info(app: &AppConfig) -> SourceInfo {
+    SourceInfo {
+        name: app.source_name(),
+        role: "app",
+        kind: "scim".into(),
+        profile: Some(app.profile.clone()),
+        base_url: Some(app.http.base_url.clone()),
+    }
+}
+
+async fn fetch_idp(config: &Config, idp: &IdpConfig, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+    let src = source::idp_source(idp)?;
+    let mut snap = src.pull(progress).await?;
+    for app in config.apps.iter().filter(|a| a.idp == idp.name) {
+        let bindings = src.bindings(app, &snap).await?;
+        for b in bindings.iter().filter(|b| b.idp_group_id.is_none()) {
+            tracing::warn!(
+                "app '{}': bound group '{}' matches no group in {}; the app's scope is incomplete",
+                app.name,
+                b.group_name,
+                idp.source_name()
+            );
+        }
+        snap.bindings.extend(bindings);
+    }
+    Ok(snap)
+}
+
+/// Pull the selected sources into `store`. `progress_for` gives each source its progress sink.
+pub async fn pull(
+    config: &Config,
+    store: &mut Store,
+    app: Option<&str>,
+    progress_for: &(dyn Fn(&str) -> ProgressSink + Sync),
+) -> Result<Vec<PullOutcome>, StoreError> {
+    let (idps, apps) = targets(config, app).map_err(|m| StoreError::Snapshot {
+        path: store.path().into(),
+        source_name: "pull".into(),
+        object: "--app".into(),
+        message: m,
+    })?;
+    let mut jobs: Vec<(SourceInfo, i64)> = Vec::new();
+    for info in idps.iter().map(|i| idp_info(i)).chain(apps.iter().map(|a| app_info(a))) {
+        let run = store.start_run("pull", Some(&info.name))?;
+        jobs.push((info, run));
+    }
+    let started = Instant::now();
+    let idp_futures = idps.iter().map(|idp| {
+        let sink = progress_for(&idp.source_name());
+        async move {
+            let t = Instant::now();
+            (fetch_idp(config, idp, &*sink).await, t.elapsed().as_secs_f64())
+        }
+    });
+    let app_futures = apps.iter().map(|a| {
+        let sink = progress_for(&a.source_name());
+        async move {
+            let t = Instant::now();
+            (source::app::pull_app(a, &*sink).await, t.elapsed().as_secs_f64())
+        }
+    });
+    let (idp_results, app_results) = futures::join!(join_all(idp_futures), join_all(app_futures));
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "all sources fetched");
+
+    let mut outcomes = Vec::new();
+    for ((info, run_id), (fetched, fetch_secs)) in jobs.into_iter().zip(idp_results.into_iter().chain(app_results)) {
+        let t = Instant::now();
+        let result = match fetched {
+            Ok(snap) => match store.write_snapshot(&info, run_id, &snap) {
+                Ok(counts) => {
+                    if counts.dangling_members > 0 {
+                        tracing::warn!(
+                            "{}: {} group member reference(s) name no user and were skipped",
+                            info.name,
+                            counts.dangling_members
+                        );
+                    }
+                    Ok(counts)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(message) = &result {
+            store.fail_run(run_id, message)?;
+            tracing::debug!(source = %info.name, run = run_id, "pull failed: {message}");
+        }
+        outcomes.push(PullOutcome {
+            source: info.name,
+            run_id,
+            seconds: fetch_secs + t.elapsed().as_secs_f64(),
+            result,
+        });
+    }
+    Ok(outcomes)
+}

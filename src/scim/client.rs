@@ -1,0 +1,186 @@
+//! A SCIM 2.0 client: the protocol rules of this module's siblings, moved over [`crate::http`].
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use reqwest::header::{HeaderName, ACCEPT, CONTENT_TYPE, IF_MATCH};
+use reqwest::Method;
+use serde_json::value::RawValue;
+
+use super::list::{planned_starts, ListPage, Scan};
+use super::spc::ServiceProviderConfig;
+use super::MEDIA_TYPE;
+use crate::http::{detail_of, Http, HttpError, HttpErrorKind, Response};
+
+#[derive(Clone, Debug)]
+pub struct ScimClient {
+    http: Http,
+    base_url: String,
+}
+
+/// Progress callback: resources received so far and the total announced.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+impl ScimClient {
+    pub fn new(base_url: &str, http: Http) -> ScimClient {
+        ScimClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn source_name(&self) -> &str {
+        self.http.source_name()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
+    }
+
+    /// Send one SCIM request with the SCIM media type; returns the response whatever its status.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> Result<Response, HttpError> {
+        let url = self.url(path);
+        let mut headers: Vec<(HeaderName, String)> = vec![(ACCEPT, format!("{MEDIA_TYPE}, application/json"))];
+        if body.is_some() {
+            headers.push((CONTENT_TYPE, MEDIA_TYPE.to_string()));
+        }
+        if let Some(tag) = if_match {
+            headers.push((IF_MATCH, tag.to_string()));
+        }
+        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("a JSON value serialises")));
+        self.http.send(method, &url, &headers, bytes).await
+    }
+
+    /// GET that must succeed (2xx); anything else becomes an error with the SP's detail.
+    pub async fn get_ok(&self, path: &str) -> Result<Bytes, HttpError> {
+        let resp = self.request(Method::GET, path, None, None).await?;
+        if !resp.is_success() {
+            let url = self.url(path);
+            return Err(self.http.error(
+                &Method::GET,
+                &url,
+                HttpErrorKind::Status {
+                    status: resp.status,
+                    attempts: resp.attempts,
+                    detail: detail_of(&resp.body),
+                    body: resp.body,
+                },
+            ));
+        }
+        Ok(resp.body)
+    }
+
+    /// RFC 7644 §4. An SP without the endpoint (404) is taken to support nothing optional.
+    pub async fn service_provider_config(&self) -> Result<ServiceProviderConfig, HttpError> {
+        match self.get_ok("ServiceProviderConfig").await {
+            Ok(body) => ServiceProviderConfig::parse(&body).map_err(|m| {
+                self.http
+                    .error(&Method::GET, &self.url("ServiceProviderConfig"), HttpErrorKind::BadBody(m))
+            }),
+            Err(e) if e.status() == Some(404) => Ok(ServiceProviderConfig::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn page(&self, resource: &str, start: u64, count: u32, page_no: u64) -> Result<ListPage, HttpError> {
+        let path = format!("{resource}?startIndex={start}&count={count}");
+        let body = self.get_ok(&path).await.map_err(|e| e.with_page(page_no))?;
+        ListPage::parse(&body).map_err(|m| {
+            self.http
+                .error(&Method::GET, &self.url(&path), HttpErrorKind::BadBody(m))
+                .with_page(page_no)
+        })
+    }
+
+    fn paging_error(&self, resource: &str, start: u64, count: u32, page_no: u64, message: String) -> HttpError {
+        self.http
+            .error(
+                &Method::GET,
+                &self.url(&format!("{resource}?startIndex={start}&count={count}")),
+                HttpErrorKind::Paging(message),
+            )
+            .with_page(page_no)
+    }
+
+    /// Every resource of a collection (`Users`, `Groups`). The first page tells the total and the
+    /// SP's real page size; the rest are fetched `concurrency` at a time. Any inconsistency (a
+    /// changing total, a short page in the middle, a short tally) is an error: never a partial list.
+    pub async fn list_all(
+        &self,
+        resource: &str,
+        page_size: u32,
+        concurrency: usize,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Box<RawValue>>, HttpError> {
+        let first = self.page(resource, 1, page_size, 1).await?;
+        let mut scan = Scan::new();
+        scan.accept(&first).map_err(|m| self.paging_error(resource, 1, page_size, 1, m))?;
+        let total = scan.total().unwrap_or(0);
+        let step = first.resources.len() as u64;
+        let mut out = first.resources;
+        progress(out.len() as u64, total);
+        if scan.next_start().is_none() {
+            return Ok(out);
+        }
+        if step == 0 {
+            return Err(self.paging_error(resource, 1, page_size, 1, scan.short_error()));
+        }
+        let starts = planned_starts(total, step, step);
+        let fetched = stream::iter(starts.into_iter().enumerate().map(|(i, start)| {
+            let page_no = i as u64 + 2;
+            async move { self.page(resource, start, step as u32, page_no).await.map(|p| (start, page_no, p)) }
+        }))
+        .buffered(concurrency.max(1));
+        let mut fetched = std::pin::pin!(fetched);
+        while let Some((start, page_no, page)) = fetched.try_next().await? {
+            let expected = step.min(total + 1 - start);
+            if page.resources.is_empty() {
+                return Err(self.paging_error(resource, start, step as u32, page_no, scan.short_error()));
+            }
+            if page.resources.len() as u64 != expected {
+                // The SP's page size varies: the planned offsets no longer line up. Walk the
+                // collection again one page after another, advancing by what each page returns.
+                tracing::debug!(
+                    source = self.source_name(),
+                    resource,
+                    start,
+                    "uneven pages; rescanning sequentially"
+                );
+                return self.list_sequential(resource, page_size, progress).await;
+            }
+            scan.accept(&page)
+                .map_err(|m| self.paging_error(resource, start, step as u32, page_no, m))?;
+            out.extend(page.resources);
+            progress(out.len() as u64, total);
+        }
+        if scan.next_start().is_some() {
+            return Err(self.paging_error(resource, scan.collected + 1, step as u32, scan.pages + 1, scan.short_error()));
+        }
+        Ok(out)
+    }
+
+    /// RFC 7644 §3.4.2.4 as written: `startIndex += len(Resources)` until `totalResults`.
+    pub async fn list_sequential(&self, resource: &str, page_size: u32, progress: Progress<'_>) -> Result<Vec<Box<RawValue>>, HttpError> {
+        let mut scan = Scan::new();
+        let mut out = Vec::new();
+        let mut start = 1;
+        loop {
+            let page_no = scan.pages + 1;
+            let page = self.page(resource, start, page_size, page_no).await?;
+            let empty = page.resources.is_empty();
+            scan.accept(&page)
+                .map_err(|m| self.paging_error(resource, start, page_size, page_no, m))?;
+            out.extend(page.resources);
+            progress(out.len() as u64, scan.total().unwrap_or(0));
+            match scan.next_start() {
+                None => return Ok(out),
+                Some(_) if empty => return Err(self.paging_error(resource, start, page_size, page_no, scan.short_error())),
+                Some(next) => start = next,
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `kind = "file"`: a JSON snapshot exported from any directory. The format (documented in
+//! the README) uses the IdP attribute names of DESIGN.md's mapping:
+//!
+//! ```json
+//! {"users":  [{"id": "u1", "username": "alice@example.com", "email": "alice@example.com",
+//!              "firstname": "Alice", "lastname": "Smith", "displayName": "Alice Smith",
+//!              "employeeIdentifier": "E1001", "active": true, "status": "ACTIVATED",
+//!              "jobTitle": "Engineer", "phone": "+1 555 0100", "timezone": "Europe/Paris"}],
+//!  "groups": [{"id": "g1", "name": "Engineering", "members": ["u1"]}]}
+//! ```
+//!
+//! Only `id` (users, groups) and `name` (groups) are required; `active` defaults to true.
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::IdpConfig;
+use crate::model::{Group, Membership, Snapshot, User};
+
+use super::{IdpSource, Progress, SourceError};
+
+pub struct FileIdp {
+    name: String,
+    path: PathBuf,
+}
+
+impl FileIdp {
+    pub fn new(idp: &IdpConfig) -> FileIdp {
+        FileIdp {
+            name: idp.source_name(),
+            path: idp.path.clone().expect("config validation gives every file IdP a path"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document<'a> {
+    #[serde(borrow, default)]
+    users: Vec<&'a RawValue>,
+    #[serde(borrow, default)]
+    groups: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    id: String,
+    username: Option<String>,
+    email: Option<String>,
+    firstname: Option<String>,
+    lastname: Option<String>,
+    #[serde(rename = "displayName")]
+    display_name: Option<String>,
+    #[serde(rename = "employeeIdentifier")]
+    employee_identifier: Option<String>,
+    active: Option<bool>,
+    status: Option<String>,
+    #[serde(rename = "jobTitle")]
+    job_title: Option<String>,
+    phone: Option<String>,
+    timezone: Option<String>,
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGroup {
+    id: String,
+    name: String,
+    #[serde(rename = "employeeIdentifier", alias = "externalId")]
+    external_id: Option<String>,
+    #[serde(default)]
+    members: Vec<String>,
+}
+
+/// Parse a snapshot document; errors name the array index, the object id and the field.
+pub fn parse_document(text: &str) -> Result<Snapshot, String> {
+    let doc: Document = serde_json::from_str(text).map_err(|e| format!("not a scimsync directory document: {e}"))?;
+    let mut snap = Snapshot::default();
+    snap.users.reserve(doc.users.len());
+    for (i, raw) in doc.users.iter().enumerate() {
+        let de = &mut serde_json::Deserializer::from_str(raw.get());
+        let u: FileUser = serde_path_to_error::deserialize(de)
+            .map_err(|e| format!("users[{i}]{}: field '{}': {}", id_hint(raw.get()), e.path(), e.inner()))?;
+        if u.id.is_empty() {
+            return Err(format!("users[{i}]: field 'id': empty"));
+        }
+        snap.users.push(User {
+            id: u.id,
+            user_name: u.username,
+            external_id: u.employee_identifier,
+            given_name: u.firstname,
+            family_name: u.lastname,
+            formatted: None,
+            display_name: u.display_name,
+            email: u.email,
+            active: u.active.unwrap_or(true),
+            title: u.job_title,
+            phone: u.phone,
+            timezone: u.timezone,
+            role: u.role,
+            status_raw: u.status,
+            raw: raw.get().to_string(),
+        });
+    }
+    let user_ids: std::collections::HashSet<&str> = snap.users.iter().map(|u| u.id.as_str()).collect();
+    for (i, raw) in doc.groups.iter().enumerate() {
+        let de = &mut serde_json::Deserializer::from_str(raw.get());
+        let g: FileGroup = serde_path_to_error::deserialize(de)
+            .map_err(|e| format!("groups[{i}]{}: field '{}': {}", id_hint(raw.get()), e.path(), e.inner()))?;
+        if g.id.is_empty() {
+            return Err(format!("groups[{i}]: field 'id': empty"));
+        }
+        if let Some(ghost) = g.members.iter().find(|m| !user_ids.contains(m.as_str())) {
+            return Err(format!(
+                "groups[{i}] (id \"{}\"): field 'members': '{ghost}' is not the id of a user in this file",
+                g.id
+            ));
+        }
+        let raw = serde_json::json!({"id": g.id, "name": g.name, "externalId": g.external_id}).to_string();
+        snap.memberships.extend(g.members.into_iter().map(|user_id| Membership {
+            group_id: g.id.clone(),
+            user_id,
+        }));
+        snap.groups.push(Group {
+            id: g.id,
+            display_name: g.name,
+            external_id: g.external_id,
+            raw,
+        });
+    }
+    Ok(snap)
+}
+
+/// ` (id "u7")` when the object has a readable id, for error messages.
+fn id_hint(raw: &str) -> String {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<IdOnly>(raw).ok().and_then(|o| o.id) {
+        Some(serde_json::Value::String(s)) => format!(" (id \"{s}\")"),
+        _ => String::new(),
+    }
+}
+
+#[async_trait]
+impl IdpSource for FileIdp {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+        let path = self.path.clone();
+        let err = |message: String| SourceError::File {
+            source_name: self.name.clone(),
+            path: self.path.display().to_string(),
+            message,
+        };
+        let parsed = tokio::task::spawn_blocking(move || -> Result<Snapshot, String> {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read: {e}"))?;
+            parse_document(&text)
+        })
+        .await
+        .map_err(|e| err(format!("reader task failed: {e}")))?
+        .map_err(err)?;
+        progress("users", parsed.users.len() as u64, parsed.users.len() as u64);
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_users_groups_and_members() {
+        let s = parse_document(r#"{"users":[{"id":"u1","username":"a","active":false,"status":"SUSPENDED"},{"id":"u2"}],"groups":[{"id":"g1","name":"Eng","members":["u1","u2"]}]}"#).unwrap();
+        assert_eq!(s.users.len(), 2);
+        assert!(!s.users[0].active && s.users[1].active);
+        assert_eq!(s.users[0].status_raw.as_deref(), Some("SUSPENDED"));
+        assert_eq!(s.memberships.len(), 2);
+        assert_eq!(s.groups[0].display_name, "Eng");
+    }
+
+    #[test]
+    fn errors_name_index_id_and_field() {
+        let e = parse_document(r#"{"users":[{"id":"u1"},{"id":"u7","active":"yes"}]}"#).unwrap_err();
+        assert!(
+            e.starts_with("users[1] (id \"u7\"): field 'active': invalid type: string \"yes\", expected a boolean"),
+            "{e}"
+        );
+        let e = parse_document(r#"{"users":[],"groups":[{"id":"g1"}]}"#).unwrap_err();
+        assert!(e.contains("groups[0]") && e.contains("name"), "{e}");
+        let e = parse_document(r#"{"users":[{"id":"u1","frist":"x"}]}"#).unwrap_err();
+        assert!(e.contains("users[0]") && e.contains("frist"), "{e}");
+    }
+}

@@ -1,0 +1,120 @@
+//! Connectors: each produces a complete [`Snapshot`] of one source or fails. They never write
+//! SQL; the store does. IdPs implement [`IdpSource`] (one module per kind); every app is read
+//! by the one SCIM connector in [`app`].
+pub mod app;
+pub mod file;
+pub mod scim;
+
+use async_trait::async_trait;
+
+use crate::config::{AppConfig, ConfigError, IdpConfig, IdpKind};
+use crate::http::HttpError;
+use crate::model::{Binding, Group, Snapshot};
+use crate::scim::resource::ResourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Http(Box<HttpError>),
+    #[error("{source_name}: {url}: {error}")]
+    Resource {
+        source_name: String,
+        url: String,
+        error: Box<ResourceError>,
+    },
+    #[error("{source_name}: file '{path}': {message}")]
+    File {
+        source_name: String,
+        path: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Config(Box<ConfigError>),
+    #[error("{source_name}: {message}")]
+    Unsupported { source_name: String, message: String },
+}
+
+impl From<HttpError> for SourceError {
+    fn from(e: HttpError) -> Self {
+        SourceError::Http(Box::new(e))
+    }
+}
+
+impl From<ConfigError> for SourceError {
+    fn from(e: ConfigError) -> Self {
+        SourceError::Config(Box::new(e))
+    }
+}
+
+/// Reports progress of a long pull: (what, done, total).
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
+
+/// A progress sink owned by one source's pull.
+pub type ProgressSink = Box<dyn Fn(&str, u64, u64) + Sync + Send>;
+
+/// An identity provider: the users, groups and memberships it holds, and which of its groups
+/// each app is bound to.
+#[async_trait]
+pub trait IdpSource: Send + Sync {
+    /// The `source` name of its rows, like `idp.corp`.
+    fn name(&self) -> &str;
+
+    /// A complete snapshot, or an error: never a partial one.
+    async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError>;
+
+    /// The groups bound to `app`. By default the app's `groups = [...]` names, matched to the
+    /// IdP's group names exactly; IdPs with app assignment APIs override this for `idp_app_id`.
+    async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {
+        if app.idp_app_id.is_some() {
+            return Err(SourceError::Unsupported {
+                source_name: self.name().to_string(),
+                message: format!(
+                    "app '{}' sets idp_app_id, but this IdP kind has no app assignments; list the bound groups in `groups`",
+                    app.name
+                ),
+            });
+        }
+        Ok(bindings_by_name(app, &snapshot.groups))
+    }
+}
+
+/// Bind the app's configured group names to IdP groups of that exact display name.
+pub fn bindings_by_name(app: &AppConfig, groups: &[Group]) -> Vec<Binding> {
+    app.groups
+        .iter()
+        .flat_map(|name| {
+            let matches: Vec<&Group> = groups.iter().filter(|g| &g.display_name == name).collect();
+            if matches.is_empty() {
+                vec![Binding {
+                    app: app.name.clone(),
+                    group_name: name.clone(),
+                    idp_group_id: None,
+                }]
+            } else {
+                matches
+                    .into_iter()
+                    .map(|g| Binding {
+                        app: app.name.clone(),
+                        group_name: name.clone(),
+                        idp_group_id: Some(g.id.clone()),
+                    })
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// The connector for an `[idp.NAME]` section.
+pub fn idp_source(idp: &IdpConfig) -> Result<Box<dyn IdpSource>, SourceError> {
+    match idp.kind {
+        IdpKind::Scim => Ok(Box::new(scim::ScimIdp::new(idp)?)),
+        IdpKind::File => Ok(Box::new(file::FileIdp::new(idp))),
+        other => Err(SourceError::Unsupported {
+            source_name: idp.source_name(),
+            message: format!(
+                "kind = \"{}\" is not available in this build yet; use kind = \"scim\" or \"file\"",
+                other.as_str()
+            ),
+        }),
+    }
+}

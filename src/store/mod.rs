@@ -1,0 +1,112 @@
+//! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
+//! (current state plus closed versions), the run records and, later, plans and the journal.
+mod schema;
+mod snapshot;
+mod status;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+pub use snapshot::{SnapshotCounts, SourceInfo};
+pub use status::{RunSummary, SourceStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store '{path}': {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("store '{path}': schema version {found} is newer than this scimsync understands ({known}); upgrade scimsync")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("store '{path}': {source_name}: {object}: {message}")]
+    Snapshot {
+        path: PathBuf,
+        source_name: String,
+        object: String,
+        message: String,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the store for reading and writing, migrating its schema.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: path.into(), source })?;
+        let store = Store { conn, path: path.into() };
+        store.configure()?;
+        schema::migrate(&store.conn).map_err(|e| store.err(e))?.check(path)?;
+        Ok(store)
+    }
+
+    /// Open an existing store read-only (auditor queries, status).
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|source| StoreError::Sqlite { path: path.into(), source })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|source| StoreError::Sqlite { path: path.into(), source })?;
+        let store = Store { conn, path: path.into() };
+        schema::version(&store.conn).map_err(|e| store.err(e))?.check(path)?;
+        Ok(store)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;")
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Record the start of a run; returns its id. Committed at once, so a run that fails later
+    /// is still on record.
+    pub fn start_run(&self, kind: &str, source: Option<&str>) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (kind, source, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+                params![kind, source, crate::time::now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn fail_run(&self, run_id: i64, error: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![run_id, crate::time::now(), error],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn run_status(&self, run_id: i64) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT status FROM runs WHERE id = ?1", [run_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,345 @@
+//! Writing one source's snapshot: a single transaction that brings the current tables to the
+//! new state and closes the versions that changed or disappeared. Objects are compared by a
+//! content hash, so a pull with no changes writes almost nothing.
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{params, Transaction};
+use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{Result, Store, StoreError};
+use crate::model::{Binding, Snapshot, User};
+
+/// The `sources` row of a connection.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub name: String,
+    pub role: &'static str,
+    pub kind: String,
+    pub profile: Option<String>,
+    pub base_url: Option<String>,
+}
+
+/// What a snapshot write did, per object kind.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    pub users: u64,
+    pub groups: u64,
+    pub memberships: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    /// Group members that name no user of the pull (an SP that kept a deleted user's id in a
+    /// group): skipped, since there is no one to be a member.
+    pub dangling_members: u64,
+}
+
+const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role, status_raw, raw, hash, valid_from, run_id";
+const GROUP_COLS: &str = "gid, source, id, display_name, external_id, raw, hash, valid_from, run_id";
+
+fn user_hash(u: &User) -> i64 {
+    // The raw object carries every attribute; the status word is added because some sources
+    // (file) derive it outside the raw object.
+    let mut h = xxh3_64(u.raw.as_bytes());
+    if let Some(s) = &u.status_raw {
+        h ^= xxh3_64(s.as_bytes()).rotate_left(1);
+    }
+    h as i64
+}
+
+/// The ids present in the store for one source: id → (integer key, content hash).
+fn existing(tx: &Transaction, table: &str, key: &str, source: &str) -> rusqlite::Result<HashMap<String, (i64, i64)>> {
+    let mut stmt = tx.prepare(&format!("SELECT {key}, id, hash FROM {table} WHERE source = ?1"))?;
+    let rows = stmt.query_map([source], |r| {
+        Ok((r.get::<_, String>(1)?, (r.get::<_, i64>(0)?, r.get::<_, i64>(2)?)))
+    })?;
+    rows.collect()
+}
+
+impl Store {
+    /// Replace `info.name`'s snapshot with `snap` as pull run `run_id`, and mark the run ok.
+    /// Either all of it is written or none (the previous snapshot stays as it was).
+    pub fn write_snapshot(&mut self, info: &SourceInfo, run_id: i64, snap: &Snapshot) -> Result<SnapshotCounts> {
+        let path = self.path.clone();
+        let now = crate::time::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        let counts = write(&tx, info, run_id, &now, snap).map_err(|e| match e {
+            WriteError::Sqlite(source) => StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            },
+            WriteError::Invalid { object, message } => StoreError::Snapshot {
+                path: path.clone(),
+                source_name: info.name.clone(),
+                object,
+                message,
+            },
+        })?;
+        let counts_json = serde_json::to_string(&counts).expect("counts serialise");
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        tx.execute(
+            "INSERT INTO sources (name, role, kind, profile, base_url, last_pull_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(name) DO UPDATE SET role = excluded.role, kind = excluded.kind, profile = excluded.profile,
+                 base_url = excluded.base_url, last_pull_run = excluded.last_pull_run",
+            params![info.name, info.role, info.kind, info.profile, info.base_url, run_id],
+        )
+        .map_err(sql_err)?;
+        tx.execute(
+            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
+            params![run_id, crate::time::now(), counts_json],
+        )
+        .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(counts)
+    }
+}
+
+enum WriteError {
+    Sqlite(rusqlite::Error),
+    Invalid { object: String, message: String },
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        WriteError::Sqlite(e)
+    }
+}
+
+fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Snapshot) -> std::result::Result<SnapshotCounts, WriteError> {
+    let source = info.name.as_str();
+    let mut counts = SnapshotCounts {
+        users: snap.users.len() as u64,
+        groups: snap.groups.len() as u64,
+        memberships: snap.memberships.len() as u64,
+        ..Default::default()
+    };
+
+    // Users.
+    let mut old = existing(tx, "users", "uid", source)?;
+    let mut uids: HashMap<&str, i64> = HashMap::with_capacity(snap.users.len());
+    {
+        let mut insert = tx.prepare_cached(&format!("INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"))?;
+        let mut close = tx.prepare_cached(&format!(
+            "INSERT INTO user_versions ({USER_COLS}, valid_to, ended_by_run) SELECT {USER_COLS}, ?2, ?3 FROM users WHERE uid = ?1"
+        ))?;
+        let mut update = tx.prepare_cached(
+            "UPDATE users SET user_name = ?2, external_id = ?3, given_name = ?4, family_name = ?5, formatted = ?6, display_name = ?7, email = ?8, active = ?9,
+             title = ?10, phone = ?11, timezone = ?12, role = ?13, status_raw = ?14, raw = ?15, hash = ?16, valid_from = ?17, run_id = ?18 WHERE uid = ?1",
+        )?;
+        for u in &snap.users {
+            let hash = user_hash(u);
+            let uid = match old.remove(u.id.as_str()) {
+                Some((uid, h)) if h == hash => uid,
+                Some((uid, _)) => {
+                    close.execute(params![uid, now, run_id])?;
+                    update.execute(params![
+                        uid,
+                        u.user_name,
+                        u.external_id,
+                        u.given_name,
+                        u.family_name,
+                        u.formatted,
+                        u.display_name,
+                        u.email,
+                        u.active,
+                        u.title,
+                        u.phone,
+                        u.timezone,
+                        u.role,
+                        u.status_raw,
+                        u.raw,
+                        hash,
+                        now,
+                        run_id
+                    ])?;
+                    counts.changed += 1;
+                    uid
+                }
+                None if uids.contains_key(u.id.as_str()) => {
+                    return Err(WriteError::Invalid {
+                        object: format!("User {}", u.id),
+                        message: "the same id appears twice in one pull".into(),
+                    });
+                }
+                None => {
+                    insert.execute(params![
+                        source,
+                        u.id,
+                        u.user_name,
+                        u.external_id,
+                        u.given_name,
+                        u.family_name,
+                        u.formatted,
+                        u.display_name,
+                        u.email,
+                        u.active,
+                        u.title,
+                        u.phone,
+                        u.timezone,
+                        u.role,
+                        u.status_raw,
+                        u.raw,
+                        hash,
+                        now,
+                        run_id
+                    ])?;
+                    counts.added += 1;
+                    tx.last_insert_rowid()
+                }
+            };
+            uids.insert(u.id.as_str(), uid);
+        }
+        let mut delete = tx.prepare_cached("DELETE FROM users WHERE uid = ?1")?;
+        for (_, (uid, _)) in old.drain() {
+            close.execute(params![uid, now, run_id])?;
+            delete.execute([uid])?;
+            counts.removed += 1;
+        }
+    }
+
+    // Groups.
+    let mut old = existing(tx, "groups", "gid", source)?;
+    let mut gids: HashMap<&str, i64> = HashMap::with_capacity(snap.groups.len());
+    {
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO groups ({GROUP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?;
+        let mut close = tx.prepare_cached(&format!(
+            "INSERT INTO group_versions ({GROUP_COLS}, valid_to, ended_by_run) SELECT {GROUP_COLS}, ?2, ?3 FROM groups WHERE gid = ?1"
+        ))?;
+        let mut update = tx.prepare_cached(
+            "UPDATE groups SET display_name = ?2, external_id = ?3, raw = ?4, hash = ?5, valid_from = ?6, run_id = ?7 WHERE gid = ?1",
+        )?;
+        for g in &snap.groups {
+            // Connectors keep members out of a group's raw object (they are memberships), so
+            // this hash covers the group's own attributes.
+            let hash = xxh3_64(g.raw.as_bytes()) as i64;
+            let gid = match old.remove(g.id.as_str()) {
+                Some((gid, h)) if h == hash => gid,
+                Some((gid, _)) => {
+                    close.execute(params![gid, now, run_id])?;
+                    update.execute(params![gid, g.display_name, g.external_id, g.raw, hash, now, run_id])?;
+                    counts.changed += 1;
+                    gid
+                }
+                None if gids.contains_key(g.id.as_str()) => {
+                    return Err(WriteError::Invalid {
+                        object: format!("Group {}", g.id),
+                        message: "the same id appears twice in one pull".into(),
+                    });
+                }
+                None => {
+                    insert.execute(params![source, g.id, g.display_name, g.external_id, g.raw, hash, now, run_id])?;
+                    counts.added += 1;
+                    tx.last_insert_rowid()
+                }
+            };
+            gids.insert(g.id.as_str(), gid);
+        }
+        let mut delete = tx.prepare_cached("DELETE FROM groups WHERE gid = ?1")?;
+        for (_, (gid, _)) in old.drain() {
+            close.execute(params![gid, now, run_id])?;
+            delete.execute([gid])?;
+            counts.removed += 1;
+        }
+    }
+
+    write_memberships(tx, source, run_id, now, snap, &uids, &gids, &mut counts)?;
+    write_bindings(tx, source, run_id, now, &snap.bindings)?;
+    Ok(counts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_memberships(
+    tx: &Transaction,
+    source: &str,
+    run_id: i64,
+    now: &str,
+    snap: &Snapshot,
+    uids: &HashMap<&str, i64>,
+    gids: &HashMap<&str, i64>,
+    counts: &mut SnapshotCounts,
+) -> std::result::Result<(), WriteError> {
+    let mut old: HashMap<(i64, i64), i64> = HashMap::new();
+    {
+        let mut stmt = tx.prepare("SELECT rowid, gid, uid FROM memberships WHERE source = ?1")?;
+        let rows = stmt.query_map([source], |r| Ok(((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?), r.get::<_, i64>(0)?)))?;
+        for row in rows {
+            let (k, v) = row?;
+            old.insert(k, v);
+        }
+    }
+    let mut seen: HashSet<(i64, i64)> = HashSet::with_capacity(snap.memberships.len());
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO memberships (source, group_id, user_id, gid, uid, valid_from, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for m in &snap.memberships {
+        let gid = *gids.get(m.group_id.as_str()).ok_or_else(|| WriteError::Invalid {
+            object: format!("Group {}", m.group_id),
+            message: format!("membership of user {} names a group not in the pull", m.user_id),
+        })?;
+        let Some(&uid) = uids.get(m.user_id.as_str()) else {
+            counts.dangling_members += 1;
+            continue;
+        };
+        if !seen.insert((gid, uid)) {
+            continue; // a member listed twice is one membership
+        }
+        if old.remove(&(gid, uid)).is_none() {
+            insert.execute(params![source, m.group_id, m.user_id, gid, uid, now, run_id])?;
+            counts.added += 1;
+        }
+    }
+    counts.memberships = seen.len() as u64;
+    let mut close = tx.prepare_cached(
+        "INSERT INTO membership_versions (source, group_id, user_id, valid_from, run_id, valid_to, ended_by_run)
+         SELECT source, group_id, user_id, valid_from, run_id, ?2, ?3 FROM memberships WHERE rowid = ?1",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM memberships WHERE rowid = ?1")?;
+    for (_, rowid) in old.drain() {
+        close.execute(params![rowid, now, run_id])?;
+        delete.execute([rowid])?;
+        counts.removed += 1;
+    }
+    Ok(())
+}
+
+/// Bindings belong to the IdP's pull: the apps' bound groups as this IdP resolves them.
+fn write_bindings(tx: &Transaction, idp: &str, run_id: i64, now: &str, bindings: &[Binding]) -> rusqlite::Result<()> {
+    let mut old: HashMap<(String, String, Option<String>), i64> = HashMap::new();
+    {
+        let mut stmt = tx.prepare("SELECT rowid, app, group_name, idp_group_id FROM bindings WHERE idp = ?1")?;
+        let rows = stmt.query_map([idp], |r| Ok(((r.get(1)?, r.get(2)?, r.get(3)?), r.get(0)?)))?;
+        for row in rows {
+            let (k, v) = row?;
+            old.insert(k, v);
+        }
+    }
+    let mut insert =
+        tx.prepare_cached("INSERT INTO bindings (app, idp, group_name, idp_group_id, valid_from, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for b in bindings {
+        let key = (b.app.clone(), b.group_name.clone(), b.idp_group_id.clone());
+        if old.remove(&key).is_none() {
+            insert.execute(params![b.app, idp, b.group_name, b.idp_group_id, now, run_id])?;
+        }
+    }
+    let mut close = tx.prepare_cached(
+        "INSERT INTO binding_versions (app, idp, group_name, idp_group_id, valid_from, run_id, valid_to, ended_by_run)
+         SELECT app, idp, group_name, idp_group_id, valid_from, run_id, ?2, ?3 FROM bindings WHERE rowid = ?1",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM bindings WHERE rowid = ?1")?;
+    for (_, rowid) in old.drain() {
+        close.execute(params![rowid, now, run_id])?;
+        delete.execute([rowid])?;
+    }
+    Ok(())
+}

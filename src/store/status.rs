@@ -1,0 +1,91 @@
+//! Read-side summaries of the store for `scimsync status` and the pull report.
+use rusqlite::params;
+
+use super::{Result, Store};
+
+/// One source as `scimsync status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub role: String,
+    pub kind: String,
+    pub profile: Option<String>,
+    pub last_success: Option<String>,
+    pub last_run_status: Option<String>,
+    pub last_run_error: Option<String>,
+    pub users: i64,
+    pub active_users: i64,
+    pub groups: i64,
+    pub memberships: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub kind: String,
+    pub source: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+impl Store {
+    /// Every source that has ever been pulled (successfully or not), by name.
+    pub fn source_statuses(&self) -> Result<Vec<SourceStatus>> {
+        let sql = "
+            WITH names AS (SELECT name FROM sources UNION SELECT DISTINCT source FROM runs WHERE kind = 'pull' AND source IS NOT NULL),
+                 last AS (SELECT source, MAX(id) AS id FROM runs WHERE kind = 'pull' GROUP BY source)
+            SELECT n.name, s.role, s.kind, s.profile,
+                   (SELECT finished_at FROM runs WHERE id = s.last_pull_run),
+                   r.status, r.error,
+                   (SELECT COUNT(*) FROM users u WHERE u.source = n.name),
+                   (SELECT COUNT(*) FROM users u WHERE u.source = n.name AND u.active),
+                   (SELECT COUNT(*) FROM groups g WHERE g.source = n.name),
+                   (SELECT COUNT(*) FROM memberships m WHERE m.source = n.name)
+            FROM names n
+            LEFT JOIN sources s ON s.name = n.name
+            LEFT JOIN last l ON l.source = n.name
+            LEFT JOIN runs r ON r.id = l.id
+            ORDER BY n.name";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SourceStatus {
+                    name: r.get(0)?,
+                    role: r.get::<_, Option<String>>(1)?.unwrap_or_else(|| "?".into()),
+                    kind: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "?".into()),
+                    profile: r.get(3)?,
+                    last_success: r.get(4)?,
+                    last_run_status: r.get(5)?,
+                    last_run_error: r.get(6)?,
+                    users: r.get(7)?,
+                    active_users: r.get(8)?,
+                    groups: r.get(9)?,
+                    memberships: r.get(10)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    pub fn run(&self, id: i64) -> Result<RunSummary> {
+        self.conn
+            .query_row(
+                "SELECT id, kind, source, started_at, finished_at, status, error FROM runs WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(RunSummary {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        source: r.get(2)?,
+                        started_at: r.get(3)?,
+                        finished_at: r.get(4)?,
+                        status: r.get(5)?,
+                        error: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary driving the real `scimsync` CLI against real SCIM servers:
+//! the third-party scim2-server (started per test from the venv `scripts/test.sh` makes) and
+//! the project's own emulator.
+mod support;
+
+mod config_errors;
+mod file_source;
+mod pull_emulator;
+mod pull_scim2_server;

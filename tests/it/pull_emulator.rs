@@ -1,0 +1,141 @@
+//! Pull failures against the project's emulator: a page that keeps failing leaves the previous
+//! snapshot untouched and the run marked failed; transient 429/503 are retried.
+use std::time::Duration;
+
+use axum::http::Method;
+use scimsync::emulator::{Directory, Fault};
+use serde_json::json;
+
+use crate::support::*;
+
+fn directory(users: usize) -> Directory {
+    let mut d = Directory::default();
+    let ids: Vec<String> = (0..users)
+        .map(|i| d.add_user(json!({"userName": format!("u{i}"), "active": true, "title": "t"})))
+        .collect();
+    d.add_group("Staff", &ids[..ids.len().min(10)]);
+    d
+}
+
+fn config(idp: &str, app: &str) -> String {
+    format!("[idp.corp]\nkind = \"scim\"\nbase_url = \"{idp}\"\ntoken_env = \"IT_TOKEN\"\npage_size = 1000\nconcurrency = 2\n\n[app.tool]\nidp = \"corp\"\nbase_url = \"{app}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Staff\"]\n")
+}
+
+fn snapshot_rows(ws: &Workspace) -> Vec<Vec<String>> {
+    rows(
+        &ws.db(),
+        "SELECT source, id, user_name, title, active, raw, valid_from FROM users ORDER BY uid",
+    )
+}
+
+#[test]
+fn a_failing_page_keeps_the_previous_snapshot_and_marks_the_run_failed() {
+    let idp = EmulatorHost::start(directory(2500));
+    let app = EmulatorHost::start(directory(3));
+    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
+    assert_ok(&ws.cli(&["pull"]));
+    let before = snapshot_rows(&ws);
+    assert_eq!(before.len(), 2503);
+
+    // The directory changes, and page 3 of /Users (startIndex 2001) now always fails.
+    idp.emulator.with_directory(|d| {
+        let first = d.users.keys().next().unwrap().clone();
+        d.users.get_mut(&first).unwrap()["title"] = json!("changed");
+    });
+    idp.emulator.add_fault(Fault {
+        path_suffix: Some("/Users".into()),
+        method: Some(Method::GET),
+        start_index: Some(2001),
+        status: 502,
+        ..Default::default()
+    });
+    let out = ws.cli(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("idp.corp") && err.contains("startIndex=2001") && err.contains("(page 3)") && err.contains("HTTP 502"),
+        "{err}"
+    );
+
+    assert_eq!(snapshot_rows(&ws), before, "the previous snapshot must be untouched");
+    let db = ws.db();
+    let last = rows(
+        &db,
+        "SELECT status, error IS NOT NULL FROM runs WHERE source = 'idp.corp' ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(last, vec![vec!["failed".to_string(), "1".into()]]);
+    assert_eq!(
+        count(&db, "SELECT last_pull_run FROM sources WHERE name = 'idp.corp'"),
+        1,
+        "last successful pull is still the first"
+    );
+    assert_eq!(
+        rows(&db, "SELECT status FROM runs WHERE source = 'app.tool' ORDER BY id DESC LIMIT 1"),
+        vec![vec!["ok".to_string()]],
+        "other sources still pull"
+    );
+    drop(db);
+
+    let status = ws.cli(&["status"]);
+    assert_ok(&status);
+    assert!(stdout(&status).contains("FAILED"), "{}", stdout(&status));
+
+    // Once the fault is gone the change arrives.
+    idp.emulator.clear_faults();
+    assert_ok(&ws.cli(&["pull"]));
+    assert_eq!(count(&ws.db(), "SELECT COUNT(*) FROM users WHERE title = 'changed'"), 1);
+}
+
+#[test]
+fn transient_429_and_503_are_retried() {
+    let idp = EmulatorHost::start(directory(1500));
+    let app = EmulatorHost::start(directory(1));
+    idp.emulator.add_fault(Fault {
+        path_suffix: Some("/Users".into()),
+        start_index: Some(1001),
+        status: 429,
+        retry_after: Some("1".into()),
+        times: Some(1),
+        ..Default::default()
+    });
+    idp.emulator.add_fault(Fault {
+        path_suffix: Some("/Groups".into()),
+        status: 503,
+        times: Some(2),
+        ..Default::default()
+    });
+    idp.emulator.add_fault(Fault {
+        path_suffix: Some("/Users".into()),
+        start_index: Some(1),
+        status: 0,
+        delay: Some(Duration::from_millis(200)),
+        times: Some(1),
+        ..Default::default()
+    });
+    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
+    let t = std::time::Instant::now();
+    assert_ok(&ws.cli(&["pull"]));
+    assert!(t.elapsed() >= Duration::from_secs(1), "Retry-After: 1 must be waited for");
+    assert_eq!(count(&ws.db(), "SELECT COUNT(*) FROM users WHERE source = 'idp.corp'"), 1500);
+    // SPC + 2 user pages + 1 retried + 1 groups page + 2 retried.
+    assert_eq!(idp.emulator.requests(), 7);
+}
+
+#[test]
+fn the_token_never_reaches_output_or_store() {
+    let idp = EmulatorHost::start(directory(5));
+    let app = EmulatorHost::start(directory(1));
+    app.emulator.add_fault(Fault {
+        status: 500,
+        ..Default::default()
+    });
+    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
+    let out = ws.cli(&["-vvv", "pull"]);
+    assert_eq!(out.status.code(), Some(1));
+    let store = std::fs::read(ws.store()).unwrap();
+    let wal = std::fs::read(ws.path("scimsync.db-wal")).unwrap_or_default();
+    for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("store", &store), ("wal", &wal)] {
+        assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "token found in {what}");
+    }
+    assert!(stderr(&out).contains("HTTP 500"), "{}", stderr(&out));
+}
