@@ -17,6 +17,7 @@ pub mod emulator;
 pub mod http;
 pub mod model;
 pub mod pull;
+pub mod sample;
 pub mod scim;
 pub mod secret;
 pub mod source;

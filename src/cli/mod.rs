@@ -1,6 +1,7 @@
 //! The command line. Each subcommand lives in its own file; this one parses, sets up logging,
 //! runs the command and maps its outcome to an exit code: 0 ok, 1 error, 2 changes pending
 //! (with `--detailed-exitcode`) or blocked by a guard.
+mod demo;
 mod init;
 mod output;
 mod pull;
@@ -50,11 +51,31 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Sources, last successful pull and counts.
     Status(status::StatusArgs),
+    /// Self-contained run on an embedded sample company and four app emulators.
+    Demo(demo::DemoArgs),
+    /// Write a synthetic directory in the `file` IdP format (benchmarks, experiments).
+    #[command(hide = true)]
+    GenFile(GenFileArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenFileArgs {
+    #[arg(long)]
+    users: usize,
+    /// Project groups beyond the departments and the Editors/Viewers role groups.
+    #[arg(long, default_value_t = 0)]
+    groups: usize,
+    #[arg(long, default_value_t = 20)]
+    members_per_group: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// What a command reports back to the exit-code mapping.
@@ -121,6 +142,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(args) => init::run(&globals, args),
         Command::Pull(args) => runtime()?.block_on(pull::run(&globals, args)),
         Command::Status(args) => status::run(&globals, args),
+        Command::Demo(args) => runtime()?.block_on(demo::run(&globals, args)),
+        Command::GenFile(a) => {
+            let company = crate::sample::Company::generate(a.users, a.groups, a.seed);
+            std::fs::write(&a.out, company.to_file_json(a.members_per_group, a.seed))?;
+            Ok(Outcome::Ok)
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "scimsync", &mut std::io::stdout());

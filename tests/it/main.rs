@@ -4,6 +4,7 @@
 mod support;
 
 mod config_errors;
+mod demo;
 mod file_source;
 mod pull_emulator;
 mod pull_scim2_server;
