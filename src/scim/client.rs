@@ -183,4 +183,103 @@ impl ScimClient {
             }
         }
     }
+
+    /// A request whose response must be 2xx; returns the JSON body (Null for 204/empty).
+    async fn expect_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> Result<serde_json::Value, HttpError> {
+        let resp = self.request(method.clone(), path, body, if_match).await?;
+        if !resp.is_success() {
+            return Err(self.http.error(
+                &method,
+                &self.url(path),
+                HttpErrorKind::Status {
+                    status: resp.status,
+                    attempts: resp.attempts,
+                    detail: detail_of(&resp.body),
+                    body: resp.body,
+                },
+            ));
+        }
+        if resp.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&resp.body).map_err(|e| {
+            self.http.error(
+                &method,
+                &self.url(path),
+                HttpErrorKind::BadBody(format!("response is not JSON: {e}")),
+            )
+        })
+    }
+
+    /// GET `/{resource}/{id}` (§3.4.1).
+    pub async fn get(&self, resource: &str, id: &str) -> Result<serde_json::Value, HttpError> {
+        self.expect_ok(Method::GET, &format!("{resource}/{}", path_segment(id)), None, None)
+            .await
+    }
+
+    /// POST `/{resource}` (§3.3): the created resource.
+    pub async fn create(&self, resource: &str, body: &serde_json::Value) -> Result<serde_json::Value, HttpError> {
+        self.expect_ok(Method::POST, resource, Some(body), None).await
+    }
+
+    /// PUT `/{resource}/{id}` (§3.5.1).
+    pub async fn replace(
+        &self,
+        resource: &str,
+        id: &str,
+        body: &serde_json::Value,
+        if_match: Option<&str>,
+    ) -> Result<serde_json::Value, HttpError> {
+        self.expect_ok(Method::PUT, &format!("{resource}/{}", path_segment(id)), Some(body), if_match)
+            .await
+    }
+
+    /// PATCH `/{resource}/{id}` (§3.5.2); `Null` when the SP answers 204.
+    pub async fn patch(
+        &self,
+        resource: &str,
+        id: &str,
+        ops: &[super::patch::Operation],
+        if_match: Option<&str>,
+    ) -> Result<serde_json::Value, HttpError> {
+        self.expect_ok(
+            Method::PATCH,
+            &format!("{resource}/{}", path_segment(id)),
+            Some(&super::patch::body(ops)),
+            if_match,
+        )
+        .await
+    }
+
+    /// DELETE `/{resource}/{id}` (§3.6).
+    pub async fn delete(&self, resource: &str, id: &str, if_match: Option<&str>) -> Result<(), HttpError> {
+        self.expect_ok(Method::DELETE, &format!("{resource}/{}", path_segment(id)), None, if_match)
+            .await
+            .map(|_| ())
+    }
+
+    /// GET `/{resource}?filter=…` (§3.4.2.2): the matching resources (first page, up to `count`).
+    pub async fn search(&self, resource: &str, filter: &str, count: u32) -> Result<Vec<Box<RawValue>>, HttpError> {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", filter)
+            .append_pair("startIndex", "1")
+            .append_pair("count", &count.to_string())
+            .finish();
+        let path = format!("{resource}?{q}");
+        let body = self.get_ok(&path).await?;
+        ListPage::parse(&body)
+            .map(|p| p.resources)
+            .map_err(|m| self.http.error(&Method::GET, &self.url(&path), HttpErrorKind::BadBody(m)))
+    }
+}
+
+/// An id as one URL path segment (ids are the SP's, and may hold any character).
+fn path_segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

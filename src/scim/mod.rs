@@ -4,6 +4,7 @@ pub mod client;
 pub mod error;
 pub mod filter;
 pub mod list;
+pub mod patch;
 pub mod resource;
 pub mod spc;
 

@@ -8,3 +8,4 @@ mod demo;
 mod file_source;
 mod pull_emulator;
 mod pull_scim2_server;
+mod scim_client;
