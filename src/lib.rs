@@ -13,7 +13,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod drift;
 pub mod emulator;
+pub mod engine;
 pub mod http;
 pub mod model;
 pub mod pull;

@@ -1,6 +1,6 @@
 //! `scimsync demo`: a self-contained run on an embedded default. A sample company (the `file`
 //! IdP) and four app emulators seeded with drift are started in-process, mirrored into a store
-//! in the demo directory, and auditor queries are run over it.
+//! in the demo directory, planned (findings of every kind), and auditor queries run over it.
 use std::path::PathBuf;
 
 use clap::Args;
@@ -43,7 +43,7 @@ fn in_group(p: &Person, group: &str) -> bool {
 fn scim_user(p: &Person) -> serde_json::Value {
     json!({"userName": p.email, "externalId": p.employee_id, "active": true, "displayName": format!("{} {}", p.first, p.last),
            "name": {"givenName": p.first, "familyName": p.last, "formatted": format!("{} {}", p.first, p.last)},
-           "emails": [{"value": p.email, "type": "work", "primary": true}], "title": p.title})
+           "emails": [{"value": p.email, "type": "work", "primary": true}], "title": p.title, "timezone": p.timezone})
 }
 
 /// An app as it might be found in the wild: most in-scope people provisioned, some missing,
@@ -134,6 +134,26 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     }
     println!("pull ({:.2}s):\n{t}\n", started.elapsed().as_secs_f64());
     drop(emulators);
+
+    let started = std::time::Instant::now();
+    let plan = crate::drift::plan(&config, &mut store, None).await?;
+    let mut t = table(&["app", "finding", "count", "example"]);
+    let mut counts: std::collections::BTreeMap<(&str, &str), (usize, String)> = Default::default();
+    for f in &plan.findings {
+        let e = counts
+            .entry((f.app.as_str(), f.kind.as_str()))
+            .or_insert((0, crate::drift::describe_finding(f)));
+        e.0 += 1;
+    }
+    for ((app, kind), (n, example)) in &counts {
+        t.add_row(vec![app.to_string(), kind.to_string(), n.to_string(), example.clone()]);
+    }
+    println!(
+        "plan ({:.2}s): {} findings, {} changes pending\n{t}\n",
+        started.elapsed().as_secs_f64(),
+        plan.findings.len(),
+        plan.pending()
+    );
 
     for (title, sql) in AUDITS {
         println!(

@@ -4,6 +4,7 @@
 mod demo;
 mod init;
 mod output;
+mod plan;
 mod pull;
 mod status;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Mirror the IdP and the apps into the store.
     Pull(pull::PullArgs),
+    /// Find drift between the IdP and each app (findings, stored as a plan run).
+    Plan(plan::PlanArgs),
     /// Sources, last successful pull and counts.
     Status(status::StatusArgs),
     /// Self-contained run on an embedded sample company and four app emulators.
@@ -142,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(args) => init::run(&globals, args),
         Command::Pull(args) => runtime()?.block_on(pull::run(&globals, args)),
         Command::Status(args) => status::run(&globals, args),
+        Command::Plan(args) => runtime()?.block_on(plan::run(&globals, args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&globals, args)),
         Command::GenFile(a) => {
             let company = crate::sample::Company::generate(a.users, a.groups, a.seed);

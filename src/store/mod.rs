@@ -1,5 +1,6 @@
 //! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
 //! (current state plus closed versions), the run records and, later, plans and the journal.
+mod plan;
 mod schema;
 mod snapshot;
 mod status;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+pub use plan::PullState;
 pub use snapshot::{SnapshotCounts, SourceInfo};
 pub use status::{RunSummary, SourceStatus};
 

@@ -22,6 +22,24 @@ fn demo_pulls_every_source_and_answers_auditor_queries() {
     // Suspended IdP users still active in an app are in the data the demo shows.
     assert!(count(&db, "SELECT COUNT(*) FROM users a JOIN users i ON i.source = 'idp.corp' AND i.email = a.email WHERE a.source LIKE 'app.%' AND a.active AND NOT i.active") > 0);
 
+    // The plan ran and found drift of the kinds the emulators were seeded with.
+    assert!(
+        text.contains("plan (") && text.contains("user.orphaned") && text.contains("group.takeover"),
+        "{text}"
+    );
+    let kinds = rows(&db, "SELECT DISTINCT kind FROM findings ORDER BY kind");
+    for kind in [
+        "group.members",
+        "group.missing",
+        "group.takeover",
+        "user.drift",
+        "user.missing",
+        "user.orphaned",
+        "user.unmanaged",
+    ] {
+        assert!(kinds.iter().any(|k| k[0] == kind), "{kind} not found: {kinds:?}");
+    }
+
     // The status command the demo suggests works on its output.
     let status = scimsync(dir.path(), &["--config", "scimsync-demo/scimsync.toml", "status"]);
     assert_ok(&status);

@@ -6,6 +6,7 @@ mod support;
 mod config_errors;
 mod demo;
 mod file_source;
+mod plan_scim2_server;
 mod pull_emulator;
 mod pull_scim2_server;
 mod scim_client;

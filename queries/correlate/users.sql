@@ -1,0 +1,55 @@
+-- Correlates IdP users with app accounts: the `links` every drift query reads.
+-- An existing link wins while its app account exists (even if its IdP user is gone: the
+-- account is then orphaned, not unmanaged). Otherwise candidates are matched on the app's
+-- `match` keys (app_match, lowest rank first), trimmed and case-insensitive; only a match that
+-- is unique both ways becomes a link. Anything else is a conflict, never a guess.
+-- Output columns (the planner's contract):
+--   app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
+--   status: 'kept' | 'new' | 'idp_gone' (IdP user deleted) | 'conflict' (one row per candidate)
+WITH prior AS (
+    SELECT l.app, l.matched_by, s.uid AS sp_uid, s.id AS sp_user_id, i.uid AS idp_uid, l.idp_user_id
+    FROM prior_links l
+    JOIN apps a ON a.app = l.app
+    JOIN users s ON s.source = a.app_source AND s.id = l.sp_user_id
+    LEFT JOIN users i ON i.source = a.idp_source AND i.id = l.idp_user_id
+),
+idp_free AS (
+    SELECT a.app, u.uid, u.id, u.external_id_key, u.user_name_key, u.email_key
+    FROM apps a JOIN users u ON u.source = a.idp_source
+    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.app = a.app AND p.idp_user_id = u.id)
+),
+sp_free AS (
+    SELECT a.app, u.uid, u.id, u.external_id_key, u.user_name_key, u.email_key
+    FROM apps a JOIN users u ON u.source = a.app_source
+    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.app = a.app AND p.sp_uid = u.uid)
+),
+candidates AS (
+    SELECT i.app, i.uid AS idp_uid, i.id AS idp_user_id, s.uid AS sp_uid, s.id AS sp_user_id, 'externalId' AS matched_by
+    FROM idp_free i JOIN sp_free s ON s.app = i.app AND s.external_id_key = i.external_id_key
+    UNION ALL
+    SELECT i.app, i.uid, i.id, s.uid, s.id, 'userName'
+    FROM idp_free i JOIN sp_free s ON s.app = i.app AND s.user_name_key = i.user_name_key
+    UNION ALL
+    SELECT i.app, i.uid, i.id, s.uid, s.id, 'email'
+    FROM idp_free i JOIN sp_free s ON s.app = i.app AND s.email_key = i.email_key
+),
+ranked AS (
+    SELECT c.app, c.idp_uid, c.idp_user_id, c.sp_uid, c.sp_user_id, c.matched_by, m.rank
+    FROM candidates c JOIN app_match m ON m.app = c.app AND m.key = c.matched_by
+),
+best AS (SELECT app, idp_uid, MIN(rank) AS rank FROM ranked GROUP BY app, idp_uid),
+chosen AS (
+    SELECT r.app, r.idp_uid, r.idp_user_id, r.sp_uid, r.sp_user_id, r.matched_by
+    FROM ranked r JOIN best b ON b.app = r.app AND b.idp_uid = r.idp_uid AND b.rank = r.rank
+),
+per_idp AS (SELECT app, idp_uid, COUNT(*) AS n FROM chosen GROUP BY app, idp_uid),
+per_sp AS (SELECT app, sp_uid, COUNT(*) AS n FROM chosen GROUP BY app, sp_uid)
+SELECT app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
+       CASE WHEN idp_uid IS NULL THEN 'idp_gone' ELSE 'kept' END AS status
+FROM prior
+UNION ALL
+SELECT c.app, c.idp_uid, c.sp_uid, c.idp_user_id, c.sp_user_id, c.matched_by,
+       CASE WHEN pi.n = 1 AND ps.n = 1 THEN 'new' ELSE 'conflict' END AS status
+FROM chosen c
+JOIN per_idp pi ON pi.app = c.app AND pi.idp_uid = c.idp_uid
+JOIN per_sp ps ON ps.app = c.app AND ps.sp_uid = c.sp_uid

@@ -1,0 +1,59 @@
+-- user.drift: a linked, in-scope account whose managed attribute differs from the IdP's.
+-- One row per attribute: attribute = SCIM attribute name, old_value = the app's value,
+-- new_value = the IdP's. Only attributes the app manages (app_attributes) are compared, and
+-- only where the IdP has a value (an attribute the IdP leaves empty is not cleared in the app).
+-- Corrective operation: PATCH /Users/{id} replace.
+-- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
+WITH pairs AS (
+    SELECT l.app, i.user_name AS subject, i.id AS idp_id, s.id AS sp_id,
+           i.user_name AS i_user_name, s.user_name AS s_user_name,
+           i.external_id AS i_external_id, s.external_id AS s_external_id,
+           i.given_name AS i_given_name, s.given_name AS s_given_name,
+           i.family_name AS i_family_name, s.family_name AS s_family_name,
+           i.display_name AS i_display_name, s.display_name AS s_display_name,
+           i.email AS i_email, s.email AS s_email,
+           i.title AS i_title, s.title AS s_title,
+           i.phone AS i_phone, s.phone AS s_phone,
+           i.timezone AS i_timezone, s.timezone AS s_timezone
+    FROM links l
+    JOIN scope sc ON sc.app = l.app AND sc.uid = l.idp_uid
+    JOIN apps a ON a.app = l.app
+    JOIN users i ON i.source = a.idp_source AND i.uid = l.idp_uid
+    JOIN users s ON s.source = a.app_source AND s.uid = l.sp_uid
+    WHERE l.status IN ('kept', 'new')
+)
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'userName' AS attribute, p.s_user_name AS old_value, p.i_user_name AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'userName'
+WHERE p.i_user_name IS NOT NULL AND (p.s_user_name IS NULL OR p.s_user_name <> p.i_user_name)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'externalId' AS attribute, p.s_external_id AS old_value, p.i_external_id AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'externalId'
+WHERE p.i_external_id IS NOT NULL AND (p.s_external_id IS NULL OR p.s_external_id <> p.i_external_id)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'name.givenName' AS attribute, p.s_given_name AS old_value, p.i_given_name AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'name.givenName'
+WHERE p.i_given_name IS NOT NULL AND (p.s_given_name IS NULL OR p.s_given_name <> p.i_given_name)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'name.familyName' AS attribute, p.s_family_name AS old_value, p.i_family_name AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'name.familyName'
+WHERE p.i_family_name IS NOT NULL AND (p.s_family_name IS NULL OR p.s_family_name <> p.i_family_name)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'displayName' AS attribute, p.s_display_name AS old_value, p.i_display_name AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'displayName'
+WHERE p.i_display_name IS NOT NULL AND (p.s_display_name IS NULL OR p.s_display_name <> p.i_display_name)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'email' AS attribute, p.s_email AS old_value, p.i_email AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'email'
+WHERE p.i_email IS NOT NULL AND (p.s_email IS NULL OR p.s_email <> p.i_email)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'title' AS attribute, p.s_title AS old_value, p.i_title AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'title'
+WHERE p.i_title IS NOT NULL AND (p.s_title IS NULL OR p.s_title <> p.i_title)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'phone' AS attribute, p.s_phone AS old_value, p.i_phone AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'phone'
+WHERE p.i_phone IS NOT NULL AND (p.s_phone IS NULL OR p.s_phone <> p.i_phone)
+UNION ALL
+SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'timezone' AS attribute, p.s_timezone AS old_value, p.i_timezone AS new_value, CAST(NULL AS VARCHAR) AS detail
+FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'timezone'
+WHERE p.i_timezone IS NOT NULL AND (p.s_timezone IS NULL OR p.s_timezone <> p.i_timezone)

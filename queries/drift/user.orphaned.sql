@@ -1,0 +1,21 @@
+-- user.orphaned ("orphaned deactivation"): a linked app account that is still active (or, with
+-- on_unassign = "delete", still present) while its IdP user is deleted, inactive, or in no
+-- bound group. Never planned for an app whose scope is incomplete (apps.scope_complete false:
+-- a bound group name the IdP does not have, or no bindings pulled yet), nor with
+-- on_unassign = "ignore". App accounts that match no IdP user are never orphaned.
+-- detail = why. Corrective operation: PATCH active=false (or DELETE per on_unassign).
+-- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
+SELECT l.app, 'user.orphaned' AS kind, s.user_name AS subject, l.idp_user_id AS idp_id, s.id AS sp_id,
+       'active' AS attribute, CASE WHEN s.active THEN 'true' ELSE 'false' END AS old_value, 'false' AS new_value,
+       CASE WHEN i.uid IS NULL THEN 'deleted in the IdP'
+            WHEN NOT i.active THEN 'inactive in the IdP'
+            ELSE 'in no bound group' END AS detail
+FROM links l
+JOIN apps a ON a.app = l.app
+JOIN users s ON s.source = a.app_source AND s.uid = l.sp_uid
+LEFT JOIN users i ON i.source = a.idp_source AND i.uid = l.idp_uid
+WHERE l.status IN ('kept', 'new', 'idp_gone')
+  AND (s.active OR a.on_unassign = 'delete')
+  AND a.on_unassign <> 'ignore'
+  AND a.scope_complete
+  AND NOT EXISTS (SELECT 1 FROM scope sc WHERE sc.app = l.app AND sc.uid = l.idp_uid)

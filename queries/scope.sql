@@ -1,0 +1,11 @@
+-- Scope: an IdP user is in scope for an app when active in the IdP and a direct member of a
+-- group bound to the app. Nested groups are not followed (JumpCloud and Entra assign apps to
+-- direct members; Okta groups do not nest; SCIM and file sources list direct members).
+-- Output columns: app, uid (the IdP user's integer key)
+SELECT DISTINCT a.app, u.uid
+FROM apps a
+JOIN bindings b ON b.app = a.app AND b.idp = a.idp_source
+JOIN groups g ON g.source = a.idp_source AND g.id = b.idp_group_id
+JOIN memberships m ON m.source = a.idp_source AND m.gid = g.gid
+JOIN users u ON u.source = a.idp_source AND u.uid = m.uid
+WHERE u.active

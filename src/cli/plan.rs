@@ -1,0 +1,78 @@
+//! `scimsync plan [--app A] [--format table|json] [--detailed-exitcode]`.
+use std::collections::BTreeMap;
+
+use clap::{Args, ValueEnum};
+
+use super::{Globals, Outcome};
+use crate::drift::{describe_finding, symbol};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PlanFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan only this app.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    format: PlanFormat,
+    /// Exit 2 when changes are pending (0 when there are none, 1 on error).
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
+    let config = g.load_config()?;
+    let mut store = Store::open(&g.store_path(Some(&config)))?;
+    let outcome = crate::drift::plan(&config, &mut store, args.app.as_deref()).await?;
+    for info in &outcome.apps {
+        for w in &info.warnings {
+            eprintln!("warning: app '{}': {w}", info.app);
+        }
+        if let Some(s) = &info.skipped {
+            eprintln!("warning: app '{}' not planned: {s}", info.app);
+        }
+    }
+    match args.format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+        PlanFormat::Table => print_table(&outcome),
+    }
+    tracing::info!(timings = ?outcome.timings, "plan timings (s)");
+    if args.detailed_exitcode && outcome.pending() > 0 {
+        return Ok(Outcome::Pending);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_table(outcome: &crate::drift::PlanOutcome) {
+    for info in outcome.apps.iter().filter(|i| i.skipped.is_none()) {
+        let at = |p: &crate::store::PullState| format!("{} pull #{}", p.source, p.last_ok_run.unwrap_or_default());
+        println!("app {}: from {} and {}", info.app, at(&info.idp), at(&info.sp));
+        let mut by_kind: BTreeMap<&str, Vec<&crate::engine::Finding>> = BTreeMap::new();
+        for f in outcome.findings.iter().filter(|f| f.app == info.app) {
+            by_kind.entry(f.kind.as_str()).or_default().push(f);
+        }
+        if by_kind.is_empty() {
+            println!("  no drift\n");
+            continue;
+        }
+        for (kind, fs) in by_kind {
+            println!("  {kind} ({})", fs.len());
+            for f in fs {
+                println!("    {} {}", symbol(f), describe_finding(f));
+            }
+        }
+        println!();
+    }
+    let pending = outcome.pending();
+    println!(
+        "plan run #{}: {} finding(s), {pending} change(s) pending",
+        outcome.run_id,
+        outcome.findings.len()
+    );
+}

@@ -1,0 +1,152 @@
+//! `scimsync plan`, the finding half: check that each app and its IdP have a complete snapshot,
+//! run the drift engine over the store, and record links and findings as a plan run.
+use crate::config::Config;
+use crate::engine::{self, AppInput, DriftResult, Finding};
+use crate::store::{PullState, Store};
+
+/// Finding kinds that call for a change in an app (the rest are for people to look at).
+pub fn is_actionable(kind: &str) -> bool {
+    !matches!(kind, "user.unmanaged" | "user.conflict" | "group.takeover")
+}
+
+/// One app as planned: the snapshots used and what may limit the plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppPlanInfo {
+    pub app: String,
+    pub idp: PullState,
+    pub sp: PullState,
+    pub scope_complete: bool,
+    /// Why the app was not planned, when it was not.
+    pub skipped: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PlanOutcome {
+    pub run_id: i64,
+    pub apps: Vec<AppPlanInfo>,
+    pub findings: Vec<Finding>,
+    #[serde(skip)]
+    pub timings: Vec<(String, f64)>,
+}
+
+impl PlanOutcome {
+    pub fn pending(&self) -> usize {
+        self.findings.iter().filter(|f| is_actionable(&f.kind)).count()
+    }
+}
+
+fn describe(p: &PullState) -> String {
+    match (&p.last_ok_run, &p.last_ok_at) {
+        (Some(r), Some(at)) => format!("{} pull #{r} ({at})", p.source),
+        _ => format!("{} (never pulled)", p.source),
+    }
+}
+
+/// Plan `app` (or every app): findings from the last successful snapshot of each side.
+pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyhow::Result<PlanOutcome> {
+    let selected: Vec<_> = match app {
+        Some(name) => vec![config
+            .app(name)
+            .ok_or_else(|| anyhow::anyhow!("no app '{name}' in {}", config.path.display()))?],
+        None => config.apps.iter().collect(),
+    };
+    let mut infos = Vec::new();
+    let mut inputs = Vec::new();
+    for a in selected {
+        let idp_source = format!("idp.{}", a.idp);
+        let idp = store.pull_state(&idp_source)?;
+        let sp = store.pull_state(&a.source_name())?;
+        let mut warnings = Vec::new();
+        for side in [&idp, &sp] {
+            if let Some(e) = &side.latest_failed {
+                warnings.push(format!(
+                    "THE LATEST PULL OF {} FAILED; planning from its last successful snapshot. Error: {e}",
+                    side.source
+                ));
+            }
+        }
+        let (bound, unresolved) = store.binding_counts(&a.name, &idp_source)?;
+        let scope_complete = bound > 0 && unresolved == 0;
+        if unresolved > 0 {
+            warnings.push(format!("{unresolved} bound group name(s) match no group in {idp_source}: no deactivation or deletion is planned for this app until `groups` is fixed"));
+        } else if bound == 0 && idp.last_ok_run.is_some() {
+            warnings.push(format!(
+                "no bound groups resolved by {idp_source}: pull again after changing `groups`; no deactivation is planned"
+            ));
+        }
+        let skipped = if idp.last_ok_run.is_none() || sp.last_ok_run.is_none() {
+            Some(format!(
+                "needs a successful pull of both sides first: {}, {}",
+                describe(&idp),
+                describe(&sp)
+            ))
+        } else {
+            None
+        };
+        if skipped.is_none() {
+            inputs.push(AppInput {
+                config: a,
+                idp_source,
+                scope_complete,
+            });
+        }
+        infos.push(AppPlanInfo {
+            app: a.name.clone(),
+            idp,
+            sp,
+            scope_complete,
+            skipped,
+            warnings,
+        });
+    }
+
+    let run_id = store.start_run("plan", app.map(|a| format!("app.{a}")).as_deref())?;
+    let result: Result<DriftResult, _> = engine::drift(store.connection(), &inputs).await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            store.fail_run(run_id, &e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    let planned: Vec<String> = inputs.iter().map(|i| i.config.name.clone()).collect();
+    store.write_plan(run_id, &planned, &result.findings, &result.links, &result.group_links)?;
+    Ok(PlanOutcome {
+        run_id,
+        apps: infos,
+        findings: result.findings,
+        timings: result.timings,
+    })
+}
+
+/// A readable label per plan entry: `+` create/add, `~` change, `-` deactivate/remove/delete,
+/// `!` needs a person, `?` informational.
+pub fn symbol(f: &Finding) -> &'static str {
+    match (f.kind.as_str(), f.attribute.as_deref()) {
+        ("user.missing" | "group.missing" | "user.reactivate", _) | ("group.members", Some("add")) => "+",
+        ("user.orphaned" | "group.orphaned", _) | ("group.members", Some("remove")) => "-",
+        ("user.conflict", _) => "!",
+        ("user.unmanaged", _) => "?",
+        _ => "~",
+    }
+}
+
+/// One line describing a finding for people.
+pub fn describe_finding(f: &Finding) -> String {
+    let subject = f.subject.clone().unwrap_or_default();
+    let v = |o: &Option<String>| o.clone().unwrap_or_else(|| "∅".into());
+    match f.kind.as_str() {
+        "user.drift" | "user.role_mismatch" | "group.renamed" => {
+            format!("{subject}  {}: {} → {}", v(&f.attribute), v(&f.old_value), v(&f.new_value))
+        }
+        "group.members" => format!(
+            "{subject}  {} {}",
+            f.attribute.as_deref().unwrap_or(""),
+            f.detail.clone().unwrap_or_default()
+        ),
+        "user.orphaned" | "group.orphaned" | "user.unmanaged" => format!("{subject}  ({})", f.detail.clone().unwrap_or_default()),
+        "user.conflict" => format!("{subject}  matches {} by {}", v(&f.old_value), v(&f.attribute)),
+        _ => subject,
+    }
+}

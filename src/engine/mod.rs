@@ -1,0 +1,272 @@
+//! The drift engine: DataFusion over the store. The store's current tables are read once into
+//! Arrow (see [`scan`]), the config becomes a few small tables ([`tables`]), then the SQL under
+//! `queries/` runs: correlation (links), scope, and one query per finding kind. The joins run
+//! in DataFusion, never pushed down into SQLite.
+pub mod scan;
+pub mod tables;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use rusqlite::Connection;
+
+pub use tables::AppInput;
+
+/// Drift queries, one per finding kind, in the order findings are reported.
+pub const DRIFT_QUERIES: &[(&str, &str)] = &[
+    ("user.missing", include_str!("../../queries/drift/user.missing.sql")),
+    ("user.drift", include_str!("../../queries/drift/user.drift.sql")),
+    ("user.orphaned", include_str!("../../queries/drift/user.orphaned.sql")),
+    ("user.reactivate", include_str!("../../queries/drift/user.reactivate.sql")),
+    ("user.role_mismatch", include_str!("../../queries/drift/user.role_mismatch.sql")),
+    ("user.unmanaged", include_str!("../../queries/drift/user.unmanaged.sql")),
+    ("user.conflict", include_str!("../../queries/drift/user.conflict.sql")),
+    ("group.missing", include_str!("../../queries/drift/group.missing.sql")),
+    ("group.renamed", include_str!("../../queries/drift/group.renamed.sql")),
+    ("group.members", include_str!("../../queries/drift/group.members.sql")),
+    ("group.orphaned", include_str!("../../queries/drift/group.orphaned.sql")),
+    ("group.takeover", include_str!("../../queries/drift/group.takeover.sql")),
+];
+pub const CORRELATE_USERS: &str = include_str!("../../queries/correlate/users.sql");
+pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.sql");
+pub const SCOPE: &str = include_str!("../../queries/scope.sql");
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Scan(#[from] scan::ScanError),
+    #[error("query {query}: {source}")]
+    Query {
+        query: String,
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+/// One finding, as every drift query returns it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Finding {
+    pub app: String,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub idp_id: Option<String>,
+    pub sp_id: Option<String>,
+    pub attribute: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A correlation decided by this plan, to be stored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Link {
+    pub app: String,
+    pub idp_id: String,
+    pub sp_id: String,
+    pub matched_by: String,
+}
+
+#[derive(Debug, Default)]
+pub struct DriftResult {
+    pub findings: Vec<Finding>,
+    pub links: Vec<Link>,
+    pub group_links: Vec<Link>,
+    /// Seconds per stage: scan, correlate, each query.
+    pub timings: Vec<(String, f64)>,
+}
+
+/// A session with two partitions per table (the machine has two cores), plain `Utf8`
+/// strings, and partitioned hash joins even for "small" sides (see reference notes).
+pub fn session() -> SessionContext {
+    let mut config = SessionConfig::new().with_target_partitions(2).with_batch_size(8192);
+    let opts = config.options_mut();
+    opts.sql_parser.map_string_types_to_utf8view = false;
+    opts.optimizer.hash_join_single_partition_threshold = 0;
+    opts.optimizer.hash_join_single_partition_threshold_rows = 0;
+    SessionContext::new_with_config(config)
+}
+
+/// Register batches as an in-memory table, split round-robin into two partitions.
+pub fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>) -> Result<(), EngineError> {
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .expect("scans return at least one (possibly empty) batch");
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(), Vec::new()];
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % 2].push(b);
+    }
+    if parts[1].is_empty() {
+        parts.pop();
+    }
+    let table = MemTable::try_new(schema, parts).map_err(|source| EngineError::Query {
+        query: format!("register {name}"),
+        source,
+    })?;
+    ctx.register_table(name, Arc::new(table)).map_err(|source| EngineError::Query {
+        query: format!("register {name}"),
+        source,
+    })?;
+    Ok(())
+}
+
+async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    let err = |source| EngineError::Query {
+        query: name.to_string(),
+        source,
+    };
+    let df = ctx.sql(sql).await.map_err(err)?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let mut batches = df.collect().await.map_err(err)?;
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(batches)
+}
+
+/// Column `name` of `b` as optional strings (any string type, cast to Utf8).
+fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let col = b.column_by_name(name).unwrap_or_else(|| panic!("query output lacks column {name}"));
+    let col = arrow::compute::cast(col, &DataType::Utf8).expect("string-like column");
+    let arr = col.as_string::<i32>();
+    (0..arr.len())
+        .map(|i| (!arr.is_null(i)).then(|| arr.value(i).to_string()))
+        .collect()
+}
+
+/// The rows of a drift query's output batch.
+fn findings_of(b: &RecordBatch) -> Vec<Finding> {
+    let mut cols = [
+        "app",
+        "kind",
+        "subject",
+        "idp_id",
+        "sp_id",
+        "attribute",
+        "old_value",
+        "new_value",
+        "detail",
+    ]
+    .map(|c| strings(b, c).into_iter());
+    (0..b.num_rows())
+        .map(|_| {
+            let mut next = |i: usize| cols[i].next().flatten();
+            Finding {
+                app: next(0).unwrap_or_default(),
+                kind: next(1).unwrap_or_default(),
+                subject: next(2),
+                idp_id: next(3),
+                sp_id: next(4),
+                attribute: next(5),
+                old_value: next(6),
+                new_value: next(7),
+                detail: next(8),
+            }
+        })
+        .collect()
+}
+
+fn links_of(batches: &[RecordBatch], idp: &str, sp: &str, keep: &[&str]) -> Vec<Link> {
+    let mut out = Vec::new();
+    for b in batches {
+        let (app, idp_id, sp_id, by, status) = (
+            strings(b, "app"),
+            strings(b, idp),
+            strings(b, sp),
+            strings(b, "matched_by"),
+            strings(b, "status"),
+        );
+        for i in 0..b.num_rows() {
+            if keep.contains(&status[i].as_deref().unwrap_or_default()) {
+                if let (Some(app), Some(idp_id), Some(sp_id), Some(by)) =
+                    (app[i].clone(), idp_id[i].clone(), sp_id[i].clone(), by[i].clone())
+                {
+                    out.push(Link {
+                        app,
+                        idp_id,
+                        sp_id,
+                        matched_by: by,
+                    });
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Load the store's current state and run correlation, scope and every drift query for `apps`.
+pub async fn drift(conn: &Connection, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
+    let mut result = DriftResult::default();
+    let ctx = session();
+    let t = Instant::now();
+    for table in scan::drift_tables() {
+        let batches = scan::scan(conn, &table)?;
+        register(&ctx, table.name, batches)?;
+    }
+    register(&ctx, "apps", vec![tables::apps(apps)])?;
+    register(&ctx, "app_match", vec![tables::app_match(apps)])?;
+    register(&ctx, "app_roles", vec![tables::app_roles(apps)])?;
+    register(&ctx, "app_attributes", vec![tables::app_attributes(apps)])?;
+    result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let links = collect(&ctx, "correlate/users", CORRELATE_USERS).await?;
+    result.links = links_of(&links, "idp_user_id", "sp_user_id", &["kept", "new", "idp_gone"]);
+    register(&ctx, "links", links)?;
+    let group_links = collect(&ctx, "correlate/groups", CORRELATE_GROUPS).await?;
+    result.group_links = links_of(&group_links, "idp_group_id", "sp_group_id", &["kept", "takeover", "idp_gone"]);
+    register(&ctx, "group_links", group_links)?;
+    let scope = collect(&ctx, "scope", SCOPE).await?;
+    register(&ctx, "scope", scope)?;
+    result.timings.push(("correlate".into(), t.elapsed().as_secs_f64()));
+
+    for (kind, sql) in DRIFT_QUERIES {
+        let t = Instant::now();
+        for b in collect(&ctx, &format!("drift/{kind}"), sql).await? {
+            result.findings.extend(findings_of(&b));
+        }
+        result.timings.push((kind.to_string(), t.elapsed().as_secs_f64()));
+    }
+    result.findings.sort();
+    Ok(result)
+}
+
+/// A session with every input table empty (the schemas the engine uses) and the correlation,
+/// scope and drift queries registered as views (`links`, `group_links`, `scope`,
+/// `drift_user_missing`, …). The `.slt` tests seed rows with INSERT and query the views.
+pub async fn views_session() -> Result<SessionContext, EngineError> {
+    let ctx = session();
+    for table in scan::drift_tables() {
+        register(&ctx, table.name, vec![RecordBatch::new_empty(table.schema())])?;
+    }
+    register(&ctx, "apps", vec![RecordBatch::new_empty(tables::apps(&[]).schema())])?;
+    register(&ctx, "app_match", vec![RecordBatch::new_empty(tables::app_match(&[]).schema())])?;
+    register(&ctx, "app_roles", vec![RecordBatch::new_empty(tables::app_roles(&[]).schema())])?;
+    register(
+        &ctx,
+        "app_attributes",
+        vec![RecordBatch::new_empty(tables::app_attributes(&[]).schema())],
+    )?;
+    let mut views: Vec<(String, &str)> = vec![
+        ("links".into(), CORRELATE_USERS),
+        ("group_links".into(), CORRELATE_GROUPS),
+        ("scope".into(), SCOPE),
+    ];
+    views.extend(
+        DRIFT_QUERIES
+            .iter()
+            .map(|(kind, sql)| (format!("drift_{}", kind.replace('.', "_")), *sql)),
+    );
+    for (name, sql) in views {
+        let q = format!("CREATE VIEW {name} AS {sql}");
+        ctx.sql(&q).await.map_err(|source| EngineError::Query {
+            query: format!("view {name}"),
+            source,
+        })?;
+    }
+    Ok(ctx)
+}

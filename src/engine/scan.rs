@@ -1,0 +1,224 @@
+//! SQLite → Arrow: read a query's rows into record batches of a declared schema. Schemas are
+//! explicit (never inferred from the first row, which breaks on NULLs), strings are plain
+//! `Utf8`, and match keys are normalised here, once, rather than by `lower()` in every query.
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+pub const BATCH_ROWS: usize = 65_536;
+
+/// How a column is read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Col {
+    Text,
+    /// Text, trimmed and lower-cased: a correlation key. Empty becomes NULL.
+    Key,
+    Int,
+    Bool,
+}
+
+/// A table to scan: its name in the engine, the SQL that reads it, and its columns.
+pub struct TableScan {
+    pub name: &'static str,
+    pub sql: String,
+    pub columns: Vec<(&'static str, Col)>,
+}
+
+impl TableScan {
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|(n, c)| {
+                    let t = match c {
+                        Col::Text | Col::Key => DataType::Utf8,
+                        Col::Int => DataType::Int64,
+                        Col::Bool => DataType::Boolean,
+                    };
+                    Field::new(*n, t, true)
+                })
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+pub fn normalise_key(s: &str) -> Option<String> {
+    let t = s.trim();
+    if t.is_empty() {
+        None
+    } else if t.is_ascii() {
+        Some(t.to_ascii_lowercase())
+    } else {
+        Some(t.to_lowercase())
+    }
+}
+
+enum Builder {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Bool(BooleanBuilder),
+}
+
+fn builders(cols: &[(&'static str, Col)]) -> Vec<Builder> {
+    cols.iter()
+        .map(|(_, c)| match c {
+            Col::Text | Col::Key => Builder::Text(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16)),
+            Col::Int => Builder::Int(Int64Builder::with_capacity(BATCH_ROWS)),
+            Col::Bool => Builder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
+        })
+        .collect()
+}
+
+fn finish(schema: &SchemaRef, bs: &mut [Builder]) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let arrays: Vec<ArrayRef> = bs
+        .iter_mut()
+        .map(|b| match b {
+            Builder::Text(b) => Arc::new(b.finish()) as ArrayRef,
+            Builder::Int(b) => Arc::new(b.finish()) as ArrayRef,
+            Builder::Bool(b) => Arc::new(b.finish()) as ArrayRef,
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), arrays)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("reading table {table}: {source}")]
+    Sqlite { table: &'static str, source: rusqlite::Error },
+    #[error("reading table {table}: {source}")]
+    Arrow {
+        table: &'static str,
+        source: arrow::error::ArrowError,
+    },
+}
+
+/// Run the scan's SQL and convert every row.
+pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanError> {
+    let sqlite = |source| ScanError::Sqlite { table: t.name, source };
+    let schema = t.schema();
+    let mut stmt = conn.prepare(&t.sql).map_err(sqlite)?;
+    let mut rows = stmt.query([]).map_err(sqlite)?;
+    let mut bs = builders(&t.columns);
+    let mut batches = Vec::new();
+    let mut n = 0usize;
+    while let Some(row) = rows.next().map_err(sqlite)? {
+        for (i, ((_, col), b)) in t.columns.iter().zip(bs.iter_mut()).enumerate() {
+            let v = row.get_ref(i).map_err(sqlite)?;
+            match (b, v) {
+                (Builder::Text(b), ValueRef::Text(s)) => {
+                    let s = std::str::from_utf8(s).unwrap_or_default();
+                    if *col == Col::Key {
+                        match normalise_key(s) {
+                            Some(k) => b.append_value(k),
+                            None => b.append_null(),
+                        }
+                    } else {
+                        b.append_value(s)
+                    }
+                }
+                (Builder::Text(b), ValueRef::Integer(x)) => b.append_value(x.to_string()),
+                (Builder::Text(b), _) => b.append_null(),
+                (Builder::Int(b), ValueRef::Integer(x)) => b.append_value(x),
+                (Builder::Int(b), _) => b.append_null(),
+                (Builder::Bool(b), ValueRef::Integer(x)) => b.append_value(x != 0),
+                (Builder::Bool(b), _) => b.append_null(),
+            }
+        }
+        n += 1;
+        if n == BATCH_ROWS {
+            batches.push(finish(&schema, &mut bs).map_err(|source| ScanError::Arrow { table: t.name, source })?);
+            n = 0;
+        }
+    }
+    if n > 0 || batches.is_empty() {
+        batches.push(finish(&schema, &mut bs).map_err(|source| ScanError::Arrow { table: t.name, source })?);
+    }
+    Ok(batches)
+}
+
+/// The store tables the drift queries read (current state only; `raw` is not needed).
+pub fn drift_tables() -> Vec<TableScan> {
+    use Col::*;
+    vec![
+        TableScan {
+            name: "users",
+            sql: "SELECT source, uid, id, user_name, user_name, external_id, external_id, email, email, given_name, family_name, formatted, display_name, active, title, phone, timezone, role FROM users".into(),
+            columns: vec![
+                ("source", Text),
+                ("uid", Int),
+                ("id", Text),
+                ("user_name", Text),
+                ("user_name_key", Key),
+                ("external_id", Text),
+                ("external_id_key", Key),
+                ("email", Text),
+                ("email_key", Key),
+                ("given_name", Text),
+                ("family_name", Text),
+                ("formatted", Text),
+                ("display_name", Text),
+                ("active", Bool),
+                ("title", Text),
+                ("phone", Text),
+                ("timezone", Text),
+                ("role", Text),
+            ],
+        },
+        TableScan {
+            name: "groups",
+            sql: "SELECT source, gid, id, display_name, display_name, external_id FROM groups".into(),
+            columns: vec![("source", Text), ("gid", Int), ("id", Text), ("display_name", Text), ("name_key", Key), ("external_id", Text)],
+        },
+        TableScan { name: "memberships", sql: "SELECT source, gid, uid FROM memberships".into(), columns: vec![("source", Text), ("gid", Int), ("uid", Int)] },
+        TableScan {
+            name: "bindings",
+            sql: "SELECT app, idp, group_name, idp_group_id FROM bindings".into(),
+            columns: vec![("app", Text), ("idp", Text), ("group_name", Text), ("idp_group_id", Text)],
+        },
+        TableScan {
+            name: "prior_links",
+            sql: "SELECT app, idp_user_id, sp_user_id, matched_by FROM links".into(),
+            columns: vec![("app", Text), ("idp_user_id", Text), ("sp_user_id", Text), ("matched_by", Text)],
+        },
+        TableScan {
+            name: "prior_group_links",
+            sql: "SELECT app, idp_group_id, sp_group_id, matched_by FROM group_links".into(),
+            columns: vec![("app", Text), ("idp_group_id", Text), ("sp_group_id", Text), ("matched_by", Text)],
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, StringArray};
+
+    #[test]
+    fn keys_are_trimmed_lowercased_and_empty_is_null() {
+        assert_eq!(normalise_key("  Alice@Ex.COM "), Some("alice@ex.com".into()));
+        assert_eq!(normalise_key("ÉVA"), Some("éva".into()));
+        assert_eq!(normalise_key("   "), None);
+    }
+
+    #[test]
+    fn scans_nulls_in_the_first_row_with_the_declared_type() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t(a TEXT, b INTEGER); INSERT INTO t VALUES (NULL, NULL), (' X ', 3);")
+            .unwrap();
+        let t = TableScan {
+            name: "t",
+            sql: "SELECT a, a, b FROM t".into(),
+            columns: vec![("a", Col::Text), ("a_key", Col::Key), ("b", Col::Int)],
+        };
+        let batches = scan(&conn, &t).unwrap();
+        let b = &batches[0];
+        assert_eq!(b.num_rows(), 2);
+        let keys = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert!(keys.is_null(0));
+        assert_eq!(keys.value(1), "x");
+    }
+}

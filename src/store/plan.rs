@@ -1,0 +1,134 @@
+//! What `scimsync plan` reads and writes: the state of each side's pulls, the links decided by
+//! correlation, and the findings of a plan run.
+use rusqlite::{params, OptionalExtension};
+
+use super::{Result, Store};
+use crate::engine::{Finding, Link};
+
+/// The pull a plan uses for one source, and whether a later pull failed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PullState {
+    pub source: String,
+    pub last_ok_run: Option<i64>,
+    pub last_ok_at: Option<String>,
+    /// The error of the latest pull when it failed (the plan then uses an older snapshot).
+    pub latest_failed: Option<String>,
+}
+
+impl Store {
+    pub fn pull_state(&self, source: &str) -> Result<PullState> {
+        let last_ok: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT id, finished_at FROM runs WHERE kind = 'pull' AND source = ?1 AND status = 'ok' ORDER BY id DESC LIMIT 1",
+                [source],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let latest: Option<(String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT status, error FROM runs WHERE kind = 'pull' AND source = ?1 ORDER BY id DESC LIMIT 1",
+                [source],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let latest_failed = match latest {
+            Some((s, e)) if s == "failed" => Some(e.unwrap_or_default()),
+            _ => None,
+        };
+        Ok(PullState {
+            source: source.into(),
+            last_ok_run: last_ok.as_ref().map(|l| l.0),
+            last_ok_at: last_ok.map(|l| l.1),
+            latest_failed,
+        })
+    }
+
+    /// (bindings of `app` resolved by `idp`, of which unresolved).
+    pub fn binding_counts(&self, app: &str, idp: &str) -> Result<(i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(idp_group_id IS NULL), 0) FROM bindings WHERE app = ?1 AND idp = ?2",
+                params![app, idp],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Store a plan run's results in one transaction: the links of each planned app are replaced
+    /// by the ones correlation kept or made, and the findings are recorded under `run_id`.
+    pub fn write_plan(&mut self, run_id: i64, apps: &[String], findings: &[Finding], links: &[Link], group_links: &[Link]) -> Result<()> {
+        let path = self.path.clone();
+        let now = crate::time::now();
+        let err = |source| super::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            for (table, idp_col, sp_col, rows) in [
+                ("links", "idp_user_id", "sp_user_id", links),
+                ("group_links", "idp_group_id", "sp_group_id", group_links),
+            ] {
+                let mut keep_since = tx
+                    .prepare_cached(&format!(
+                        "SELECT linked_at FROM {table} WHERE app = ?1 AND {sp_col} = ?2 AND {idp_col} = ?3"
+                    ))
+                    .map_err(err)?;
+                let mut since = std::collections::HashMap::new();
+                for l in rows {
+                    if let Some(at) = keep_since
+                        .query_row(params![l.app, l.sp_id, l.idp_id], |r| r.get::<_, String>(0))
+                        .optional()
+                        .map_err(err)?
+                    {
+                        since.insert((l.app.clone(), l.sp_id.clone()), at);
+                    }
+                }
+                drop(keep_since);
+                let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE app = ?1")).map_err(err)?;
+                for app in apps {
+                    delete.execute([app]).map_err(err)?;
+                }
+                let mut insert = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO {table} (app, {idp_col}, {sp_col}, matched_by, linked_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+                    ))
+                    .map_err(err)?;
+                for l in rows {
+                    let at = since.get(&(l.app.clone(), l.sp_id.clone())).cloned().unwrap_or_else(|| now.clone());
+                    insert.execute(params![l.app, l.idp_id, l.sp_id, l.matched_by, at]).map_err(err)?;
+                }
+            }
+            let mut insert = tx
+                .prepare_cached("INSERT INTO findings (run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+                .map_err(err)?;
+            for f in findings {
+                insert
+                    .execute(params![
+                        run_id,
+                        f.app,
+                        f.kind,
+                        f.subject,
+                        f.detail,
+                        f.idp_id,
+                        f.sp_id,
+                        f.attribute,
+                        f.old_value,
+                        f.new_value
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        let counts = serde_json::json!({"findings": findings.len(), "links": links.len(), "group_links": group_links.len()}).to_string();
+        tx.execute(
+            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
+            params![run_id, crate::time::now(), counts],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+}
