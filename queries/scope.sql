@@ -6,6 +6,6 @@ SELECT DISTINCT a.app, u.uid
 FROM apps a
 JOIN bindings b ON b.app = a.app AND b.idp = a.idp_source
 JOIN groups g ON g.source = a.idp_source AND g.id = b.idp_group_id
-JOIN memberships m ON m.source = a.idp_source AND m.gid = g.gid
-JOIN users u ON u.source = a.idp_source AND u.uid = m.uid
+JOIN memberships m ON m.gid = g.gid
+JOIN users u ON u.uid = m.uid
 WHERE u.active

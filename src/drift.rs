@@ -102,7 +102,7 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyh
     }
 
     let run_id = store.start_run("plan", app.map(|a| format!("app.{a}")).as_deref())?;
-    let result: Result<DriftResult, _> = engine::drift(store.connection(), &inputs).await;
+    let result: Result<DriftResult, _> = engine::drift(store.path(), &inputs).await;
     let result = match result {
         Ok(r) => r,
         Err(e) => {
@@ -110,8 +110,7 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyh
             return Err(e.into());
         }
     };
-    let planned: Vec<String> = inputs.iter().map(|i| i.config.name.clone()).collect();
-    store.write_plan(run_id, &planned, &result.findings, &result.links, &result.group_links)?;
+    store.write_plan(run_id, &result)?;
     Ok(PlanOutcome {
         run_id,
         apps: infos,

@@ -16,6 +16,7 @@ pub mod config;
 pub mod drift;
 pub mod emulator;
 pub mod engine;
+pub mod gen;
 pub mod http;
 pub mod model;
 pub mod pull;

@@ -8,9 +8,8 @@
 WITH prior AS (
     SELECT l.app, l.matched_by, s.gid AS sp_gid, s.id AS sp_group_id, i.gid AS idp_gid, l.idp_group_id
     FROM prior_group_links l
-    JOIN apps a ON a.app = l.app
-    JOIN groups s ON s.source = a.app_source AND s.id = l.sp_group_id
-    LEFT JOIN groups i ON i.source = a.idp_source AND i.id = l.idp_group_id
+    JOIN groups s ON s.gid = l.sp_gid AND s.id = l.sp_group_id
+    LEFT JOIN groups i ON i.gid = l.idp_gid AND i.id = l.idp_group_id
 ),
 bound AS (
     SELECT DISTINCT a.app, g.gid, g.id, g.name_key

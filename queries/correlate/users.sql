@@ -3,20 +3,14 @@
 -- account is then orphaned, not unmanaged). Otherwise candidates are matched on the app's
 -- `match` keys (app_match, lowest rank first), trimmed and case-insensitive; only a match that
 -- is unique both ways becomes a link. Anything else is a conflict, never a guess.
+-- Reads `prior` (prior.sql: the stored links whose app account still exists).
 -- Output columns (the planner's contract):
 --   app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
 --   status: 'kept' | 'new' | 'idp_gone' (IdP user deleted) | 'conflict' (one row per candidate)
-WITH prior AS (
-    SELECT l.app, l.matched_by, s.uid AS sp_uid, s.id AS sp_user_id, i.uid AS idp_uid, l.idp_user_id
-    FROM prior_links l
-    JOIN apps a ON a.app = l.app
-    JOIN users s ON s.source = a.app_source AND s.id = l.sp_user_id
-    LEFT JOIN users i ON i.source = a.idp_source AND i.id = l.idp_user_id
-),
-idp_free AS (
+WITH idp_free AS (
     SELECT a.app, u.uid, u.id, u.external_id_key, u.user_name_key, u.email_key
     FROM apps a JOIN users u ON u.source = a.idp_source
-    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.app = a.app AND p.idp_user_id = u.id)
+    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.app = a.app AND p.idp_uid = u.uid)
 ),
 sp_free AS (
     SELECT a.app, u.uid, u.id, u.external_id_key, u.user_name_key, u.email_key

@@ -6,7 +6,7 @@ WITH nonempty AS (
     SELECT DISTINCT sc.app, m.gid
     FROM scope sc
     JOIN apps a ON a.app = sc.app
-    JOIN memberships m ON m.source = a.idp_source AND m.uid = sc.uid
+    JOIN memberships m ON m.uid = sc.uid
 )
 SELECT DISTINCT a.app, 'group.missing' AS kind, g.display_name AS subject, g.id AS idp_id, CAST(NULL AS VARCHAR) AS sp_id,
        'displayName' AS attribute, CAST(NULL AS VARCHAR) AS old_value, g.display_name AS new_value, CAST(NULL AS VARCHAR) AS detail

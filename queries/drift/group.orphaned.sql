@@ -7,5 +7,5 @@ SELECT gl.app, 'group.orphaned' AS kind, s.display_name AS subject, gl.idp_group
        CAST(NULL AS VARCHAR) AS attribute, CAST(NULL AS VARCHAR) AS old_value, CAST(NULL AS VARCHAR) AS new_value, 'deleted in the IdP' AS detail
 FROM group_links gl
 JOIN apps a ON a.app = gl.app
-JOIN groups s ON s.source = a.app_source AND s.gid = gl.sp_gid
+JOIN groups s ON s.gid = gl.sp_gid
 WHERE gl.status = 'idp_gone' AND a.manage_groups AND a.scope_complete

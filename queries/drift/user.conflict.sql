@@ -8,6 +8,6 @@ SELECT l.app, 'user.conflict' AS kind, i.user_name AS subject, i.id AS idp_id, s
        'several accounts match, or one account matches several IdP users' AS detail
 FROM links l
 JOIN apps a ON a.app = l.app
-JOIN users i ON i.source = a.idp_source AND i.uid = l.idp_uid
-JOIN users s ON s.source = a.app_source AND s.uid = l.sp_uid
+JOIN users i ON i.uid = l.idp_uid
+JOIN users s ON s.uid = l.sp_uid
 WHERE l.status = 'conflict'

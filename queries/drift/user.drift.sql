@@ -2,26 +2,8 @@
 -- One row per attribute: attribute = SCIM attribute name, old_value = the app's value,
 -- new_value = the IdP's. Only attributes the app manages (app_attributes) are compared, and
 -- only where the IdP has a value (an attribute the IdP leaves empty is not cleared in the app).
--- Corrective operation: PATCH /Users/{id} replace.
+-- Reads `pairs` (pairs.sql). Corrective operation: PATCH /Users/{id} replace.
 -- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
-WITH pairs AS (
-    SELECT l.app, i.user_name AS subject, i.id AS idp_id, s.id AS sp_id,
-           i.user_name AS i_user_name, s.user_name AS s_user_name,
-           i.external_id AS i_external_id, s.external_id AS s_external_id,
-           i.given_name AS i_given_name, s.given_name AS s_given_name,
-           i.family_name AS i_family_name, s.family_name AS s_family_name,
-           i.display_name AS i_display_name, s.display_name AS s_display_name,
-           i.email AS i_email, s.email AS s_email,
-           i.title AS i_title, s.title AS s_title,
-           i.phone AS i_phone, s.phone AS s_phone,
-           i.timezone AS i_timezone, s.timezone AS s_timezone
-    FROM links l
-    JOIN scope sc ON sc.app = l.app AND sc.uid = l.idp_uid
-    JOIN apps a ON a.app = l.app
-    JOIN users i ON i.source = a.idp_source AND i.uid = l.idp_uid
-    JOIN users s ON s.source = a.app_source AND s.uid = l.sp_uid
-    WHERE l.status IN ('kept', 'new')
-)
 SELECT p.app, 'user.drift' AS kind, p.subject, p.idp_id, p.sp_id, 'userName' AS attribute, p.s_user_name AS old_value, p.i_user_name AS new_value, CAST(NULL AS VARCHAR) AS detail
 FROM pairs p JOIN app_attributes aa ON aa.app = p.app AND aa.attribute = 'userName'
 WHERE p.i_user_name IS NOT NULL AND (p.s_user_name IS NULL OR p.s_user_name <> p.i_user_name)

@@ -6,5 +6,5 @@ SELECT sc.app, 'user.missing' AS kind, i.user_name AS subject, i.id AS idp_id, C
        CAST(NULL AS VARCHAR) AS attribute, CAST(NULL AS VARCHAR) AS old_value, CAST(NULL AS VARCHAR) AS new_value, CAST(NULL AS VARCHAR) AS detail
 FROM scope sc
 JOIN apps a ON a.app = sc.app
-JOIN users i ON i.source = a.idp_source AND i.uid = sc.uid
+JOIN users i ON i.uid = sc.uid
 WHERE NOT EXISTS (SELECT 1 FROM links l WHERE l.app = sc.app AND l.idp_uid = sc.uid)

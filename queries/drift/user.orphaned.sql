@@ -12,8 +12,8 @@ SELECT l.app, 'user.orphaned' AS kind, s.user_name AS subject, l.idp_user_id AS 
             ELSE 'in no bound group' END AS detail
 FROM links l
 JOIN apps a ON a.app = l.app
-JOIN users s ON s.source = a.app_source AND s.uid = l.sp_uid
-LEFT JOIN users i ON i.source = a.idp_source AND i.uid = l.idp_uid
+JOIN users s ON s.uid = l.sp_uid
+LEFT JOIN users i ON i.uid = l.idp_uid
 WHERE l.status IN ('kept', 'new', 'idp_gone')
   AND (s.active OR a.on_unassign = 'delete')
   AND a.on_unassign <> 'ignore'

@@ -1,7 +1,8 @@
 -- user.role_mismatch: the role the IdP gives (the app's `roles` mapping: role → IdP group;
 -- a member of several role groups gets the highest, app_roles.rank 1 first) differs from the
 -- role the app holds (case-insensitive). Users in no role group get the app's default role
--- and are not reported. Corrective operation: the role change as the profile conveys roles.
+-- and are not reported. Reads `pairs`. Corrective operation: the role change as the profile
+-- conveys roles.
 -- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
 WITH role_members AS (
     SELECT sc.app, sc.uid, r.role, r.rank
@@ -9,18 +10,15 @@ WITH role_members AS (
     JOIN apps a ON a.app = sc.app
     JOIN app_roles r ON r.app = sc.app
     JOIN groups g ON g.source = a.idp_source AND g.display_name = r.group_name
-    JOIN memberships m ON m.source = a.idp_source AND m.gid = g.gid AND m.uid = sc.uid
+    JOIN memberships m ON m.gid = g.gid AND m.uid = sc.uid
 ),
 best AS (SELECT app, uid, MIN(rank) AS rank FROM role_members GROUP BY app, uid),
 desired AS (
     SELECT DISTINCT rm.app, rm.uid, rm.role
     FROM role_members rm JOIN best b ON b.app = rm.app AND b.uid = rm.uid AND b.rank = rm.rank
 )
-SELECT d.app, 'user.role_mismatch' AS kind, i.user_name AS subject, i.id AS idp_id, s.id AS sp_id,
-       'role' AS attribute, s.role AS old_value, d.role AS new_value, CAST(NULL AS VARCHAR) AS detail
+SELECT d.app, 'user.role_mismatch' AS kind, p.subject, p.idp_id, p.sp_id,
+       'role' AS attribute, p.s_role AS old_value, d.role AS new_value, CAST(NULL AS VARCHAR) AS detail
 FROM desired d
-JOIN links l ON l.app = d.app AND l.idp_uid = d.uid AND l.status IN ('kept', 'new')
-JOIN apps a ON a.app = d.app
-JOIN users i ON i.source = a.idp_source AND i.uid = d.uid
-JOIN users s ON s.source = a.app_source AND s.uid = l.sp_uid
-WHERE s.role IS NULL OR lower(s.role) <> lower(d.role)
+JOIN pairs p ON p.app = d.app AND p.idp_uid = d.uid
+WHERE p.s_role IS NULL OR lower(p.s_role) <> lower(d.role)

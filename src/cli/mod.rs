@@ -56,6 +56,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Self-contained run on an embedded sample company and four app emulators.
     Demo(demo::DemoArgs),
+    /// Synthetic IdP and app with controlled drift, written into a store, for benchmarks.
+    Gen(GenArgs),
     /// Write a synthetic directory in the `file` IdP format (benchmarks, experiments).
     #[command(hide = true)]
     GenFile(GenFileArgs),
@@ -64,6 +66,27 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenArgs {
+    /// IdP users.
+    #[arg(long)]
+    users: usize,
+    /// IdP groups (the app is bound to 49 in 50 of them).
+    #[arg(long, default_value_t = 1000)]
+    groups: usize,
+    /// IdP memberships (default: 5 per user).
+    #[arg(long)]
+    memberships: Option<usize>,
+    /// Fraction of objects given each kind of drift.
+    #[arg(long, default_value_t = 0.01)]
+    drift: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the store and its config (replaced).
+    #[arg(long, default_value = "scimsync-gen")]
+    dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,6 +170,30 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(&globals, args),
         Command::Plan(args) => runtime()?.block_on(plan::run(&globals, args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&globals, args)),
+        Command::Gen(a) => {
+            let spec = crate::gen::GenSpec {
+                users: a.users,
+                groups: a.groups,
+                memberships: a.memberships.unwrap_or(a.users * 5),
+                drift: a.drift,
+                seed: a.seed,
+            };
+            let t = std::time::Instant::now();
+            let (store, timings) = crate::gen::write(&spec, &a.dir)?;
+            for (source, c, secs) in timings {
+                println!(
+                    "{source}: {} users, {} groups, {} memberships written in {secs:.2}s",
+                    c.users, c.groups, c.memberships
+                );
+            }
+            println!(
+                "store {} ready in {:.1}s; plan it with: scimsync --config {} plan",
+                store.display(),
+                t.elapsed().as_secs_f64(),
+                a.dir.join("scimsync.toml").display()
+            );
+            Ok(Outcome::Ok)
+        }
         Command::GenFile(a) => {
             let company = crate::sample::Company::generate(a.users, a.groups, a.seed);
             std::fs::write(&a.out, company.to_file_json(a.members_per_group, a.seed))?;

@@ -5,6 +5,7 @@
 pub mod scan;
 pub mod tables;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +13,6 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use rusqlite::Connection;
 
 pub use tables::AppInput;
 
@@ -34,6 +34,9 @@ pub const DRIFT_QUERIES: &[(&str, &str)] = &[
 pub const CORRELATE_USERS: &str = include_str!("../../queries/correlate/users.sql");
 pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.sql");
 pub const SCOPE: &str = include_str!("../../queries/scope.sql");
+pub const PAIRS: &str = include_str!("../../queries/pairs.sql");
+pub const PRIOR: &str = include_str!("../../queries/correlate/prior.sql");
+pub const DROPPED: &str = include_str!("../../queries/correlate/dropped.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -67,13 +70,19 @@ pub struct Link {
     pub idp_id: String,
     pub sp_id: String,
     pub matched_by: String,
+    /// The integer keys (`users.uid` / `groups.gid`) of each side at link time.
+    pub idp_key: Option<i64>,
+    pub sp_key: Option<i64>,
 }
 
 #[derive(Debug, Default)]
 pub struct DriftResult {
     pub findings: Vec<Finding>,
+    /// Links made by this plan (stored links that still hold are not repeated).
     pub links: Vec<Link>,
     pub group_links: Vec<Link>,
+    /// Stored links whose app side is gone: (app, "user" | "group", app id).
+    pub dropped: Vec<(String, String, String)>,
     /// Seconds per stage: scan, correlate, each query.
     pub timings: Vec<(String, f64)>,
 }
@@ -118,6 +127,22 @@ async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<Reco
         query: name.to_string(),
         source,
     };
+    // SCIMSYNC_EXPLAIN=<part of a query name> prints that query's EXPLAIN ANALYZE (profiling).
+    if std::env::var("SCIMSYNC_EXPLAIN").is_ok_and(|w| !w.is_empty() && name.contains(&w)) {
+        let plan = ctx
+            .sql(&format!("EXPLAIN ANALYZE {sql}"))
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
+        eprintln!(
+            "== {name}\n{}",
+            arrow::util::pretty::pretty_format_batches(&plan)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        );
+    }
     let df = ctx.sql(sql).await.map_err(err)?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let mut batches = df.collect().await.map_err(err)?;
@@ -169,28 +194,37 @@ fn findings_of(b: &RecordBatch) -> Vec<Finding> {
         .collect()
 }
 
-fn links_of(batches: &[RecordBatch], idp: &str, sp: &str, keep: &[&str]) -> Vec<Link> {
+fn ints(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+    let col = b.column_by_name(name).unwrap_or_else(|| panic!("query output lacks column {name}"));
+    let col = arrow::compute::cast(col, &DataType::Int64).expect("integer column");
+    let arr = col.as_primitive::<arrow::datatypes::Int64Type>();
+    (0..arr.len()).map(|i| (!arr.is_null(i)).then(|| arr.value(i))).collect()
+}
+
+/// The links to store from a correlation output: ids in `idp`/`sp`, keys in `idp_key`/`sp_key`.
+fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep: &[&str]) -> Vec<Link> {
     let mut out = Vec::new();
     for b in batches {
-        let (app, idp_id, sp_id, by, status) = (
-            strings(b, "app"),
-            strings(b, idp),
-            strings(b, sp),
-            strings(b, "matched_by"),
-            strings(b, "status"),
-        );
-        for i in 0..b.num_rows() {
-            if keep.contains(&status[i].as_deref().unwrap_or_default()) {
-                if let (Some(app), Some(idp_id), Some(sp_id), Some(by)) =
-                    (app[i].clone(), idp_id[i].clone(), sp_id[i].clone(), by[i].clone())
-                {
-                    out.push(Link {
-                        app,
-                        idp_id,
-                        sp_id,
-                        matched_by: by,
-                    });
-                }
+        let rows = strings(b, "app")
+            .into_iter()
+            .zip(strings(b, idp))
+            .zip(strings(b, sp))
+            .zip(strings(b, "matched_by"))
+            .zip(strings(b, "status"))
+            .zip(ints(b, idp_key).into_iter().zip(ints(b, sp_key)));
+        for (((((app, idp_id), sp_id), by), status), (idp_key, sp_key)) in rows {
+            if !keep.contains(&status.as_deref().unwrap_or_default()) {
+                continue;
+            }
+            if let (Some(app), Some(idp_id), Some(sp_id), Some(matched_by)) = (app, idp_id, sp_id, by) {
+                out.push(Link {
+                    app,
+                    idp_id,
+                    sp_id,
+                    matched_by,
+                    idp_key,
+                    sp_key,
+                });
             }
         }
     }
@@ -198,13 +232,16 @@ fn links_of(batches: &[RecordBatch], idp: &str, sp: &str, keep: &[&str]) -> Vec<
     out
 }
 
-/// Load the store's current state and run correlation, scope and every drift query for `apps`.
-pub async fn drift(conn: &Connection, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
+/// Load the store's current state (two scans at a time, each on its own read-only connection
+/// to `store_path`) and run correlation, scope and every drift query for `apps`.
+pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
     let mut result = DriftResult::default();
     let ctx = session();
     let t = Instant::now();
-    for table in scan::drift_tables() {
-        let batches = scan::scan(conn, &table)?;
+    let tables = scan::drift_tables();
+    let path = store_path.to_path_buf();
+    let scanned = tokio::task::block_in_place(|| scan::scan_all(&path, &tables, 2))?;
+    for (table, batches) in tables.iter().zip(scanned) {
         register(&ctx, table.name, batches)?;
     }
     register(&ctx, "apps", vec![tables::apps(apps)])?;
@@ -214,14 +251,22 @@ pub async fn drift(conn: &Connection, apps: &[AppInput<'_>]) -> Result<DriftResu
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
+    let prior = collect(&ctx, "correlate/prior", PRIOR).await?;
+    register(&ctx, "prior", prior)?;
+    for b in collect(&ctx, "correlate/dropped", DROPPED).await? {
+        let rows = strings(&b, "app").into_iter().zip(strings(&b, "kind")).zip(strings(&b, "sp_id"));
+        result.dropped.extend(rows.filter_map(|((a, k), id)| Some((a?, k?, id?))));
+    }
     let links = collect(&ctx, "correlate/users", CORRELATE_USERS).await?;
-    result.links = links_of(&links, "idp_user_id", "sp_user_id", &["kept", "new", "idp_gone"]);
+    result.links = links_of(&links, ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"], &["new"]);
     register(&ctx, "links", links)?;
     let group_links = collect(&ctx, "correlate/groups", CORRELATE_GROUPS).await?;
-    result.group_links = links_of(&group_links, "idp_group_id", "sp_group_id", &["kept", "takeover", "idp_gone"]);
+    result.group_links = links_of(&group_links, ["idp_group_id", "sp_group_id", "idp_gid", "sp_gid"], &["takeover"]);
     register(&ctx, "group_links", group_links)?;
     let scope = collect(&ctx, "scope", SCOPE).await?;
     register(&ctx, "scope", scope)?;
+    let pairs = collect(&ctx, "pairs", PAIRS).await?;
+    register(&ctx, "pairs", pairs)?;
     result.timings.push(("correlate".into(), t.elapsed().as_secs_f64()));
 
     for (kind, sql) in DRIFT_QUERIES {
@@ -252,9 +297,11 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
         vec![RecordBatch::new_empty(tables::app_attributes(&[]).schema())],
     )?;
     let mut views: Vec<(String, &str)> = vec![
+        ("prior".into(), PRIOR),
         ("links".into(), CORRELATE_USERS),
         ("group_links".into(), CORRELATE_GROUPS),
         ("scope".into(), SCOPE),
+        ("pairs".into(), PAIRS),
     ];
     views.extend(
         DRIFT_QUERIES

@@ -96,6 +96,55 @@ pub enum ScanError {
     },
 }
 
+/// Scan every table, `threads` at a time, each on its own read-only connection to `path`.
+pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) -> Result<Vec<Vec<RecordBatch>>, ScanError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<Vec<RecordBatch>, ScanError>>>> =
+        tables.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1).min(tables.len()) {
+            s.spawn(|| {
+                let conn = match Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                ) {
+                    Ok(c) => c,
+                    Err(source) => {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if i < tables.len() {
+                            *results[i].lock().expect("not poisoned") = Some(Err(ScanError::Sqlite {
+                                table: tables[i].name,
+                                source,
+                            }));
+                        }
+                        return;
+                    }
+                };
+                let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= tables.len() {
+                        break;
+                    }
+                    *results[i].lock().expect("not poisoned") = Some(scan(&conn, &tables[i]));
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .zip(tables)
+        .map(|(r, t)| {
+            r.into_inner().expect("not poisoned").unwrap_or_else(|| {
+                Err(ScanError::Sqlite {
+                    table: t.name,
+                    source: rusqlite::Error::InvalidQuery,
+                })
+            })
+        })
+        .collect()
+}
+
 /// Run the scan's SQL and convert every row.
 pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanError> {
     let sqlite = |source| ScanError::Sqlite { table: t.name, source };
@@ -173,7 +222,8 @@ pub fn drift_tables() -> Vec<TableScan> {
             sql: "SELECT source, gid, id, display_name, display_name, external_id FROM groups".into(),
             columns: vec![("source", Text), ("gid", Int), ("id", Text), ("display_name", Text), ("name_key", Key), ("external_id", Text)],
         },
-        TableScan { name: "memberships", sql: "SELECT source, gid, uid FROM memberships".into(), columns: vec![("source", Text), ("gid", Int), ("uid", Int)] },
+        // gid and uid are unique across sources, so memberships need no source column.
+        TableScan { name: "memberships", sql: "SELECT gid, uid FROM memberships".into(), columns: vec![("gid", Int), ("uid", Int)] },
         TableScan {
             name: "bindings",
             sql: "SELECT app, idp, group_name, idp_group_id FROM bindings".into(),
@@ -181,13 +231,13 @@ pub fn drift_tables() -> Vec<TableScan> {
         },
         TableScan {
             name: "prior_links",
-            sql: "SELECT app, idp_user_id, sp_user_id, matched_by FROM links".into(),
-            columns: vec![("app", Text), ("idp_user_id", Text), ("sp_user_id", Text), ("matched_by", Text)],
+            sql: "SELECT app, idp_user_id, sp_user_id, matched_by, idp_uid, sp_uid FROM links".into(),
+            columns: vec![("app", Text), ("idp_user_id", Text), ("sp_user_id", Text), ("matched_by", Text), ("idp_uid", Int), ("sp_uid", Int)],
         },
         TableScan {
             name: "prior_group_links",
-            sql: "SELECT app, idp_group_id, sp_group_id, matched_by FROM group_links".into(),
-            columns: vec![("app", Text), ("idp_group_id", Text), ("sp_group_id", Text), ("matched_by", Text)],
+            sql: "SELECT app, idp_group_id, sp_group_id, matched_by, idp_gid, sp_gid FROM group_links".into(),
+            columns: vec![("app", Text), ("idp_group_id", Text), ("sp_group_id", Text), ("matched_by", Text), ("idp_gid", Int), ("sp_gid", Int)],
         },
     ]
 }

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store};
-use crate::engine::{Finding, Link};
+use crate::engine::DriftResult;
 
 /// The pull a plan uses for one source, and whether a later pull failed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -58,9 +58,9 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Store a plan run's results in one transaction: the links of each planned app are replaced
-    /// by the ones correlation kept or made, and the findings are recorded under `run_id`.
-    pub fn write_plan(&mut self, run_id: i64, apps: &[String], findings: &[Finding], links: &[Link], group_links: &[Link]) -> Result<()> {
+    /// Store a plan run's results in one transaction: links whose app side is gone are dropped,
+    /// the links correlation made are added, and the findings are recorded under `run_id`.
+    pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {
         let path = self.path.clone();
         let now = crate::time::now();
         let err = |source| super::StoreError::Sqlite {
@@ -69,44 +69,47 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         {
-            for (table, idp_col, sp_col, rows) in [
-                ("links", "idp_user_id", "sp_user_id", links),
-                ("group_links", "idp_group_id", "sp_group_id", group_links),
+            let mut drop_user = tx
+                .prepare_cached("DELETE FROM links WHERE app = ?1 AND sp_user_id = ?2")
+                .map_err(err)?;
+            let mut drop_group = tx
+                .prepare_cached("DELETE FROM group_links WHERE app = ?1 AND sp_group_id = ?2")
+                .map_err(err)?;
+            for (app, kind, sp_id) in &result.dropped {
+                if kind == "group" {
+                    drop_group.execute(params![app, sp_id])
+                } else {
+                    drop_user.execute(params![app, sp_id])
+                }
+                .map_err(err)?;
+            }
+            for (table, cols, rows) in [
+                (
+                    "links",
+                    "app, idp_user_id, sp_user_id, matched_by, linked_at, idp_uid, sp_uid",
+                    &result.links,
+                ),
+                (
+                    "group_links",
+                    "app, idp_group_id, sp_group_id, matched_by, linked_at, idp_gid, sp_gid",
+                    &result.group_links,
+                ),
             ] {
-                let mut keep_since = tx
-                    .prepare_cached(&format!(
-                        "SELECT linked_at FROM {table} WHERE app = ?1 AND {sp_col} = ?2 AND {idp_col} = ?3"
-                    ))
-                    .map_err(err)?;
-                let mut since = std::collections::HashMap::new();
-                for l in rows {
-                    if let Some(at) = keep_since
-                        .query_row(params![l.app, l.sp_id, l.idp_id], |r| r.get::<_, String>(0))
-                        .optional()
-                        .map_err(err)?
-                    {
-                        since.insert((l.app.clone(), l.sp_id.clone()), at);
-                    }
-                }
-                drop(keep_since);
-                let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE app = ?1")).map_err(err)?;
-                for app in apps {
-                    delete.execute([app]).map_err(err)?;
-                }
                 let mut insert = tx
                     .prepare_cached(&format!(
-                        "INSERT INTO {table} (app, {idp_col}, {sp_col}, matched_by, linked_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+                        "INSERT OR REPLACE INTO {table} ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                     ))
                     .map_err(err)?;
-                for l in rows {
-                    let at = since.get(&(l.app.clone(), l.sp_id.clone())).cloned().unwrap_or_else(|| now.clone());
-                    insert.execute(params![l.app, l.idp_id, l.sp_id, l.matched_by, at]).map_err(err)?;
+                for l in rows.iter() {
+                    insert
+                        .execute(params![l.app, l.idp_id, l.sp_id, l.matched_by, now, l.idp_key, l.sp_key])
+                        .map_err(err)?;
                 }
             }
             let mut insert = tx
                 .prepare_cached("INSERT INTO findings (run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
                 .map_err(err)?;
-            for f in findings {
+            for f in &result.findings {
                 insert
                     .execute(params![
                         run_id,
@@ -123,7 +126,7 @@ impl Store {
                     .map_err(err)?;
             }
         }
-        let counts = serde_json::json!({"findings": findings.len(), "links": links.len(), "group_links": group_links.len()}).to_string();
+        let counts = serde_json::json!({"findings": result.findings.len(), "new_links": result.links.len(), "new_group_links": result.group_links.len(), "dropped_links": result.dropped.len()}).to_string();
         tx.execute(
             "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
             params![run_id, crate::time::now(), counts],

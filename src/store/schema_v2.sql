@@ -8,6 +8,8 @@ CREATE TABLE links (
     sp_user_id  TEXT NOT NULL,
     matched_by  TEXT NOT NULL,   -- 'externalId' | 'userName' | 'email' | 'created'
     linked_at   TEXT NOT NULL,
+    idp_uid     INTEGER,         -- internal: users.uid of each side when linked (checked
+    sp_uid      INTEGER,         -- against the ids before use)
     PRIMARY KEY (app, sp_user_id)
 );
 
@@ -17,6 +19,8 @@ CREATE TABLE group_links (
     sp_group_id  TEXT NOT NULL,
     matched_by   TEXT NOT NULL,  -- 'name' (taken over) | 'created'
     linked_at    TEXT NOT NULL,
+    idp_gid      INTEGER,
+    sp_gid       INTEGER,
     PRIMARY KEY (app, sp_group_id)
 );
 

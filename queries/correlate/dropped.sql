@@ -1,0 +1,9 @@
+-- Stored links to drop: their app account (or app group) no longer exists.
+-- Output columns: app, kind ('user' | 'group'), sp_id
+SELECT l.app, 'user' AS kind, l.sp_user_id AS sp_id
+FROM prior_links l
+WHERE NOT EXISTS (SELECT 1 FROM users s WHERE s.uid = l.sp_uid AND s.id = l.sp_user_id)
+UNION ALL
+SELECT l.app, 'group' AS kind, l.sp_group_id AS sp_id
+FROM prior_group_links l
+WHERE NOT EXISTS (SELECT 1 FROM groups s WHERE s.gid = l.sp_gid AND s.id = l.sp_group_id)

@@ -1,0 +1,219 @@
+//! `scimsync gen`: a synthetic IdP and one app with controlled drift, written straight into a
+//! store through the same snapshot path as a pull, plus a config so `plan` runs on it. Every
+//! finding kind appears at about `drift` × the relevant population. Deterministic per `seed`.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::model::{Binding, Group, Membership, Snapshot, User};
+use crate::sample::SplitMix;
+use crate::store::{SnapshotCounts, SourceInfo, Store};
+
+#[derive(Debug, Clone)]
+pub struct GenSpec {
+    pub users: usize,
+    pub groups: usize,
+    pub memberships: usize,
+    /// Fraction of objects given each kind of drift (0.0–0.5).
+    pub drift: f64,
+    pub seed: u64,
+}
+
+pub struct Generated {
+    pub idp: Snapshot,
+    pub app: Snapshot,
+    /// Names of the IdP groups bound to the app (every group but one in 50).
+    pub bound: Vec<String>,
+}
+
+fn user(id: String, i: usize, active: bool, title: &str) -> User {
+    let email = format!("user{i}@example.com");
+    User {
+        raw: format!(r#"{{"id":"{id}","userName":"{email}","externalId":"E{i}","active":{active},"title":"{title}"}}"#),
+        id,
+        user_name: Some(email.clone()),
+        external_id: Some(format!("E{i}")),
+        given_name: Some(format!("Given{}", i % 997)),
+        family_name: Some(format!("Family{}", i % 1009)),
+        formatted: None,
+        display_name: Some(format!("User {i}")),
+        email: Some(email),
+        active,
+        title: Some(title.to_string()),
+        phone: None,
+        timezone: Some("Europe/Paris".into()),
+        role: None,
+        status_raw: None,
+    }
+}
+
+pub fn generate(spec: &GenSpec) -> Generated {
+    let mut rng = SplitMix::new(spec.seed);
+    let per_mille = (spec.drift.clamp(0.0, 0.5) * 1000.0) as u64;
+    let hit = |rng: &mut SplitMix| rng.below(1000) < per_mille;
+    let mut idp = Snapshot::default();
+    let mut app = Snapshot::default();
+    let groups = spec.groups.max(1);
+
+    // Users: ~3% inactive in the IdP; the app has every user except the missing ones.
+    let mut app_id_of: Vec<Option<String>> = Vec::with_capacity(spec.users);
+    for i in 0..spec.users {
+        let active = rng.below(100) >= 3;
+        idp.users.push(user(format!("u{i}"), i, active, "Engineer"));
+        let missing = active && hit(&mut rng);
+        let deprovisioned = !active && rng.below(2) == 0;
+        if missing || deprovisioned {
+            app_id_of.push(None);
+            continue;
+        }
+        let title = if hit(&mut rng) { "Changed By Hand" } else { "Engineer" };
+        let app_active = if active && hit(&mut rng) { false } else { true };
+        let id = format!("a{i}");
+        app.users.push(user(id.clone(), i, app_active, title));
+        app_id_of.push(Some(id));
+    }
+    let unmanaged = (spec.users as f64 * spec.drift) as usize;
+    for k in 0..unmanaged {
+        app.users.push(user(format!("x{k}"), spec.users + k, true, "Contractor"));
+    }
+
+    // Groups: the app has each bound group, except a few missing and a few renamed.
+    let mut app_gid: Vec<Option<String>> = Vec::with_capacity(groups);
+    let mut bound = Vec::new();
+    for g in 0..groups {
+        let name = format!("Group {g:06}");
+        idp.groups.push(Group {
+            id: format!("g{g}"),
+            display_name: name.clone(),
+            external_id: None,
+            raw: format!(r#"{{"id":"g{g}","displayName":"{name}"}}"#),
+        });
+        if g % 50 != 49 {
+            bound.push(name.clone());
+        }
+        if hit(&mut rng) {
+            app_gid.push(None);
+            continue;
+        }
+        let app_name = if hit(&mut rng) { format!("{name} (old)") } else { name };
+        let id = format!("ag{g}");
+        app.groups.push(Group {
+            id: id.clone(),
+            raw: format!(r#"{{"id":"{id}","displayName":"{app_name}"}}"#),
+            display_name: app_name,
+            external_id: None,
+        });
+        app_gid.push(Some(id));
+    }
+
+    // Memberships: each user in memberships/users groups on average; the app mirrors them,
+    // with a few removed and a few extra.
+    let mut out = String::new();
+    for _ in 0..spec.memberships {
+        let u = rng.below(spec.users.max(1) as u64) as usize;
+        let g = rng.below(groups as u64) as usize;
+        out.clear();
+        let _ = write!(out, "g{g}");
+        idp.memberships.push(Membership {
+            group_id: out.clone(),
+            user_id: format!("u{u}"),
+        });
+        if let (Some(ag), Some(au)) = (&app_gid[g], &app_id_of[u]) {
+            if !hit(&mut rng) {
+                app.memberships.push(Membership {
+                    group_id: ag.clone(),
+                    user_id: au.clone(),
+                });
+            }
+            if hit(&mut rng) {
+                let other = &app_id_of[rng.below(spec.users as u64) as usize];
+                if let Some(o) = other {
+                    app.memberships.push(Membership {
+                        group_id: ag.clone(),
+                        user_id: o.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Generated { idp, app, bound }
+}
+
+/// Write a generated directory into a fresh store at `dir/scimsync.db` with `dir/scimsync.toml`.
+pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, Vec<(String, SnapshotCounts, f64)>)> {
+    std::fs::create_dir_all(dir)?;
+    let store_path = dir.join("scimsync.db");
+    for f in ["scimsync.db", "scimsync.db-wal", "scimsync.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let mut g = generate(spec);
+    g.idp.bindings = g
+        .bound
+        .iter()
+        .map(|n| Binding {
+            app: "bench".into(),
+            group_name: n.clone(),
+            idp_group_id: Some(format!("g{}", n.trim_start_matches("Group ").parse::<usize>().unwrap_or(0))),
+        })
+        .collect();
+    let mut config = String::from("# Written by `scimsync gen`: a synthetic directory for benchmarks (the URLs are placeholders).\nstore = \"scimsync.db\"\n\n[idp.corp]\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:9/idp\"\n\n[app.bench]\nidp = \"corp\"\nbase_url = \"http://127.0.0.1:9/app\"\ngroups = [\n");
+    for n in &g.bound {
+        let _ = writeln!(config, "  \"{n}\",");
+    }
+    config.push_str("]\n");
+    std::fs::write(dir.join("scimsync.toml"), config)?;
+
+    let mut store = Store::open(&store_path)?;
+    let mut timings = Vec::new();
+    for (info, snap) in [
+        (
+            SourceInfo {
+                name: "idp.corp".into(),
+                role: "idp",
+                kind: "scim".into(),
+                profile: None,
+                base_url: None,
+            },
+            &g.idp,
+        ),
+        (
+            SourceInfo {
+                name: "app.bench".into(),
+                role: "app",
+                kind: "scim".into(),
+                profile: Some("generic".into()),
+                base_url: None,
+            },
+            &g.app,
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        let run = store.start_run("pull", Some(&info.name))?;
+        let counts = store.write_snapshot(&info, run, snap)?;
+        timings.push((info.name.clone(), counts, t.elapsed().as_secs_f64()));
+    }
+    Ok((store_path, timings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_deterministic_and_drifts() {
+        let spec = GenSpec {
+            users: 2000,
+            groups: 100,
+            memberships: 8000,
+            drift: 0.05,
+            seed: 3,
+        };
+        let a = generate(&spec);
+        let b = generate(&spec);
+        assert_eq!(a.app.users.len(), b.app.users.len());
+        assert_eq!(a.idp.memberships, b.idp.memberships);
+        assert_eq!(a.idp.users.len(), 2000);
+        assert!(a.app.users.len() < 2000 + 100 && a.app.users.len() > 1800);
+        assert!(a.app.users.iter().any(|u| u.title.as_deref() == Some("Changed By Hand")));
+        assert!(a.app.groups.iter().any(|g| g.display_name.ends_with("(old)")));
+    }
+}
