@@ -66,7 +66,7 @@ pub fn generate(spec: &GenSpec) -> Generated {
             continue;
         }
         let title = if hit(&mut rng) { "Changed By Hand" } else { "Engineer" };
-        let app_active = if active && hit(&mut rng) { false } else { true };
+        let app_active = !(active && hit(&mut rng));
         let id = format!("a{i}");
         app.users.push(user(id.clone(), i, app_active, title));
         app_id_of.push(Some(id));
@@ -139,7 +139,10 @@ pub fn generate(spec: &GenSpec) -> Generated {
 }
 
 /// Write a generated directory into a fresh store at `dir/scimsync.db` with `dir/scimsync.toml`.
-pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, Vec<(String, SnapshotCounts, f64)>)> {
+/// Per source: its name, what was written, and the seconds it took.
+pub type WriteTimings = Vec<(String, SnapshotCounts, f64)>;
+
+pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, WriteTimings)> {
     std::fs::create_dir_all(dir)?;
     let store_path = dir.join("scimsync.db");
     for f in ["scimsync.db", "scimsync.db-wal", "scimsync.db-shm"] {

@@ -238,11 +238,27 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     let mut result = DriftResult::default();
     let ctx = session();
     let t = Instant::now();
-    let tables = scan::drift_tables();
     let path = store_path.to_path_buf();
-    let scanned = tokio::task::block_in_place(|| scan::scan_all(&path, &tables, 2))?;
-    for (table, batches) in tables.iter().zip(scanned) {
-        register(&ctx, table.name, batches)?;
+    let scanned = tokio::task::block_in_place(|| -> Result<_, EngineError> {
+        let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| scan::ScanError::Sqlite { table: "users", source })?;
+        let max_uid: i64 = conn
+            .query_row("SELECT COALESCE(MAX(uid), 0) FROM users", [], |r| r.get(0))
+            .map_err(|source| scan::ScanError::Sqlite { table: "users", source })?;
+        let tables = scan::drift_tables(max_uid);
+        let batches = scan::scan_all(&path, &tables, 2)?;
+        Ok(tables.into_iter().map(|t| t.name).zip(batches).collect::<Vec<_>>())
+    })?;
+    // Scans of one table (the halves of users) become one table.
+    let mut by_name: Vec<(&str, Vec<RecordBatch>)> = Vec::new();
+    for (name, batches) in scanned {
+        match by_name.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, all)) => all.extend(batches.into_iter().filter(|b| b.num_rows() > 0)),
+            None => by_name.push((name, batches)),
+        }
+    }
+    for (name, batches) in by_name {
+        register(&ctx, name, batches)?;
     }
     register(&ctx, "apps", vec![tables::apps(apps)])?;
     register(&ctx, "app_match", vec![tables::app_match(apps)])?;
@@ -285,7 +301,8 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
 /// `drift_user_missing`, …). The `.slt` tests seed rows with INSERT and query the views.
 pub async fn views_session() -> Result<SessionContext, EngineError> {
     let ctx = session();
-    for table in scan::drift_tables() {
+    let mut seen = std::collections::HashSet::new();
+    for table in scan::drift_tables(0).into_iter().filter(|t| seen.insert(t.name)) {
         register(&ctx, table.name, vec![RecordBatch::new_empty(table.schema())])?;
     }
     register(&ctx, "apps", vec![RecordBatch::new_empty(tables::apps(&[]).schema())])?;

@@ -47,14 +47,20 @@ impl TableScan {
 }
 
 pub fn normalise_key(s: &str) -> Option<String> {
+    let mut buf = String::new();
+    normalise_key_into(s, &mut buf).then_some(buf)
+}
+
+/// Trim and lower-case `s` into `buf` (reused across rows); false when nothing is left.
+pub fn normalise_key_into(s: &str, buf: &mut String) -> bool {
+    buf.clear();
     let t = s.trim();
-    if t.is_empty() {
-        None
-    } else if t.is_ascii() {
-        Some(t.to_ascii_lowercase())
+    if t.is_ascii() {
+        buf.extend(t.bytes().map(|b| b.to_ascii_lowercase() as char));
     } else {
-        Some(t.to_lowercase())
+        buf.extend(t.chars().flat_map(char::to_lowercase));
     }
+    !buf.is_empty()
 }
 
 enum Builder {
@@ -99,8 +105,8 @@ pub enum ScanError {
 /// Scan every table, `threads` at a time, each on its own read-only connection to `path`.
 pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) -> Result<Vec<Vec<RecordBatch>>, ScanError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<Vec<RecordBatch>, ScanError>>>> =
-        tables.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    type Slot = std::sync::Mutex<Option<Result<Vec<RecordBatch>, ScanError>>>;
+    let results: Vec<Slot> = tables.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.max(1).min(tables.len()) {
             s.spawn(|| {
@@ -126,7 +132,10 @@ pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) ->
                     if i >= tables.len() {
                         break;
                     }
-                    *results[i].lock().expect("not poisoned") = Some(scan(&conn, &tables[i]));
+                    let t = std::time::Instant::now();
+                    let scanned = scan(&conn, &tables[i]);
+                    tracing::debug!(table = tables[i].name, seconds = t.elapsed().as_secs_f64(), "scanned");
+                    *results[i].lock().expect("not poisoned") = Some(scanned);
                 }
             });
         }
@@ -152,6 +161,7 @@ pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanEr
     let mut stmt = conn.prepare(&t.sql).map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
     let mut bs = builders(&t.columns);
+    let mut key = String::new();
     let mut batches = Vec::new();
     let mut n = 0usize;
     while let Some(row) = rows.next().map_err(sqlite)? {
@@ -161,9 +171,10 @@ pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanEr
                 (Builder::Text(b), ValueRef::Text(s)) => {
                     let s = std::str::from_utf8(s).unwrap_or_default();
                     if *col == Col::Key {
-                        match normalise_key(s) {
-                            Some(k) => b.append_value(k),
-                            None => b.append_null(),
+                        if normalise_key_into(s, &mut key) {
+                            b.append_value(&key)
+                        } else {
+                            b.append_null()
                         }
                     } else {
                         b.append_value(s)
@@ -189,41 +200,65 @@ pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanEr
     Ok(batches)
 }
 
-/// The store tables the drift queries read (current state only; `raw` is not needed).
-pub fn drift_tables() -> Vec<TableScan> {
+/// The columns of the engine's `users` table, in scan order.
+pub fn user_columns() -> Vec<(&'static str, Col)> {
     use Col::*;
     vec![
+        ("source", Text),
+        ("uid", Int),
+        ("id", Text),
+        ("user_name", Text),
+        ("user_name_key", Key),
+        ("external_id", Text),
+        ("external_id_key", Key),
+        ("email", Text),
+        ("email_key", Key),
+        ("given_name", Text),
+        ("family_name", Text),
+        ("formatted", Text),
+        ("display_name", Text),
+        ("active", Bool),
+        ("title", Text),
+        ("phone", Text),
+        ("timezone", Text),
+        ("role", Text),
+    ]
+}
+
+/// The store tables the drift queries read (current state only; `raw` is not needed). The
+/// users table, the widest, is read as two halves of its rowid range so both threads share it;
+/// scans with the same name are registered as one table.
+pub fn drift_tables(max_uid: i64) -> Vec<TableScan> {
+    use Col::*;
+    let users = |lo: i64, hi: i64| {
         TableScan {
-            name: "users",
-            sql: "SELECT source, uid, id, user_name, user_name, external_id, external_id, email, email, given_name, family_name, formatted, display_name, active, title, phone, timezone, role FROM users".into(),
-            columns: vec![
-                ("source", Text),
-                ("uid", Int),
-                ("id", Text),
-                ("user_name", Text),
-                ("user_name_key", Key),
-                ("external_id", Text),
-                ("external_id_key", Key),
-                ("email", Text),
-                ("email_key", Key),
-                ("given_name", Text),
-                ("family_name", Text),
-                ("formatted", Text),
-                ("display_name", Text),
-                ("active", Bool),
-                ("title", Text),
-                ("phone", Text),
-                ("timezone", Text),
-                ("role", Text),
-            ],
-        },
+        name: "users",
+        sql: format!("SELECT source, uid, id, user_name, user_name, external_id, external_id, email, email, given_name, family_name, formatted, display_name, active, title, phone, timezone, role FROM users WHERE uid BETWEEN {lo} AND {hi}"),
+        columns: user_columns(),
+    }
+    };
+    let mid = max_uid / 2;
+    vec![
+        users(i64::MIN, mid),
+        users(mid + 1, i64::MAX),
         TableScan {
             name: "groups",
             sql: "SELECT source, gid, id, display_name, display_name, external_id FROM groups".into(),
-            columns: vec![("source", Text), ("gid", Int), ("id", Text), ("display_name", Text), ("name_key", Key), ("external_id", Text)],
+            columns: vec![
+                ("source", Text),
+                ("gid", Int),
+                ("id", Text),
+                ("display_name", Text),
+                ("name_key", Key),
+                ("external_id", Text),
+            ],
         },
         // gid and uid are unique across sources, so memberships need no source column.
-        TableScan { name: "memberships", sql: "SELECT gid, uid FROM memberships".into(), columns: vec![("gid", Int), ("uid", Int)] },
+        TableScan {
+            name: "memberships",
+            sql: "SELECT gid, uid FROM memberships".into(),
+            columns: vec![("gid", Int), ("uid", Int)],
+        },
         TableScan {
             name: "bindings",
             sql: "SELECT app, idp, group_name, idp_group_id FROM bindings".into(),
@@ -232,12 +267,26 @@ pub fn drift_tables() -> Vec<TableScan> {
         TableScan {
             name: "prior_links",
             sql: "SELECT app, idp_user_id, sp_user_id, matched_by, idp_uid, sp_uid FROM links".into(),
-            columns: vec![("app", Text), ("idp_user_id", Text), ("sp_user_id", Text), ("matched_by", Text), ("idp_uid", Int), ("sp_uid", Int)],
+            columns: vec![
+                ("app", Text),
+                ("idp_user_id", Text),
+                ("sp_user_id", Text),
+                ("matched_by", Text),
+                ("idp_uid", Int),
+                ("sp_uid", Int),
+            ],
         },
         TableScan {
             name: "prior_group_links",
             sql: "SELECT app, idp_group_id, sp_group_id, matched_by, idp_gid, sp_gid FROM group_links".into(),
-            columns: vec![("app", Text), ("idp_group_id", Text), ("sp_group_id", Text), ("matched_by", Text), ("idp_gid", Int), ("sp_gid", Int)],
+            columns: vec![
+                ("app", Text),
+                ("idp_group_id", Text),
+                ("sp_group_id", Text),
+                ("matched_by", Text),
+                ("idp_gid", Int),
+                ("sp_gid", Int),
+            ],
         },
     ]
 }

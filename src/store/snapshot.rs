@@ -1,7 +1,7 @@
 //! Writing one source's snapshot: a single transaction that brings the current tables to the
 //! new state and closes the versions that changed or disappeared. Objects are compared by a
 //! content hash, so a pull with no changes writes almost nothing.
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use rusqlite::{params, Transaction};
 use serde::Serialize;
@@ -124,8 +124,10 @@ fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Sna
     };
 
     // Users.
+    let t = std::time::Instant::now();
     let mut old = existing(tx, "users", "uid", source)?;
-    let mut uids: HashMap<&str, i64> = HashMap::with_capacity(snap.users.len());
+    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "loaded existing users");
+    let mut uids: HashMap<&str, i64> = HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
     {
         let mut insert = tx.prepare_cached(&format!("INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"))?;
         let mut close = tx.prepare_cached(&format!(
@@ -206,9 +208,11 @@ fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Sna
         }
     }
 
+    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "users written");
     // Groups.
+    let t = std::time::Instant::now();
     let mut old = existing(tx, "groups", "gid", source)?;
-    let mut gids: HashMap<&str, i64> = HashMap::with_capacity(snap.groups.len());
+    let mut gids: HashMap<&str, i64> = HashMap::with_capacity_and_hasher(snap.groups.len(), Default::default());
     {
         let mut insert = tx.prepare_cached(&format!(
             "INSERT INTO groups ({GROUP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -253,7 +257,10 @@ fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Sna
         }
     }
 
+    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "groups written");
+    let t = std::time::Instant::now();
     write_memberships(tx, source, run_id, now, snap, &uids, &gids, &mut counts)?;
+    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "memberships written");
     write_bindings(tx, source, run_id, now, &snap.bindings)?;
     Ok(counts)
 }
@@ -269,7 +276,7 @@ fn write_memberships(
     gids: &HashMap<&str, i64>,
     counts: &mut SnapshotCounts,
 ) -> std::result::Result<(), WriteError> {
-    let mut old: HashMap<(i64, i64), i64> = HashMap::new();
+    let mut old: HashMap<(i64, i64), i64> = HashMap::default();
     {
         let mut stmt = tx.prepare("SELECT rowid, gid, uid FROM memberships WHERE source = ?1")?;
         let rows = stmt.query_map([source], |r| Ok(((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?), r.get::<_, i64>(0)?)))?;
@@ -278,7 +285,7 @@ fn write_memberships(
             old.insert(k, v);
         }
     }
-    let mut seen: HashSet<(i64, i64)> = HashSet::with_capacity(snap.memberships.len());
+    let mut seen: HashSet<(i64, i64)> = HashSet::with_capacity_and_hasher(snap.memberships.len(), Default::default());
     let mut insert = tx.prepare_cached(
         "INSERT INTO memberships (source, group_id, user_id, gid, uid, valid_from, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
@@ -315,7 +322,7 @@ fn write_memberships(
 
 /// Bindings belong to the IdP's pull: the apps' bound groups as this IdP resolves them.
 fn write_bindings(tx: &Transaction, idp: &str, run_id: i64, now: &str, bindings: &[Binding]) -> rusqlite::Result<()> {
-    let mut old: HashMap<(String, String, Option<String>), i64> = HashMap::new();
+    let mut old: HashMap<(String, String, Option<String>), i64> = HashMap::default();
     {
         let mut stmt = tx.prepare("SELECT rowid, app, group_name, idp_group_id FROM bindings WHERE idp = ?1")?;
         let rows = stmt.query_map([idp], |r| Ok(((r.get(1)?, r.get(2)?, r.get(3)?), r.get(0)?)))?;
