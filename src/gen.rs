@@ -148,6 +148,7 @@ pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, WriteTiming
     for f in ["scimsync.db", "scimsync.db-wal", "scimsync.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    let _ = std::fs::remove_dir_all(crate::engine::columnar::dir_for(&store_path));
     let mut g = generate(spec);
     g.idp.bindings = g
         .bound
@@ -191,7 +192,8 @@ pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, WriteTiming
     ] {
         let t = std::time::Instant::now();
         let run = store.start_run("pull", Some(&info.name))?;
-        let counts = store.write_snapshot(&info, run, snap)?;
+        let (counts, keys) = store.write_snapshot_keyed(&info, run, snap)?;
+        crate::engine::columnar::write(&store_path, &info.name, run, snap, &keys).map_err(|e| anyhow::anyhow!("columnar copy: {e}"))?;
         timings.push((info.name.clone(), counts, t.elapsed().as_secs_f64()));
     }
     Ok((store_path, timings))

@@ -119,8 +119,12 @@ pub async fn pull(
     for ((info, run_id), (fetched, fetch_secs)) in jobs.into_iter().zip(idp_results.into_iter().chain(app_results)) {
         let t = Instant::now();
         let result = match fetched {
-            Ok(snap) => match store.write_snapshot(&info, run_id, &snap) {
-                Ok(counts) => {
+            Ok(snap) => match store.write_snapshot_keyed(&info, run_id, &snap) {
+                Ok((counts, keys)) => {
+                    // The columnar copy is an accelerator: a failure to write it only slows plans.
+                    if let Err(e) = crate::engine::columnar::write(store.path(), &info.name, run_id, &snap, &keys) {
+                        tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
+                    }
                     if counts.dangling_members > 0 {
                         tracing::warn!(
                             "{}: {} group member reference(s) name no user and were skipped",

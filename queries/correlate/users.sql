@@ -3,20 +3,13 @@
 -- account is then orphaned, not unmanaged). Otherwise candidates are matched on the app's
 -- `match` keys (app_match, lowest rank first), trimmed and case-insensitive; only a match that
 -- is unique both ways becomes a link. Anything else is a conflict, never a guess.
--- Reads `prior` (prior.sql: the stored links whose app account still exists).
+-- Reads `prior` (prior.sql: the stored links whose app account still exists) and `free`
+-- (free.sql: the users no stored link holds).
 -- Output columns (the planner's contract):
 --   app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
 --   status: 'kept' | 'new' | 'idp_gone' (IdP user deleted) | 'conflict' (one row per candidate)
-WITH idp_free AS (
-    SELECT a.app, u.uid, u.id, u.external_id_key, u.user_name_key, u.email_key
-    FROM apps a JOIN users u ON u.source = a.idp_source
-    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.app = a.app AND p.idp_uid = u.uid)
-),
-sp_free AS (
-    SELECT a.app, u.uid, u.id, u.external_id_key, u.user_name_key, u.email_key
-    FROM apps a JOIN users u ON u.source = a.app_source
-    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.app = a.app AND p.sp_uid = u.uid)
-),
+WITH idp_free AS (SELECT * FROM free WHERE side = 'idp'),
+sp_free AS (SELECT * FROM free WHERE side = 'sp'),
 candidates AS (
     SELECT i.app, i.uid AS idp_uid, i.id AS idp_user_id, s.uid AS sp_uid, s.id AS sp_user_id, 'externalId' AS matched_by
     FROM idp_free i JOIN sp_free s ON s.app = i.app AND s.external_id_key = i.external_id_key

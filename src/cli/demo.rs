@@ -84,6 +84,7 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     for f in ["scimsync.db", "scimsync.db-wal", "scimsync.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    let _ = std::fs::remove_dir_all(crate::engine::columnar::dir_for(&dir.join("scimsync.db")));
     let company = Company::generate(args.users, 0, 2026);
     std::fs::write(dir.join("directory.json"), company.to_file_json(0, 2026))?;
 

@@ -2,6 +2,7 @@
 //! Arrow (see [`scan`]), the config becomes a few small tables ([`tables`]), then the SQL under
 //! `queries/` runs: correlation (links), scope, and one query per finding kind. The joins run
 //! in DataFusion, never pushed down into SQLite.
+pub mod columnar;
 pub mod scan;
 pub mod tables;
 
@@ -36,6 +37,7 @@ pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.
 pub const SCOPE: &str = include_str!("../../queries/scope.sql");
 pub const PAIRS: &str = include_str!("../../queries/pairs.sql");
 pub const PRIOR: &str = include_str!("../../queries/correlate/prior.sql");
+pub const FREE: &str = include_str!("../../queries/correlate/free.sql");
 pub const DROPPED: &str = include_str!("../../queries/correlate/dropped.sql");
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +207,14 @@ fn ints(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
 fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep: &[&str]) -> Vec<Link> {
     let mut out = Vec::new();
     for b in batches {
+        // Keep the wanted rows first: most links are kept as they are and need no conversion.
+        let status = arrow::compute::cast(b.column_by_name("status").expect("correlation output has status"), &DataType::Utf8)
+            .expect("string column");
+        let status = status.as_string::<i32>();
+        let mask: arrow::array::BooleanArray = (0..status.len())
+            .map(|i| Some(!status.is_null(i) && keep.contains(&status.value(i))))
+            .collect();
+        let b = &arrow::compute::filter_record_batch(b, &mask).expect("mask matches the batch");
         let rows = strings(b, "app")
             .into_iter()
             .zip(strings(b, idp))
@@ -232,6 +242,51 @@ fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep
     out
 }
 
+/// The drift tables of the store at `path`: each source's users, groups and memberships from
+/// its columnar copy when that is of its last successful pull, else from SQLite; the small
+/// tables (bindings, links) from SQLite. Returns (table name, batches) pieces to concatenate.
+fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, EngineError> {
+    let sqlite = |source| scan::ScanError::Sqlite { table: "sources", source };
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
+    let max_uid: i64 = conn
+        .query_row("SELECT COALESCE(MAX(uid), 0) FROM users", [], |r| r.get(0))
+        .map_err(sqlite)?;
+    let sources: Vec<(String, Option<i64>)> = {
+        let mut stmt = conn
+            .prepare("SELECT name, last_pull_run FROM sources ORDER BY name")
+            .map_err(sqlite)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sqlite)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sqlite)?
+    };
+    drop(conn);
+    let mut pieces: Vec<(&'static str, Vec<RecordBatch>)> = Vec::new();
+    let mut missed = Vec::new();
+    for (source, run) in &sources {
+        let cached: Option<Vec<_>> = run.filter(|_| columnar::enabled()).and_then(|run| {
+            ["users", "groups", "memberships"]
+                .into_iter()
+                .map(|t| columnar::read(path, source, run, t).map(|b| (t, b)))
+                .collect()
+        });
+        match cached {
+            Some(tables) => pieces.extend(tables),
+            None => missed.push(source.clone()),
+        }
+    }
+    tracing::debug!(cached = sources.len() - missed.len(), from_sqlite = missed.len(), "sources loaded");
+    let tables: Vec<scan::TableScan> = if missed.len() == sources.len() {
+        scan::drift_tables(max_uid) // nothing cached: the whole store, users split across threads
+    } else {
+        let small = scan::drift_tables(0)
+            .into_iter()
+            .filter(|t| !matches!(t.name, "users" | "groups" | "memberships"));
+        missed.iter().flat_map(|s| scan::source_tables(s)).chain(small).collect()
+    };
+    let batches = scan::scan_all(path, &tables, 2)?;
+    pieces.extend(tables.into_iter().map(|t| t.name).zip(batches));
+    Ok(pieces)
+}
+
 /// Load the store's current state (two scans at a time, each on its own read-only connection
 /// to `store_path`) and run correlation, scope and every drift query for `apps`.
 pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
@@ -239,16 +294,7 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     let ctx = session();
     let t = Instant::now();
     let path = store_path.to_path_buf();
-    let scanned = tokio::task::block_in_place(|| -> Result<_, EngineError> {
-        let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|source| scan::ScanError::Sqlite { table: "users", source })?;
-        let max_uid: i64 = conn
-            .query_row("SELECT COALESCE(MAX(uid), 0) FROM users", [], |r| r.get(0))
-            .map_err(|source| scan::ScanError::Sqlite { table: "users", source })?;
-        let tables = scan::drift_tables(max_uid);
-        let batches = scan::scan_all(&path, &tables, 2)?;
-        Ok(tables.into_iter().map(|t| t.name).zip(batches).collect::<Vec<_>>())
-    })?;
+    let scanned = tokio::task::block_in_place(|| load_tables(&path))?;
     // Scans of one table (the halves of users) become one table.
     let mut by_name: Vec<(&str, Vec<RecordBatch>)> = Vec::new();
     for (name, batches) in scanned {
@@ -273,6 +319,8 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         let rows = strings(&b, "app").into_iter().zip(strings(&b, "kind")).zip(strings(&b, "sp_id"));
         result.dropped.extend(rows.filter_map(|((a, k), id)| Some((a?, k?, id?))));
     }
+    let free = collect(&ctx, "correlate/free", FREE).await?;
+    register(&ctx, "free", free)?;
     let links = collect(&ctx, "correlate/users", CORRELATE_USERS).await?;
     result.links = links_of(&links, ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"], &["new"]);
     register(&ctx, "links", links)?;
@@ -315,6 +363,7 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
     )?;
     let mut views: Vec<(String, &str)> = vec![
         ("prior".into(), PRIOR),
+        ("free".into(), FREE),
         ("links".into(), CORRELATE_USERS),
         ("group_links".into(), CORRELATE_GROUPS),
         ("scope".into(), SCOPE),

@@ -225,6 +225,26 @@ pub fn user_columns() -> Vec<(&'static str, Col)> {
     ]
 }
 
+/// The three per-source tables read from SQLite for one source (when its columnar copy is
+/// missing or stale). Source names are `idp.NAME`/`app.NAME` with NAME of [A-Za-z0-9_-].
+pub fn source_tables(source: &str) -> Vec<TableScan> {
+    use Col::*;
+    let src = source.replace('\'', "''");
+    vec![
+        TableScan {
+            name: "users",
+            sql: format!("SELECT source, uid, id, user_name, user_name, external_id, external_id, email, email, given_name, family_name, formatted, display_name, active, title, phone, timezone, role FROM users WHERE source = '{src}'"),
+            columns: user_columns(),
+        },
+        TableScan {
+            name: "groups",
+            sql: format!("SELECT source, gid, id, display_name, display_name, external_id FROM groups WHERE source = '{src}'"),
+            columns: vec![("source", Text), ("gid", Int), ("id", Text), ("display_name", Text), ("name_key", Key), ("external_id", Text)],
+        },
+        TableScan { name: "memberships", sql: format!("SELECT gid, uid FROM memberships WHERE source = '{src}'"), columns: vec![("gid", Int), ("uid", Int)] },
+    ]
+}
+
 /// The store tables the drift queries read (current state only; `raw` is not needed). The
 /// users table, the widest, is read as two halves of its rowid range so both threads share it;
 /// scans with the same name are registered as one table.

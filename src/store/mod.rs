@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use plan::PullState;
-pub use snapshot::{SnapshotCounts, SourceInfo};
+pub use snapshot::{SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::{RunSummary, SourceStatus};
 
 #[derive(Debug, thiserror::Error)]

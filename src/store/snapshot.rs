@@ -20,6 +20,16 @@ pub struct SourceInfo {
     pub base_url: Option<String>,
 }
 
+/// The integer keys the store gave a snapshot's objects: `users[i]` and `groups[i]` of the
+/// snapshot have `user_keys[i]` and `group_keys[i]`; `membership_keys` are the distinct
+/// (gid, uid) pairs stored. Used to write the columnar copy without reading the store back.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotKeys {
+    pub user_keys: Vec<i64>,
+    pub group_keys: Vec<i64>,
+    pub membership_keys: Vec<(i64, i64)>,
+}
+
 /// What a snapshot write did, per object kind.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct SnapshotCounts {
@@ -60,6 +70,11 @@ impl Store {
     /// Replace `info.name`'s snapshot with `snap` as pull run `run_id`, and mark the run ok.
     /// Either all of it is written or none (the previous snapshot stays as it was).
     pub fn write_snapshot(&mut self, info: &SourceInfo, run_id: i64, snap: &Snapshot) -> Result<SnapshotCounts> {
+        self.write_snapshot_keyed(info, run_id, snap).map(|(counts, _)| counts)
+    }
+
+    /// [`Store::write_snapshot`], also returning the integer keys of the written objects.
+    pub fn write_snapshot_keyed(&mut self, info: &SourceInfo, run_id: i64, snap: &Snapshot) -> Result<(SnapshotCounts, SnapshotKeys)> {
         let path = self.path.clone();
         let now = crate::time::now();
         let tx = self
@@ -69,7 +84,7 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
-        let counts = write(&tx, info, run_id, &now, snap).map_err(|e| match e {
+        let (counts, keys) = write(&tx, info, run_id, &now, snap).map_err(|e| match e {
             WriteError::Sqlite(source) => StoreError::Sqlite {
                 path: path.clone(),
                 source,
@@ -99,7 +114,7 @@ impl Store {
         )
         .map_err(sql_err)?;
         tx.commit().map_err(sql_err)?;
-        Ok(counts)
+        Ok((counts, keys))
     }
 }
 
@@ -114,7 +129,13 @@ impl From<rusqlite::Error> for WriteError {
     }
 }
 
-fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Snapshot) -> std::result::Result<SnapshotCounts, WriteError> {
+fn write(
+    tx: &Transaction,
+    info: &SourceInfo,
+    run_id: i64,
+    now: &str,
+    snap: &Snapshot,
+) -> std::result::Result<(SnapshotCounts, SnapshotKeys), WriteError> {
     let source = info.name.as_str();
     let mut counts = SnapshotCounts {
         users: snap.users.len() as u64,
@@ -122,6 +143,8 @@ fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Sna
         memberships: snap.memberships.len() as u64,
         ..Default::default()
     };
+
+    let mut keys = SnapshotKeys::default();
 
     // Users.
     let t = std::time::Instant::now();
@@ -199,6 +222,7 @@ fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Sna
                 }
             };
             uids.insert(u.id.as_str(), uid);
+            keys.user_keys.push(uid);
         }
         let mut delete = tx.prepare_cached("DELETE FROM users WHERE uid = ?1")?;
         for (_, (uid, _)) in old.drain() {
@@ -248,6 +272,7 @@ fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Sna
                 }
             };
             gids.insert(g.id.as_str(), gid);
+            keys.group_keys.push(gid);
         }
         let mut delete = tx.prepare_cached("DELETE FROM groups WHERE gid = ?1")?;
         for (_, (gid, _)) in old.drain() {
@@ -259,10 +284,10 @@ fn write(tx: &Transaction, info: &SourceInfo, run_id: i64, now: &str, snap: &Sna
 
     tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "groups written");
     let t = std::time::Instant::now();
-    write_memberships(tx, source, run_id, now, snap, &uids, &gids, &mut counts)?;
+    keys.membership_keys = write_memberships(tx, source, run_id, now, snap, &uids, &gids, &mut counts)?;
     tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "memberships written");
     write_bindings(tx, source, run_id, now, &snap.bindings)?;
-    Ok(counts)
+    Ok((counts, keys))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -275,7 +300,7 @@ fn write_memberships(
     uids: &HashMap<&str, i64>,
     gids: &HashMap<&str, i64>,
     counts: &mut SnapshotCounts,
-) -> std::result::Result<(), WriteError> {
+) -> std::result::Result<Vec<(i64, i64)>, WriteError> {
     let mut old: HashMap<(i64, i64), i64> = HashMap::default();
     {
         let mut stmt = tx.prepare("SELECT rowid, gid, uid FROM memberships WHERE source = ?1")?;
@@ -317,7 +342,7 @@ fn write_memberships(
         delete.execute([rowid])?;
         counts.removed += 1;
     }
-    Ok(())
+    Ok(seen.into_iter().collect())
 }
 
 /// Bindings belong to the IdP's pull: the apps' bound groups as this IdP resolves them.
