@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# scimsync's drift engine against DuckDB (SQLite scanner) on the same store.
+#   benches/side-by-side.sh [DIR]   DIR holds a store made by `scimsync gen` (default: makes a
+#                                   1M-user one in a temp dir). Installs DuckDB into a venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/scimsync"
+dir="${1:-}"
+if [ -z "$dir" ]; then
+  dir=$(mktemp -d)
+  "$bin" gen --users 1000000 --groups 100000 --dir "$dir" >/dev/null
+fi
+venv="${SCIMSYNC_BENCH_VENV:-$HOME/.cache/scimsync/bench-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==1.5.5" "duckdb-extension-sqlite-scanner==1.5.5"
+# A first plan stores the links both engines then start from.
+"$bin" --config "$dir/scimsync.toml" -q plan --format json >/dev/null
+for run in 1 2 3; do
+  "$bin" --config "$dir/scimsync.toml" -v plan --format json 2>&1 >/dev/null | sed 's/\x1b\[[0-9;]*m//g' \
+    | grep -oE 'timings=.*' | python3 -c 'import sys,re; t=sys.stdin.read(); print("scimsync engine total %.2f s" % sum(float(x) for x in re.findall(r", ([0-9.]+)\)", t)))'
+done
+"$venv/bin/python" benches/duckdb_side_by_side.py "$dir/scimsync.db"
