@@ -6,7 +6,8 @@
 -- or PUT the full list.
 -- How: the app group's members are translated to IdP users through their links (keyed by the
 -- app account's integer key, unique to one app), and one full outer join on (app group, IdP user)
--- compares them with the IdP group's active members (a bound group's active members are in scope).
+-- compares them with the IdP group's active members (a bound group's active members are in scope;
+-- active_members.sql).
 -- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
 WITH managed AS (
     SELECT gl.app, gl.idp_gid, gl.sp_gid
@@ -18,15 +19,14 @@ WITH managed AS (
 desired AS (
     SELECT mg.app, mg.idp_gid, mg.sp_gid, m.uid AS idp_uid
     FROM managed mg
-    JOIN memberships m ON m.gid = mg.idp_gid
-    JOIN users u ON u.uid = m.uid
-    WHERE u.active
+    JOIN active_members m ON m.gid = mg.idp_gid
 ),
+-- Only linked members: an unlinked account in a managed group is never removed.
 actual AS (
     SELECT mg.app, mg.idp_gid, mg.sp_gid, m.uid AS sp_uid, l.idp_uid, l.status AS link_status
     FROM managed mg
     JOIN memberships m ON m.gid = mg.sp_gid
-    LEFT JOIN links l ON l.sp_uid = m.uid AND l.status IN ('kept', 'new', 'idp_gone')
+    JOIN links l ON l.sp_uid = m.uid AND l.status IN ('kept', 'new', 'idp_gone')
 ),
 diff AS (
     SELECT COALESCE(d.app, x.app) AS app, COALESCE(d.idp_gid, x.idp_gid) AS idp_gid, COALESCE(d.sp_gid, x.sp_gid) AS sp_gid,

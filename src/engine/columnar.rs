@@ -120,6 +120,21 @@ pub fn batches(
         .map(|c| RecordBatch::try_new(m_schema.clone(), vec![ints(c.iter().map(|k| k.0)), ints(c.iter().map(|k| k.1))]))
         .collect::<Result<Vec<_>, _>>()?;
     out.push(("memberships", memberships));
+
+    // Memberships of active users (scope and the membership diff read only these).
+    let active: rustc_hash::FxHashSet<i64> = snap
+        .users
+        .iter()
+        .zip(&keys.user_keys)
+        .filter(|(u, _)| u.active)
+        .map(|(_, k)| *k)
+        .collect();
+    let active_pairs: Vec<(i64, i64)> = keys.membership_keys.iter().copied().filter(|(_, u)| active.contains(u)).collect();
+    let active_members = active_pairs
+        .chunks(scan::BATCH_ROWS)
+        .map(|c| RecordBatch::try_new(m_schema.clone(), vec![ints(c.iter().map(|k| k.0)), ints(c.iter().map(|k| k.1))]))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.push(("active_members", active_members));
     Ok(out)
 }
 
@@ -158,7 +173,7 @@ pub fn write(store: &Path, source: &str, run_id: i64, snap: &Snapshot, keys: &Sn
 fn empty_schema(table: &str) -> SchemaRef {
     match table {
         "users" => schema_of(&scan::user_columns()),
-        "memberships" => schema_of(&[("gid", Col::Int), ("uid", Col::Int)]),
+        "memberships" | "active_members" => schema_of(&[("gid", Col::Int), ("uid", Col::Int)]),
         _ => scan::drift_tables(0)
             .into_iter()
             .find(|t| t.name == table)

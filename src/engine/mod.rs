@@ -36,6 +36,7 @@ pub const CORRELATE_USERS: &str = include_str!("../../queries/correlate/users.sq
 pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.sql");
 pub const SCOPE: &str = include_str!("../../queries/scope.sql");
 pub const PAIRS: &str = include_str!("../../queries/pairs.sql");
+pub const ACTIVE_MEMBERS: &str = include_str!("../../queries/active_members.sql");
 pub const PRIOR: &str = include_str!("../../queries/correlate/prior.sql");
 pub const FREE: &str = include_str!("../../queries/correlate/free.sql");
 pub const DROPPED: &str = include_str!("../../queries/correlate/dropped.sql");
@@ -263,7 +264,7 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
     let mut missed = Vec::new();
     for (source, run) in &sources {
         let cached: Option<Vec<_>> = run.filter(|_| columnar::enabled()).and_then(|run| {
-            ["users", "groups", "memberships"]
+            ["users", "groups", "memberships", "active_members"]
                 .into_iter()
                 .map(|t| columnar::read(path, source, run, t).map(|b| (t, b)))
                 .collect()
@@ -284,6 +285,10 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
     };
     let batches = scan::scan_all(path, &tables, 2)?;
     pieces.extend(tables.into_iter().map(|t| t.name).zip(batches));
+    if !missed.is_empty() {
+        // active_members is then computed from all sources' memberships (see drift()).
+        pieces.retain(|(name, _)| *name != "active_members");
+    }
     Ok(pieces)
 }
 
@@ -303,8 +308,13 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
             None => by_name.push((name, batches)),
         }
     }
+    let have_active = by_name.iter().any(|(n, _)| *n == "active_members");
     for (name, batches) in by_name {
         register(&ctx, name, batches)?;
+    }
+    if !have_active {
+        let active = collect(&ctx, "active_members", ACTIVE_MEMBERS).await?;
+        register(&ctx, "active_members", active)?;
     }
     register(&ctx, "apps", vec![tables::apps(apps)])?;
     register(&ctx, "app_match", vec![tables::app_match(apps)])?;
@@ -362,6 +372,7 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
         vec![RecordBatch::new_empty(tables::app_attributes(&[]).schema())],
     )?;
     let mut views: Vec<(String, &str)> = vec![
+        ("active_members".into(), ACTIVE_MEMBERS),
         ("prior".into(), PRIOR),
         ("free".into(), FREE),
         ("links".into(), CORRELATE_USERS),
