@@ -19,3 +19,11 @@ export SCIM2_SERVER="$venv/bin/scim2-server"
 
 echo "==> cargo test"
 cargo test --locked "$@"
+
+# The README's quick start must keep working: run its demo command (same dev build as the tests).
+echo "==> README quick start: cargo run -- demo"
+demo_dir=$(mktemp -d)
+trap 'rm -rf "$demo_dir"' EXIT
+(cd "$demo_dir" && cargo run --quiet --manifest-path "$OLDPWD/Cargo.toml" -- demo > demo.out) || { cat "$demo_dir/demo.out" 2>/dev/null; echo "demo failed"; exit 1; }
+grep -q "plan (" "$demo_dir/demo.out" && grep -q "The demo store is" "$demo_dir/demo.out" || { cat "$demo_dir/demo.out"; echo "demo output incomplete"; exit 1; }
+echo "demo ok ($(grep -c . "$demo_dir/demo.out") lines of output)"
