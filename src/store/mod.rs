@@ -7,11 +7,11 @@ mod status;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags};
 
 pub use plan::PullState;
 pub use snapshot::{SnapshotCounts, SnapshotKeys, SourceInfo};
-pub use status::{RunSummary, SourceStatus};
+pub use status::SourceStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -103,12 +103,5 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
-    }
-
-    pub fn run_status(&self, run_id: i64) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT status FROM runs WHERE id = ?1", [run_id], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(e))
     }
 }

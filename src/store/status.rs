@@ -1,6 +1,4 @@
 //! Read-side summaries of the store for `scimsync status` and the pull report.
-use rusqlite::params;
-
 use super::{Result, Store};
 
 /// One source as `scimsync status` shows it.
@@ -17,17 +15,6 @@ pub struct SourceStatus {
     pub active_users: i64,
     pub groups: i64,
     pub memberships: i64,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunSummary {
-    pub id: i64,
-    pub kind: String,
-    pub source: Option<String>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub status: String,
-    pub error: Option<String>,
 }
 
 impl Store {
@@ -67,25 +54,5 @@ impl Store {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
-    }
-
-    pub fn run(&self, id: i64) -> Result<RunSummary> {
-        self.conn
-            .query_row(
-                "SELECT id, kind, source, started_at, finished_at, status, error FROM runs WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok(RunSummary {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        source: r.get(2)?,
-                        started_at: r.get(3)?,
-                        finished_at: r.get(4)?,
-                        status: r.get(5)?,
-                        error: r.get(6)?,
-                    })
-                },
-            )
-            .map_err(|e| self.err(e))
     }
 }
