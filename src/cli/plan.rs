@@ -1,5 +1,6 @@
 //! `scimsync plan [--app A] [--format table|json] [--detailed-exitcode]`.
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use clap::{Args, ValueEnum};
 
@@ -24,6 +25,9 @@ pub struct PlanArgs {
     /// Exit 2 when changes are pending (0 when there are none, 1 on error).
     #[arg(long)]
     detailed_exitcode: bool,
+    /// Table format: at most N findings per app and kind (0 = all). JSON always has every finding.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    limit: usize,
 }
 
 pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
@@ -39,8 +43,17 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
         }
     }
     match args.format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
-        PlanFormat::Table => print_table(&outcome),
+        PlanFormat::Json => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &outcome)?;
+            writeln!(out)?;
+            out.flush()?;
+        }
+        PlanFormat::Table => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            print_table(&mut out, &outcome, args.limit)?;
+            out.flush()?;
+        }
     }
     tracing::info!(timings = ?outcome.timings, "plan timings (s)");
     if args.detailed_exitcode && outcome.pending() > 0 {
@@ -49,30 +62,35 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn print_table(outcome: &crate::drift::PlanOutcome) {
+fn print_table(out: &mut impl Write, outcome: &crate::drift::PlanOutcome, limit: usize) -> std::io::Result<()> {
     for info in outcome.apps.iter().filter(|i| i.skipped.is_none()) {
         let at = |p: &crate::store::PullState| format!("{} pull #{}", p.source, p.last_ok_run.unwrap_or_default());
-        println!("app {}: from {} and {}", info.app, at(&info.idp), at(&info.sp));
+        writeln!(out, "app {}: from {} and {}", info.app, at(&info.idp), at(&info.sp))?;
         let mut by_kind: BTreeMap<&str, Vec<&crate::engine::Finding>> = BTreeMap::new();
         for f in outcome.findings.iter().filter(|f| f.app == info.app) {
             by_kind.entry(f.kind.as_str()).or_default().push(f);
         }
         if by_kind.is_empty() {
-            println!("  no drift\n");
+            writeln!(out, "  no drift\n")?;
             continue;
         }
         for (kind, fs) in by_kind {
-            println!("  {kind} ({})", fs.len());
-            for f in fs {
-                println!("    {} {}", symbol(f), describe_finding(f));
+            writeln!(out, "  {kind} ({})", fs.len())?;
+            let shown = if limit == 0 { fs.len() } else { limit.min(fs.len()) };
+            for f in &fs[..shown] {
+                writeln!(out, "    {} {}", symbol(f), describe_finding(f))?;
+            }
+            if shown < fs.len() {
+                writeln!(out, "    … and {} more (--limit 0 or --format json for all)", fs.len() - shown)?;
             }
         }
-        println!();
+        writeln!(out)?;
     }
     let pending = outcome.pending();
-    println!(
+    writeln!(
+        out,
         "plan run #{}: {} finding(s), {pending} change(s) pending",
         outcome.run_id,
         outcome.findings.len()
-    );
+    )
 }

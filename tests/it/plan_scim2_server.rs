@@ -140,8 +140,24 @@ fn plan_finds_exactly_the_seeded_drift() {
         row("user.unmanaged", "contractor", "∅", "∅", "∅", "active"),
     ];
     assert_eq!(findings(&out), expected);
+    // The table format groups by kind and cuts long lists at --limit.
+    let table = ws.cli(&["plan", "--limit", "1"]);
+    assert_ok(&table);
+    let text = stdout(&table);
+    assert!(text.contains("  user.conflict (2)") && text.contains("    … and 1 more"), "{text}");
+    assert!(
+        text.contains("~ alice  title: Intern → Engineer") && text.contains("- carol  (inactive in the IdP)"),
+        "{text}"
+    );
+
     let db = ws.db();
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM findings"), expected.len() as i64);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM findings WHERE run_id = (SELECT MIN(run_id) FROM findings)"
+        ),
+        expected.len() as i64
+    );
     assert_eq!(
         rows(&db, "SELECT matched_by, COUNT(*) FROM links GROUP BY matched_by ORDER BY 1"),
         vec![vec!["externalId".to_string(), "5".into()]]
