@@ -107,14 +107,11 @@ pub fn generate(spec: &GenSpec) -> Generated {
 
     // Memberships: each user in memberships/users groups on average; the app mirrors them,
     // with a few removed and a few extra.
-    let mut out = String::new();
     for _ in 0..spec.memberships {
         let u = rng.below(spec.users.max(1) as u64) as usize;
         let g = rng.below(groups as u64) as usize;
-        out.clear();
-        let _ = write!(out, "g{g}");
         idp.memberships.push(Membership {
-            group_id: out.clone(),
+            group_id: format!("g{g}"),
             user_id: format!("u{u}"),
         });
         if let (Some(ag), Some(au)) = (&app_gid[g], &app_id_of[u]) {

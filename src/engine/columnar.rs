@@ -97,8 +97,7 @@ pub fn batches(
     }
     out.push(("users", users));
 
-    let group_scan = scan::drift_tables(0).into_iter().find(|t| t.name == "groups").expect("groups scan");
-    let groups_schema = group_scan.schema();
+    let groups_schema = schema_of(&scan::group_columns());
     let mut groups = Vec::new();
     for (chunk, ks) in snap.groups.chunks(scan::BATCH_ROWS).zip(keys.group_keys.chunks(scan::BATCH_ROWS)) {
         let cols: Vec<ArrayRef> = vec![
@@ -113,7 +112,7 @@ pub fn batches(
     }
     out.push(("groups", groups));
 
-    let m_schema = schema_of(&[("gid", Col::Int), ("uid", Col::Int)]);
+    let m_schema = schema_of(&scan::membership_columns());
     let memberships = keys
         .membership_keys
         .chunks(scan::BATCH_ROWS)
@@ -173,12 +172,8 @@ pub fn write(store: &Path, source: &str, run_id: i64, snap: &Snapshot, keys: &Sn
 fn empty_schema(table: &str) -> SchemaRef {
     match table {
         "users" => schema_of(&scan::user_columns()),
-        "memberships" | "active_members" => schema_of(&[("gid", Col::Int), ("uid", Col::Int)]),
-        _ => scan::drift_tables(0)
-            .into_iter()
-            .find(|t| t.name == table)
-            .expect("known table")
-            .schema(),
+        "groups" => schema_of(&scan::group_columns()),
+        _ => schema_of(&scan::membership_columns()),
     }
 }
 

@@ -292,6 +292,15 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
     Ok(pieces)
 }
 
+/// The tables that come from the config (see [`tables`]); with no apps, empty tables of the
+/// same schemas.
+fn register_config_tables(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
+    register(ctx, "apps", vec![tables::apps(apps)])?;
+    register(ctx, "app_match", vec![tables::app_match(apps)])?;
+    register(ctx, "app_roles", vec![tables::app_roles(apps)])?;
+    register(ctx, "app_attributes", vec![tables::app_attributes(apps)])
+}
+
 /// Load the store's current state (two scans at a time, each on its own read-only connection
 /// to `store_path`) and run correlation, scope and every drift query for `apps`.
 pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
@@ -316,10 +325,7 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         let active = collect(&ctx, "active_members", ACTIVE_MEMBERS).await?;
         register(&ctx, "active_members", active)?;
     }
-    register(&ctx, "apps", vec![tables::apps(apps)])?;
-    register(&ctx, "app_match", vec![tables::app_match(apps)])?;
-    register(&ctx, "app_roles", vec![tables::app_roles(apps)])?;
-    register(&ctx, "app_attributes", vec![tables::app_attributes(apps)])?;
+    register_config_tables(&ctx, apps)?;
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
@@ -363,14 +369,7 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
     for table in scan::drift_tables(0).into_iter().filter(|t| seen.insert(t.name)) {
         register(&ctx, table.name, vec![RecordBatch::new_empty(table.schema())])?;
     }
-    register(&ctx, "apps", vec![RecordBatch::new_empty(tables::apps(&[]).schema())])?;
-    register(&ctx, "app_match", vec![RecordBatch::new_empty(tables::app_match(&[]).schema())])?;
-    register(&ctx, "app_roles", vec![RecordBatch::new_empty(tables::app_roles(&[]).schema())])?;
-    register(
-        &ctx,
-        "app_attributes",
-        vec![RecordBatch::new_empty(tables::app_attributes(&[]).schema())],
-    )?;
+    register_config_tables(&ctx, &[])?;
     let mut views: Vec<(String, &str)> = vec![
         ("active_members".into(), ACTIVE_MEMBERS),
         ("prior".into(), PRIOR),

@@ -225,24 +225,58 @@ pub fn user_columns() -> Vec<(&'static str, Col)> {
     ]
 }
 
+/// The columns of the engine's `groups` table, in scan order.
+pub fn group_columns() -> Vec<(&'static str, Col)> {
+    use Col::*;
+    vec![
+        ("source", Text),
+        ("gid", Int),
+        ("id", Text),
+        ("display_name", Text),
+        ("name_key", Key),
+        ("external_id", Text),
+    ]
+}
+
+/// The columns of `memberships` (and `active_members`): gid and uid are unique across
+/// sources, so no source column is needed.
+pub fn membership_columns() -> Vec<(&'static str, Col)> {
+    vec![("gid", Col::Int), ("uid", Col::Int)]
+}
+
+/// The scans of the per-source tables, restricted by a SQL condition.
+fn users_scan(condition: &str) -> TableScan {
+    TableScan {
+        name: "users",
+        sql: format!(
+            "SELECT source, uid, id, user_name, user_name, external_id, external_id, email, email, given_name, family_name, formatted, \
+             display_name, active, title, phone, timezone, role FROM users WHERE {condition}"
+        ),
+        columns: user_columns(),
+    }
+}
+
+fn groups_scan(condition: &str) -> TableScan {
+    TableScan {
+        name: "groups",
+        sql: format!("SELECT source, gid, id, display_name, display_name, external_id FROM groups WHERE {condition}"),
+        columns: group_columns(),
+    }
+}
+
+fn memberships_scan(condition: &str) -> TableScan {
+    TableScan {
+        name: "memberships",
+        sql: format!("SELECT gid, uid FROM memberships WHERE {condition}"),
+        columns: membership_columns(),
+    }
+}
+
 /// The three per-source tables read from SQLite for one source (when its columnar copy is
 /// missing or stale). Source names are `idp.NAME`/`app.NAME` with NAME of [A-Za-z0-9_-].
 pub fn source_tables(source: &str) -> Vec<TableScan> {
-    use Col::*;
-    let src = source.replace('\'', "''");
-    vec![
-        TableScan {
-            name: "users",
-            sql: format!("SELECT source, uid, id, user_name, user_name, external_id, external_id, email, email, given_name, family_name, formatted, display_name, active, title, phone, timezone, role FROM users WHERE source = '{src}'"),
-            columns: user_columns(),
-        },
-        TableScan {
-            name: "groups",
-            sql: format!("SELECT source, gid, id, display_name, display_name, external_id FROM groups WHERE source = '{src}'"),
-            columns: vec![("source", Text), ("gid", Int), ("id", Text), ("display_name", Text), ("name_key", Key), ("external_id", Text)],
-        },
-        TableScan { name: "memberships", sql: format!("SELECT gid, uid FROM memberships WHERE source = '{src}'"), columns: vec![("gid", Int), ("uid", Int)] },
-    ]
+    let condition = format!("source = '{}'", source.replace('\'', "''"));
+    vec![users_scan(&condition), groups_scan(&condition), memberships_scan(&condition)]
 }
 
 /// The store tables the drift queries read (current state only; `raw` is not needed). The
@@ -250,35 +284,12 @@ pub fn source_tables(source: &str) -> Vec<TableScan> {
 /// scans with the same name are registered as one table.
 pub fn drift_tables(max_uid: i64) -> Vec<TableScan> {
     use Col::*;
-    let users = |lo: i64, hi: i64| {
-        TableScan {
-        name: "users",
-        sql: format!("SELECT source, uid, id, user_name, user_name, external_id, external_id, email, email, given_name, family_name, formatted, display_name, active, title, phone, timezone, role FROM users WHERE uid BETWEEN {lo} AND {hi}"),
-        columns: user_columns(),
-    }
-    };
     let mid = max_uid / 2;
     vec![
-        users(i64::MIN, mid),
-        users(mid + 1, i64::MAX),
-        TableScan {
-            name: "groups",
-            sql: "SELECT source, gid, id, display_name, display_name, external_id FROM groups".into(),
-            columns: vec![
-                ("source", Text),
-                ("gid", Int),
-                ("id", Text),
-                ("display_name", Text),
-                ("name_key", Key),
-                ("external_id", Text),
-            ],
-        },
-        // gid and uid are unique across sources, so memberships need no source column.
-        TableScan {
-            name: "memberships",
-            sql: "SELECT gid, uid FROM memberships".into(),
-            columns: vec![("gid", Int), ("uid", Int)],
-        },
+        users_scan(&format!("uid BETWEEN {} AND {mid}", i64::MIN)),
+        users_scan(&format!("uid BETWEEN {} AND {}", mid + 1, i64::MAX)),
+        groups_scan("1"),
+        memberships_scan("1"),
         TableScan {
             name: "bindings",
             sql: "SELECT app, idp, group_name, idp_group_id FROM bindings".into(),
