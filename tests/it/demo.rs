@@ -46,17 +46,25 @@ fn demo_pulls_every_source_and_answers_auditor_queries() {
     assert!(stdout(&status).contains("app.workramp"));
 }
 
-/// The findings of a plan on a demo store, without run ids or timestamps.
-fn demo_findings(dir: &std::path::Path, env: &[(&str, &str)]) -> serde_json::Value {
+/// The findings of a plan on a demo store, without run ids or timestamps, and how many sources
+/// the engine loaded from the columnar copy (its debug log).
+fn demo_findings(dir: &std::path::Path, env: &[(&str, &str)]) -> (serde_json::Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
         .args(["--config", "scimsync-demo/scimsync.toml", "plan", "--format", "json"])
         .current_dir(dir)
+        .env("SCIMSYNC_LOG", "scimsync=debug")
         .envs(env.iter().copied())
         .output()
         .unwrap();
     assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["findings"].clone()
+    let err = stderr(&out);
+    let loaded = err
+        .lines()
+        .find(|l| l.contains("sources loaded"))
+        .unwrap_or_else(|| panic!("no load log in:\n{err}"));
+    let cached = loaded.split_whitespace().find(|w| w.starts_with("cached=")).unwrap().to_string();
+    (v["findings"].clone(), cached)
 }
 
 #[test]
@@ -71,8 +79,10 @@ fn plans_from_the_columnar_copy_equal_plans_from_sqlite() {
     }
     let columns = a.path().join("scimsync-demo/scimsync.db.columns");
     assert!(columns.join("app.quip.users.arrow").exists(), "pull writes the columnar copy");
-    let from_copy = demo_findings(a.path(), &[]);
-    let from_sqlite = demo_findings(b.path(), &[("SCIMSYNC_COLUMNS", "off")]);
+    let (from_copy, cached) = demo_findings(a.path(), &[]);
+    assert_eq!(cached, "cached=5", "all five sources are read from the copy");
+    let (from_sqlite, cached) = demo_findings(b.path(), &[("SCIMSYNC_COLUMNS", "off")]);
+    assert_eq!(cached, "cached=0");
     assert!(from_copy.as_array().is_some_and(|f| f.len() > 50), "{from_copy}");
     assert_eq!(from_copy, from_sqlite);
 
@@ -82,5 +92,7 @@ fn plans_from_the_columnar_copy_equal_plans_from_sqlite() {
         b"not arrow",
     )
     .unwrap();
-    assert_eq!(demo_findings(c.path(), &[]), from_copy);
+    let (from_damaged, cached) = demo_findings(c.path(), &[]);
+    assert_eq!(cached, "cached=4", "the damaged source is read from the store");
+    assert_eq!(from_damaged, from_copy);
 }
