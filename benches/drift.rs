@@ -25,10 +25,12 @@ fn drift(c: &mut Criterion) {
         };
         let (store, _) = gen::write(&spec, dir.path()).unwrap();
         let config = Config::load(&dir.path().join("scimsync.toml")).unwrap();
+        let profile = scimsync::profile::Profile::load("generic").unwrap();
         let apps = vec![AppInput {
             config: &config.apps[0],
             idp_source: "idp.corp".into(),
             scope_complete: true,
+            profile: &profile,
         }];
         group.throughput(Throughput::Elements(users as u64));
         group.bench_with_input(BenchmarkId::new("plan", users), &store, |b, store| {

@@ -1,7 +1,13 @@
 //! `scimsync plan`, the finding half: check that each app and its IdP have a complete snapshot,
 //! run the drift engine over the store, and record links and findings as a plan run.
-use crate::config::Config;
+use std::collections::BTreeMap;
+
+use crate::apply::executor::app_profile;
+use crate::apply::planner::{plan_app, AppPlanning};
+use crate::config::{AppConfig, Config};
 use crate::engine::{self, AppInput, DriftResult, Finding};
+use crate::ops::{Operation, Plan};
+use crate::profile::Profile;
 use crate::store::{PullState, Store};
 
 /// Finding kinds that call for a change in an app (the rest are for people to look at).
@@ -26,6 +32,8 @@ pub struct PlanOutcome {
     pub run_id: i64,
     pub apps: Vec<AppPlanInfo>,
     pub findings: Vec<Finding>,
+    /// The SCIM operations that correct the findings, in the order `apply` runs them.
+    pub operations: Vec<Operation>,
     #[serde(skip)]
     pub timings: Vec<(String, f64)>,
 }
@@ -43,6 +51,29 @@ fn describe(p: &PullState) -> String {
     }
 }
 
+/// The app's `roles` must be ones its profile can convey.
+fn check_roles(config: &Config, app: &AppConfig, profile: &Profile) -> anyhow::Result<()> {
+    for role in app.roles.keys() {
+        let ok = match profile.roles.model.as_str() {
+            "none" => false,
+            _ => profile.roles.settable.is_empty() || profile.roles.settable.iter().any(|r| r.eq_ignore_ascii_case(role)),
+        };
+        if !ok {
+            anyhow::bail!(
+                "config file '{}': [app.{}] key 'roles': profile {} cannot set role '{role}' (it conveys {})",
+                config.path.display(),
+                app.name,
+                profile.name,
+                match profile.roles.model.as_str() {
+                    "none" => "no roles".to_string(),
+                    _ => format!("only {}", profile.roles.settable.join(", ")),
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Plan `app` (or every app): findings from the last successful snapshot of each side.
 pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyhow::Result<PlanOutcome> {
     let selected: Vec<_> = match app {
@@ -51,9 +82,16 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyh
             .ok_or_else(|| anyhow::anyhow!("no app '{name}' in {}", config.path.display()))?],
         None => config.apps.iter().collect(),
     };
+    let mut profiles = Vec::new();
+    for a in &selected {
+        let profile = app_profile(store, a)?;
+        check_roles(config, a, &profile)?;
+        profiles.push(profile);
+    }
     let mut infos = Vec::new();
     let mut inputs = Vec::new();
-    for a in selected {
+    let mut snapshots = BTreeMap::new();
+    for (a, profile) in selected.iter().copied().zip(&profiles) {
         let idp_source = format!("idp.{}", a.idp);
         let idp = store.pull_state(&idp_source)?;
         let sp = store.pull_state(&a.source_name())?;
@@ -75,6 +113,14 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyh
                 "no bound groups resolved by {idp_source}: pull again after changing `groups`; no deactivation is planned"
             ));
         }
+        let sp_pulled_at = match sp.last_ok_run {
+            Some(run) => store.run_started_at(run)?,
+            None => None,
+        };
+        let changed_since = match &sp_pulled_at {
+            Some(at) => store.changed_by_apply_after(&a.name, at)?,
+            None => None,
+        };
         let skipped = if idp.last_ok_run.is_none() || sp.last_ok_run.is_none() {
             Some(format!(
                 "needs a successful pull of both sides first: {}, {}",
@@ -82,13 +128,23 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyh
                 describe(&sp)
             ))
         } else {
-            None
+            changed_since.map(|at| format!("apply changed it at {at}, after its last pull ({}): pull it first", describe(&sp)))
         };
         if skipped.is_none() {
+            store.resolve_links(
+                &a.name,
+                &idp_source,
+                &a.source_name(),
+                profile.users.created_pending,
+                sp_pulled_at.as_deref(),
+            )?;
+            snapshots.insert(idp_source.clone(), idp.last_ok_run.unwrap_or_default());
+            snapshots.insert(a.source_name(), sp.last_ok_run.unwrap_or_default());
             inputs.push(AppInput {
                 config: a,
                 idp_source,
                 scope_complete,
+                profile,
             });
         }
         infos.push(AppPlanInfo {
@@ -111,10 +167,37 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyh
         }
     };
     store.write_plan(run_id, &result)?;
+
+    let mut operations = Vec::new();
+    let mut next_seq = 1;
+    for input in &inputs {
+        let findings: Vec<&Finding> = result.findings.iter().filter(|f| f.app == input.config.name).collect();
+        let planned = plan_app(
+            store,
+            &AppPlanning {
+                config: input.config,
+                profile: input.profile,
+                idp_source: input.idp_source.clone(),
+            },
+            &findings,
+            &mut next_seq,
+        )?;
+        if let Some(info) = infos.iter_mut().find(|i| i.app == input.config.name) {
+            info.warnings.extend(planned.warnings);
+        }
+        operations.extend(planned.operations);
+    }
+    store.insert_plan(&Plan {
+        plan_id: run_id,
+        created_at: crate::time::now(),
+        snapshots,
+        operations: operations.clone(),
+    })?;
     Ok(PlanOutcome {
         run_id,
         apps: infos,
         findings: result.findings,
+        operations,
         timings: result.timings,
     })
 }

@@ -11,6 +11,7 @@
 //!
 //! Dependencies run one way: `cli` → `pull` → (`source`, `store`) → (`scim`, `model`, `config`).
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod drift;
@@ -19,6 +20,8 @@ pub mod engine;
 pub mod gen;
 pub mod http;
 pub mod model;
+pub mod ops;
+pub mod profile;
 pub mod pull;
 pub mod sample;
 pub mod scim;

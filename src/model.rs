@@ -58,4 +58,6 @@ pub struct Snapshot {
     pub bindings: Vec<Binding>,
     /// Requests made and other facts for the pull summary.
     pub requests: u64,
+    /// Apps: the SP's /ServiceProviderConfig as read at this pull (JSON).
+    pub service_provider_config: Option<String>,
 }

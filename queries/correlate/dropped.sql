@@ -1,9 +1,10 @@
--- Stored links to drop: their app account (or app group) no longer exists.
+-- Stored links to drop: their app account (or app group) no longer exists. Links made by
+-- `apply` carry no integer key until the store resolves them after a pull (see links_pending).
 -- Output columns: app, kind ('user' | 'group'), sp_id
 SELECT l.app, 'user' AS kind, l.sp_user_id AS sp_id
 FROM prior_links l
-WHERE NOT EXISTS (SELECT 1 FROM users s WHERE s.uid = l.sp_uid AND s.id = l.sp_user_id)
+WHERE l.sp_uid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users s WHERE s.uid = l.sp_uid AND s.id = l.sp_user_id)
 UNION ALL
 SELECT l.app, 'group' AS kind, l.sp_group_id AS sp_id
 FROM prior_group_links l
-WHERE NOT EXISTS (SELECT 1 FROM groups s WHERE s.gid = l.sp_gid AND s.id = l.sp_group_id)
+WHERE l.sp_gid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM groups s WHERE s.gid = l.sp_gid AND s.id = l.sp_group_id)

@@ -8,6 +8,7 @@
 -- Output columns (the planner's contract):
 --   app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
 --   status: 'kept' | 'new' | 'idp_gone' (IdP user deleted) | 'conflict' (one row per candidate)
+--   | 'pending' (created by apply, not listed by the app yet)
 WITH idp_free AS (SELECT * FROM free WHERE side = 'idp'),
 sp_free AS (SELECT * FROM free WHERE side = 'sp'),
 candidates AS (
@@ -32,7 +33,7 @@ chosen AS (
 per_idp AS (SELECT app, idp_uid, COUNT(*) AS n FROM chosen GROUP BY app, idp_uid),
 per_sp AS (SELECT app, sp_uid, COUNT(*) AS n FROM chosen GROUP BY app, sp_uid)
 SELECT app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
-       CASE WHEN idp_uid IS NULL THEN 'idp_gone' ELSE 'kept' END AS status
+       CASE WHEN sp_uid IS NULL THEN 'pending' WHEN idp_uid IS NULL THEN 'idp_gone' ELSE 'kept' END AS status
 FROM prior
 UNION ALL
 SELECT c.app, c.idp_uid, c.sp_uid, c.idp_user_id, c.sp_user_id, c.matched_by,

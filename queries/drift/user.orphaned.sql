@@ -3,6 +3,7 @@
 -- bound group. Never planned for an app whose scope is incomplete (apps.scope_complete false:
 -- a bound group name the IdP does not have, or no bindings pulled yet), nor with
 -- on_unassign = "ignore". App accounts that match no IdP user are never orphaned.
+-- Where DELETE only deactivates (Quip), an inactive account is done with.
 -- detail = why. Corrective operation: PATCH active=false (or DELETE per on_unassign).
 -- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
 SELECT l.app, 'user.orphaned' AS kind, s.user_name AS subject, l.idp_user_id AS idp_id, s.id AS sp_id,
@@ -15,7 +16,7 @@ JOIN apps a ON a.app = l.app
 JOIN users s ON s.uid = l.sp_uid
 LEFT JOIN users i ON i.uid = l.idp_uid
 WHERE l.status IN ('kept', 'new', 'idp_gone')
-  AND (s.active OR a.on_unassign = 'delete')
+  AND (s.active OR (a.on_unassign = 'delete' AND a.delete_removes))
   AND a.on_unassign <> 'ignore'
   AND a.scope_complete
   AND NOT EXISTS (SELECT 1 FROM scope sc WHERE sc.app = l.app AND sc.uid = l.idp_uid)

@@ -1,7 +1,9 @@
 //! The command line. Each subcommand lives in its own file; this one parses, sets up logging,
 //! runs the command and maps its outcome to an exit code: 0 ok, 1 error, 2 changes pending
 //! (with `--detailed-exitcode`) or blocked by a guard.
+mod apply;
 mod demo;
+mod events;
 mod init;
 mod output;
 mod plan;
@@ -52,6 +54,10 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Find drift between the IdP and each app (findings, stored as a plan run).
     Plan(plan::PlanArgs),
+    /// Execute the latest plan (or --plan FILE): journaled SCIM writes, retries, deletion guard.
+    Apply(apply::ApplyArgs),
+    /// The provisioning event log (named like JumpCloud Directory Insights events).
+    Events(events::EventsArgs),
     /// Sources, last successful pull and counts.
     Status(status::StatusArgs),
     /// Self-contained run on an embedded sample company and four app emulators.
@@ -172,6 +178,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(args) => init::run(&globals, args),
         Command::Pull(args) => runtime()?.block_on(pull::run(&globals, args)),
         Command::Status(args) => status::run(&globals, args),
+        Command::Apply(args) => runtime()?.block_on(apply::run(&globals, args)),
+        Command::Events(args) => events::run(&globals, args),
         Command::Plan(args) => runtime()?.block_on(plan::run(&globals, args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&globals, args)),
         Command::Gen(a) => {

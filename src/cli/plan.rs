@@ -28,6 +28,9 @@ pub struct PlanArgs {
     /// Table format: at most N findings per app and kind (0 = all). JSON always has every finding.
     #[arg(long, default_value_t = 50, value_name = "N")]
     limit: usize,
+    /// Also write the plan (snapshots and operations) to FILE, for `apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
 }
 
 pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
@@ -41,6 +44,10 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
         if let Some(s) = &info.skipped {
             eprintln!("warning: app '{}' not planned: {s}", info.app);
         }
+    }
+    if let Some(path) = &args.out {
+        let (plan, _) = store.load_plan(outcome.run_id)?.expect("plan just stored");
+        std::fs::write(path, serde_json::to_string_pretty(&plan)?).map_err(|e| anyhow::anyhow!("--out '{}': {e}", path.display()))?;
     }
     match args.format {
         PlanFormat::Json => {
@@ -87,10 +94,19 @@ fn print_table(out: &mut impl Write, outcome: &crate::drift::PlanOutcome, limit:
         writeln!(out)?;
     }
     let pending = outcome.pending();
+    let mut by_action: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &outcome.operations {
+        *by_action.entry(o.action.as_str()).or_default() += 1;
+    }
+    if !by_action.is_empty() {
+        let list: Vec<String> = by_action.iter().map(|(a, n)| format!("{a} {n}")).collect();
+        writeln!(out, "operations: {}", list.join(", "))?;
+    }
     writeln!(
         out,
-        "plan run #{}: {} finding(s), {pending} change(s) pending",
+        "plan run #{}: {} finding(s), {pending} change(s) pending, {} operation(s) (scimsync apply)",
         outcome.run_id,
-        outcome.findings.len()
+        outcome.findings.len(),
+        outcome.operations.len()
     )
 }

@@ -1,5 +1,6 @@
-//! The emulator's in-memory resources, in creation order (so paging is stable).
-use std::collections::BTreeMap;
+//! The emulator's in-memory resources, in creation order (so paging is stable), with the
+//! indexes a large directory needs (userName and email look-ups).
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
@@ -8,6 +9,10 @@ pub struct Directory {
     next: u64,
     pub users: BTreeMap<String, Value>,
     pub groups: BTreeMap<String, Value>,
+    /// Lower-cased userName → id.
+    user_names: HashMap<String, String>,
+    /// Lower-cased email → ids of the accounts holding it.
+    emails: HashMap<String, Vec<String>>,
 }
 
 fn schema(resource: &str) -> &'static str {
@@ -16,6 +21,21 @@ fn schema(resource: &str) -> &'static str {
     } else {
         crate::scim::GROUP_SCHEMA
     }
+}
+
+/// The lower-cased email values of a user.
+pub fn emails_of(user: &Value) -> Vec<String> {
+    user.get("emails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("value").and_then(Value::as_str))
+        .map(|e| e.trim().to_lowercase())
+        .collect()
+}
+
+fn user_name_of(user: &Value) -> Option<String> {
+    user.get("userName").and_then(Value::as_str).map(|s| s.trim().to_lowercase())
 }
 
 impl Directory {
@@ -27,12 +47,39 @@ impl Directory {
         }
     }
 
-    pub fn collection_mut(&mut self, resource: &str) -> &mut BTreeMap<String, Value> {
-        if resource == "Users" {
-            &mut self.users
-        } else {
-            &mut self.groups
+    fn index(&mut self, id: &str, user: &Value) {
+        if let Some(n) = user_name_of(user) {
+            self.user_names.insert(n, id.to_string());
         }
+        for e in emails_of(user) {
+            self.emails.entry(e).or_default().push(id.to_string());
+        }
+    }
+
+    fn unindex(&mut self, id: &str, user: &Value) {
+        if let Some(n) = user_name_of(user) {
+            if self.user_names.get(&n).is_some_and(|i| i == id) {
+                self.user_names.remove(&n);
+            }
+        }
+        for e in emails_of(user) {
+            if let Some(ids) = self.emails.get_mut(&e) {
+                ids.retain(|i| i != id);
+                if ids.is_empty() {
+                    self.emails.remove(&e);
+                }
+            }
+        }
+    }
+
+    /// The id of the user with this userName (case-insensitive).
+    pub fn user_by_name(&self, user_name: &str) -> Option<&str> {
+        self.user_names.get(&user_name.trim().to_lowercase()).map(String::as_str)
+    }
+
+    /// Ids of the users holding this email (case-insensitive), active or not.
+    pub fn users_by_email(&self, email: &str) -> &[String] {
+        self.emails.get(&email.trim().to_lowercase()).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Store a new resource, assigning its id and meta; returns the stored resource.
@@ -47,8 +94,50 @@ impl Directory {
             "meta".into(),
             json!({"resourceType": if resource == "Users" { "User" } else { "Group" }, "version": "W/\"1\""}),
         );
-        self.collection_mut(resource).insert(id, body.clone());
+        if resource == "Users" {
+            self.index(&id, &body);
+            self.users.insert(id, body.clone());
+        } else {
+            self.groups.insert(id, body.clone());
+        }
         body
+    }
+
+    /// Replace a stored resource by `new` (id, schemas and meta kept, version bumped).
+    pub fn put(&mut self, resource: &str, id: &str, mut new: Value) -> Option<Value> {
+        let old = self.collection(resource).get(id)?.clone();
+        let version = old
+            .pointer("/meta/version")
+            .and_then(Value::as_str)
+            .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse::<u64>().ok())
+            .unwrap_or(1);
+        new["id"] = json!(id);
+        new["schemas"] = old["schemas"].clone();
+        new["meta"] = old["meta"].clone();
+        new["meta"]["version"] = json!(format!("W/\"{}\"", version + 1));
+        if resource == "Users" {
+            self.unindex(id, &old);
+            self.index(id, &new);
+            self.users.insert(id.to_string(), new.clone());
+        } else {
+            self.groups.insert(id.to_string(), new.clone());
+        }
+        Some(new)
+    }
+
+    pub fn remove(&mut self, resource: &str, id: &str) -> Option<Value> {
+        if resource == "Users" {
+            let old = self.users.remove(id)?;
+            self.unindex(id, &old);
+            for g in self.groups.values_mut() {
+                if let Some(Value::Array(m)) = g.get_mut("members") {
+                    m.retain(|x| x.get("value").and_then(Value::as_str) != Some(id));
+                }
+            }
+            Some(old)
+        } else {
+            self.groups.remove(id)
+        }
     }
 
     /// Add a user (seeding helper); returns its id.
@@ -64,4 +153,43 @@ impl Directory {
             .expect("id set by create")
             .to_string()
     }
+
+    /// Resources matching `attr eq value` (case-insensitive, as RFC 7643 §2.2 has for
+    /// userName; the emulator uses it for every attribute it filters on).
+    pub fn filter(&self, resource: &str, attr: &str, value: &str) -> Vec<&Value> {
+        let attr = attr.to_ascii_lowercase();
+        if resource == "Users" {
+            match attr.as_str() {
+                "username" => return self.user_by_name(value).and_then(|id| self.users.get(id)).into_iter().collect(),
+                "emails" | "emails.value" => return self.users_by_email(value).iter().filter_map(|id| self.users.get(id)).collect(),
+                _ => {}
+            }
+        }
+        let want = value.to_lowercase();
+        self.collection(resource)
+            .values()
+            .filter(|r| {
+                let v = match attr.as_str() {
+                    "externalid" => r.get("externalId"),
+                    "displayname" => r.get("displayName"),
+                    "id" => r.get("id"),
+                    _ => None,
+                };
+                v.and_then(Value::as_str).is_some_and(|s| s.to_lowercase() == want)
+            })
+            .collect()
+    }
+}
+
+/// Parse `attr eq "value"` (the only filter the emulator answers); None for anything else.
+pub fn parse_eq_filter(filter: &str) -> Option<(String, String)> {
+    let filter = filter.trim();
+    let (attr, rest) = filter.split_once(' ')?;
+    let rest = rest.trim_start();
+    let (op, value) = rest.split_once(' ')?;
+    if !op.eq_ignore_ascii_case("eq") {
+        return None;
+    }
+    let value: String = serde_json::from_str(value.trim()).ok()?;
+    Some((attr.to_string(), value))
 }

@@ -1,4 +1,5 @@
 //! The emulator's HTTP side (axum on 127.0.0.1, a free port).
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +12,8 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::directory::Directory;
+use super::directory::{emails_of, parse_eq_filter, Directory};
+use super::vendor::Vendor;
 
 /// A fault injected into matching requests.
 #[derive(Debug, Clone, Default)]
@@ -26,14 +28,27 @@ pub struct Fault {
     pub delay: Option<Duration>,
     /// How many matching requests fail; `None` is every one.
     pub times: Option<u64>,
+    /// The share of matching requests that fail (evenly spread, deterministic); `None` is all.
+    pub rate: Option<f64>,
+    /// Matching requests seen so far (for `rate`).
+    pub seen: u64,
 }
+
+/// Handlers answer errors as ready responses; boxed to keep `Result`s small.
+type Refusal = Box<Response>;
 
 #[derive(Default)]
 struct Shared {
     dir: Mutex<Directory>,
     faults: Mutex<Vec<Fault>>,
     requests: Mutex<u64>,
+    /// POST /Users per lower-cased userName asked for (to prove nothing is created twice).
+    creates: Mutex<HashMap<String, u64>>,
     token: Option<String>,
+    vendor: Vendor,
+    /// Whimsical: accounts created over SCIM are not listed until their user signs in.
+    pending_until_login: bool,
+    pending: Mutex<HashSet<String>>,
 }
 
 /// A running emulator. Dropping it stops the server.
@@ -44,17 +59,24 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Start on a free loopback port inside the current tokio runtime.
+    /// Start a generic emulator on a free loopback port inside the current tokio runtime.
     pub async fn start(dir: Directory, token: Option<&str>) -> std::io::Result<Emulator> {
+        Emulator::start_as(dir, token, Vendor::Generic, false).await
+    }
+
+    /// Start an emulator that behaves like `vendor`'s app.
+    pub async fn start_as(dir: Directory, token: Option<&str>, vendor: Vendor, pending_until_login: bool) -> std::io::Result<Emulator> {
         let shared = Arc::new(Shared {
             dir: Mutex::new(dir),
             token: token.map(str::to_string),
+            vendor,
+            pending_until_login,
             ..Default::default()
         });
         let app = Router::new()
             .route("/ServiceProviderConfig", get(spc))
             .route("/{resource}", get(list).post(create))
-            .route("/{resource}/{id}", get(get_one).delete(delete_one).put(replace))
+            .route("/{resource}/{id}", get(get_one).delete(delete_one).put(replace).patch(patch))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
@@ -73,6 +95,10 @@ impl Emulator {
         })
     }
 
+    pub fn vendor(&self) -> Vendor {
+        self.shared.vendor
+    }
+
     pub fn add_fault(&self, fault: Fault) {
         self.shared.faults.lock().expect("not poisoned").push(fault);
     }
@@ -84,6 +110,19 @@ impl Emulator {
     /// Requests served so far (faults included).
     pub fn requests(&self) -> u64 {
         *self.shared.requests.lock().expect("not poisoned")
+    }
+
+    /// POST /Users requests per lower-cased userName (rejected ones included).
+    pub fn creates(&self) -> HashMap<String, u64> {
+        self.shared.creates.lock().expect("not poisoned").clone()
+    }
+
+    /// Whimsical: the user with this userName signs in for the first time and appears in lists.
+    pub fn login(&self, user_name: &str) {
+        let dir = self.shared.dir.lock().expect("not poisoned");
+        if let Some(id) = dir.user_by_name(user_name) {
+            self.shared.pending.lock().expect("not poisoned").remove(id);
+        }
     }
 
     pub fn with_directory<T>(&self, f: impl FnOnce(&mut Directory) -> T) -> T {
@@ -133,18 +172,28 @@ async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Op
     });
     let fault = {
         let mut faults = s.faults.lock().expect("not poisoned");
-        let hit = faults.iter_mut().find(|f| {
-            f.path_suffix.as_deref().is_none_or(|p| uri.path().ends_with(p))
+        let mut hit = None;
+        for f in faults.iter_mut() {
+            let matches = f.path_suffix.as_deref().is_none_or(|p| uri.path().ends_with(p))
                 && f.method.as_ref().is_none_or(|m| m == method)
                 && f.start_index.is_none_or(|i| start_index == Some(i))
-                && f.times != Some(0)
-        });
-        hit.map(|f| {
-            if let Some(n) = f.times.as_mut() {
-                *n -= 1;
+                && f.times != Some(0);
+            if !matches {
+                continue;
             }
-            f.clone()
-        })
+            f.seen += 1;
+            let fires = f
+                .rate
+                .is_none_or(|r| ((f.seen as f64) * r).floor() > (((f.seen - 1) as f64) * r).floor());
+            if fires {
+                if let Some(n) = f.times.as_mut() {
+                    *n -= 1;
+                }
+                hit = Some(f.clone());
+                break;
+            }
+        }
+        hit
     }?;
     if let Some(d) = fault.delay {
         tokio::time::sleep(d).await;
@@ -175,7 +224,7 @@ async fn spc(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: He
     scim_json(
         StatusCode::OK,
         json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"], "patch": {"supported": true}, "bulk": {"supported": false},
-               "filter": {"supported": true, "maxResults": 1000}, "sort": {"supported": false}, "etag": {"supported": false}, "changePassword": {"supported": false}}),
+               "filter": {"supported": true, "maxResults": 1000}, "sort": {"supported": false}, "etag": {"supported": true}, "changePassword": {"supported": false}}),
     )
 }
 
@@ -194,14 +243,45 @@ async fn list(
         return scim_error(StatusCode::NOT_FOUND, None, "unknown resource type");
     }
     let param = |k: &str| q.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    if s.vendor.requires_start_index() && (param("startIndex").is_none() || param("count").is_none()) {
+        return scim_error(StatusCode::BAD_REQUEST, Some("invalidValue"), "startIndex and count are required");
+    }
+    if resource == "Groups" && s.vendor.rejects_group_filter() && (param("filter").is_some() || param("sortBy").is_some()) {
+        return scim_error(
+            StatusCode::BAD_REQUEST,
+            Some("invalidFilter"),
+            "GET /Groups does not support sorting or filtering",
+        );
+    }
     let start = param("startIndex").and_then(|v| v.parse::<i64>().ok()).unwrap_or(1).max(1) as usize;
     let count = param("count").and_then(|v| v.parse::<i64>().ok()).unwrap_or(1000).clamp(0, 1000) as usize;
     let dir = s.dir.lock().expect("not poisoned");
-    let all = dir.collection(&resource);
-    let page: Vec<&Value> = all.values().skip(start - 1).take(count).collect();
+    let pending = s.pending.lock().expect("not poisoned");
+    let listed = |r: &&Value| resource != "Users" || pending.is_empty() || !r["id"].as_str().is_some_and(|id| pending.contains(id));
+    let (total, page): (usize, Vec<&Value>) = match param("filter") {
+        Some(f) => {
+            let Some((attr, value)) = parse_eq_filter(&f) else {
+                return scim_error(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidFilter"),
+                    "only `attr eq \"value\"` filters are supported",
+                );
+            };
+            let all: Vec<&Value> = dir.filter(&resource, &attr, &value).into_iter().filter(listed).collect();
+            (all.len(), all.into_iter().skip(start - 1).take(count).collect())
+        }
+        None if pending.is_empty() => {
+            let all = dir.collection(&resource);
+            (all.len(), all.values().skip(start - 1).take(count).collect())
+        }
+        None => {
+            let all: Vec<&Value> = dir.collection(&resource).values().filter(listed).collect();
+            (all.len(), all.into_iter().skip(start - 1).take(count).collect())
+        }
+    };
     scim_json(
         StatusCode::OK,
-        json!({"schemas": [crate::scim::LIST_SCHEMA], "totalResults": all.len(), "startIndex": start, "itemsPerPage": page.len(), "Resources": page}),
+        json!({"schemas": [crate::scim::LIST_SCHEMA], "totalResults": total, "startIndex": start, "itemsPerPage": page.len(), "Resources": page}),
     )
 }
 
@@ -221,6 +301,103 @@ async fn get_one(
     }
 }
 
+fn refuse(status: StatusCode, scim_type: Option<&str>, detail: &str) -> Refusal {
+    Box::new(scim_error(status, scim_type, detail))
+}
+
+fn body_object(body: &Bytes) -> Result<Value, Refusal> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(refuse(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "body is not a JSON object")),
+    }
+}
+
+/// The vendor's rules on a user about to be stored (`old`: the stored version, for updates).
+/// Returns the user as the app would keep it, or the app's error.
+fn shape_user(s: &Shared, dir: &Directory, id: Option<&str>, mut v: Value, old: Option<&Value>) -> Result<Value, Refusal> {
+    let vendor = s.vendor;
+    if vendor.rejects_upper_case_email() {
+        let emails = v.get("emails").and_then(Value::as_array).into_iter().flatten();
+        let upper = emails
+            .filter_map(|e| e.get("value").and_then(Value::as_str))
+            .chain(v.get("userName").and_then(Value::as_str))
+            .any(|e| e.chars().any(char::is_uppercase));
+        if upper {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                "email addresses must be lower case",
+            ));
+        }
+    }
+    if let (true, Some(old)) = (vendor.keeps_names_after_creation(), old) {
+        v["name"] = old.get("name").cloned().unwrap_or(Value::Null);
+        if v["name"].is_null() {
+            v.as_object_mut().expect("object").remove("name");
+        }
+    }
+    if vendor.sets_user_name() {
+        match old {
+            Some(old) => {
+                if v.get("userName").is_some() && v.get("userName") != old.get("userName") {
+                    return Err(refuse(StatusCode::BAD_REQUEST, Some("mutability"), "userName may not be modified"));
+                }
+                v["userName"] = old["userName"].clone();
+            }
+            None => {
+                // Quip sets userName itself: the account's first email.
+                if let Some(e) = emails_of(&v).first() {
+                    v["userName"] = json!(e);
+                }
+            }
+        }
+    }
+    if vendor.quip_shapes() {
+        if let Some(Value::Array(emails)) = v.get_mut("emails") {
+            for e in emails.iter_mut() {
+                e["type"] = json!("work");
+            }
+        }
+        let given = v.pointer("/name/givenName").and_then(Value::as_str).unwrap_or_default().to_string();
+        let family = v
+            .pointer("/name/familyName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if v.get("name").is_some_and(Value::is_object) {
+            v["name"]["formatted"] = json!(format!("{given} {family}").trim().to_string());
+        }
+    }
+    if vendor.unique_emails() {
+        for e in emails_of(&v) {
+            if dir.users_by_email(&e).iter().any(|holder| Some(holder.as_str()) != id) {
+                return Err(refuse(
+                    StatusCode::CONFLICT,
+                    Some("uniqueness"),
+                    "email is already used by another account",
+                ));
+            }
+        }
+    }
+    if let Some(name) = v.get("userName").and_then(Value::as_str) {
+        if dir.user_by_name(name).is_some_and(|holder| Some(holder) != id) {
+            return Err(Box::new(scim_error(
+                StatusCode::CONFLICT,
+                Some("uniqueness"),
+                "userName is already in use",
+            )));
+        }
+    }
+    Ok(v)
+}
+
+fn shape_group(s: &Shared, mut v: Value) -> Value {
+    if s.vendor.quip_shapes() {
+        v.as_object_mut().expect("object").remove("externalId");
+    }
+    v
+}
+
 async fn create(
     State(s): State<Arc<Shared>>,
     Path(resource): Path<String>,
@@ -235,21 +412,57 @@ async fn create(
     if !known(&resource) {
         return scim_error(StatusCode::NOT_FOUND, None, "unknown resource type");
     }
-    let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
-        return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "body is not a JSON object");
+    let v = match body_object(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     let mut dir = s.dir.lock().expect("not poisoned");
     if resource == "Users" {
-        let name = v.get("userName").and_then(Value::as_str).unwrap_or_default().to_lowercase();
-        if dir
-            .users
-            .values()
-            .any(|u| u.get("userName").and_then(Value::as_str).is_some_and(|n| n.to_lowercase() == name))
-        {
-            return scim_error(StatusCode::CONFLICT, Some("uniqueness"), "userName is already in use");
+        let asked = v.get("userName").and_then(Value::as_str).unwrap_or_default().to_lowercase();
+        *s.creates.lock().expect("not poisoned").entry(asked).or_default() += 1;
+        let v = match shape_user(&s, &dir, None, v, None) {
+            Ok(v) => v,
+            Err(r) => return *r,
+        };
+        let created = dir.create("Users", v);
+        if s.pending_until_login {
+            let id = created["id"].as_str().expect("id").to_string();
+            s.pending.lock().expect("not poisoned").insert(id);
         }
+        return scim_json(StatusCode::CREATED, created);
     }
+    let v = shape_group(&s, v);
     scim_json(StatusCode::CREATED, dir.create(&resource, v))
+}
+
+/// If-Match (RFC 7644 §3.14): a stale version is refused with 412.
+fn precondition(headers: &HeaderMap, current: &Value) -> Option<Response> {
+    let wanted = headers.get("if-match")?.to_str().ok()?;
+    let have = current.pointer("/meta/version").and_then(Value::as_str).unwrap_or_default();
+    (wanted != "*" && wanted != have).then(|| scim_error(StatusCode::PRECONDITION_FAILED, None, "version mismatch"))
+}
+
+/// Store `new` as the resource `id` after the vendor's rules.
+fn store_update(s: &Shared, resource: &str, id: &str, new: Value, headers: &HeaderMap) -> Response {
+    let mut dir = s.dir.lock().expect("not poisoned");
+    let Some(old) = dir.collection(resource).get(id).cloned() else {
+        return scim_error(StatusCode::NOT_FOUND, None, &format!("{resource} {id} not found"));
+    };
+    if let Some(r) = precondition(headers, &old) {
+        return r;
+    }
+    let new = if resource == "Users" {
+        match shape_user(s, &dir, Some(id), new, Some(&old)) {
+            Ok(v) => v,
+            Err(r) => return *r,
+        }
+    } else {
+        shape_group(s, new)
+    };
+    match dir.put(resource, id, new) {
+        Some(v) => scim_json(StatusCode::OK, v),
+        None => scim_error(StatusCode::NOT_FOUND, None, &format!("{resource} {id} not found")),
+    }
 }
 
 async fn replace(
@@ -263,18 +476,43 @@ async fn replace(
     if let Some(r) = gate(&s, &method, &uri, &headers).await {
         return r;
     }
-    let Ok(mut v @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
-        return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "body is not a JSON object");
+    if resource == "Groups" && s.vendor.rejects_group_put() {
+        return scim_error(StatusCode::METHOD_NOT_ALLOWED, None, "PUT is not supported for Groups");
+    }
+    match body_object(&body) {
+        Ok(v) => store_update(&s, &resource, &id, v, &headers),
+        Err(r) => *r,
+    }
+}
+
+async fn patch(
+    State(s): State<Arc<Shared>>,
+    Path((resource, id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = gate(&s, &method, &uri, &headers).await {
+        return r;
+    }
+    if resource == "Groups" && s.vendor.rejects_group_patch() {
+        return scim_error(StatusCode::METHOD_NOT_ALLOWED, None, "PATCH is not supported for Groups");
+    }
+    let req = match body_object(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
-    let mut dir = s.dir.lock().expect("not poisoned");
-    let Some(old) = dir.collection_mut(&resource).get_mut(&id) else {
+    let Some(ops) = req.get("Operations").and_then(Value::as_array) else {
+        return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "no Operations");
+    };
+    let Some(mut current) = s.dir.lock().expect("not poisoned").collection(&resource).get(&id).cloned() else {
         return scim_error(StatusCode::NOT_FOUND, None, &format!("{resource} {id} not found"));
     };
-    v["id"] = json!(id);
-    v["schemas"] = old["schemas"].clone();
-    v["meta"] = old["meta"].clone();
-    *old = v.clone();
-    scim_json(StatusCode::OK, v)
+    if let Err(m) = crate::scim::patch::apply(&mut current, ops) {
+        return scim_error(StatusCode::BAD_REQUEST, Some("invalidValue"), &m);
+    }
+    store_update(&s, &resource, &id, current, &headers)
 }
 
 async fn delete_one(
@@ -287,7 +525,16 @@ async fn delete_one(
     if let Some(r) = gate(&s, &method, &uri, &headers).await {
         return r;
     }
-    match s.dir.lock().expect("not poisoned").collection_mut(&resource).remove(&id) {
+    let mut dir = s.dir.lock().expect("not poisoned");
+    if resource == "Users" && s.vendor.delete_deactivates() {
+        let Some(mut u) = dir.users.get(&id).cloned() else {
+            return scim_error(StatusCode::NOT_FOUND, None, &format!("{resource} {id} not found"));
+        };
+        u["active"] = json!(false);
+        dir.put("Users", &id, u);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    match dir.remove(&resource, &id) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => scim_error(StatusCode::NOT_FOUND, None, &format!("{resource} {id} not found")),
     }

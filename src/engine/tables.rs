@@ -7,6 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use crate::config::{AppConfig, MatchKey, OnUnassign};
+use crate::profile::Profile;
 
 /// What the planner knows of one app beyond its config: whether its scope can be trusted.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct AppInput<'a> {
     /// False when a bound group name matched no IdP group or no bindings were pulled: nothing
     /// may then be deactivated or deleted on the strength of "out of scope".
     pub scope_complete: bool,
+    /// The app's SP profile (managed attributes, role model, what DELETE means).
+    pub profile: &'a Profile,
 }
 
 fn strings(v: Vec<String>) -> ArrayRef {
@@ -27,7 +30,7 @@ fn batch(fields: &[(&str, DataType)], cols: Vec<ArrayRef>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(schema), cols).expect("columns match the schema")
 }
 
-/// `apps(app, idp_source, app_source, manage_groups, on_unassign, scope_complete)`
+/// `apps(app, idp_source, app_source, manage_groups, on_unassign, scope_complete, delete_removes)`
 pub fn apps(apps: &[AppInput]) -> RecordBatch {
     batch(
         &[
@@ -37,6 +40,7 @@ pub fn apps(apps: &[AppInput]) -> RecordBatch {
             ("manage_groups", DataType::Boolean),
             ("on_unassign", DataType::Utf8),
             ("scope_complete", DataType::Boolean),
+            ("delete_removes", DataType::Boolean),
         ],
         vec![
             strings(apps.iter().map(|a| a.config.name.clone()).collect()),
@@ -54,6 +58,9 @@ pub fn apps(apps: &[AppInput]) -> RecordBatch {
                     .collect(),
             ),
             Arc::new(BooleanArray::from(apps.iter().map(|a| a.scope_complete).collect::<Vec<_>>())),
+            Arc::new(BooleanArray::from(
+                apps.iter().map(|a| a.profile.delete_removes()).collect::<Vec<_>>(),
+            )),
         ],
     )
 }
@@ -85,10 +92,11 @@ pub fn app_match(apps: &[AppInput]) -> RecordBatch {
 /// rank after these, in name order.
 const ROLE_ORDER: &[&str] = &["owner", "admin", "editor", "member", "contributor", "viewer", "guest"];
 
-/// `app_roles(app, role, group_name, rank)`
+/// `app_roles(app, role, group_name, rank)`: only for apps whose profile conveys roles as an
+/// attribute (role groups of a `groups` profile are managed as groups).
 pub fn app_roles(apps: &[AppInput]) -> RecordBatch {
     let (mut app, mut role, mut group, mut rank) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for a in apps {
+    for a in apps.iter().filter(|a| a.profile.roles.model == "attribute") {
         let mut roles: Vec<(&String, &String)> = a.config.roles.iter().collect();
         roles.sort_by_key(|(r, _)| {
             (
@@ -117,30 +125,19 @@ pub fn app_roles(apps: &[AppInput]) -> RecordBatch {
     )
 }
 
-/// The attributes of DESIGN.md's mapping that the generic profile manages.
-pub const GENERIC_ATTRIBUTES: &[&str] = &[
-    "userName",
-    "externalId",
-    "name.givenName",
-    "name.familyName",
-    "displayName",
-    "email",
-    "title",
-    "phone",
-    "timezone",
-];
-
-/// `app_attributes(app, attribute)`: what `user.drift` compares for each app.
+/// `app_attributes(app, attribute, lower)`: what `user.drift` compares for each app (the
+/// profile's managed attributes), and whether the app holds it lower-case.
 pub fn app_attributes(apps: &[AppInput]) -> RecordBatch {
-    let (mut app, mut attr) = (Vec::new(), Vec::new());
+    let (mut app, mut attr, mut lower) = (Vec::new(), Vec::new(), Vec::new());
     for a in apps {
-        for at in GENERIC_ATTRIBUTES {
+        for at in &a.profile.users.manage {
             app.push(a.config.name.clone());
-            attr.push(at.to_string());
+            attr.push(at.clone());
+            lower.push(a.profile.lowercases(at));
         }
     }
     batch(
-        &[("app", DataType::Utf8), ("attribute", DataType::Utf8)],
-        vec![strings(app), strings(attr)],
+        &[("app", DataType::Utf8), ("attribute", DataType::Utf8), ("lower", DataType::Boolean)],
+        vec![strings(app), strings(attr), Arc::new(BooleanArray::from(lower))],
     )
 }

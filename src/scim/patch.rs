@@ -56,9 +56,131 @@ pub fn body(ops: &[Operation]) -> Value {
     json!({"schemas": [PATCH_SCHEMA], "Operations": ops})
 }
 
+/// Parse `attr[value eq "x"]` (the member-removal path); returns (attr, x).
+fn value_filter(path: &str) -> Option<(&str, String)> {
+    let (attr, rest) = path.split_once('[')?;
+    let inner = rest.strip_suffix(']')?.trim();
+    let (lhs, rhs) = inner.split_once(' ')?;
+    let rhs = rhs.trim_start().strip_prefix("eq")?.trim();
+    if !lhs.eq_ignore_ascii_case("value") {
+        return None;
+    }
+    let v: String = serde_json::from_str(rhs).ok()?;
+    Some((attr, v))
+}
+
+fn key_of(obj: &serde_json::Map<String, Value>, name: &str) -> String {
+    obj.keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn set(resource: &mut Value, path: &str, value: Value, add: bool) -> Result<(), String> {
+    let obj = resource.as_object_mut().ok_or("the resource is not an object")?;
+    match path.split_once('.') {
+        Some((parent, child)) => {
+            let k = key_of(obj, parent);
+            let entry = obj.entry(k).or_insert_with(|| json!({}));
+            if !entry.is_object() {
+                *entry = json!({});
+            }
+            set(entry, child, value, add)
+        }
+        None => {
+            let k = key_of(obj, path);
+            match (add, obj.get_mut(&k), value) {
+                // §3.5.2.1: add to a multi-valued attribute appends (no duplicates).
+                (true, Some(Value::Array(existing)), Value::Array(new)) => {
+                    for item in new {
+                        if !existing.contains(&item) {
+                            existing.push(item);
+                        }
+                    }
+                }
+                (_, _, value) => {
+                    obj.insert(k, value);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Apply a PatchOp's `Operations` to a resource (RFC 7644 §3.5.2): add/replace with a simple or
+/// dotted path, add/replace without a path (merge), remove by path or by `attr[value eq "x"]`.
+/// Used by the emulators, and by apply for apps that take PUT only.
+pub fn apply(resource: &mut Value, operations: &[Value]) -> Result<(), String> {
+    for (i, o) in operations.iter().enumerate() {
+        let op = o
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or(format!("Operations[{i}]: no op"))?
+            .to_ascii_lowercase();
+        let path = o.get("path").and_then(Value::as_str);
+        let value = o.get("value").cloned();
+        match (op.as_str(), path, value) {
+            ("add" | "replace", Some(p), Some(v)) => set(resource, p, v, op == "add")?,
+            ("add" | "replace", None, Some(Value::Object(m))) => {
+                for (k, v) in m {
+                    set(resource, &k, v, op == "add")?;
+                }
+            }
+            ("remove", Some(p), _) => {
+                let obj = resource.as_object_mut().ok_or("the resource is not an object")?;
+                if let Some((attr, wanted)) = value_filter(p) {
+                    let k = key_of(obj, attr);
+                    if let Some(Value::Array(items)) = obj.get_mut(&k) {
+                        items.retain(|m| m.get("value").and_then(Value::as_str) != Some(wanted.as_str()));
+                    }
+                } else if let Some((parent, child)) = p.split_once('.') {
+                    let k = key_of(obj, parent);
+                    if let Some(Value::Object(inner)) = obj.get_mut(&k) {
+                        let ck = key_of(inner, child);
+                        inner.remove(&ck);
+                    }
+                } else {
+                    let k = key_of(obj, p);
+                    obj.remove(&k);
+                }
+            }
+            (op, _, _) => return Err(format!("Operations[{i}]: unsupported op '{op}' or missing value")),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apply_handles_the_forms_scimsync_sends() {
+        let mut g = json!({"displayName": "a", "members": [{"value": "1"}, {"value": "x\"y"}]});
+        apply(
+            &mut g,
+            &[
+                json!({"op": "replace", "path": "displayName", "value": "b"}),
+                json!({"op": "add", "path": "members", "value": [{"value": "1"}, {"value": "2"}]}),
+                serde_json::to_value(Operation::remove_member("x\"y")).unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(g, json!({"displayName": "b", "members": [{"value": "1"}, {"value": "2"}]}));
+        let mut u = json!({"userName": "a", "name": {"givenName": "A"}, "active": true});
+        apply(
+            &mut u,
+            &[
+                json!({"op": "replace", "path": "name.familyName", "value": "B"}),
+                json!({"op": "replace", "value": {"active": false}}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            json!({"userName": "a", "name": {"givenName": "A", "familyName": "B"}, "active": false})
+        );
+    }
 
     #[test]
     fn deactivate_is_a_lowercase_replace_with_a_json_boolean() {

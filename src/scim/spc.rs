@@ -1,14 +1,14 @@
 //! RFC 7644 §4 / RFC 7643 §5: ServiceProviderConfig, read once per connection to learn what the
 //! SP supports. Unknown or missing sections default to "not supported".
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct Supported {
     #[serde(default)]
     pub supported: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct FilterSupport {
     #[serde(default)]
     pub supported: bool,
@@ -16,7 +16,7 @@ pub struct FilterSupport {
     pub max_results: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct BulkSupport {
     #[serde(default)]
     pub supported: bool,
@@ -26,7 +26,7 @@ pub struct BulkSupport {
     pub max_payload_size: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct ServiceProviderConfig {
     #[serde(default)]
     pub patch: Supported,

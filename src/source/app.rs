@@ -36,7 +36,10 @@ pub async fn pull_scim(client: &ScimClient, page_size: u32, concurrency: usize, 
     let users_raw = client
         .list_all("Users", page_size, concurrency, &|done, total| progress("users", done, total))
         .await?;
-    let mut snap = Snapshot::default();
+    let mut snap = Snapshot {
+        service_provider_config: serde_json::to_string(&spc).ok(),
+        ..Snapshot::default()
+    };
     snap.users.reserve(users_raw.len());
     for raw in &users_raw {
         snap.users

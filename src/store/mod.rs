@@ -1,5 +1,6 @@
 //! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
 //! (current state plus closed versions), the run records and, later, plans and the journal.
+mod journal;
 mod plan;
 mod schema;
 mod snapshot;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags};
 
+pub use journal::{Event, Finish, JournalEntry};
 pub use plan::PullState;
 pub use snapshot::{SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::SourceStatus;

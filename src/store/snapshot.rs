@@ -102,10 +102,11 @@ impl Store {
             source,
         };
         tx.execute(
-            "INSERT INTO sources (name, role, kind, profile, base_url, last_pull_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO sources (name, role, kind, profile, base_url, last_pull_run, service_provider_config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(name) DO UPDATE SET role = excluded.role, kind = excluded.kind, profile = excluded.profile,
-                 base_url = excluded.base_url, last_pull_run = excluded.last_pull_run",
-            params![info.name, info.role, info.kind, info.profile, info.base_url, run_id],
+                 base_url = excluded.base_url, last_pull_run = excluded.last_pull_run,
+                 service_provider_config = excluded.service_provider_config",
+            params![info.name, info.role, info.kind, info.profile, info.base_url, run_id, snap.service_provider_config],
         )
         .map_err(sql_err)?;
         tx.execute(

@@ -3,6 +3,7 @@
 //! the project's own emulator.
 mod support;
 
+mod apply_scim2_server;
 mod config_errors;
 mod demo;
 mod file_source;

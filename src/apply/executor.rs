@@ -1,0 +1,445 @@
+//! `scimsync apply`: run a plan's operations phase by phase with bounded concurrency, each one
+//! journaled before and after its HTTP call. An operation left in flight by a killed apply is
+//! looked up before anything is sent again, so nothing is created twice.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::config::{AppConfig, Config, DeactivationLimit};
+use crate::http::{detail_of, Auth, Http, HttpSettings};
+use crate::ops::{resolve_refs, Operation, Plan};
+use crate::profile::Profile;
+use crate::scim::filter::json_string;
+use crate::scim::spc::ServiceProviderConfig;
+use crate::scim::ScimClient;
+use crate::store::{Finish, JournalEntry, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "plan #{plan_id} is stale: {source_name} was pulled again (pull #{now}; the plan read pull #{planned}). Run `scimsync plan` again"
+    )]
+    Stale {
+        plan_id: i64,
+        source_name: String,
+        planned: i64,
+        now: i64,
+    },
+    #[error("app '{app}': the plan deactivates or deletes {planned} of {accounts} active accounts, more than max_deactivations allows ({allowed}). Nothing was applied; check the plan, then use --force (or raise the limit)")]
+    Guard {
+        app: String,
+        planned: u64,
+        accounts: u64,
+        allowed: u64,
+    },
+    #[error("app '{0}' is in the plan but not in the config")]
+    UnknownApp(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+}
+
+pub struct ApplyOptions {
+    pub app: Option<String>,
+    /// Operations in flight at once, per phase (default: the app's `concurrency`).
+    pub concurrency: Option<usize>,
+    pub max_deactivations: Option<DeactivationLimit>,
+    pub force: bool,
+}
+
+/// What an apply did, per app and action.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ApplyReport {
+    pub plan_id: i64,
+    /// (app, action) → (done, failed, skipped).
+    pub counts: BTreeMap<(String, String), (u64, u64, u64)>,
+    pub failures: Vec<String>,
+    pub requests: u64,
+    pub seconds: f64,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> u64 {
+        self.counts.values().map(|c| c.1).sum()
+    }
+    pub fn done(&self) -> u64 {
+        self.counts.values().map(|c| c.0).sum()
+    }
+}
+
+/// The operations of `plan` an apply would run now (not done yet), for `app` or all.
+pub fn pending<'a>(entries: &'a [JournalEntry], app: Option<&str>) -> Vec<&'a JournalEntry> {
+    entries
+        .iter()
+        .filter(|e| matches!(e.status.as_str(), "planned" | "in_flight" | "failed"))
+        .filter(|e| app.is_none_or(|a| e.op.app == a))
+        .collect()
+}
+
+/// Refuse a plan made from snapshots that have since been replaced.
+pub fn check_fresh(store: &Store, plan: &Plan, app: Option<&str>) -> Result<(), ApplyError> {
+    for (source, run) in &plan.snapshots {
+        let relevant = app.is_none_or(|a| {
+            plan.operations
+                .iter()
+                .any(|o| o.app == a && (source == &format!("app.{a}") || source.starts_with("idp.")))
+        });
+        if !relevant {
+            continue;
+        }
+        let now = store.pull_state(source)?.last_ok_run.unwrap_or_default();
+        if now != *run {
+            return Err(ApplyError::Stale {
+                plan_id: plan.plan_id,
+                source_name: source.clone(),
+                planned: *run,
+                now,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The accidental-deletion guard: refuse when an app's pending deactivations exceed its limit.
+pub fn check_guard(config: &Config, store: &Store, todo: &[&JournalEntry], opts: &ApplyOptions) -> Result<(), ApplyError> {
+    let mut per_app: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in todo.iter().filter(|e| e.op.is_deactivation()) {
+        *per_app.entry(e.op.app.as_str()).or_default() += 1;
+    }
+    for (app, planned) in per_app {
+        let cfg = config.app(app).ok_or_else(|| ApplyError::UnknownApp(app.into()))?;
+        let Some(limit) = opts.max_deactivations.as_ref().or(cfg.max_deactivations.as_ref()) else {
+            continue;
+        };
+        let accounts = store.active_accounts(&cfg.source_name())?;
+        let allowed = limit.allowed(accounts);
+        if planned > allowed && !opts.force {
+            return Err(ApplyError::Guard {
+                app: app.into(),
+                planned,
+                accounts,
+                allowed,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The app's profile, narrowed by the ServiceProviderConfig its last pull read.
+pub fn app_profile(store: &Store, app: &AppConfig) -> Result<Profile, ApplyError> {
+    let spc = store
+        .service_provider_config(&app.source_name())?
+        .and_then(|s| ServiceProviderConfig::parse(s.as_bytes()).ok());
+    Ok(Profile::load(&app.profile)?.with_service_provider_config(spc.as_ref()))
+}
+
+struct AppRuntime {
+    client: ScimClient,
+    profile: Profile,
+    /// IdP user id → app account id: stored links plus accounts created by this apply.
+    links: Mutex<HashMap<String, String>>,
+}
+
+fn client_for(app: &AppConfig) -> Result<ScimClient, ApplyError> {
+    let name = app.source_name();
+    let auth = match app.http.token.resolve(&name).map_err(crate::source::SourceError::from)? {
+        Some(t) => Auth::Bearer(t),
+        None => Auth::None,
+    };
+    let mut settings = HttpSettings::new(name.clone(), auth);
+    settings.concurrency = app.http.concurrency.max(1);
+    // Writes wait out longer storms of 429/503 than reads: an apply may slow down, not fail.
+    settings.retry.max_attempts = 8;
+    let http = Http::new(settings).map_err(|message| crate::source::SourceError::Unsupported {
+        source_name: name.clone(),
+        message,
+    })?;
+    Ok(ScimClient::new(&app.http.base_url, http))
+}
+
+/// Run the pending operations of a stored plan.
+pub async fn apply(config: &Config, store: Store, plan_id: i64, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
+    let (plan, entries) = store.load_plan(plan_id)?.expect("caller checked the plan exists");
+    check_fresh(&store, &plan, opts.app.as_deref())?;
+    let todo: Vec<JournalEntry> = pending(&entries, opts.app.as_deref()).into_iter().cloned().collect();
+    check_guard(config, &store, &todo.iter().collect::<Vec<_>>(), opts)?;
+
+    let mut runtimes: HashMap<String, Arc<AppRuntime>> = HashMap::new();
+    for e in &todo {
+        if runtimes.contains_key(&e.op.app) {
+            continue;
+        }
+        let cfg = config.app(&e.op.app).ok_or_else(|| ApplyError::UnknownApp(e.op.app.clone()))?;
+        runtimes.insert(
+            e.op.app.clone(),
+            Arc::new(AppRuntime {
+                client: client_for(cfg)?,
+                profile: app_profile(&store, cfg)?,
+                links: Mutex::new(store.user_links(&cfg.name)?),
+            }),
+        );
+    }
+    let default_concurrency = |app: &str| config.app(app).map(|a| a.http.concurrency).unwrap_or(4).max(1);
+    let store = Arc::new(Mutex::new(store));
+    let started = Instant::now();
+    let mut report = ApplyReport {
+        plan_id,
+        ..ApplyReport::default()
+    };
+    let mut phases: BTreeMap<u8, Vec<JournalEntry>> = BTreeMap::new();
+    for e in todo {
+        phases.entry(e.op.phase).or_default().push(e);
+    }
+    for (_, entries) in phases {
+        let concurrency = opts
+            .concurrency
+            .unwrap_or_else(|| entries.first().map(|e| default_concurrency(&e.op.app)).unwrap_or(4));
+        let results: Vec<(Operation, Outcome)> = stream::iter(entries.into_iter().map(|e| {
+            let rt = runtimes[&e.op.app].clone();
+            let store = store.clone();
+            async move {
+                let outcome = run_one(&rt, &store, plan_id, &e).await;
+                (e.op, outcome)
+            }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+        for (op, outcome) in results {
+            report.requests += outcome.requests;
+            let c = report.counts.entry((op.app.clone(), op.action.clone())).or_default();
+            match outcome.status {
+                "done" => c.0 += 1,
+                "failed" => {
+                    c.1 += 1;
+                    report.failures.push(format!(
+                        "app '{}': {} {} ({}): {}",
+                        op.app,
+                        op.method,
+                        op.path,
+                        op.subject.unwrap_or_default(),
+                        outcome.error.unwrap_or_default()
+                    ));
+                }
+                _ => c.2 += 1,
+            }
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+struct Outcome {
+    status: &'static str,
+    error: Option<String>,
+    requests: u64,
+}
+
+/// Journal a finish; a journal that cannot be written is reported loudly (the SP call happened).
+fn finish(store: &Mutex<Store>, plan_id: i64, op: &Operation, f: Finish, message: Option<&str>) -> Option<String> {
+    let mut s = store.lock().expect("store lock");
+    match s.op_finished(plan_id, op, &f, message) {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(app = %op.app, seq = op.seq, "JOURNAL WRITE FAILED after the SCIM call: {e}");
+            Some(e.to_string())
+        }
+    }
+}
+
+fn resource_id(v: &Value) -> Option<String> {
+    v.get("id").and_then(Value::as_str).map(str::to_string)
+}
+
+async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &JournalEntry) -> Outcome {
+    let op = &entry.op;
+    let mut requests = 0u64;
+    let done = |result_id: Option<&str>, http_status: Option<u16>, message: Option<&str>, requests: u64| {
+        if let (Some(id), Some(idp), "user.create") = (result_id, op.idp_id.as_deref(), op.action.as_str()) {
+            rt.links.lock().expect("links lock").insert(idp.to_string(), id.to_string());
+        }
+        let error = finish(
+            store,
+            plan_id,
+            op,
+            Finish {
+                status: "done",
+                http_status,
+                error: None,
+                result_id,
+            },
+            message,
+        );
+        Outcome {
+            status: if error.is_none() { "done" } else { "failed" },
+            error,
+            requests,
+        }
+    };
+    let failed = |http_status: Option<u16>, error: String, requests: u64| {
+        finish(
+            store,
+            plan_id,
+            op,
+            Finish {
+                status: "failed",
+                http_status,
+                error: Some(&error),
+                result_id: None,
+            },
+            None,
+        );
+        Outcome {
+            status: "failed",
+            error: Some(error),
+            requests,
+        }
+    };
+
+    // An interrupted create may have reached the app: look before creating again.
+    if entry.status == "in_flight" && op.creates() {
+        requests += 1;
+        match lookup(rt, op).await {
+            Ok(Some(id)) => return done(Some(&id), None, Some("found after an interrupted apply; linked"), requests),
+            Ok(None) => {}
+            Err(e) => return failed(None, format!("lookup after an interrupted apply: {e}"), requests),
+        }
+    }
+
+    let mut body = op.body.clone();
+    let mut dropped = Vec::new();
+    if let Some(b) = body.as_mut() {
+        let links = rt.links.lock().expect("links lock");
+        dropped = resolve_refs(b, &|idp| links.get(idp).cloned());
+    }
+    if let Err(e) = store.lock().expect("store lock").op_started(plan_id, op.seq) {
+        return Outcome {
+            status: "failed",
+            error: Some(format!("journal: {e}; not sent")),
+            requests,
+        };
+    }
+    let method = Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST);
+    let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));
+    let mut if_match: Option<String> = None;
+    for _ in 0..2 {
+        requests += 1;
+        let resp = match rt
+            .client
+            .request(method.clone(), &op.path, body.as_ref(), if_match.as_deref())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return failed(e.status(), e.to_string(), requests),
+        };
+        let status = resp.status;
+        if resp.is_success() {
+            let result_id = if op.creates() {
+                serde_json::from_slice::<Value>(&resp.body).ok().as_ref().and_then(resource_id)
+            } else {
+                None
+            };
+            return done(result_id.as_deref(), Some(status), note.as_deref(), requests);
+        }
+        match status {
+            409 if op.creates() => {
+                requests += 1;
+                return match lookup(rt, op).await {
+                    Ok(Some(id)) => done(Some(&id), Some(status), Some("already in the app; linked"), requests),
+                    Ok(None) => {
+                        let detail = detail_of(&resp.body);
+                        let _ = store.lock().expect("store lock").lookup_event(
+                            op,
+                            plan_id,
+                            Some(status),
+                            &format!("409 on create and no matching object found: {detail}"),
+                        );
+                        failed(Some(status), format!("HTTP 409: {detail}; no matching object found"), requests)
+                    }
+                    Err(e) => failed(Some(status), format!("HTTP 409, then lookup failed: {e}"), requests),
+                };
+            }
+            404 if matches!(op.action.as_str(), "user.deactivate" | "user.delete" | "group.delete") => {
+                return done(None, Some(status), Some("already gone"), requests);
+            }
+            412 if if_match.is_none() => {
+                // The object changed since it was read: read it again and retry with its version.
+                requests += 1;
+                match rt.client.get_ok(&op.path).await {
+                    Ok(b) => {
+                        if_match = serde_json::from_slice::<Value>(&b)
+                            .ok()
+                            .and_then(|v| v.pointer("/meta/version").and_then(Value::as_str).map(str::to_string));
+                        if if_match.is_none() {
+                            return failed(Some(status), "HTTP 412 and the object has no meta.version".into(), requests);
+                        }
+                    }
+                    Err(e) => return failed(e.status(), format!("HTTP 412, then re-read failed: {e}"), requests),
+                }
+            }
+            _ => return failed(Some(status), format!("HTTP {status}: {}", detail_of(&resp.body)), requests),
+        }
+    }
+    failed(Some(412), "HTTP 412 twice".into(), requests)
+}
+
+/// Find the object a create was for: a user by userName, externalId or email; a group by
+/// displayName (filtered when the app filters groups, else listed and matched here).
+async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate::http::HttpError> {
+    let Some(body) = &op.body else { return Ok(None) };
+    let str_at = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_string);
+    if op.action == "group.create" {
+        let Some(name) = str_at("/displayName") else { return Ok(None) };
+        let found = if rt.profile.groups.filter {
+            rt.client
+                .search("Groups", &format!("displayName eq {}", json_string(&name)), 10)
+                .await?
+        } else {
+            rt.client.list_sequential("Groups", 100, &|_, _| {}).await?
+        };
+        return Ok(found
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Value>(r.get()).ok())
+            .find(|g| {
+                g.get("displayName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&name))
+            })
+            .as_ref()
+            .and_then(resource_id));
+    }
+    for (attr, value) in [
+        ("userName", str_at("/userName")),
+        ("externalId", str_at("/externalId")),
+        ("emails.value", str_at("/emails/0/value")),
+    ] {
+        let Some(value) = value else { continue };
+        let found: Vec<Value> = rt
+            .client
+            .search("Users", &format!("{attr} eq {}", json_string(&value)), 10)
+            .await?
+            .iter()
+            .filter_map(|r| serde_json::from_str(r.get()).ok())
+            .collect();
+        // An email filter also returns disabled accounts (Quip): prefer an active one.
+        let active: Vec<&Value> = found
+            .iter()
+            .filter(|u| u.get("active").and_then(Value::as_bool).unwrap_or(true))
+            .collect();
+        if let [one] = active.as_slice() {
+            return Ok(resource_id(one));
+        }
+        // userName and externalId name one identity even when it is disabled; an email does not.
+        if let ([one], false) = (found.as_slice(), attr == "emails.value") {
+            return Ok(resource_id(one));
+        }
+    }
+    Ok(None)
+}

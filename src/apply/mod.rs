@@ -1,0 +1,6 @@
+//! From findings to changes in the apps: [`planner`] turns findings into SCIM operations through
+//! each app's profile; [`executor`] runs them with the journal, retries and the guard.
+pub mod executor;
+pub mod planner;
+
+pub use executor::{apply, ApplyError, ApplyOptions, ApplyReport};

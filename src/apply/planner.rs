@@ -1,0 +1,471 @@
+//! Findings → SCIM operations, through the app's profile. Reads what the findings do not carry
+//! (the IdP user to create, a group's members) from the store; makes no network call.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use crate::config::{AppConfig, OnUnassign};
+use crate::engine::Finding;
+use crate::model::User;
+use crate::ops::{phase, Operation, IDP_USER_REF};
+use crate::profile::Profile;
+use crate::scim::{GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA};
+use crate::store::{Result, Store};
+
+/// One app to plan.
+pub struct AppPlanning<'a> {
+    pub config: &'a AppConfig,
+    pub profile: &'a Profile,
+    pub idp_source: String,
+}
+
+/// What planning one app produced.
+#[derive(Debug, Default)]
+pub struct AppOperations {
+    pub operations: Vec<Operation>,
+    /// Findings that could not become an operation, and why.
+    pub warnings: Vec<String>,
+}
+
+fn patch(ops: Vec<Value>) -> Value {
+    json!({"schemas": [PATCH_SCHEMA], "Operations": ops})
+}
+
+fn replace(path: &str, value: Value) -> Value {
+    json!({"op": "replace", "path": path, "value": value})
+}
+
+fn user_path(id: &str) -> String {
+    format!(
+        "Users/{}",
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+fn group_path(id: &str) -> String {
+    format!(
+        "Groups/{}",
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+fn member_ref(idp_user_id: &str) -> Value {
+    json!({ IDP_USER_REF: idp_user_id })
+}
+
+/// The value an app holds for an IdP value of `attribute` (case rules).
+fn shaped(profile: &Profile, attribute: &str, value: &str) -> String {
+    if profile.lowercases(attribute) {
+        value.to_lowercase()
+    } else {
+        value.to_string()
+    }
+}
+
+/// The userName to create an account with.
+fn user_name_for(profile: &Profile, u: &User) -> Option<String> {
+    let raw = if profile.users.user_name_from == "email" {
+        u.email.as_ref().or(u.user_name.as_ref())
+    } else {
+        u.user_name.as_ref().or(u.email.as_ref())
+    }?;
+    Some(shaped(profile, "userName", raw))
+}
+
+fn formatted(u: &User) -> Option<String> {
+    match (&u.given_name, &u.family_name) {
+        (Some(g), Some(f)) => Some(format!("{g} {f}")),
+        (Some(g), None) => Some(g.clone()),
+        (None, Some(f)) => Some(f.clone()),
+        (None, None) => None,
+    }
+}
+
+/// POST /Users body for an IdP user.
+pub fn create_user_body(profile: &Profile, u: &User) -> Option<Value> {
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([USER_SCHEMA]));
+    body.insert("userName".into(), json!(user_name_for(profile, u)?));
+    body.insert("active".into(), json!(true));
+    let sends = |a: &str| profile.sends_on_create(a);
+    if let (true, Some(v)) = (sends("externalId"), &u.external_id) {
+        body.insert("externalId".into(), json!(v));
+    }
+    let mut name = Map::new();
+    if let (true, Some(v)) = (sends("name.givenName"), &u.given_name) {
+        name.insert("givenName".into(), json!(v));
+    }
+    if let (true, Some(v)) = (sends("name.familyName"), &u.family_name) {
+        name.insert("familyName".into(), json!(v));
+    }
+    if profile.users.formatted == "given_family" {
+        if let Some(f) = formatted(u) {
+            name.insert("formatted".into(), json!(f));
+        }
+    }
+    if !name.is_empty() {
+        body.insert("name".into(), Value::Object(name));
+    }
+    if let (true, Some(v)) = (sends("displayName"), &u.display_name) {
+        body.insert("displayName".into(), json!(v));
+    }
+    if let (true, Some(v)) = (sends("email"), &u.email) {
+        body.insert(
+            "emails".into(),
+            json!([{"value": shaped(profile, "email", v), "type": profile.users.email_type, "primary": true}]),
+        );
+    }
+    if let (true, Some(v)) = (sends("title"), &u.title) {
+        body.insert("title".into(), json!(v));
+    }
+    if let (true, Some(v)) = (sends("phone"), &u.phone) {
+        body.insert("phoneNumbers".into(), json!([{"value": v, "type": "work"}]));
+    }
+    if let (true, Some(v)) = (sends("timezone"), &u.timezone) {
+        body.insert("timezone".into(), json!(v));
+    }
+    Some(Value::Object(body))
+}
+
+/// The PATCH operation(s) that set one drifted attribute to the IdP's value.
+fn attribute_ops(profile: &Profile, attribute: &str, value: &str, idp_user: Option<&User>) -> Vec<Value> {
+    let v = shaped(profile, attribute, value);
+    match attribute {
+        "email" => vec![replace(
+            "emails",
+            json!([{"value": v, "type": profile.users.email_type, "primary": true}]),
+        )],
+        "phone" => vec![replace("phoneNumbers", json!([{"value": v, "type": "work"}]))],
+        "name.givenName" | "name.familyName" => {
+            let mut ops = vec![replace(attribute, json!(v))];
+            if let (true, Some(f)) = (profile.users.formatted == "given_family", idp_user.and_then(formatted)) {
+                ops.push(replace("name.formatted", json!(f)));
+            }
+            ops
+        }
+        _ => vec![replace(attribute, json!(v))],
+    }
+}
+
+/// Plan the operations for one app's findings. `next_seq` numbers them across apps.
+pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_seq: &mut i64) -> Result<AppOperations> {
+    let profile = app.profile;
+    let name = &app.config.name;
+    let app_source = app.config.source_name();
+    let mut out = AppOperations::default();
+    let mut ops: Vec<Operation> = Vec::new();
+    let op = |phase: u8, action: &str, method: &str, path: String, body: Option<Value>, f: &Finding| Operation {
+        seq: 0,
+        app: name.clone(),
+        phase,
+        action: action.into(),
+        method: method.into(),
+        path,
+        body,
+        finding: f.kind.clone(),
+        subject: f.subject.clone(),
+        idp_id: f.idp_id.clone(),
+        sp_id: f.sp_id.clone(),
+    };
+    let of = |kind: &'static str| findings.iter().copied().filter(move |f| f.kind == kind);
+
+    // IdP users the operations need whole: those to create, and those whose name changes
+    // (formatted is computed from both names).
+    let wanted: HashSet<&str> = of("user.missing")
+        .chain(of("user.drift").filter(|f| f.attribute.as_deref().is_some_and(|a| a.starts_with("name."))))
+        .filter_map(|f| f.idp_id.as_deref())
+        .collect();
+    let idp_users = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        store.users_by_id(&app.idp_source, &wanted)?
+    };
+    let links = store.user_links(name)?;
+    let missing: HashSet<&str> = of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect();
+    // The app id of an IdP user's account: linked, or to be created by this plan.
+    let member_value = |idp_id: &str| -> Option<Value> {
+        if let Some(sp) = links.get(idp_id) {
+            Some(json!(sp))
+        } else if missing.contains(idp_id) {
+            Some(member_ref(idp_id))
+        } else {
+            None
+        }
+    };
+
+    // Quip: a disabled account holding a new user's email gives it up first.
+    let mut released: HashSet<String> = HashSet::new();
+    if profile.users.email_reuse == "rename_disabled" {
+        let emails: HashSet<String> = missing
+            .iter()
+            .filter_map(|id| idp_users.get(*id)?.email.as_ref())
+            .map(|e| e.trim().to_lowercase())
+            .collect();
+        if !emails.is_empty() {
+            let holders = store.accounts_by_email(&app_source, &emails)?;
+            for f in of("user.missing") {
+                let Some(email) = f.idp_id.as_deref().and_then(|id| idp_users.get(id)?.email.as_ref()) else {
+                    continue;
+                };
+                for (holder, active, user_name) in holders.get(&email.trim().to_lowercase()).into_iter().flatten() {
+                    if *active {
+                        out.warnings.push(format!(
+                            "{}: the active account {} already holds {email}; creating it will fail until that is resolved",
+                            f.subject.clone().unwrap_or_default(),
+                            user_name.clone().unwrap_or_else(|| holder.clone())
+                        ));
+                    } else if released.insert(holder.clone()) {
+                        let harmless = format!(
+                            "released-{}@scimsync.invalid",
+                            holder.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                        );
+                        let mut o = op(
+                            phase::RELEASE,
+                            "user.release_email",
+                            "PATCH",
+                            user_path(holder),
+                            Some(patch(vec![replace(
+                                "emails",
+                                json!([{"value": harmless, "type": profile.users.email_type, "primary": true}]),
+                            )])),
+                            f,
+                        );
+                        o.finding = "user.conflict".into();
+                        o.subject = user_name.clone().or(Some(holder.clone()));
+                        o.idp_id = None;
+                        o.sp_id = Some(holder.clone());
+                        ops.push(o);
+                    }
+                }
+            }
+        }
+    }
+
+    for f in of("user.missing") {
+        let body = f
+            .idp_id
+            .as_deref()
+            .and_then(|id| idp_users.get(id))
+            .and_then(|u| create_user_body(profile, u));
+        match body {
+            Some(b) => ops.push(op(phase::CREATE_USERS, "user.create", "POST", "Users".into(), Some(b), f)),
+            None => out.warnings.push(format!(
+                "{}: the IdP user has neither userName nor email; not created",
+                f.subject.clone().unwrap_or_default()
+            )),
+        }
+    }
+    for f in of("user.reactivate") {
+        let Some(sp) = &f.sp_id else { continue };
+        ops.push(op(
+            phase::REACTIVATE,
+            "user.reactivate",
+            "PATCH",
+            user_path(sp),
+            Some(patch(vec![replace("active", json!(true))])),
+            f,
+        ));
+    }
+
+    // Attribute and role changes: one PATCH per account.
+    let mut updates: BTreeMap<&str, (Vec<Value>, &Finding)> = BTreeMap::new();
+    for f in of("user.drift") {
+        let (Some(sp), Some(attr), Some(value)) = (f.sp_id.as_deref(), f.attribute.as_deref(), f.new_value.as_deref()) else {
+            continue;
+        };
+        if !profile.manages(attr) {
+            continue;
+        }
+        let idp_user = f.idp_id.as_deref().and_then(|id| idp_users.get(id));
+        let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
+        for o in attribute_ops(profile, attr, value, idp_user) {
+            if !entry.0.contains(&o) {
+                entry.0.push(o);
+            }
+        }
+    }
+    for f in of("user.role_mismatch") {
+        let (Some(sp), Some(role)) = (f.sp_id.as_deref(), f.new_value.as_deref()) else {
+            continue;
+        };
+        let held_fixed = f.old_value.as_deref().is_some_and(|old| !profile.role_settable(old));
+        if !profile.role_settable(role) || held_fixed {
+            out.warnings.push(format!(
+                "{}: role {} → {role} is not settable over SCIM in this app; left as it is",
+                f.subject.clone().unwrap_or_default(),
+                f.old_value.as_deref().unwrap_or("∅")
+            ));
+            continue;
+        }
+        let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
+        entry.0.push(replace("roles", json!([{"value": role, "primary": true}])));
+    }
+    for (sp, (changes, f)) in updates {
+        ops.push(op(
+            phase::UPDATE_USERS,
+            "user.update",
+            "PATCH",
+            user_path(sp),
+            Some(patch(changes)),
+            f,
+        ));
+    }
+
+    plan_groups(store, app, findings, &member_value, &mut ops, &op)?;
+
+    for f in of("user.orphaned") {
+        let Some(sp) = &f.sp_id else { continue };
+        match app.config.on_unassign {
+            OnUnassign::Ignore => {}
+            OnUnassign::Deactivate => ops.push(op(
+                phase::DEACTIVATE,
+                "user.deactivate",
+                "PATCH",
+                user_path(sp),
+                Some(patch(vec![replace("active", json!(false))])),
+                f,
+            )),
+            OnUnassign::Delete => ops.push(op(phase::DEACTIVATE, "user.delete", "DELETE", user_path(sp), None, f)),
+        }
+    }
+    for f in of("group.orphaned") {
+        let Some(sp) = &f.sp_id else { continue };
+        ops.push(op(phase::DELETE_GROUPS, "group.delete", "DELETE", group_path(sp), None, f));
+    }
+
+    ops.sort_by_key(|o| o.phase); // stable: keeps finding order within a phase
+    for o in &mut ops {
+        o.seq = *next_seq;
+        *next_seq += 1;
+    }
+    out.operations = ops;
+    Ok(out)
+}
+
+type OpFn<'a> = dyn Fn(u8, &str, &str, String, Option<Value>, &Finding) -> Operation + 'a;
+
+/// Group creates, renames and member changes: PATCH or PUT as the profile says.
+fn plan_groups(
+    store: &Store,
+    app: &AppPlanning,
+    findings: &[&Finding],
+    member_value: &dyn Fn(&str) -> Option<Value>,
+    ops: &mut Vec<Operation>,
+    op: &OpFn,
+) -> Result<()> {
+    let profile = app.profile;
+    let app_source = app.config.source_name();
+    let of = |kind: &'static str| findings.iter().copied().filter(move |f| f.kind == kind);
+
+    let creating: HashSet<&str> = of("group.missing").filter_map(|f| f.idp_id.as_deref()).collect();
+    if !creating.is_empty() {
+        let members = store.members_of(&app.idp_source, &creating, true)?;
+        for f in of("group.missing") {
+            let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
+                continue;
+            };
+            let values: Vec<Value> = members
+                .get(idp_gid)
+                .into_iter()
+                .flatten()
+                .filter_map(|uid| member_value(uid))
+                .map(|v| json!({"value": v}))
+                .collect();
+            let mut body = json!({"schemas": [GROUP_SCHEMA], "displayName": name, "members": values});
+            if profile.groups.external_id {
+                body["externalId"] = json!(idp_gid);
+            }
+            ops.push(op(phase::CREATE_GROUPS, "group.create", "POST", "Groups".into(), Some(body), f));
+        }
+    }
+
+    // Per app group: its new name and member changes.
+    #[derive(Default)]
+    struct Change<'f> {
+        rename: Option<&'f Finding>,
+        add: Vec<&'f Finding>,
+        remove: Vec<&'f Finding>,
+    }
+    let mut changes: BTreeMap<&str, Change> = BTreeMap::new();
+    for f in of("group.renamed").chain(of("group.members")) {
+        let Some(sp) = f.sp_id.as_deref() else { continue };
+        let c = changes.entry(sp).or_default();
+        match (f.kind.as_str(), f.attribute.as_deref()) {
+            ("group.renamed", _) => c.rename = Some(f),
+            (_, Some("add")) => c.add.push(f),
+            _ => c.remove.push(f),
+        }
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    if profile.patches_groups() {
+        for (sp, c) in &changes {
+            if let Some(f) = c.rename {
+                let body = patch(vec![replace("displayName", json!(f.new_value))]);
+                ops.push(op(phase::GROUPS, "group.update", "PATCH", group_path(sp), Some(body), f));
+            }
+            let adds: Vec<(Value, &Finding)> = c
+                .add
+                .iter()
+                .filter_map(|f| Some((member_value(f.new_value.as_deref()?)?, *f)))
+                .collect();
+            for chunk in adds.chunks(profile.groups.member_batch) {
+                let values: Vec<Value> = chunk.iter().map(|(v, _)| json!({"value": v})).collect();
+                let body = patch(vec![json!({"op": "add", "path": "members", "value": values})]);
+                let mut o = op(phase::GROUPS, "group.members", "PATCH", group_path(sp), Some(body), chunk[0].1);
+                o.subject = chunk[0].1.subject.clone();
+                ops.push(o);
+            }
+            let removes: Vec<&Finding> = c.remove.iter().filter(|f| f.old_value.is_some()).copied().collect();
+            for chunk in removes.chunks(profile.groups.member_batch) {
+                let list: Vec<Value> = chunk
+                    .iter()
+                    .map(|f| {
+                        let id = f.old_value.as_deref().expect("filtered");
+                        json!({"op": "remove", "path": format!("members[value eq {}]", crate::scim::filter::json_string(id))})
+                    })
+                    .collect();
+                ops.push(op(
+                    phase::GROUPS,
+                    "group.members",
+                    "PATCH",
+                    group_path(sp),
+                    Some(patch(list)),
+                    chunk[0],
+                ));
+            }
+        }
+    } else {
+        // PUT: the full member list, built from the app's current members.
+        let ids: HashSet<&str> = changes.keys().copied().collect();
+        let current = store.members_of(&app_source, &ids, false)?;
+        let names = store.group_names(&app_source)?;
+        for (sp, c) in &changes {
+            let removed: HashSet<&str> = c.remove.iter().filter_map(|f| f.old_value.as_deref()).collect();
+            let mut values: Vec<Value> = current
+                .get(*sp)
+                .into_iter()
+                .flatten()
+                .filter(|m| !removed.contains(m.as_str()))
+                .map(|m| json!(m))
+                .collect();
+            values.extend(c.add.iter().filter_map(|f| member_value(f.new_value.as_deref()?)));
+            let name = c
+                .rename
+                .and_then(|f| f.new_value.clone())
+                .or_else(|| names.get(*sp).cloned())
+                .unwrap_or_default();
+            let members: Vec<Value> = values.into_iter().map(|v| json!({"value": v})).collect();
+            let body = json!({"schemas": [GROUP_SCHEMA], "id": sp, "displayName": name, "members": members});
+            let first = c.rename.or(c.add.first().copied()).or(c.remove.first().copied()).expect("a change");
+            let action = if c.rename.is_some() && c.add.is_empty() && c.remove.is_empty() {
+                "group.update"
+            } else {
+                "group.members"
+            };
+            ops.push(op(phase::GROUPS, action, "PUT", group_path(sp), Some(body), first));
+        }
+    }
+    Ok(())
+}

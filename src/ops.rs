@@ -1,0 +1,159 @@
+//! A plan's operations as data: what `scimsync plan` decides, `plan --out` writes, and
+//! `scimsync apply` journals and executes. No I/O here.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The order operations run in, phase by phase (DESIGN.md: create users → create groups →
+/// memberships → updates → deactivations).
+pub mod phase {
+    /// Quip: give a disabled account's email away before a new account takes it.
+    pub const RELEASE: u8 = 1;
+    pub const CREATE_USERS: u8 = 2;
+    pub const REACTIVATE: u8 = 3;
+    pub const CREATE_GROUPS: u8 = 4;
+    pub const GROUPS: u8 = 5;
+    pub const UPDATE_USERS: u8 = 6;
+    pub const DEACTIVATE: u8 = 7;
+    pub const DELETE_GROUPS: u8 = 8;
+}
+
+/// The key that stands, in an operation's body, for the app id of the account linked to (or
+/// created for) an IdP user: `{"$idp_user": "<IdP user id>"}`. A real SCIM value is never an
+/// object with this key, so the two cannot be confused.
+pub const IDP_USER_REF: &str = "$idp_user";
+
+/// One SCIM write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub seq: i64,
+    pub app: String,
+    pub phase: u8,
+    /// `user.create`, `user.update`, `user.reactivate`, `user.deactivate`, `user.delete`,
+    /// `user.release_email`, `group.create`, `group.update`, `group.members`, `group.delete`.
+    pub action: String,
+    pub method: String,
+    /// Relative to the app's base URL: `Users`, `Users/{id}`, `Groups/{id}`.
+    pub path: String,
+    pub body: Option<Value>,
+    /// The finding kind this corrects.
+    pub finding: String,
+    pub subject: Option<String>,
+    pub idp_id: Option<String>,
+    pub sp_id: Option<String>,
+}
+
+impl Operation {
+    /// The JumpCloud Directory Insights event name for this operation.
+    pub fn event_name(&self) -> &'static str {
+        match self.action.as_str() {
+            "user.create" => "user_create_provision",
+            "user.deactivate" => "user_deprovision",
+            "user.delete" => "user_delete_provision",
+            "group.create" => "group_create_provision",
+            "group.delete" => "group_delete_provision",
+            a if a.starts_with("group.") => "group_update_provision",
+            _ => "user_update_provision",
+        }
+    }
+
+    /// Operations that take an account away (counted by the deactivation guard).
+    pub fn is_deactivation(&self) -> bool {
+        matches!(self.action.as_str(), "user.deactivate" | "user.delete")
+    }
+
+    pub fn creates(&self) -> bool {
+        matches!(self.action.as_str(), "user.create" | "group.create")
+    }
+}
+
+/// A plan as a file (`plan --out`, `apply --plan`): the snapshots it was made from and its
+/// operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub plan_id: i64,
+    pub created_at: String,
+    /// Source name → the pull run the plan read.
+    pub snapshots: BTreeMap<String, i64>,
+    pub operations: Vec<Operation>,
+}
+
+/// Replace every `{"$idp_user": id}` in `body` by the app id `resolve` gives; an array element
+/// (a member) whose reference cannot be resolved is dropped, and its IdP id returned.
+pub fn resolve_refs(body: &mut Value, resolve: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut unresolved = Vec::new();
+    resolve_in(body, resolve, &mut unresolved);
+    unresolved
+}
+
+fn reference(v: &Value) -> Option<&str> {
+    let o = v.as_object()?;
+    if o.len() == 1 {
+        o.get(IDP_USER_REF)?.as_str()
+    } else {
+        None
+    }
+}
+
+fn resolve_in(v: &mut Value, resolve: &dyn Fn(&str) -> Option<String>, unresolved: &mut Vec<String>) {
+    match v {
+        Value::Array(items) => {
+            items.retain_mut(|item| {
+                // A member object {"value": {"$idp_user": …}} or a bare reference.
+                let is_member = matches!(item, Value::Object(o) if o.contains_key("value"));
+                let id = reference(if is_member { &item["value"] } else { &*item }).map(str::to_string);
+                if let Some(id) = id {
+                    match resolve(&id) {
+                        Some(sp) if is_member => item["value"] = Value::String(sp),
+                        Some(sp) => *item = Value::String(sp),
+                        None => {
+                            unresolved.push(id);
+                            return false;
+                        }
+                    }
+                } else {
+                    resolve_in(item, resolve, unresolved);
+                }
+                true
+            });
+        }
+        Value::Object(o) => {
+            for (_, child) in o.iter_mut() {
+                if let Some(id) = reference(child).map(str::to_string) {
+                    match resolve(&id) {
+                        Some(sp) => *child = Value::String(sp),
+                        None => unresolved.push(id),
+                    }
+                } else {
+                    resolve_in(child, resolve, unresolved);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn references_resolve_and_unknown_members_drop() {
+        let mut body = json!({"members": [{"value": "sp1"}, {"value": {"$idp_user": "a"}}, {"value": {"$idp_user": "b"}}],
+                              "Operations": [{"op": "add", "path": "members", "value": [{"value": {"$idp_user": "a"}}]}]});
+        let missing = resolve_refs(&mut body, &|id| (id == "a").then(|| "sp-a".to_string()));
+        assert_eq!(missing, vec!["b".to_string()]);
+        assert_eq!(body["members"], json!([{"value": "sp1"}, {"value": "sp-a"}]));
+        assert_eq!(body["Operations"][0]["value"], json!([{"value": "sp-a"}]));
+    }
+
+    #[test]
+    fn a_value_that_only_looks_like_a_reference_is_kept() {
+        let mut body = json!({"members": [{"value": "{\"$idp_user\": \"a\"}"}]});
+        let before = body.clone();
+        assert!(resolve_refs(&mut body, &|_| None).is_empty());
+        assert_eq!(body, before);
+    }
+}

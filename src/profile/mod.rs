@@ -1,0 +1,280 @@
+//! SP profiles: how one kind of app is written to over SCIM, as data. The built-in profiles are
+//! TOML files embedded in the binary (each rule cites the seed sentence it comes from); an app
+//! can name its own file with `profile = "path/to/x.toml"`.
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scim::spc::ServiceProviderConfig;
+
+/// The built-in profiles, by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("generic", include_str!("generic.toml")),
+    ("whimsical", include_str!("whimsical.toml")),
+    ("quip", include_str!("quip.toml")),
+    ("blogin", include_str!("blogin.toml")),
+    ("workramp", include_str!("workramp.toml")),
+];
+
+/// The user attributes of DESIGN.md's mapping, by their SCIM names.
+pub const ATTRIBUTES: &[&str] = &[
+    "userName",
+    "externalId",
+    "name.givenName",
+    "name.familyName",
+    "displayName",
+    "email",
+    "title",
+    "phone",
+    "timezone",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("profile {origin}: {message}")]
+pub struct ProfileError {
+    /// `built-in 'quip'` or the file's path.
+    pub origin: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    /// Narrow the rules by what the SP's /ServiceProviderConfig says it supports.
+    #[serde(default)]
+    pub read_service_provider_config: bool,
+    pub users: UserRules,
+    pub groups: GroupRules,
+    pub roles: RoleRules,
+    pub paging: PagingRules,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserRules {
+    /// Compared with the IdP and corrected after creation.
+    pub manage: Vec<String>,
+    /// Sent when the account is created, never changed afterwards.
+    #[serde(default)]
+    pub create_only: Vec<String>,
+    /// Sent lower-case (and compared lower-case).
+    #[serde(default)]
+    pub lowercase: Vec<String>,
+    /// Where the app's userName comes from: the IdP's `userName` or its `email`.
+    #[serde(default = "user_name_from")]
+    pub user_name_from: String,
+    #[serde(default = "work")]
+    pub email_type: String,
+    /// `given_family`: name.formatted is always "givenName familyName".
+    #[serde(default = "none")]
+    pub formatted: String,
+    /// What DELETE /Users/{id} does in this app: `delete` or `deactivate`.
+    #[serde(default = "delete")]
+    pub delete: String,
+    /// `rename_disabled`: before creating a user whose email a disabled account holds, give the
+    /// disabled account a unique harmless email.
+    #[serde(default = "none")]
+    pub email_reuse: String,
+    /// A created account may not be listed until its user first signs in; keep its link.
+    #[serde(default)]
+    pub created_pending: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRules {
+    /// `patch`, `put` or `both` (PATCH is used).
+    pub write: String,
+    /// GET /Groups accepts `filter`; otherwise groups are listed and matched by name here.
+    pub filter: bool,
+    #[serde(default)]
+    pub sort: bool,
+    #[serde(default)]
+    pub external_id: bool,
+    /// Member changes per PATCH request.
+    #[serde(default = "batch")]
+    pub member_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRules {
+    /// `attribute` (SCIM `roles`), `groups` (role groups, managed as groups) or `none`.
+    pub model: String,
+    /// Roles scimsync may set; empty = any.
+    #[serde(default)]
+    pub settable: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PagingRules {
+    /// Every list call carries startIndex (from 1) and count.
+    #[serde(default)]
+    pub start_index_required: bool,
+}
+
+fn user_name_from() -> String {
+    "userName".into()
+}
+fn work() -> String {
+    "work".into()
+}
+fn none() -> String {
+    "none".into()
+}
+fn delete() -> String {
+    "delete".into()
+}
+fn batch() -> usize {
+    100
+}
+
+impl Profile {
+    /// A built-in profile by name, or a profile file (a name ending in `.toml`).
+    pub fn load(name: &str) -> Result<Profile, ProfileError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+            return Profile::parse(&format!("built-in '{name}'"), text);
+        }
+        let path = Path::new(name);
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+            origin: format!("file '{}'", path.display()),
+            message: format!("cannot read: {e}"),
+        })?;
+        Profile::parse(&format!("file '{}'", path.display()), &text)
+    }
+
+    pub fn parse(origin: &str, text: &str) -> Result<Profile, ProfileError> {
+        let err = |message: String| ProfileError {
+            origin: origin.to_string(),
+            message,
+        };
+        let de = toml::Deserializer::new(text);
+        let p: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            err(format!("key '{path}': {}", e.inner().message()))
+        })?;
+        let check = |key: &str, value: &str, allowed: &[&str]| {
+            if allowed.contains(&value) {
+                Ok(())
+            } else {
+                Err(err(format!("key '{key}': '{value}' is not one of {}", allowed.join(", "))))
+            }
+        };
+        for (key, list) in [
+            ("users.manage", &p.users.manage),
+            ("users.create_only", &p.users.create_only),
+            ("users.lowercase", &p.users.lowercase),
+        ] {
+            for a in list {
+                check(key, a, ATTRIBUTES)?;
+            }
+        }
+        check("users.user_name_from", &p.users.user_name_from, &["userName", "email"])?;
+        check("users.formatted", &p.users.formatted, &["none", "given_family"])?;
+        check("users.delete", &p.users.delete, &["delete", "deactivate"])?;
+        check("users.email_reuse", &p.users.email_reuse, &["none", "rename_disabled"])?;
+        check("groups.write", &p.groups.write, &["patch", "put", "both"])?;
+        check("roles.model", &p.roles.model, &["attribute", "groups", "none"])?;
+        if p.groups.member_batch == 0 {
+            return Err(err("key 'groups.member_batch': must be at least 1".into()));
+        }
+        Ok(p)
+    }
+
+    /// The profile as narrowed by the SP's ServiceProviderConfig (generic profile only).
+    pub fn with_service_provider_config(mut self, spc: Option<&ServiceProviderConfig>) -> Profile {
+        if let (true, Some(spc)) = (self.read_service_provider_config, spc) {
+            if !spc.patch.supported {
+                self.groups.write = "put".into();
+            }
+            if !spc.filter.supported {
+                self.groups.filter = false;
+            }
+            self.groups.sort = spc.sort.supported;
+        }
+        self
+    }
+
+    /// True when the app compares and corrects `attribute` after creation.
+    pub fn manages(&self, attribute: &str) -> bool {
+        self.users.manage.iter().any(|a| a == attribute)
+    }
+
+    /// True when `attribute` is sent when creating an account.
+    pub fn sends_on_create(&self, attribute: &str) -> bool {
+        self.manages(attribute) || self.users.create_only.iter().any(|a| a == attribute) || attribute == "userName"
+    }
+
+    pub fn lowercases(&self, attribute: &str) -> bool {
+        self.users.lowercase.iter().any(|a| a == attribute)
+    }
+
+    /// PATCH on /Groups (else PUT with the full member list).
+    pub fn patches_groups(&self) -> bool {
+        self.groups.write != "put"
+    }
+
+    /// DELETE /Users/{id} removes the account (rather than deactivating it).
+    pub fn delete_removes(&self) -> bool {
+        self.users.delete == "delete"
+    }
+
+    /// Whether scimsync may set `role` (and take it away).
+    pub fn role_settable(&self, role: &str) -> bool {
+        self.roles.model == "attribute"
+            && (self.roles.settable.is_empty() || self.roles.settable.iter().any(|r| r.eq_ignore_ascii_case(role)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_parses() {
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).unwrap();
+            assert_eq!(&p.name, name);
+        }
+    }
+
+    #[test]
+    fn seed_rules_are_in_the_builtins() {
+        let quip = Profile::load("quip").unwrap();
+        assert!(!quip.patches_groups());
+        assert!(!quip.groups.filter && !quip.groups.external_id);
+        assert!(!quip.delete_removes());
+        assert!(!quip.manages("userName"));
+        assert_eq!(quip.users.email_reuse, "rename_disabled");
+        let workramp = Profile::load("workramp").unwrap();
+        assert!(workramp.patches_groups() && workramp.paging.start_index_required);
+        let whimsical = Profile::load("whimsical").unwrap();
+        assert!(!whimsical.manages("name.givenName") && whimsical.sends_on_create("name.givenName"));
+        assert!(whimsical.lowercases("email") && whimsical.users.created_pending);
+        assert_eq!(whimsical.roles.model, "groups");
+    }
+
+    #[test]
+    fn bad_profiles_name_the_key() {
+        let text = include_str!("generic.toml").replace("write = \"patch\"", "write = \"post\"");
+        let e = Profile::parse("file 'x.toml'", &text).unwrap_err().to_string();
+        assert!(e.contains("x.toml") && e.contains("groups.write") && e.contains("post"), "{e}");
+        let text = include_str!("generic.toml").replace("[paging]", "[paging]\nbogus = 1");
+        let e = Profile::parse("file 'x.toml'", &text).unwrap_err().to_string();
+        assert!(e.contains("paging") && e.contains("bogus"), "{e}");
+        let text = include_str!("generic.toml").replace("\"timezone\"]", "\"shoeSize\"]");
+        let e = Profile::parse("file 'x.toml'", &text).unwrap_err().to_string();
+        assert!(e.contains("users.manage") && e.contains("shoeSize"), "{e}");
+    }
+
+    #[test]
+    fn service_provider_config_narrows_generic_only() {
+        let spc = ServiceProviderConfig::parse(br#"{"patch":{"supported":false},"filter":{"supported":false}}"#).unwrap();
+        let g = Profile::load("generic").unwrap().with_service_provider_config(Some(&spc));
+        assert!(!g.patches_groups() && !g.groups.filter);
+        let w = Profile::load("workramp").unwrap().with_service_provider_config(Some(&spc));
+        assert!(w.patches_groups());
+    }
+}

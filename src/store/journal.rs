@@ -1,0 +1,486 @@
+//! Plans, the operations journal, provisioning events, and the links `apply` makes.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Result, Store};
+use crate::model::User;
+use crate::ops::{Operation, Plan};
+
+/// (IdP id, app id, IdP key, app key, linked_at) of a link missing a key.
+type UnresolvedLink = (String, String, Option<i64>, Option<i64>, String);
+
+/// An account holding an email: (id, active, userName).
+pub type EmailHolder = (String, bool, Option<String>);
+
+/// One journal row: the operation and what happened to it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JournalEntry {
+    pub op: Operation,
+    pub status: String,
+    pub http_status: Option<i64>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub result_id: Option<String>,
+}
+
+/// One provisioning event.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    pub at: String,
+    pub name: String,
+    pub app: String,
+    pub subject: Option<String>,
+    pub outcome: String,
+    pub http_status: Option<i64>,
+    pub message: Option<String>,
+    pub plan_id: Option<i64>,
+    pub seq: Option<i64>,
+}
+
+/// How an operation ended.
+pub struct Finish<'a> {
+    pub status: &'a str,
+    pub http_status: Option<u16>,
+    pub error: Option<&'a str>,
+    pub result_id: Option<&'a str>,
+}
+
+impl Store {
+    /// Store a plan and its operations (status 'planned'); a plan already stored is left as it is
+    /// (its journal rows keep their state).
+    pub fn insert_plan(&mut self, plan: &Plan) -> Result<()> {
+        let path = &self.path;
+        let err = |source| super::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM plans WHERE plan_id = ?1", [plan.plan_id], |_| Ok(true))
+            .optional()
+            .map_err(&err)?
+            .unwrap_or(false);
+        if !exists {
+            tx.execute(
+                "INSERT INTO plans (plan_id, created_at, snapshots) VALUES (?1, ?2, ?3)",
+                params![
+                    plan.plan_id,
+                    plan.created_at,
+                    serde_json::to_string(&plan.snapshots).expect("a map serialises")
+                ],
+            )
+            .map_err(&err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO operations (plan_id, seq, app, phase, action, method, path, body, finding, subject, idp_id, sp_id, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned')",
+                )
+                .map_err(&err)?;
+            for op in &plan.operations {
+                insert
+                    .execute(params![
+                        plan.plan_id,
+                        op.seq,
+                        op.app,
+                        op.phase,
+                        op.action,
+                        op.method,
+                        op.path,
+                        op.body.as_ref().map(|b| b.to_string()),
+                        op.finding,
+                        op.subject,
+                        op.idp_id,
+                        op.sp_id
+                    ])
+                    .map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+
+    /// The newest stored plan's id.
+    pub fn latest_plan_id(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT MAX(plan_id) FROM plans", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// A stored plan with its journal.
+    pub fn load_plan(&self, plan_id: i64) -> Result<Option<(Plan, Vec<JournalEntry>)>> {
+        let head: Option<(String, String)> = self
+            .conn
+            .query_row("SELECT created_at, snapshots FROM plans WHERE plan_id = ?1", [plan_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((created_at, snapshots)) = head else {
+            return Ok(None);
+        };
+        let snapshots: BTreeMap<String, i64> = serde_json::from_str(&snapshots).unwrap_or_default();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, app, phase, action, method, path, body, finding, subject, idp_id, sp_id, status, http_status, attempts, error, result_id
+                 FROM operations WHERE plan_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([plan_id], |r| {
+                let body: Option<String> = r.get(6)?;
+                Ok(JournalEntry {
+                    op: Operation {
+                        seq: r.get(0)?,
+                        app: r.get(1)?,
+                        phase: r.get(2)?,
+                        action: r.get(3)?,
+                        method: r.get(4)?,
+                        path: r.get(5)?,
+                        body: body.and_then(|b| serde_json::from_str(&b).ok()),
+                        finding: r.get(7)?,
+                        subject: r.get(8)?,
+                        idp_id: r.get(9)?,
+                        sp_id: r.get(10)?,
+                    },
+                    status: r.get(11)?,
+                    http_status: r.get(12)?,
+                    attempts: r.get(13)?,
+                    error: r.get(14)?,
+                    result_id: r.get(15)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let entries: Vec<JournalEntry> = rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?;
+        let plan = Plan {
+            plan_id,
+            created_at,
+            snapshots,
+            operations: entries.iter().map(|e| e.op.clone()).collect(),
+        };
+        Ok(Some((plan, entries)))
+    }
+
+    /// Journal: the operation is about to be sent (attempts + 1). Committed before the call.
+    pub fn op_started(&self, plan_id: i64, seq: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE operations SET status = 'in_flight', attempts = attempts + 1, started_at = ?3 WHERE plan_id = ?1 AND seq = ?2",
+                params![plan_id, seq, crate::time::now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Journal: how the operation ended, its event, and (for a create) the link to the new
+    /// object, in one transaction.
+    pub fn op_finished(&mut self, plan_id: i64, op: &Operation, finish: &Finish, message: Option<&str>) -> Result<()> {
+        let path = &self.path;
+        let err = |source| super::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let now = crate::time::now();
+        let tx = self.conn.transaction().map_err(&err)?;
+        tx.execute(
+            "UPDATE operations SET status = ?3, http_status = ?4, error = ?5, result_id = COALESCE(?6, result_id), finished_at = ?7
+             WHERE plan_id = ?1 AND seq = ?2",
+            params![
+                plan_id,
+                op.seq,
+                finish.status,
+                finish.http_status,
+                finish.error,
+                finish.result_id,
+                now
+            ],
+        )
+        .map_err(&err)?;
+        if let (Some(new_id), Some(idp_id), "done") = (finish.result_id, op.idp_id.as_deref(), finish.status) {
+            let table = if op.action == "user.create" { "links" } else { "group_links" };
+            let cols = if table == "links" {
+                "app, idp_user_id, sp_user_id, matched_by, linked_at"
+            } else {
+                "app, idp_group_id, sp_group_id, matched_by, linked_at"
+            };
+            if op.creates() {
+                tx.execute(
+                    &format!("INSERT OR REPLACE INTO {table} ({cols}) VALUES (?1, ?2, ?3, 'created', ?4)"),
+                    params![op.app, idp_id, new_id, now],
+                )
+                .map_err(&err)?;
+            }
+        }
+        let outcome = match finish.status {
+            "done" => "success",
+            "skipped" => "skipped",
+            _ => "failure",
+        };
+        tx.execute(
+            "INSERT INTO events (at, name, app, subject, outcome, http_status, message, plan_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![now, op.event_name(), op.app, op.subject, outcome, finish.http_status, message.or(finish.error), plan_id, op.seq],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// A lookup that found nothing usable (`user_lookup_provision`).
+    pub fn lookup_event(&self, op: &Operation, plan_id: i64, http_status: Option<u16>, message: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO events (at, name, app, subject, outcome, http_status, message, plan_id, seq) VALUES (?1, 'user_lookup_provision', ?2, ?3, 'failure', ?4, ?5, ?6, ?7)",
+                params![crate::time::now(), op.app, op.subject, http_status, message, plan_id, op.seq],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// IdP user id → app account id, for one app's links.
+    pub fn user_links(&self, app: &str) -> Result<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idp_user_id, sp_user_id FROM links WHERE app = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([app], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Events, oldest first, optionally since a time and for one app.
+    pub fn events(&self, since: Option<&str>, app: Option<&str>, limit: usize) -> Result<Vec<Event>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT at, name, app, subject, outcome, http_status, message, plan_id, seq FROM (
+                     SELECT * FROM events WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR app = ?2) ORDER BY id DESC LIMIT ?3
+                 ) ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = if limit == 0 { i64::MAX } else { limit as i64 };
+        let rows = stmt
+            .query_map(params![since, app, limit], |r| {
+                Ok(Event {
+                    at: r.get(0)?,
+                    name: r.get(1)?,
+                    app: r.get(2)?,
+                    subject: r.get(3)?,
+                    outcome: r.get(4)?,
+                    http_status: r.get(5)?,
+                    message: r.get(6)?,
+                    plan_id: r.get(7)?,
+                    seq: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// When a pull run started.
+    pub fn run_started_at(&self, run_id: i64) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT started_at FROM runs WHERE id = ?1", [run_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The last time an operation changed `app` after `since`, if one did.
+    pub fn changed_by_apply_after(&self, app: &str, since: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT MAX(finished_at) FROM operations WHERE app = ?1 AND status = 'done' AND finished_at > ?2",
+                params![app, since],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Active accounts in a source's current snapshot (the deactivation guard's base).
+    pub fn active_accounts(&self, source: &str) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM users WHERE source = ?1 AND active", [source], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The stored ServiceProviderConfig of a source (JSON), if its last pull read one.
+    pub fn service_provider_config(&self, source: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT service_provider_config FROM sources WHERE name = ?1", [source], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten())
+    }
+
+    /// Give links that `apply` made the integer keys of the objects a later pull brought in.
+    /// A user link whose account is still not listed is kept when the app lists new accounts
+    /// only after their first sign-in (`keep_pending`); otherwise, once the app has been pulled
+    /// after the link was made, the account is gone and the link is dropped. Group links alike.
+    pub fn resolve_links(
+        &mut self,
+        app: &str,
+        idp_source: &str,
+        app_source: &str,
+        keep_pending: bool,
+        sp_pulled_at: Option<&str>,
+    ) -> Result<()> {
+        let path = &self.path;
+        let err = |source| super::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        for (table, idp_col, sp_col, idp_key, sp_key, objects, key) in [
+            ("links", "idp_user_id", "sp_user_id", "idp_uid", "sp_uid", "users", "uid"),
+            ("group_links", "idp_group_id", "sp_group_id", "idp_gid", "sp_gid", "groups", "gid"),
+        ] {
+            let unresolved: Vec<UnresolvedLink> = {
+                let mut stmt = tx
+                    .prepare(&format!(
+                        "SELECT {idp_col}, {sp_col}, {idp_key}, {sp_key}, linked_at FROM {table} WHERE app = ?1 AND ({idp_key} IS NULL OR {sp_key} IS NULL)"
+                    ))
+                    .map_err(&err)?;
+                let rows = stmt
+                    .query_map([app], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                    .map_err(&err)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(&err)?
+            };
+            if unresolved.is_empty() {
+                continue;
+            }
+            let keys_of = |source: &str, wanted: HashSet<&str>| -> rusqlite::Result<HashMap<String, i64>> {
+                let mut stmt = tx.prepare(&format!("SELECT id, {key} FROM {objects} WHERE source = ?1"))?;
+                let mut rows = stmt.query([source])?;
+                let mut out = HashMap::new();
+                while let Some(r) = rows.next()? {
+                    let id: String = r.get(0)?;
+                    if wanted.contains(id.as_str()) {
+                        out.insert(id, r.get(1)?);
+                    }
+                }
+                Ok(out)
+            };
+            let idp_keys = keys_of(idp_source, unresolved.iter().map(|u| u.0.as_str()).collect()).map_err(&err)?;
+            let sp_keys = keys_of(app_source, unresolved.iter().map(|u| u.1.as_str()).collect()).map_err(&err)?;
+            let mut update = tx
+                .prepare(&format!(
+                    "UPDATE {table} SET {idp_key} = ?3, {sp_key} = ?4 WHERE app = ?1 AND {sp_col} = ?2"
+                ))
+                .map_err(&err)?;
+            let mut delete = tx
+                .prepare(&format!("DELETE FROM {table} WHERE app = ?1 AND {sp_col} = ?2"))
+                .map_err(&err)?;
+            for (idp_id, sp_id, idp_k, sp_k, linked_at) in &unresolved {
+                let idp_k = idp_k.or_else(|| idp_keys.get(idp_id).copied());
+                let sp_k = sp_k.or_else(|| sp_keys.get(sp_id).copied());
+                let gone = sp_k.is_none() && !(keep_pending && table == "links") && sp_pulled_at.is_some_and(|p| p > linked_at.as_str());
+                if gone {
+                    delete.execute(params![app, sp_id]).map_err(&err)?;
+                } else {
+                    update.execute(params![app, sp_id, idp_k, sp_k]).map_err(&err)?;
+                }
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+
+    /// Users of `source` with these ids.
+    pub fn users_by_id(&self, source: &str, ids: &HashSet<&str>) -> Result<HashMap<String, User>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role
+                 FROM users WHERE source = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([source]).map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: String = r.get(0).map_err(|e| self.err(e))?;
+            if !ids.contains(id.as_str()) {
+                continue;
+            }
+            let u = (|| -> rusqlite::Result<User> {
+                Ok(User {
+                    id: id.clone(),
+                    user_name: r.get(1)?,
+                    external_id: r.get(2)?,
+                    given_name: r.get(3)?,
+                    family_name: r.get(4)?,
+                    formatted: r.get(5)?,
+                    display_name: r.get(6)?,
+                    email: r.get(7)?,
+                    active: r.get(8)?,
+                    title: r.get(9)?,
+                    phone: r.get(10)?,
+                    timezone: r.get(11)?,
+                    role: r.get(12)?,
+                    ..User::default()
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            out.insert(id, u);
+        }
+        Ok(out)
+    }
+
+    /// Group id → ids of its member users (`active_only`: active users only), for these groups.
+    pub fn members_of(&self, source: &str, group_ids: &HashSet<&str>, active_only: bool) -> Result<HashMap<String, Vec<String>>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT m.group_id, m.user_id, u.active FROM memberships m JOIN users u ON u.uid = m.uid
+                 WHERE m.source = ?1 ORDER BY m.rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([source]).map_err(|e| self.err(e))?;
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let gid: String = r.get(0).map_err(|e| self.err(e))?;
+            if !group_ids.contains(gid.as_str()) {
+                continue;
+            }
+            let active: bool = r.get(2).map_err(|e| self.err(e))?;
+            if active_only && !active {
+                continue;
+            }
+            out.entry(gid).or_default().push(r.get(1).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
+    }
+
+    /// Accounts of `source` by lower-cased email: (id, active, userName), for these emails.
+    pub fn accounts_by_email(&self, source: &str, emails: &HashSet<String>) -> Result<HashMap<String, Vec<EmailHolder>>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, email, active, user_name FROM users WHERE source = ?1 AND email IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([source]).map_err(|e| self.err(e))?;
+        let mut out: HashMap<String, Vec<EmailHolder>> = HashMap::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let email: String = r.get(1).map_err(|e| self.err(e))?;
+            let key = email.trim().to_lowercase();
+            if emails.contains(&key) {
+                out.entry(key).or_default().push((
+                    r.get(0).map_err(|e| self.err(e))?,
+                    r.get(2).map_err(|e| self.err(e))?,
+                    r.get(3).map_err(|e| self.err(e))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Group id → display name, for a source.
+    pub fn group_names(&self, source: &str) -> Result<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, display_name FROM groups WHERE source = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+}
