@@ -9,7 +9,7 @@ use serde_json::json;
 use super::output::table;
 use super::{Globals, Outcome};
 use crate::config::Config;
-use crate::emulator::{Directory, Emulator};
+use crate::emulator::{Directory, Emulator, Vendor};
 use crate::sample::{Company, Person, SplitMix, DEPARTMENTS};
 use crate::source::ProgressSink;
 use crate::store::Store;
@@ -22,6 +22,9 @@ pub struct DemoArgs {
     /// Number of people in the sample company.
     #[arg(long, default_value_t = 400)]
     users: usize,
+    /// Stop after the plan (leave the drift in place).
+    #[arg(long)]
+    no_apply: bool,
 }
 
 /// The four seed apps and the IdP groups bound to each.
@@ -92,7 +95,8 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     let mut emulators: Vec<Emulator> = Vec::new();
     let mut config = String::from("# Written by `scimsync demo`: the sample IdP and four app emulators (gone when the demo exits).\nstore = \"scimsync.db\"\n\n[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n");
     for (name, profile, bound) in APPS {
-        let emulator = Emulator::start(drifted_app(&company, bound, &mut rng), None).await?;
+        let vendor = Vendor::parse(profile).unwrap_or_default();
+        let emulator = Emulator::start_as(drifted_app(&company, bound, &mut rng), None, vendor, false).await?;
         let groups: Vec<String> = bound.iter().map(|b| format!("\"{b}\"")).collect();
         config.push_str(&format!(
             "\n[app.{name}]\nidp = \"corp\"\nprofile = \"{profile}\"\nbase_url = \"{}\"\ngroups = [{}]\n",
@@ -112,8 +116,7 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
         APPS.iter().map(|a| a.0).collect::<Vec<_>>().join(", ")
     );
     let started = std::time::Instant::now();
-    let no_progress = |_: &str| -> ProgressSink { Box::new(|_: &str, _, _| {}) };
-    let outcomes = crate::pull::pull(&config, &mut store, None, &no_progress).await?;
+    let outcomes = pull_all(&config, &mut store).await?;
     let mut t = table(&["source", "result", "users", "groups", "memberships"]);
     for o in &outcomes {
         match &o.result {
@@ -134,7 +137,6 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
         };
     }
     println!("pull ({:.2}s):\n{t}\n", started.elapsed().as_secs_f64());
-    drop(emulators);
 
     let started = std::time::Instant::now();
     let plan = crate::drift::plan(&config, &mut store, None).await?;
@@ -150,11 +152,18 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
         t.add_row(vec![app.to_string(), kind.to_string(), n.to_string(), example.clone()]);
     }
     println!(
-        "plan ({:.2}s): {} findings, {} changes pending\n{t}\n",
+        "plan ({:.2}s): {} findings, {} changes pending, {} SCIM operations\n{t}\n",
         started.elapsed().as_secs_f64(),
         plan.findings.len(),
-        plan.pending()
+        plan.pending(),
+        plan.operations.len()
     );
+
+    // Apply the plan to the emulators (each behaving like its app), then check the result.
+    if !args.no_apply {
+        apply_and_check(&config, &mut store, plan.run_id).await?;
+    }
+    drop(emulators);
 
     for (title, sql) in AUDITS {
         println!(
@@ -165,6 +174,40 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     }
     println!("The demo store is {}. Explore it with:\n  scimsync --config {} status\n  sqlite3 {} \"SELECT source, COUNT(*) FROM users GROUP BY source\"", config.store.display(), config_path.display(), config.store.display());
     Ok(Outcome::Ok)
+}
+
+async fn apply_and_check(config: &Config, store: &mut Store, plan_id: i64) -> anyhow::Result<()> {
+    let opts = crate::apply::ApplyOptions {
+        app: None,
+        concurrency: None,
+        max_deactivations: None,
+        force: false,
+    };
+    let report = crate::apply::apply(config, Store::open(&config.store)?, plan_id, &opts).await?;
+    println!("apply:");
+    super::apply::print_report(&report);
+    pull_all(config, store).await?;
+    let after = crate::drift::plan(config, store, None).await?;
+    let mut left: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in &after.findings {
+        *left.entry(f.kind.as_str()).or_default() += 1;
+    }
+    println!(
+        "\npull + plan again: {} changes pending, {} operations; left for people: {}\n",
+        after.pending(),
+        after.operations.len(),
+        if left.is_empty() {
+            "nothing".to_string()
+        } else {
+            left.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+        }
+    );
+    Ok(())
+}
+
+async fn pull_all(config: &Config, store: &mut Store) -> anyhow::Result<Vec<crate::pull::PullOutcome>> {
+    let no_progress = |_: &str| -> ProgressSink { Box::new(|_: &str, _, _| {}) };
+    Ok(crate::pull::pull(config, store, None, &no_progress).await?)
 }
 
 /// Auditor questions the demo answers straight from the store.
