@@ -345,10 +345,9 @@ fn shape_user(s: &Shared, dir: &Directory, id: Option<&str>, mut v: Value, old: 
                 v["userName"] = old["userName"].clone();
             }
             None => {
-                // Quip sets userName itself: the account's first email.
-                if let Some(e) = emails_of(&v).first() {
-                    v["userName"] = json!(e);
-                }
+                // Quip sets userName itself: a handle of its own, whatever was sent.
+                let n = dir.users.len() + 1;
+                v["userName"] = json!(format!("quip-user-{n}"));
             }
         }
     }

@@ -4,6 +4,7 @@
 mod support;
 
 mod apply_scim2_server;
+mod apply_vendors;
 mod config_errors;
 mod demo;
 mod file_source;

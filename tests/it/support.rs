@@ -86,12 +86,24 @@ pub struct EmulatorHost {
 
 impl EmulatorHost {
     pub fn start(dir: scimsync::emulator::Directory) -> EmulatorHost {
+        EmulatorHost::start_as(dir, scimsync::emulator::Vendor::Generic, false)
+    }
+
+    /// An emulator that behaves like `vendor`'s app.
+    pub fn start_as(dir: scimsync::emulator::Directory, vendor: scimsync::emulator::Vendor, pending_until_login: bool) -> EmulatorHost {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let emulator = rt.block_on(scimsync::emulator::Emulator::start(dir, Some(TOKEN))).unwrap();
+        let emulator = rt
+            .block_on(scimsync::emulator::Emulator::start_as(
+                dir,
+                Some(TOKEN),
+                vendor,
+                pending_until_login,
+            ))
+            .unwrap();
         EmulatorHost { emulator, _rt: rt }
     }
 }
