@@ -49,6 +49,9 @@ struct Shared {
     /// Whimsical: accounts created over SCIM are not listed until their user signs in.
     pending_until_login: bool,
     pending: Mutex<HashSet<String>>,
+    /// A delay after a write is done and before it is answered (a slow app whose answer a
+    /// client may never see).
+    write_latency: Mutex<Option<Duration>>,
 }
 
 /// A running emulator. Dropping it stops the server.
@@ -115,6 +118,11 @@ impl Emulator {
     /// POST /Users requests per lower-cased userName (rejected ones included).
     pub fn creates(&self) -> HashMap<String, u64> {
         self.shared.creates.lock().expect("not poisoned").clone()
+    }
+
+    /// Answer every write only after `latency` (the write itself is done at once).
+    pub fn set_write_latency(&self, latency: Option<Duration>) {
+        *self.shared.write_latency.lock().expect("not poisoned") = latency;
     }
 
     /// Whimsical: the user with this userName signs in for the first time and appears in lists.
@@ -415,11 +423,20 @@ async fn create(
         Ok(v) => v,
         Err(r) => return *r,
     };
+    let response = create_now(&s, &resource, v);
+    let latency = *s.write_latency.lock().expect("not poisoned");
+    if let Some(d) = latency {
+        tokio::time::sleep(d).await;
+    }
+    response
+}
+
+fn create_now(s: &Shared, resource: &str, v: Value) -> Response {
     let mut dir = s.dir.lock().expect("not poisoned");
     if resource == "Users" {
         let asked = v.get("userName").and_then(Value::as_str).unwrap_or_default().to_lowercase();
         *s.creates.lock().expect("not poisoned").entry(asked).or_default() += 1;
-        let v = match shape_user(&s, &dir, None, v, None) {
+        let v = match shape_user(s, &dir, None, v, None) {
             Ok(v) => v,
             Err(r) => return *r,
         };
@@ -430,8 +447,8 @@ async fn create(
         }
         return scim_json(StatusCode::CREATED, created);
     }
-    let v = shape_group(&s, v);
-    scim_json(StatusCode::CREATED, dir.create(&resource, v))
+    let v = shape_group(s, v);
+    scim_json(StatusCode::CREATED, dir.create(resource, v))
 }
 
 /// If-Match (RFC 7644 §3.14): a stale version is refused with 412.

@@ -3,6 +3,7 @@
 //! the project's own emulator.
 mod support;
 
+mod apply_faults;
 mod apply_scim2_server;
 mod apply_vendors;
 mod config_errors;
