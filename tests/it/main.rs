@@ -7,6 +7,7 @@ mod apply_faults;
 mod apply_scim2_server;
 mod apply_vendors;
 mod config_errors;
+mod convergence;
 mod demo;
 mod file_source;
 mod plan_scim2_server;
