@@ -35,6 +35,9 @@ pub enum Auth {
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
+    /// Attempts for requests the server throttles (429): a storm slows a run down rather than
+    /// failing it.
+    pub max_throttled_attempts: u32,
     pub base: Duration,
     pub cap: Duration,
     /// A `Retry-After` longer than this is an error rather than a wait.
@@ -50,6 +53,7 @@ impl Default for RetryPolicy {
             .unwrap_or(250);
         RetryPolicy {
             max_attempts: 5,
+            max_throttled_attempts: 30,
             base: Duration::from_millis(base_ms),
             cap: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
@@ -275,7 +279,9 @@ impl Http {
                                 },
                             ));
                         }
-                        Some(d) => d,
+                        // Jitter on top of Retry-After keeps clients that were told the same
+                        // time from coming back in lockstep.
+                        Some(d) => d + backoff(policy, 0),
                         None => backoff(policy, attempt - 1),
                     }
                 }
@@ -285,10 +291,18 @@ impl Http {
                         r
                     })
                 }
-                Err(e) if matches!(e.kind, HttpErrorKind::Network { .. }) => backoff(policy, attempt - 1),
+                // A POST that may have reached the server is not sent again blindly: the caller
+                // looks the object up first (see apply).
+                Err(e) if matches!(e.kind, HttpErrorKind::Network { .. }) && method != Method::POST => backoff(policy, attempt - 1),
                 Err(_) => return outcome,
             };
-            if attempt >= policy.max_attempts {
+            let throttled = matches!(&outcome, Ok(r) if r.status == 429);
+            let limit = if throttled {
+                policy.max_throttled_attempts
+            } else {
+                policy.max_attempts
+            };
+            if attempt >= limit {
                 return match outcome {
                     Ok(resp) => {
                         let detail = detail_of(&resp.body);
@@ -433,6 +447,7 @@ mod tests {
     fn backoff_is_bounded_by_cap() {
         let p = RetryPolicy {
             max_attempts: 5,
+            max_throttled_attempts: 30,
             base: Duration::from_millis(100),
             cap: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(10),

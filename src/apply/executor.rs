@@ -157,6 +157,7 @@ fn client_for(app: &AppConfig) -> Result<ScimClient, ApplyError> {
     settings.concurrency = app.http.concurrency.max(1);
     // Writes wait out longer storms of 429/503 than reads: an apply may slow down, not fail.
     settings.retry.max_attempts = 8;
+    settings.retry.max_throttled_attempts = 60;
     let http = Http::new(settings).map_err(|message| crate::source::SourceError::Unsupported {
         source_name: name.clone(),
         message,
@@ -330,14 +331,17 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
     let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));
     let mut if_match: Option<String> = None;
     for _ in 0..2 {
-        requests += 1;
-        let resp = match rt
-            .client
-            .request(method.clone(), &op.path, body.as_ref(), if_match.as_deref())
-            .await
-        {
+        let resp = match send(rt, op, &method, body.as_ref(), if_match.as_deref(), &mut requests).await {
             Ok(r) => r,
-            Err(e) => return failed(e.status(), e.to_string(), requests),
+            Err(SendError::Http(e)) => return failed(e.status(), e.to_string(), requests),
+            Err(SendError::Found(id)) => {
+                return done(
+                    Some(&id),
+                    None,
+                    Some("the connection dropped; found by lookup and linked"),
+                    requests,
+                )
+            }
         };
         let status = resp.status;
         if resp.is_success() {
@@ -388,6 +392,39 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
         }
     }
     failed(Some(412), "HTTP 412 twice".into(), requests)
+}
+
+enum SendError {
+    Http(crate::http::HttpError),
+    /// A create whose answer was lost turned out to have been made: the object's id.
+    Found(String),
+}
+
+/// Send one operation. The transport retries everything but a POST whose connection failed
+/// (it may have reached the app): that is looked up, and sent again only when not found.
+async fn send(
+    rt: &AppRuntime,
+    op: &Operation,
+    method: &Method,
+    body: Option<&Value>,
+    if_match: Option<&str>,
+    requests: &mut u64,
+) -> Result<crate::http::Response, SendError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        *requests += 1;
+        match rt.client.request(method.clone(), &op.path, body, if_match).await {
+            Err(e) if matches!(e.kind, crate::http::HttpErrorKind::Network { .. }) && op.creates() && attempt < 8 => {
+                *requests += 1;
+                if let Some(id) = lookup(rt, op).await.map_err(SendError::Http)? {
+                    return Err(SendError::Found(id));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            other => return other.map_err(SendError::Http),
+        }
+    }
 }
 
 /// Find the object a create was for: a user by userName, externalId or email; a group by

@@ -32,6 +32,8 @@ pub struct Fault {
     pub rate: Option<f64>,
     /// Matching requests seen so far (for `rate`).
     pub seen: u64,
+    /// Drop the connection without an answer (the request is not processed).
+    pub drop_connection: bool,
 }
 
 /// Handlers answer errors as ready responses; boxed to keep `Result`s small.
@@ -205,6 +207,11 @@ async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Op
     }?;
     if let Some(d) = fault.delay {
         tokio::time::sleep(d).await;
+    }
+    if fault.drop_connection {
+        // Unwinding out of the handler ends this connection's task: the client sees the
+        // connection close with no response. resume_unwind skips the panic hook (no noise).
+        std::panic::resume_unwind(Box::new("emulator: dropped connection"));
     }
     if fault.status == 0 {
         return None; // a pure delay

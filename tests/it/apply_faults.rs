@@ -113,3 +113,24 @@ fn a_429_storm_slows_the_apply_without_failing_it() {
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM events WHERE outcome = 'success'"), 41);
 }
+
+#[test]
+fn dropped_connections_neither_fail_nor_duplicate_the_apply() {
+    let host = EmulatorHost::start(Directory::default());
+    let ws = workspace(&host, 30);
+    // A third of all requests lose their connection before the app handles them.
+    host.emulator.add_fault(Fault {
+        drop_connection: true,
+        rate: Some(0.34),
+        ..Fault::default()
+    });
+    let out = ws.cli(&["apply", "--yes", "--concurrency", "4"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("31 done, 0 failed"), "{}", stdout(&out));
+    let creates = host.emulator.creates();
+    assert_eq!(creates.len(), 30);
+    assert!(creates.values().all(|n| *n == 1), "{creates:?}");
+    host.emulator.clear_faults();
+    assert_ok(&ws.cli(&["pull"]));
+    assert_eq!(ws.cli(&["plan", "--detailed-exitcode"]).status.code(), Some(0));
+}
