@@ -8,6 +8,7 @@ mod init;
 mod output;
 mod plan;
 mod pull;
+mod reconcile;
 mod status;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Execute the latest plan (or --plan FILE): journaled SCIM writes, retries, deletion guard.
     Apply(apply::ApplyArgs),
+    /// Pull, plan and apply in one unattended run (exit 2 when a guard or a failed pull held an app back).
+    Reconcile(reconcile::ReconcileArgs),
     /// The provisioning event log (named like JumpCloud Directory Insights events).
     Events(events::EventsArgs),
     /// Sources, last successful pull and counts.
@@ -180,6 +183,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(&globals, args),
         Command::Apply(args) => runtime()?.block_on(apply::run(&globals, args)),
         Command::Events(args) => events::run(&globals, args),
+        Command::Reconcile(args) => runtime()?.block_on(reconcile::run(&globals, args)),
         Command::Plan(args) => runtime()?.block_on(plan::run(&globals, args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&globals, args)),
         Command::Gen(a) => {

@@ -13,4 +13,5 @@ mod file_source;
 mod plan_scim2_server;
 mod pull_emulator;
 mod pull_scim2_server;
+mod reconcile;
 mod scim_client;
