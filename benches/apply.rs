@@ -40,6 +40,7 @@ fn main() {
                 concurrency: Some(concurrency),
                 max_deactivations: None,
                 force: true,
+        stop: None,
             };
             let t = Instant::now();
             let report = apply(&config, Store::open(&config.store).unwrap(), plan.run_id, &opts).await.unwrap();

@@ -23,6 +23,7 @@ pub mod model;
 pub mod ops;
 pub mod profile;
 pub mod pull;
+pub mod reconcile;
 pub mod sample;
 pub mod scim;
 pub mod secret;

@@ -52,6 +52,15 @@ pub struct ApplyOptions {
     pub concurrency: Option<usize>,
     pub max_deactivations: Option<DeactivationLimit>,
     pub force: bool,
+    /// Set (by a signal) to stop starting operations: those in flight finish and are journaled,
+    /// the rest stay planned for the next apply.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl ApplyOptions {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// What an apply did, per app and action.
@@ -199,6 +208,9 @@ pub async fn apply(config: &Config, store: Store, plan_id: i64, opts: &ApplyOpti
         phases.entry(e.op.phase).or_default().push(e);
     }
     for (_, entries) in phases {
+        if opts.stopping() {
+            break;
+        }
         let concurrency = opts
             .concurrency
             .unwrap_or_else(|| entries.first().map(|e| default_concurrency(&e.op.app)).unwrap_or(4));
@@ -206,7 +218,15 @@ pub async fn apply(config: &Config, store: Store, plan_id: i64, opts: &ApplyOpti
             let rt = runtimes[&e.op.app].clone();
             let store = store.clone();
             async move {
-                let outcome = run_one(&rt, &store, plan_id, &e).await;
+                let outcome = if opts.stopping() {
+                    Outcome {
+                        status: "not_started",
+                        error: None,
+                        requests: 0,
+                    }
+                } else {
+                    run_one(&rt, &store, plan_id, &e).await
+                };
                 (e.op, outcome)
             }
         }))

@@ -64,6 +64,7 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
         concurrency: args.concurrency,
         max_deactivations: args.max_deactivations,
         force: args.force,
+        stop: Some(super::reconcile::stop_on_signals()),
     };
     if let Err(e @ ApplyError::Guard { .. }) = check_guard(&config, &store, &todo, &opts) {
         eprintln!("error: {e}");

@@ -182,6 +182,7 @@ async fn apply_and_check(config: &Config, store: &mut Store, plan_id: i64) -> an
         concurrency: None,
         max_deactivations: None,
         force: false,
+        stop: None,
     };
     let report = crate::apply::apply(config, Store::open(&config.store)?, plan_id, &opts).await?;
     println!("apply:");

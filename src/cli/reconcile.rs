@@ -1,22 +1,33 @@
-//! `scimsync reconcile [--app A]`: pull → plan → apply in one unattended run, with every guard
-//! of `apply`. One summary line per app. Exit 0 (nothing to do, or all applied), 2 (an app was
-//! blocked by the deactivation guard, or not planned because a pull failed), 1 (an error or a
-//! failed operation).
-use std::collections::HashSet;
+//! `scimsync reconcile [--app A] [--every DURATION] [--metrics-file PATH]`: pull → plan → apply
+//! unattended (see [`crate::reconcile`]). One run: exit 0 (nothing to do, or all applied), 2 (an
+//! app held back: guard, failed pull, quarantine), 1 (an error or a failed operation). With
+//! `--every`, a loop holding the store's lock until SIGTERM/SIGINT, which lets the operations in
+//! flight finish and be journaled before exiting 0.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::{Globals, Outcome};
-use crate::apply::{ApplyError, ApplyOptions};
 use crate::config::DeactivationLimit;
-use crate::source::ProgressSink;
-use crate::store::Store;
+use crate::reconcile::{cycle, metrics, parse_duration, pause, write_atomically, CycleOptions, CycleReport, StoreLock};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
     /// Reconcile only this app (its IdP is pulled too).
     #[arg(long, value_name = "APP")]
     app: Option<String>,
+    /// Run as a loop, a cycle every DURATION (30s, 15m, 2h), ±10 % jitter.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    every: Option<Duration>,
+    /// Write Prometheus metrics to PATH (atomically) after each cycle.
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
+    /// Quarantine an app after N failed cycles in a row (then retried at growing intervals).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    quarantine_after: i64,
     /// Override the apps' max_deactivations for this run.
     #[arg(long, value_name = "N|P%", value_parser = DeactivationLimit::parse)]
     max_deactivations: Option<DeactivationLimit>,
@@ -25,75 +36,83 @@ pub struct ReconcileArgs {
     force: bool,
 }
 
+/// A flag set by SIGINT or SIGTERM.
+pub fn stop_on_signals() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::warn!("stopping: finishing the operations in flight");
+        eprintln!("stopping: finishing the operations in flight, then exiting");
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+fn print(report: &CycleReport) {
+    for a in &report.apps {
+        println!("{} {}", crate::time::now(), a.summary());
+    }
+    println!(
+        "{} reconcile: plan #{} (pull {:.1}s, plan {:.1}s, apply {:.1}s)",
+        crate::time::now(),
+        report.plan_id.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+        report.pull_seconds,
+        report.plan_seconds,
+        report.apply_seconds
+    );
+}
+
 pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
     let config = g.load_config()?;
-    let mut store = Store::open(&g.store_path(Some(&config)))?;
-    let started = std::time::Instant::now();
-    let quiet = |_: &str| -> ProgressSink { Box::new(|_: &str, _, _| {}) };
-    let pulls = crate::pull::pull(&config, &mut store, args.app.as_deref(), &quiet).await?;
-    let failed: HashSet<String> = pulls.iter().filter(|p| p.result.is_err()).map(|p| p.source.clone()).collect();
-    for p in &pulls {
-        if let Err(e) = &p.result {
-            eprintln!("error: pull of {} failed: {e}", p.source);
+    let store = g.store_path(Some(&config));
+    let _lock = StoreLock::acquire(&store)?;
+    let stop = stop_on_signals();
+    let opts = CycleOptions {
+        app: args.app.clone(),
+        max_deactivations: args.max_deactivations,
+        force: args.force,
+        stop: Some(stop.clone()),
+        quarantine_after: args.quarantine_after.max(1),
+        quarantine_base: args.every.unwrap_or(Duration::from_secs(60)),
+    };
+    let write_metrics = |report: &CycleReport| -> anyhow::Result<()> {
+        if let Some(path) = &args.metrics_file {
+            write_atomically(path, &metrics(report)).map_err(|e| anyhow::anyhow!("--metrics-file '{}': {e}", path.display()))?;
         }
-    }
-    let plan = crate::drift::plan(&config, &mut store, args.app.as_deref()).await?;
-    let mut blocked = false;
-    let mut errors = 0u64;
-    for info in &plan.apps {
-        let app = &info.app;
-        let findings = plan.findings.iter().filter(|f| &f.app == app).count();
-        let ops = plan.operations.iter().filter(|o| &o.app == app).count();
-        if failed.contains(&info.idp.source) || failed.contains(&info.sp.source) {
-            println!(
-                "app {app}: not applied: this cycle's pull failed ({findings} findings from the previous snapshot, {ops} operations left)"
-            );
-            blocked = true;
-            continue;
-        }
-        if let Some(why) = &info.skipped {
-            println!("app {app}: not planned: {why}");
-            blocked = true;
-            continue;
-        }
-        if ops == 0 {
-            println!("app {app}: in sync ({findings} findings, none to apply)");
-            continue;
-        }
-        let opts = ApplyOptions {
-            app: Some(app.clone()),
-            concurrency: None,
-            max_deactivations: args.max_deactivations,
-            force: args.force,
+        Ok(())
+    };
+    let Some(every) = args.every else {
+        let report = cycle(&config, &store, &opts).await?;
+        print(&report);
+        write_metrics(&report)?;
+        return match report.exit_code() {
+            1 => anyhow::bail!("operations failed; they are journaled and the next reconcile retries what is still needed"),
+            2 => Ok(Outcome::Pending),
+            _ => Ok(Outcome::Ok),
         };
-        match crate::apply::apply(&config, Store::open(store.path())?, plan.run_id, &opts).await {
-            Ok(r) => {
-                errors += r.failed();
-                println!(
-                    "app {app}: {findings} findings, {ops} operations: {} done, {} failed ({:.1} ops/s)",
-                    r.done(),
-                    r.failed(),
-                    (r.done() + r.failed()) as f64 / r.seconds.max(1e-9)
-                );
-                for f in r.failures.iter().take(10) {
-                    eprintln!("failed: {f}");
-                }
+    };
+    loop {
+        match cycle(&config, &store, &opts).await {
+            Ok(report) => {
+                print(&report);
+                write_metrics(&report)?;
             }
-            Err(e @ ApplyError::Guard { .. }) => {
-                println!("app {app}: blocked: {e}");
-                blocked = true;
-            }
-            Err(e) => return Err(e.into()),
+            // A cycle that cannot run at all (the store, the engine) is logged; the loop goes on.
+            Err(e) => eprintln!("{} error: reconcile cycle failed: {e:#}", crate::time::now()),
+        }
+        if stop.load(Ordering::SeqCst) || !pause(every, &stop).await {
+            println!("{} reconcile: stopped cleanly", crate::time::now());
+            return Ok(Outcome::Ok);
         }
     }
-    for info in &plan.apps {
-        for w in &info.warnings {
-            eprintln!("warning: app '{}': {w}", info.app);
-        }
-    }
-    println!("reconcile: plan #{} in {:.1}s", plan.run_id, started.elapsed().as_secs_f64());
-    if errors > 0 {
-        anyhow::bail!("{errors} operation(s) failed; they are journaled and the next reconcile retries what is still needed");
-    }
-    Ok(if blocked { Outcome::Pending } else { Outcome::Ok })
 }

@@ -56,6 +56,23 @@ pub fn run(g: &Globals, args: StatusArgs) -> anyhow::Result<Outcome> {
         ]);
     }
     println!("{t}");
+    for h in store.app_healths()? {
+        match &h.quarantined_until {
+            Some(until) => println!(
+                "app {}: QUARANTINED after {} failed reconcile cycles, next try after {until}; last error: {}",
+                h.app,
+                h.consecutive_failures,
+                h.last_error.clone().unwrap_or_default()
+            ),
+            None if h.consecutive_failures > 0 => println!(
+                "app {}: {} failed reconcile cycle(s) in a row; last error: {}",
+                h.app,
+                h.consecutive_failures,
+                h.last_error.clone().unwrap_or_default()
+            ),
+            None => {}
+        }
+    }
     println!("store: {}", path.display());
     Ok(Outcome::Ok)
 }

@@ -1,5 +1,6 @@
 //! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
 //! (current state plus closed versions), the run records and, later, plans and the journal.
+mod health;
 mod journal;
 mod plan;
 mod schema;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags};
 
+pub use health::AppHealth;
 pub use journal::{Event, Finish, JournalEntry};
 pub use plan::PullState;
 pub use snapshot::{SnapshotCounts, SnapshotKeys, SourceInfo};

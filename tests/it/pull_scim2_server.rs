@@ -16,14 +16,14 @@ fn seed_user(i: usize) -> Value {
         "externalId": format!("E{i:05}"),
         "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}"), "formatted": format!("Given{i} Family{i}")},
         "displayName": format!("User {i}"),
-        "active": i % 7 != 0,
-        "title": if i % 3 == 0 { Value::Null } else { json!(format!("Title {}", i % 11)) },
+        "active": !i.is_multiple_of(7),
+        "title": if i.is_multiple_of(3) { Value::Null } else { json!(format!("Title {}", i % 11)) },
         "timezone": "Europe/Paris",
     });
-    if i % 5 != 0 {
+    if !i.is_multiple_of(5) {
         u["emails"] = json!([{"value": format!("user{i:05}@example.com"), "type": "work", "primary": true}, {"value": format!("home{i}@example.org"), "type": "home"}]);
     }
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         u["phoneNumbers"] = json!([{"value": format!("+1 555 {i:05}"), "type": "work"}]);
     }
     u

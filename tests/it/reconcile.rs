@@ -79,3 +79,124 @@ fn reconcile_applies_then_is_in_sync_and_respects_the_guard() {
         4
     );
 }
+
+fn spawn(ws: &Workspace, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .args(args)
+        .current_dir(ws.dir.path())
+        .env("IT_TOKEN", TOKEN)
+        .env("SCIMSYNC_RETRY_BASE_MS", "5")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn the_loop_fixes_new_drift_each_cycle_quarantines_a_failing_app_and_stops_cleanly() {
+    let good = EmulatorHost::start(Directory::default());
+    let broken = EmulatorHost::start(Directory::default());
+    broken.emulator.add_fault(Fault {
+        status: 503,
+        ..Fault::default()
+    });
+    let ws = Workspace::new(&format!(
+        "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n\n[app.wiki]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\"]\n\n[app.broken]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\"]\n",
+        good.emulator.base_url, broken.emulator.base_url
+    ));
+    let mut active = vec![true; 5];
+    std::fs::write(ws.path("directory.json"), directory(&active).to_string()).unwrap();
+    let mut child = spawn(
+        &ws,
+        &[
+            "reconcile",
+            "--every",
+            "1s",
+            "--quarantine-after",
+            "2",
+            "--metrics-file",
+            "metrics.prom",
+        ],
+    );
+    let accounts = |host: &EmulatorHost| {
+        host.emulator
+            .with_directory(|d| (d.users.len(), d.users.values().filter(|u| u["active"] == true).count()))
+    };
+    wait_for("the first cycle", || accounts(&good) == (5, 5));
+
+    // A second instance is refused while the loop holds the lock.
+    let second = ws.cli(&["reconcile"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr(&second).contains("holds the lock") && stderr(&second).contains(&format!("pid {}", child.id())),
+        "{}",
+        stderr(&second)
+    );
+
+    // Drift injected between cycles is fixed by a later cycle: two leave, one joins.
+    active[0] = false;
+    active[1] = false;
+    active.push(true);
+    std::fs::write(ws.path("directory.json"), directory(&active).to_string()).unwrap();
+    wait_for("the next cycle to apply the change", || accounts(&good) == (6, 4));
+
+    // The failing app is quarantined; the other goes on.
+    wait_for("quarantine", || {
+        std::fs::read_to_string(ws.path("metrics.prom")).is_ok_and(|m| m.contains("scimsync_app_quarantined{app=\"broken\"} 1"))
+    });
+    let metrics = std::fs::read_to_string(ws.path("metrics.prom")).unwrap();
+    assert!(metrics.contains("scimsync_app_quarantined{app=\"wiki\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("scimsync_last_success_timestamp_seconds{app=\"wiki\"}"),
+        "{metrics}"
+    );
+    let status = ws.cli(&["status"]);
+    assert!(stdout(&status).contains("app broken: QUARANTINED"), "{}", stdout(&status));
+    active[2] = false;
+    std::fs::write(ws.path("directory.json"), directory(&active).to_string()).unwrap();
+    wait_for("wiki reconciled while broken is quarantined", || accounts(&good) == (6, 3));
+
+    // SIGTERM during an apply: the operations in flight finish and are journaled, then exit 0.
+    good.emulator.set_write_latency(Some(std::time::Duration::from_millis(300)));
+    let more: Vec<bool> = (0..20).map(|i| i >= 3).collect();
+    std::fs::write(ws.path("directory.json"), directory(&more).to_string()).unwrap();
+    wait_for("an operation in flight", || {
+        count(&ws.db(), "SELECT COUNT(*) FROM operations WHERE status = 'in_flight'") > 0
+    });
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("stopped cleanly"), "{out}");
+    let db = ws.db();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM operations WHERE status = 'in_flight'"),
+        0,
+        "every operation in flight was journaled"
+    );
+    assert!(
+        count(&db, "SELECT COUNT(*) FROM operations WHERE status = 'planned' AND app = 'wiki'") > 0,
+        "the rest was left for the next run"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM operations WHERE status = 'done'"),
+        count(&db, "SELECT COUNT(*) FROM events WHERE outcome = 'success'")
+    );
+}

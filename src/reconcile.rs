@@ -1,0 +1,416 @@
+//! `scimsync reconcile`: one cycle is pull → plan → apply with every guard of apply. Apps whose
+//! cycles keep failing are quarantined (retried at growing intervals) while the others go on.
+//! The loop, the store lock and the metrics file live here too; the CLI only prints.
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::apply::{ApplyError, ApplyOptions};
+use crate::config::{Config, DeactivationLimit};
+use crate::source::ProgressSink;
+use crate::store::Store;
+
+/// What happened to one app in one cycle.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AppState {
+    InSync,
+    Applied {
+        done: u64,
+        failed: u64,
+    },
+    /// The deactivation guard refused (a person decides; not a failure).
+    Blocked {
+        reason: String,
+    },
+    /// A pull of either side failed this cycle: nothing applied from an old snapshot.
+    PullFailed {
+        error: String,
+    },
+    NotPlanned {
+        reason: String,
+    },
+    Quarantined {
+        until: String,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppCycle {
+    pub app: String,
+    pub state: AppState,
+    pub findings: BTreeMap<String, u64>,
+    pub operations: u64,
+    pub consecutive_failures: i64,
+    pub last_success_at: Option<String>,
+    pub quarantined_until: Option<String>,
+}
+
+impl AppCycle {
+    pub fn summary(&self) -> String {
+        let n: u64 = self.findings.values().sum();
+        match &self.state {
+            AppState::InSync => format!("app {}: in sync ({n} findings, none to apply)", self.app),
+            AppState::Applied { done, failed } => format!(
+                "app {}: {n} findings, {} operations: {done} done, {failed} failed",
+                self.app, self.operations
+            ),
+            AppState::Blocked { reason } => format!("app {}: blocked: {reason}", self.app),
+            AppState::PullFailed { error } => format!(
+                "app {}: not applied: this cycle's pull failed ({error}); {} consecutive failed cycle(s)",
+                self.app, self.consecutive_failures
+            ),
+            AppState::NotPlanned { reason } => format!("app {}: not planned: {reason}", self.app),
+            AppState::Quarantined { until } => format!(
+                "app {}: QUARANTINED after {} failed cycles; next try after {until}",
+                self.app, self.consecutive_failures
+            ),
+        }
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self.state, AppState::PullFailed { .. } | AppState::Applied { failed: 1.., .. })
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CycleReport {
+    pub plan_id: Option<i64>,
+    pub apps: Vec<AppCycle>,
+    pub pull_seconds: f64,
+    pub plan_seconds: f64,
+    pub apply_seconds: f64,
+}
+
+impl CycleReport {
+    /// Exit code of a one-shot run: 1 failed operations, 2 held back, 0 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.apps.iter().any(|a| matches!(a.state, AppState::Applied { failed: 1.., .. })) {
+            1
+        } else if self.apps.iter().any(|a| {
+            matches!(
+                a.state,
+                AppState::Blocked { .. } | AppState::PullFailed { .. } | AppState::NotPlanned { .. } | AppState::Quarantined { .. }
+            )
+        }) {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+pub struct CycleOptions {
+    pub app: Option<String>,
+    pub max_deactivations: Option<DeactivationLimit>,
+    pub force: bool,
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Consecutive failed cycles after which an app is quarantined.
+    pub quarantine_after: i64,
+    /// The first quarantine lasts this long; each further failure doubles it (capped at a day).
+    pub quarantine_base: Duration,
+}
+
+fn quarantine_until(n: i64, after: i64, base: Duration) -> Option<String> {
+    if n < after {
+        return None;
+    }
+    let factor = 1u32 << (n - after).clamp(0, 16) as u32;
+    let wait = base.saturating_mul(factor).min(Duration::from_secs(86_400));
+    let until = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+    Some(until.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// Run one cycle.
+pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> anyhow::Result<CycleReport> {
+    let mut store = Store::open(store_path)?;
+    let mut report = CycleReport::default();
+    let now = crate::time::now();
+    // Quarantined apps sit this cycle out (and are not even pulled) until their time comes.
+    let mut active = config.clone();
+    let mut benched = Vec::new();
+    active.apps.retain(|a| opts.app.as_ref().is_none_or(|want| want == &a.name));
+    if let Some(want) = &opts.app {
+        if active.apps.is_empty() {
+            anyhow::bail!("no app '{want}' in {}", config.path.display());
+        }
+    }
+    let mut kept = Vec::new();
+    for a in active.apps.drain(..) {
+        let h = store.app_health(&a.name)?;
+        match &h.quarantined_until {
+            Some(until) if until.as_str() > now.as_str() => benched.push(AppCycle {
+                app: a.name.clone(),
+                state: AppState::Quarantined { until: until.clone() },
+                findings: BTreeMap::new(),
+                operations: 0,
+                consecutive_failures: h.consecutive_failures,
+                last_success_at: h.last_success_at.clone(),
+                quarantined_until: Some(until.clone()),
+            }),
+            _ => kept.push(a),
+        }
+    }
+    active.apps = kept;
+    let used_idps: Vec<String> = active.apps.iter().map(|a| a.idp.clone()).collect();
+    active.idps.retain(|i| used_idps.contains(&i.name));
+
+    let t = Instant::now();
+    let quiet = |_: &str| -> ProgressSink { Box::new(|_: &str, _, _| {}) };
+    let pulls = if active.apps.is_empty() {
+        Vec::new()
+    } else {
+        crate::pull::pull(&active, &mut store, None, &quiet).await?
+    };
+    report.pull_seconds = t.elapsed().as_secs_f64();
+    let pull_error = |source: &str| {
+        pulls
+            .iter()
+            .find(|p| p.source == source)
+            .and_then(|p| p.result.as_ref().err().cloned())
+    };
+
+    let t = Instant::now();
+    let plan = if active.apps.is_empty() {
+        None
+    } else {
+        Some(crate::drift::plan(&active, &mut store, None).await?)
+    };
+    report.plan_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    if let Some(plan) = &plan {
+        report.plan_id = Some(plan.run_id);
+        for info in &plan.apps {
+            let app = &info.app;
+            let mut findings = BTreeMap::new();
+            for f in plan.findings.iter().filter(|f| &f.app == app) {
+                *findings.entry(f.kind.clone()).or_insert(0u64) += 1;
+            }
+            let operations = plan.operations.iter().filter(|o| &o.app == app).count() as u64;
+            let pull_failed = pull_error(&info.sp.source).or_else(|| pull_error(&info.idp.source));
+            let state = if let Some(error) = pull_failed {
+                AppState::PullFailed { error }
+            } else if let Some(reason) = &info.skipped {
+                AppState::NotPlanned { reason: reason.clone() }
+            } else if operations == 0 {
+                AppState::InSync
+            } else {
+                let apply_opts = ApplyOptions {
+                    app: Some(app.clone()),
+                    concurrency: None,
+                    max_deactivations: opts.max_deactivations,
+                    force: opts.force,
+                    stop: opts.stop.clone(),
+                };
+                match crate::apply::apply(&active, Store::open(store_path)?, plan.run_id, &apply_opts).await {
+                    Ok(r) => AppState::Applied {
+                        done: r.done(),
+                        failed: r.failed(),
+                    },
+                    Err(e @ ApplyError::Guard { .. }) => AppState::Blocked { reason: e.to_string() },
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let mut c = AppCycle {
+                app: app.clone(),
+                state,
+                findings,
+                operations,
+                consecutive_failures: 0,
+                last_success_at: None,
+                quarantined_until: None,
+            };
+            if c.failed() {
+                let error = c.summary();
+                store.app_failed(app, &error, |n| quarantine_until(n, opts.quarantine_after, opts.quarantine_base))?;
+            } else if matches!(c.state, AppState::InSync | AppState::Applied { .. }) {
+                store.app_succeeded(app)?;
+            }
+            let h = store.app_health(app)?;
+            c.consecutive_failures = h.consecutive_failures;
+            c.last_success_at = h.last_success_at;
+            c.quarantined_until = h.quarantined_until;
+            report.apps.push(c);
+        }
+    }
+    report.apply_seconds = t.elapsed().as_secs_f64();
+    report.apps.extend(benched);
+    report.apps.sort_by(|a, b| a.app.cmp(&b.app));
+    Ok(report)
+}
+
+/// Prometheus text exposition of a cycle.
+pub fn metrics(report: &CycleReport) -> String {
+    let mut out = String::new();
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    out.push_str("# HELP scimsync_findings Findings of the last cycle by app and kind.\n# TYPE scimsync_findings gauge\n");
+    for a in &report.apps {
+        for (kind, n) in &a.findings {
+            out.push_str(&format!(
+                "scimsync_findings{{app=\"{}\",kind=\"{}\"}} {n}\n",
+                esc(&a.app),
+                esc(kind)
+            ));
+        }
+    }
+    out.push_str("# HELP scimsync_operations Operations of the last cycle by outcome.\n# TYPE scimsync_operations gauge\n");
+    for a in &report.apps {
+        let (done, failed) = match a.state {
+            AppState::Applied { done, failed } => (done, failed),
+            _ => (0, 0),
+        };
+        out.push_str(&format!("scimsync_operations{{app=\"{}\",outcome=\"done\"}} {done}\n", esc(&a.app)));
+        out.push_str(&format!(
+            "scimsync_operations{{app=\"{}\",outcome=\"failed\"}} {failed}\n",
+            esc(&a.app)
+        ));
+    }
+    out.push_str(
+        "# HELP scimsync_cycle_duration_seconds Duration of the last cycle's stages.\n# TYPE scimsync_cycle_duration_seconds gauge\n",
+    );
+    for (stage, s) in [
+        ("pull", report.pull_seconds),
+        ("plan", report.plan_seconds),
+        ("apply", report.apply_seconds),
+    ] {
+        out.push_str(&format!("scimsync_cycle_duration_seconds{{stage=\"{stage}\"}} {s:.3}\n"));
+    }
+    out.push_str("# HELP scimsync_last_success_timestamp_seconds Last cycle that left the app in sync or applied.\n# TYPE scimsync_last_success_timestamp_seconds gauge\n");
+    for a in &report.apps {
+        if let Some(t) = a
+            .last_success_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            out.push_str(&format!(
+                "scimsync_last_success_timestamp_seconds{{app=\"{}\"}} {}\n",
+                esc(&a.app),
+                t.timestamp()
+            ));
+        }
+    }
+    out.push_str("# HELP scimsync_app_quarantined 1 while the app is quarantined.\n# TYPE scimsync_app_quarantined gauge\n");
+    out.push_str("# HELP scimsync_app_consecutive_failures Failed cycles in a row.\n# TYPE scimsync_app_consecutive_failures gauge\n");
+    for a in &report.apps {
+        let q = u8::from(a.quarantined_until.is_some());
+        out.push_str(&format!("scimsync_app_quarantined{{app=\"{}\"}} {q}\n", esc(&a.app)));
+        out.push_str(&format!(
+            "scimsync_app_consecutive_failures{{app=\"{}\"}} {}\n",
+            esc(&a.app),
+            a.consecutive_failures
+        ));
+    }
+    out
+}
+
+/// Write `text` to `path` atomically (a temp file beside it, then a rename).
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// An exclusive lock on a store for reconcile runs, held while the value lives. The lock file
+/// says who holds it.
+pub struct StoreLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl StoreLock {
+    pub fn acquire(store: &Path) -> anyhow::Result<StoreLock> {
+        let mut name = store.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("lock file '{}': {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                anyhow::bail!(
+                    "another scimsync reconcile holds the lock on '{}' ({}); it exits on SIGTERM",
+                    store.display(),
+                    holder.trim()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("lock file '{}': {e}", path.display()),
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this host".into());
+        write!(file, "pid {} on {host} since {}", std::process::id(), crate::time::now())?;
+        file.flush()?;
+        Ok(StoreLock { _file: file, path })
+    }
+}
+
+/// Parse `30s`, `15m`, `2h`, `1d` (or plain seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 30s, 15m, 2h or 1d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h or d)")),
+    };
+    if secs == 0 {
+        return Err(format!("'{s}' must be longer than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Sleep `base` ± 10 %, waking early when `stop` is set. Returns false when stopped.
+pub async fn pause(base: Duration, stop: &AtomicBool) -> bool {
+    let jitter = base.mul_f64(0.1 * (rand::random::<f64>() * 2.0 - 1.0).abs());
+    let total = if rand::random::<bool>() {
+        base + jitter
+    } else {
+        base.saturating_sub(jitter)
+    };
+    let deadline = Instant::now() + total;
+    while Instant::now() < deadline {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100).min(deadline - Instant::now())).await;
+    }
+    !stop.load(Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn quarantine_grows_and_is_capped() {
+        assert!(quarantine_until(2, 3, Duration::from_secs(60)).is_none());
+        assert!(quarantine_until(3, 3, Duration::from_secs(60)).is_some());
+        let far = quarantine_until(40, 3, Duration::from_secs(60)).unwrap();
+        let limit = (chrono::Utc::now() + chrono::Duration::hours(25)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        assert!(far < limit, "capped at a day: {far}");
+    }
+}
