@@ -76,6 +76,12 @@ fn check_roles(config: &Config, app: &AppConfig, profile: &Profile) -> anyhow::R
 
 /// Plan `app` (or every app): findings from the last successful snapshot of each side.
 pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyhow::Result<PlanOutcome> {
+    plan_with(config, store, app, false).await
+}
+
+/// [`plan`]; `after_refresh`: the app's objects of interest were just refreshed one by one
+/// (single-object reconcile), so an apply since its last full pull does not stop the plan.
+pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, after_refresh: bool) -> anyhow::Result<PlanOutcome> {
     let selected: Vec<_> = match app {
         Some(name) => vec![config
             .app(name)
@@ -118,8 +124,8 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyh
             None => None,
         };
         let changed_since = match &sp_pulled_at {
-            Some(at) => store.changed_by_apply_after(&a.name, at)?,
-            None => None,
+            Some(at) if !after_refresh => store.changed_by_apply_after(&a.name, at)?,
+            _ => None,
         };
         let skipped = if idp.last_ok_run.is_none() || sp.last_ok_run.is_none() {
             Some(format!(

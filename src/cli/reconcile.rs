@@ -25,6 +25,10 @@ pub struct ReconcileArgs {
     /// Write Prometheus metrics to PATH (atomically) after each cycle.
     #[arg(long, value_name = "PATH")]
     metrics_file: Option<PathBuf>,
+    /// Reconcile just this user (login: userName or email) of `--app`: refresh it on both
+    /// sides, plan, apply its operations. Seconds, not a full cycle.
+    #[arg(long, value_name = "LOGIN", requires = "app", conflicts_with = "every")]
+    user: Option<String>,
     /// Quarantine an app after N failed cycles in a row (then retried at growing intervals).
     #[arg(long, default_value_t = 3, value_name = "N")]
     quarantine_after: i64,
@@ -91,6 +95,27 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
         }
         Ok(())
     };
+    if let (Some(login), Some(app)) = (&args.user, &args.app) {
+        let r = crate::reconcile::reconcile_user(&config, &store, app, login, &opts).await?;
+        for f in &r.findings {
+            println!("  {} {} {}", crate::drift::symbol(f), f.kind, crate::drift::describe_finding(f));
+        }
+        if let Some(why) = &r.blocked {
+            println!("user {login} in app {app}: blocked: {why}");
+            return Ok(Outcome::Pending);
+        }
+        println!(
+            "user {login} in app {app}: {} finding(s), {} operation(s): {} done, {} failed",
+            r.findings.len(),
+            r.operations,
+            r.done,
+            r.failed
+        );
+        if r.failed > 0 {
+            anyhow::bail!("{} operation(s) failed; they are journaled", r.failed);
+        }
+        return Ok(Outcome::Ok);
+    }
     let Some(every) = args.every else {
         let report = cycle(&config, &store, &opts).await?;
         print(&report);

@@ -30,6 +30,13 @@ fn file(store: &Path, source: &str, table: &str) -> PathBuf {
 }
 
 /// Whether plans may use the columnar copy (SCIMSYNC_COLUMNS=off forces SQLite scans).
+/// Drop a source's columnar copy (after a single-object refresh made it out of date).
+pub fn invalidate(store: &Path, source: &str) {
+    for table in ["users", "groups", "memberships", "active_members"] {
+        let _ = std::fs::remove_file(file(store, source, table));
+    }
+}
+
 pub fn enabled() -> bool {
     std::env::var("SCIMSYNC_COLUMNS").map(|v| v != "off").unwrap_or(true)
 }

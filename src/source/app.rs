@@ -66,3 +66,35 @@ pub async fn pull_app(app: &AppConfig, progress: Progress<'_>) -> Result<Snapsho
     let client = scim_client(&app.source_name(), &app.http)?;
     pull_scim(&client, app.http.page_size, app.http.concurrency, progress).await
 }
+
+/// One user of a SCIM endpoint by login: `userName eq`, else `emails.value eq`.
+pub async fn fetch_user(client: &ScimClient, login: &str) -> Result<Option<crate::model::User>, SourceError> {
+    for attr in ["userName", "emails.value"] {
+        let found = client.search("Users", &crate::scim::filter::eq(attr, login), 10).await?;
+        let mut users = Vec::new();
+        for raw in &found {
+            users.push(parse_user(raw.get()).map_err(|e| SourceError::Resource {
+                source_name: client.source_name().to_string(),
+                url: client.url("Users"),
+                error: Box::new(e),
+            })?);
+        }
+        if let Some(u) = super::find_user(users, login) {
+            return Ok(Some(u));
+        }
+    }
+    Ok(None)
+}
+
+/// One user of a SCIM endpoint by id (None when it is gone).
+pub async fn fetch_user_by_id(client: &ScimClient, id: &str) -> Result<Option<crate::model::User>, SourceError> {
+    match client.get("Users", id).await {
+        Ok(v) => parse_user(&v.to_string()).map(Some).map_err(|e| SourceError::Resource {
+            source_name: client.source_name().to_string(),
+            url: client.url("Users"),
+            error: Box::new(e),
+        }),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

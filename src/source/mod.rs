@@ -62,6 +62,14 @@ pub trait IdpSource: Send + Sync {
     /// A complete snapshot, or an error: never a partial one.
     async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError>;
 
+    /// One user by login (userName, else email; case-insensitive), for single-object
+    /// reconcile. The default pulls everything and picks the user; sources with a search
+    /// API override it.
+    async fn fetch_user(&self, login: &str) -> Result<Option<crate::model::User>, SourceError> {
+        let snap = self.pull(&|_, _, _| {}).await?;
+        Ok(find_user(snap.users, login))
+    }
+
     /// The groups bound to `app`. By default the app's `groups = [...]` names, matched to the
     /// IdP's group names exactly; IdPs with app assignment APIs override this for `idp_app_id`.
     async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {
@@ -105,6 +113,21 @@ pub fn bindings_by_name(app: &AppConfig, groups: &[Group]) -> Vec<Binding> {
 }
 
 /// The connector for an `[idp.NAME]` section.
+/// The user whose userName (else email) is `login`, case-insensitively.
+pub fn find_user(users: Vec<crate::model::User>, login: &str) -> Option<crate::model::User> {
+    let want = login.trim().to_lowercase();
+    let by = |u: &crate::model::User, f: fn(&crate::model::User) -> Option<&String>| f(u).is_some_and(|v| v.trim().to_lowercase() == want);
+    let (mut by_name, mut by_email) = (None, None);
+    for u in users {
+        if by(&u, |u| u.user_name.as_ref()) {
+            by_name = Some(u);
+        } else if by_email.is_none() && by(&u, |u| u.email.as_ref()) {
+            by_email = Some(u);
+        }
+    }
+    by_name.or(by_email)
+}
+
 pub fn idp_source(idp: &IdpConfig) -> Result<Box<dyn IdpSource>, SourceError> {
     match idp.kind {
         IdpKind::Scim => Ok(Box::new(scim::ScimIdp::new(idp)?)),

@@ -39,4 +39,8 @@ impl IdpSource for ScimIdp {
     async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
         pull_scim(&self.client, self.page_size, self.concurrency, progress).await
     }
+
+    async fn fetch_user(&self, login: &str) -> Result<Option<crate::model::User>, SourceError> {
+        super::app::fetch_user(&self.client, login).await
+    }
 }

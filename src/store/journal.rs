@@ -224,6 +224,26 @@ impl Store {
         tx.commit().map_err(&err)
     }
 
+    /// Mark every not-yet-done operation of a plan but `keep` as skipped, with `why`.
+    pub fn skip_operations_except(&self, plan_id: i64, keep: &[i64], why: &str) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("UPDATE operations SET status = 'skipped', error = ?3 WHERE plan_id = ?1 AND seq = ?2 AND status = 'planned'")
+            .map_err(|e| self.err(e))?;
+        let seqs: Vec<i64> = {
+            let mut q = self
+                .conn
+                .prepare("SELECT seq FROM operations WHERE plan_id = ?1")
+                .map_err(|e| self.err(e))?;
+            let rows = q.query_map([plan_id], |r| r.get(0)).map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
+        };
+        for seq in seqs.into_iter().filter(|s| !keep.contains(s)) {
+            stmt.execute(params![plan_id, seq, why]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// A lookup that found nothing usable (`user_lookup_provision`).
     pub fn lookup_event(&self, op: &Operation, plan_id: i64, http_status: Option<u16>, message: &str) -> Result<()> {
         self.conn

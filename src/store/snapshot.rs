@@ -3,7 +3,7 @@
 //! content hash, so a pull with no changes writes almost nothing.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -375,4 +375,68 @@ fn write_bindings(tx: &Transaction, idp: &str, run_id: i64, now: &str, bindings:
         delete.execute([rowid])?;
     }
     Ok(())
+}
+
+impl Store {
+    /// Single-object refresh: write one user of `source` as just read (changed → the old version
+    /// is closed, as a pull would), under a run of kind `refresh`. The source's last pull is
+    /// not changed. Returns true when the stored user changed.
+    pub fn refresh_user(&mut self, source: &str, u: &User) -> Result<bool> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let run_id = self.start_run("refresh", Some(source))?;
+        let now = crate::time::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let hash = user_hash(u);
+        let old: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT uid, hash FROM users WHERE source = ?1 AND id = ?2",
+                params![source, u.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(&err)?;
+        let changed = match old {
+            Some((_, h)) if h == hash => false,
+            Some((uid, _)) => {
+                tx.execute(
+                    &format!("INSERT INTO user_versions ({USER_COLS}, valid_to, ended_by_run) SELECT {USER_COLS}, ?2, ?3 FROM users WHERE uid = ?1"),
+                    params![uid, now, run_id],
+                )
+                .map_err(&err)?;
+                tx.execute(
+                    "UPDATE users SET user_name = ?2, external_id = ?3, given_name = ?4, family_name = ?5, formatted = ?6, display_name = ?7, email = ?8, active = ?9,
+                     title = ?10, phone = ?11, timezone = ?12, role = ?13, status_raw = ?14, raw = ?15, hash = ?16, valid_from = ?17, run_id = ?18 WHERE uid = ?1",
+                    params![uid, u.user_name, u.external_id, u.given_name, u.family_name, u.formatted, u.display_name, u.email, u.active, u.title, u.phone, u.timezone, u.role, u.status_raw, u.raw, hash, now, run_id],
+                )
+                .map_err(&err)?;
+                true
+            }
+            None => {
+                tx.execute(
+                    &format!("INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
+                    params![source, u.id, u.user_name, u.external_id, u.given_name, u.family_name, u.formatted, u.display_name, u.email, u.active, u.title, u.phone, u.timezone, u.role, u.status_raw, u.raw, hash, now, run_id],
+                )
+                .map_err(&err)?;
+                true
+            }
+        };
+        tx.execute(
+            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
+            params![
+                run_id,
+                crate::time::now(),
+                serde_json::json!({"user": u.id, "changed": changed}).to_string()
+            ],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(changed)
+    }
 }

@@ -200,3 +200,69 @@ fn the_loop_fixes_new_drift_each_cycle_quarantines_a_failing_app_and_stops_clean
         count(&db, "SELECT COUNT(*) FROM events WHERE outcome = 'success'")
     );
 }
+
+#[test]
+fn one_user_is_reconciled_on_demand_and_nothing_else() {
+    let host = EmulatorHost::start(Directory::default());
+    let ws = Workspace::new(&format!(
+        "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n\n[app.wiki]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\"]\n",
+        host.emulator.base_url
+    ));
+    let mut doc = directory(&[true; 6]);
+    std::fs::write(ws.path("directory.json"), doc.to_string()).unwrap();
+    assert_ok(&ws.cli(&["reconcile"]));
+    // Two people change in the IdP, and a third leaves.
+    doc["users"][3]["lastname"] = json!("Changed");
+    doc["users"][4]["lastname"] = json!("AlsoChanged");
+    doc["users"][5]["active"] = json!(false);
+    std::fs::write(ws.path("directory.json"), doc.to_string()).unwrap();
+    let family = |login: &str| {
+        host.emulator.with_directory(|d| {
+            let u = d.users.values().find(|u| u["userName"] == login).unwrap();
+            (
+                u["name"]["familyName"].as_str().unwrap_or_default().to_string(),
+                u["active"].as_bool().unwrap(),
+            )
+        })
+    };
+    let out = ws.cli(&["reconcile", "--app", "wiki", "--user", "USER3@x.com"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("user USER3@x.com in app wiki: 1 finding(s), 1 operation(s): 1 done, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(family("user3@x.com"), ("Changed".to_string(), true));
+    assert_eq!(family("user4@x.com"), ("L".to_string(), true), "only the user asked for");
+    let out = ws.cli(&["reconcile", "--app", "wiki", "--user", "user5@x.com"]);
+    assert_ok(&out);
+    assert!(!family("user5@x.com").1, "{}", stdout(&out));
+    let db = ws.db();
+    // The other changes the plans saw were marked skipped, for the full cycle to redo.
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM operations WHERE status = 'skipped' AND action LIKE 'group.%'"
+        ) >= 1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM operations WHERE status = 'done' AND plan_id > (SELECT MIN(plan_id) FROM plans) AND subject NOT IN ('user3@x.com', 'user5@x.com')"
+        ),
+        0
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM runs WHERE kind = 'refresh'"), 4);
+    drop(db);
+    // The next full cycle picks up the rest.
+    let full = ws.cli(&["reconcile"]);
+    assert_ok(&full);
+    assert_eq!(family("user4@x.com").0, "AlsoChanged");
+    let unknown = ws.cli(&["reconcile", "--app", "wiki", "--user", "nobody@x.com"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("no user 'nobody@x.com' in idp.corp"),
+        "{}",
+        stderr(&unknown)
+    );
+}
