@@ -214,23 +214,35 @@ pub async fn apply(config: &Config, store: Store, plan_id: i64, opts: &ApplyOpti
         let concurrency = opts
             .concurrency
             .unwrap_or_else(|| entries.first().map(|e| default_concurrency(&e.op.app)).unwrap_or(4));
-        let results: Vec<(Operation, Outcome)> = stream::iter(entries.into_iter().map(|e| {
-            let rt = runtimes[&e.op.app].clone();
+        // Operations on the same object (several member batches of one group) run one after
+        // the other, in plan order: concurrent read-modify-writes could lose one. Different
+        // objects run concurrently.
+        let mut same_object: BTreeMap<(String, String), Vec<JournalEntry>> = BTreeMap::new();
+        for e in entries {
+            same_object.entry((e.op.app.clone(), e.op.path.clone())).or_default().push(e);
+        }
+        let results: Vec<(Operation, Outcome)> = stream::iter(same_object.into_values().map(|chain| {
+            let rt = runtimes[&chain[0].op.app].clone();
             let store = store.clone();
             async move {
-                let outcome = if opts.stopping() {
-                    Outcome {
-                        status: "not_started",
-                        error: None,
-                        requests: 0,
-                    }
-                } else {
-                    run_one(&rt, &store, plan_id, &e).await
-                };
-                (e.op, outcome)
+                let mut out = Vec::with_capacity(chain.len());
+                for e in chain {
+                    let outcome = if opts.stopping() {
+                        Outcome {
+                            status: "not_started",
+                            error: None,
+                            requests: 0,
+                        }
+                    } else {
+                        run_one(&rt, &store, plan_id, &e).await
+                    };
+                    out.push((e.op, outcome));
+                }
+                out
             }
         }))
         .buffer_unordered(concurrency.max(1))
+        .flat_map(stream::iter)
         .collect()
         .await;
         for (op, outcome) in results {

@@ -468,6 +468,10 @@ fn precondition(headers: &HeaderMap, current: &Value) -> Option<Response> {
 /// Store `new` as the resource `id` after the vendor's rules.
 fn store_update(s: &Shared, resource: &str, id: &str, new: Value, headers: &HeaderMap) -> Response {
     let mut dir = s.dir.lock().expect("not poisoned");
+    store_update_locked(s, &mut dir, resource, id, new, headers)
+}
+
+fn store_update_locked(s: &Shared, dir: &mut Directory, resource: &str, id: &str, new: Value, headers: &HeaderMap) -> Response {
     let Some(old) = dir.collection(resource).get(id).cloned() else {
         return scim_error(StatusCode::NOT_FOUND, None, &format!("{resource} {id} not found"));
     };
@@ -529,13 +533,16 @@ async fn patch(
     let Some(ops) = req.get("Operations").and_then(Value::as_array) else {
         return scim_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), "no Operations");
     };
-    let Some(mut current) = s.dir.lock().expect("not poisoned").collection(&resource).get(&id).cloned() else {
+    // Read, change and write under one lock: concurrent PATCHes of one resource must not lose
+    // each other's changes.
+    let mut dir = s.dir.lock().expect("not poisoned");
+    let Some(mut current) = dir.collection(&resource).get(&id).cloned() else {
         return scim_error(StatusCode::NOT_FOUND, None, &format!("{resource} {id} not found"));
     };
     if let Err(m) = crate::scim::patch::apply(&mut current, ops) {
         return scim_error(StatusCode::BAD_REQUEST, Some("invalidValue"), &m);
     }
-    store_update(&s, &resource, &id, current, &headers)
+    store_update_locked(&s, &mut dir, &resource, &id, current, &headers)
 }
 
 async fn delete_one(
