@@ -479,7 +479,7 @@ fn store_update_locked(s: &Shared, dir: &mut Directory, resource: &str, id: &str
         return r;
     }
     let new = if resource == "Users" {
-        match shape_user(s, &dir, Some(id), new, Some(&old)) {
+        match shape_user(s, dir, Some(id), new, Some(&old)) {
             Ok(v) => v,
             Err(r) => return *r,
         }
