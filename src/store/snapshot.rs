@@ -47,6 +47,104 @@ pub struct SnapshotCounts {
 const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role, status_raw, raw, hash, valid_from, run_id";
 const GROUP_COLS: &str = "gid, source, id, display_name, external_id, raw, hash, valid_from, run_id";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserChange {
+    Same,
+    Changed,
+    Added,
+}
+
+/// The statements that write users, prepared once per transaction. Shared by a whole pull and
+/// a single-object refresh, so both keep history the same way.
+struct UserWriter<'t> {
+    insert: rusqlite::CachedStatement<'t>,
+    update: rusqlite::CachedStatement<'t>,
+    /// Close a user's current version into `user_versions` (?1 uid, ?2 valid_to, ?3 run).
+    close: rusqlite::CachedStatement<'t>,
+}
+
+impl<'t> UserWriter<'t> {
+    fn new(tx: &'t Transaction) -> rusqlite::Result<Self> {
+        Ok(UserWriter {
+            insert: tx.prepare_cached(&format!(
+                "INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+            ))?,
+            update: tx.prepare_cached(
+                "UPDATE users SET user_name = ?2, external_id = ?3, given_name = ?4, family_name = ?5, formatted = ?6, display_name = ?7, email = ?8, active = ?9,
+                 title = ?10, phone = ?11, timezone = ?12, role = ?13, status_raw = ?14, raw = ?15, hash = ?16, valid_from = ?17, run_id = ?18 WHERE uid = ?1",
+            )?,
+            close: tx.prepare_cached(&format!(
+                "INSERT INTO user_versions ({USER_COLS}, valid_to, ended_by_run) SELECT {USER_COLS}, ?2, ?3 FROM users WHERE uid = ?1"
+            ))?,
+        })
+    }
+
+    /// Write one user of `source` given its stored (uid, hash), if any: unchanged → nothing;
+    /// changed → the old version closed and the row updated in place (same uid); new → inserted.
+    fn write(
+        &mut self,
+        tx: &Transaction,
+        source: &str,
+        u: &User,
+        prior: Option<(i64, i64)>,
+        now: &str,
+        run_id: i64,
+    ) -> rusqlite::Result<(i64, UserChange)> {
+        let hash = user_hash(u);
+        match prior {
+            Some((uid, h)) if h == hash => Ok((uid, UserChange::Same)),
+            Some((uid, _)) => {
+                self.close.execute(params![uid, now, run_id])?;
+                self.update.execute(params![
+                    uid,
+                    u.user_name,
+                    u.external_id,
+                    u.given_name,
+                    u.family_name,
+                    u.formatted,
+                    u.display_name,
+                    u.email,
+                    u.active,
+                    u.title,
+                    u.phone,
+                    u.timezone,
+                    u.role,
+                    u.status_raw,
+                    u.raw,
+                    hash,
+                    now,
+                    run_id
+                ])?;
+                Ok((uid, UserChange::Changed))
+            }
+            None => {
+                self.insert.execute(params![
+                    source,
+                    u.id,
+                    u.user_name,
+                    u.external_id,
+                    u.given_name,
+                    u.family_name,
+                    u.formatted,
+                    u.display_name,
+                    u.email,
+                    u.active,
+                    u.title,
+                    u.phone,
+                    u.timezone,
+                    u.role,
+                    u.status_raw,
+                    u.raw,
+                    hash,
+                    now,
+                    run_id
+                ])?;
+                Ok((tx.last_insert_rowid(), UserChange::Added))
+            }
+        }
+    }
+}
+
 fn user_hash(u: &User) -> i64 {
     // The raw object carries every attribute; the status word is added because some sources
     // (file) derive it outside the raw object.
@@ -153,81 +251,27 @@ fn write(
     tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "loaded existing users");
     let mut uids: HashMap<&str, i64> = HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
     {
-        let mut insert = tx.prepare_cached(&format!("INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"))?;
-        let mut close = tx.prepare_cached(&format!(
-            "INSERT INTO user_versions ({USER_COLS}, valid_to, ended_by_run) SELECT {USER_COLS}, ?2, ?3 FROM users WHERE uid = ?1"
-        ))?;
-        let mut update = tx.prepare_cached(
-            "UPDATE users SET user_name = ?2, external_id = ?3, given_name = ?4, family_name = ?5, formatted = ?6, display_name = ?7, email = ?8, active = ?9,
-             title = ?10, phone = ?11, timezone = ?12, role = ?13, status_raw = ?14, raw = ?15, hash = ?16, valid_from = ?17, run_id = ?18 WHERE uid = ?1",
-        )?;
+        let mut writer = UserWriter::new(tx)?;
         for u in &snap.users {
-            let hash = user_hash(u);
-            let uid = match old.remove(u.id.as_str()) {
-                Some((uid, h)) if h == hash => uid,
-                Some((uid, _)) => {
-                    close.execute(params![uid, now, run_id])?;
-                    update.execute(params![
-                        uid,
-                        u.user_name,
-                        u.external_id,
-                        u.given_name,
-                        u.family_name,
-                        u.formatted,
-                        u.display_name,
-                        u.email,
-                        u.active,
-                        u.title,
-                        u.phone,
-                        u.timezone,
-                        u.role,
-                        u.status_raw,
-                        u.raw,
-                        hash,
-                        now,
-                        run_id
-                    ])?;
-                    counts.changed += 1;
-                    uid
-                }
-                None if uids.contains_key(u.id.as_str()) => {
-                    return Err(WriteError::Invalid {
-                        object: format!("User {}", u.id),
-                        message: "the same id appears twice in one pull".into(),
-                    });
-                }
-                None => {
-                    insert.execute(params![
-                        source,
-                        u.id,
-                        u.user_name,
-                        u.external_id,
-                        u.given_name,
-                        u.family_name,
-                        u.formatted,
-                        u.display_name,
-                        u.email,
-                        u.active,
-                        u.title,
-                        u.phone,
-                        u.timezone,
-                        u.role,
-                        u.status_raw,
-                        u.raw,
-                        hash,
-                        now,
-                        run_id
-                    ])?;
-                    counts.added += 1;
-                    tx.last_insert_rowid()
-                }
-            };
+            let prior = old.remove(u.id.as_str());
+            if prior.is_none() && uids.contains_key(u.id.as_str()) {
+                return Err(WriteError::Invalid {
+                    object: format!("User {}", u.id),
+                    message: "the same id appears twice in one pull".into(),
+                });
+            }
+            let (uid, change) = writer.write(tx, source, u, prior, now, run_id)?;
+            match change {
+                UserChange::Same => {}
+                UserChange::Changed => counts.changed += 1,
+                UserChange::Added => counts.added += 1,
+            }
             uids.insert(u.id.as_str(), uid);
             keys.user_keys.push(uid);
         }
         let mut delete = tx.prepare_cached("DELETE FROM users WHERE uid = ?1")?;
         for (_, (uid, _)) in old.drain() {
-            close.execute(params![uid, now, run_id])?;
+            writer.close.execute(params![uid, now, run_id])?;
             delete.execute([uid])?;
             counts.removed += 1;
         }
@@ -393,8 +437,7 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(&err)?;
-        let hash = user_hash(u);
-        let old: Option<(i64, i64)> = tx
+        let prior: Option<(i64, i64)> = tx
             .query_row(
                 "SELECT uid, hash FROM users WHERE source = ?1 AND id = ?2",
                 params![source, u.id],
@@ -402,31 +445,11 @@ impl Store {
             )
             .optional()
             .map_err(&err)?;
-        let changed = match old {
-            Some((_, h)) if h == hash => false,
-            Some((uid, _)) => {
-                tx.execute(
-                    &format!("INSERT INTO user_versions ({USER_COLS}, valid_to, ended_by_run) SELECT {USER_COLS}, ?2, ?3 FROM users WHERE uid = ?1"),
-                    params![uid, now, run_id],
-                )
-                .map_err(&err)?;
-                tx.execute(
-                    "UPDATE users SET user_name = ?2, external_id = ?3, given_name = ?4, family_name = ?5, formatted = ?6, display_name = ?7, email = ?8, active = ?9,
-                     title = ?10, phone = ?11, timezone = ?12, role = ?13, status_raw = ?14, raw = ?15, hash = ?16, valid_from = ?17, run_id = ?18 WHERE uid = ?1",
-                    params![uid, u.user_name, u.external_id, u.given_name, u.family_name, u.formatted, u.display_name, u.email, u.active, u.title, u.phone, u.timezone, u.role, u.status_raw, u.raw, hash, now, run_id],
-                )
-                .map_err(&err)?;
-                true
-            }
-            None => {
-                tx.execute(
-                    &format!("INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
-                    params![source, u.id, u.user_name, u.external_id, u.given_name, u.family_name, u.formatted, u.display_name, u.email, u.active, u.title, u.phone, u.timezone, u.role, u.status_raw, u.raw, hash, now, run_id],
-                )
-                .map_err(&err)?;
-                true
-            }
-        };
+        let changed = UserWriter::new(&tx)
+            .and_then(|mut w| w.write(&tx, source, u, prior, &now, run_id))
+            .map_err(&err)?
+            .1
+            != UserChange::Same;
         tx.execute(
             "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
             params![
