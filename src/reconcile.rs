@@ -115,6 +115,19 @@ pub struct CycleOptions {
     pub quarantine_base: Duration,
 }
 
+impl CycleOptions {
+    /// The apply options of this run for one app.
+    fn apply_options(&self, app: &str) -> ApplyOptions {
+        ApplyOptions {
+            app: Some(app.to_string()),
+            concurrency: None,
+            max_deactivations: self.max_deactivations,
+            force: self.force,
+            stop: self.stop.clone(),
+        }
+    }
+}
+
 fn quarantine_until(n: i64, after: i64, base: Duration) -> Option<String> {
     if n < after {
         return None;
@@ -199,14 +212,7 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> a
             } else if operations == 0 {
                 AppState::InSync
             } else {
-                let apply_opts = ApplyOptions {
-                    app: Some(app.clone()),
-                    concurrency: None,
-                    max_deactivations: opts.max_deactivations,
-                    force: opts.force,
-                    stop: opts.stop.clone(),
-                };
-                match crate::apply::apply(&active, Store::open(store_path)?, plan.run_id, &apply_opts).await {
+                match crate::apply::apply(&active, Store::open(store_path)?, plan.run_id, &opts.apply_options(app)).await {
                     Ok(r) => AppState::Applied {
                         done: r.done(),
                         failed: r.failed(),
@@ -377,13 +383,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Sleep `base` ± 10 %, waking early when `stop` is set. Returns false when stopped.
 pub async fn pause(base: Duration, stop: &AtomicBool) -> bool {
-    let jitter = base.mul_f64(0.1 * (rand::random::<f64>() * 2.0 - 1.0).abs());
-    let total = if rand::random::<bool>() {
-        base + jitter
-    } else {
-        base.saturating_sub(jitter)
-    };
-    let deadline = Instant::now() + total;
+    let deadline = Instant::now() + base.mul_f64(0.9 + 0.2 * rand::random::<f64>());
     while Instant::now() < deadline {
         if stop.load(Ordering::SeqCst) {
             return false;
@@ -491,14 +491,7 @@ pub async fn reconcile_user(
     if keep.is_empty() {
         return Ok(out);
     }
-    let apply_opts = ApplyOptions {
-        app: Some(app.name.clone()),
-        concurrency: None,
-        max_deactivations: opts.max_deactivations,
-        force: opts.force,
-        stop: opts.stop.clone(),
-    };
-    match crate::apply::apply(config, Store::open(store_path)?, plan.run_id, &apply_opts).await {
+    match crate::apply::apply(config, Store::open(store_path)?, plan.run_id, &opts.apply_options(&app.name)).await {
         Ok(r) => {
             out.done = r.done();
             out.failed = r.failed();

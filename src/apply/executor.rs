@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::config::{AppConfig, Config, DeactivationLimit};
-use crate::http::{detail_of, Auth, Http, HttpSettings};
+use crate::http::{detail_of, RetryPolicy};
 use crate::ops::{resolve_refs, Operation, Plan};
 use crate::profile::Profile;
 use crate::scim::filter::json_string;
@@ -95,11 +95,7 @@ pub fn pending<'a>(entries: &'a [JournalEntry], app: Option<&str>) -> Vec<&'a Jo
 /// Refuse a plan made from snapshots that have since been replaced.
 pub fn check_fresh(store: &Store, plan: &Plan, app: Option<&str>) -> Result<(), ApplyError> {
     for (source, run) in &plan.snapshots {
-        let relevant = app.is_none_or(|a| {
-            plan.operations
-                .iter()
-                .any(|o| o.app == a && (source == &format!("app.{a}") || source.starts_with("idp.")))
-        });
+        let relevant = app.is_none_or(|a| *source == format!("app.{a}") || source.starts_with("idp."));
         if !relevant {
             continue;
         }
@@ -157,28 +153,32 @@ struct AppRuntime {
 }
 
 fn client_for(app: &AppConfig) -> Result<ScimClient, ApplyError> {
-    let name = app.source_name();
-    let auth = match app.http.token.resolve(&name).map_err(crate::source::SourceError::from)? {
-        Some(t) => Auth::Bearer(t),
-        None => Auth::None,
-    };
-    let mut settings = HttpSettings::new(name.clone(), auth);
-    settings.concurrency = app.http.concurrency.max(1);
     // Writes wait out longer storms of 429/503 than reads: an apply may slow down, not fail.
-    settings.retry.max_attempts = 8;
-    settings.retry.max_throttled_attempts = 60;
-    let http = Http::new(settings).map_err(|message| crate::source::SourceError::Unsupported {
-        source_name: name.clone(),
-        message,
-    })?;
-    Ok(ScimClient::new(&app.http.base_url, http))
+    let retry = RetryPolicy {
+        max_attempts: 8,
+        max_throttled_attempts: 60,
+        ..RetryPolicy::default()
+    };
+    Ok(crate::source::app::scim_client_with(&app.source_name(), &app.http, retry)?)
 }
 
 /// Run the pending operations of a stored plan.
 pub async fn apply(config: &Config, store: Store, plan_id: i64, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
     let (plan, entries) = store.load_plan(plan_id)?.expect("caller checked the plan exists");
-    check_fresh(&store, &plan, opts.app.as_deref())?;
-    let todo: Vec<JournalEntry> = pending(&entries, opts.app.as_deref()).into_iter().cloned().collect();
+    apply_loaded(config, store, &plan, &entries, opts).await
+}
+
+/// [`apply`] for a plan and journal the caller has already read from `store`.
+pub async fn apply_loaded(
+    config: &Config,
+    store: Store,
+    plan: &Plan,
+    entries: &[JournalEntry],
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, ApplyError> {
+    let plan_id = plan.plan_id;
+    check_fresh(&store, plan, opts.app.as_deref())?;
+    let todo: Vec<JournalEntry> = pending(entries, opts.app.as_deref()).into_iter().cloned().collect();
     check_guard(config, &store, &todo.iter().collect::<Vec<_>>(), opts)?;
 
     let mut runtimes: HashMap<String, Arc<AppRuntime>> = HashMap::new();

@@ -3,4 +3,4 @@
 pub mod executor;
 pub mod planner;
 
-pub use executor::{apply, ApplyError, ApplyOptions, ApplyReport};
+pub use executor::{apply, apply_loaded, ApplyError, ApplyOptions, ApplyReport};

@@ -64,7 +64,7 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
         concurrency: args.concurrency,
         max_deactivations: args.max_deactivations,
         force: args.force,
-        stop: Some(super::reconcile::stop_on_signals()),
+        stop: Some(super::stop_on_signals()),
     };
     if let Err(e @ ApplyError::Guard { .. }) = check_guard(&config, &store, &todo, &opts) {
         eprintln!("error: {e}");
@@ -109,7 +109,7 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Ok);
         }
     }
-    let report = match crate::apply::apply(&config, store, plan_id, &opts).await {
+    let report = match crate::apply::apply_loaded(&config, store, &plan, &entries, &opts).await {
         Ok(r) => r,
         Err(e @ ApplyError::Guard { .. }) => {
             eprintln!("error: {e}");

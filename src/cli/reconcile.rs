@@ -4,8 +4,7 @@
 //! `--every`, a loop holding the store's lock until SIGTERM/SIGINT, which lets the operations in
 //! flight finish and be journaled before exiting 0.
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Args;
@@ -40,28 +39,6 @@ pub struct ReconcileArgs {
     force: bool,
 }
 
-/// A flag set by SIGINT or SIGTERM.
-pub fn stop_on_signals() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::warn!("stopping: finishing the operations in flight");
-        eprintln!("stopping: finishing the operations in flight, then exiting");
-        flag.store(true, Ordering::SeqCst);
-    });
-    stop
-}
-
 fn print(report: &CycleReport) {
     for a in &report.apps {
         println!("{} {}", crate::time::now(), a.summary());
@@ -80,7 +57,7 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
     let config = g.load_config()?;
     let store = g.store_path(Some(&config));
     let _lock = StoreLock::acquire(&store)?;
-    let stop = stop_on_signals();
+    let stop = super::stop_on_signals();
     let opts = CycleOptions {
         app: args.app.clone(),
         max_deactivations: args.max_deactivations,

@@ -1,6 +1,6 @@
 //! The SP side: every app is a SCIM 2.0 service provider, read with its Users and Groups.
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
-use crate::http::{Auth, Http, HttpSettings};
+use crate::http::{Auth, Http, HttpSettings, RetryPolicy};
 use crate::model::{Membership, Snapshot};
 use crate::scim::resource::{parse_group, parse_user};
 use crate::scim::ScimClient;
@@ -9,12 +9,18 @@ use super::{Progress, SourceError};
 
 /// Open a SCIM client for a connection's settings, reading its token now.
 pub fn scim_client(source_name: &str, conn: &ConnSettings) -> Result<ScimClient, SourceError> {
+    scim_client_with(source_name, conn, RetryPolicy::default())
+}
+
+/// [`scim_client`] with its own retry policy (apply waits out longer storms than a pull).
+pub fn scim_client_with(source_name: &str, conn: &ConnSettings, retry: RetryPolicy) -> Result<ScimClient, SourceError> {
     let auth = match conn.token.resolve(source_name)? {
         Some(t) => Auth::Bearer(t),
         None => Auth::None,
     };
     let mut settings = HttpSettings::new(source_name, auth);
     settings.concurrency = conn.concurrency;
+    settings.retry = retry;
     let http = Http::new(settings).map_err(|message| SourceError::Unsupported {
         source_name: source_name.to_string(),
         message,
