@@ -87,6 +87,20 @@ pub fn resolve_refs(body: &mut Value, resolve: &dyn Fn(&str) -> Option<String>) 
     unresolved
 }
 
+/// The IdP user ids referenced in `body` (added to `out`).
+pub fn referenced_users(body: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match body {
+        Value::Array(items) => items.iter().for_each(|v| referenced_users(v, out)),
+        Value::Object(o) => match reference(body) {
+            Some(id) => {
+                out.insert(id.to_string());
+            }
+            None => o.values().for_each(|v| referenced_users(v, out)),
+        },
+        _ => {}
+    }
+}
+
 fn reference(v: &Value) -> Option<&str> {
     let o = v.as_object()?;
     if o.len() == 1 {

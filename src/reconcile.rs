@@ -1,7 +1,7 @@
 //! `scimsync reconcile`: one cycle is pull → plan → apply with every guard of apply. Apps whose
 //! cycles keep failing are quarantined (retried at growing intervals) while the others go on.
 //! The loop, the store lock and the metrics file live here too; the CLI only prints.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -415,34 +415,62 @@ mod tests {
     }
 }
 
-/// What a single-user reconcile did.
+/// The object of a single-object reconcile.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A user by login (userName, else email).
+    User(&'a str),
+    /// A group by display name.
+    Group(&'a str),
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::User(login) => write!(f, "user {login}"),
+            Target::Group(name) => write!(f, "group {name}"),
+        }
+    }
+}
+
+/// What a single-object reconcile did.
 #[derive(Debug, serde::Serialize)]
-pub struct UserReconcile {
+pub struct ObjectReconcile {
     pub app: String,
-    pub login: String,
+    pub object: String,
     pub findings: Vec<crate::engine::Finding>,
     pub operations: u64,
     pub done: u64,
     pub failed: u64,
     pub blocked: Option<String>,
+    /// What the refresh could not cover (members new to the store and not found, …).
+    pub notes: Vec<String>,
 }
 
-/// Refresh one user on both sides (the IdP's by login, the app's through its link or by
-/// login), plan the app, and apply only the operations on that user. Group memberships are
-/// as of the last full pull; operations on anything else are marked skipped in the plan.
-pub async fn reconcile_user(
+/// The ids a refresh found for the object on each side.
+struct Refreshed {
+    idp_id: String,
+    sp_id: Option<String>,
+    notes: Vec<String>,
+}
+
+/// Refresh one object on both sides (the IdP's by login or name, the app's through its link or
+/// by login or name), plan the app, and apply only the operations on that object: for a user,
+/// its `user.*` operations (group memberships as of the last full pull); for a group, its
+/// `group.*` operations and the creation of the accounts its members need. Operations on
+/// anything else are marked skipped in the plan, for the next full cycle.
+pub async fn reconcile_object(
     config: &Config,
     store_path: &Path,
     app_name: &str,
-    login: &str,
+    target: Target<'_>,
     opts: &CycleOptions,
-) -> anyhow::Result<UserReconcile> {
+) -> anyhow::Result<ObjectReconcile> {
     let app = config
         .app(app_name)
         .ok_or_else(|| anyhow::anyhow!("no app '{app_name}' in {}", config.path.display()))?;
     let idp = config.idp(&app.idp).expect("config validation checks app.idp");
-    let idp_name = idp.source_name();
-    let app_source = app.source_name();
+    let (idp_name, app_source) = (idp.source_name(), app.source_name());
     let mut store = Store::open(store_path)?;
     if store.pull_state(&idp_name)?.last_ok_run.is_none() || store.pull_state(&app_source)?.last_ok_run.is_none() {
         anyhow::bail!(
@@ -450,43 +478,56 @@ pub async fn reconcile_user(
         );
     }
     let source = crate::source::idp_source(idp)?;
-    let user = source
-        .fetch_user(login)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user '{login}' in {idp_name} (a user deleted in the IdP is handled by the next full cycle)"))?;
-    store.refresh_user(&idp_name, &user)?;
     let client = crate::source::app::scim_client(&app_source, &app.http)?;
-    let linked = store.user_links(&app.name)?.get(&user.id).cloned();
-    let account = match &linked {
-        Some(sp) => crate::source::app::fetch_user_by_id(&client, sp).await?,
-        None => crate::source::app::fetch_user(&client, login).await?,
+    let refreshed = match target {
+        Target::User(login) => refresh_user(&mut store, source.as_ref(), &client, app, login).await?,
+        Target::Group(name) => refresh_group(&mut store, source.as_ref(), &client, app, name).await?,
     };
-    if let Some(a) = &account {
-        store.refresh_user(&app_source, a)?;
-    }
     crate::engine::columnar::invalidate(store_path, &idp_name);
     crate::engine::columnar::invalidate(store_path, &app_source);
 
     let plan = crate::drift::plan_with(config, &mut store, Some(&app.name), true).await?;
-    let sp_id = account.as_ref().map(|a| a.id.clone()).or(linked);
-    let concerns =
-        |idp_id: &Option<String>, sp: &Option<String>| idp_id.as_deref() == Some(user.id.as_str()) || (sp.is_some() && sp == &sp_id);
-    let keep: Vec<i64> = plan
+    let prefix = match target {
+        Target::User(_) => "user.",
+        Target::Group(_) => "group.",
+    };
+    let concerns = |idp_id: &Option<String>, sp: &Option<String>| {
+        idp_id.as_deref() == Some(refreshed.idp_id.as_str()) || (sp.is_some() && sp == &refreshed.sp_id)
+    };
+    let mut keep: Vec<i64> = Vec::new();
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
+    for o in plan
         .operations
         .iter()
-        .filter(|o| o.action.starts_with("user.") && concerns(&o.idp_id, &o.sp_id))
-        .map(|o| o.seq)
+        .filter(|o| o.action.starts_with(prefix) && concerns(&o.idp_id, &o.sp_id))
+    {
+        keep.push(o.seq);
+        if let Some(body) = &o.body {
+            crate::ops::referenced_users(body, &mut referenced);
+        }
+    }
+    // Members without an account yet: their creation comes with the group.
+    keep.extend(
+        plan.operations
+            .iter()
+            .filter(|o| o.action == "user.create" && o.idp_id.as_ref().is_some_and(|id| referenced.contains(id)))
+            .map(|o| o.seq),
+    );
+    store.skip_operations_except(plan.run_id, &keep, &format!("single-object reconcile of {target}"))?;
+    let findings: Vec<_> = plan
+        .findings
+        .into_iter()
+        .filter(|f| f.kind.starts_with(prefix) && concerns(&f.idp_id, &f.sp_id))
         .collect();
-    store.skip_operations_except(plan.run_id, &keep, &format!("single-object reconcile of {login}"))?;
-    let findings: Vec<_> = plan.findings.into_iter().filter(|f| concerns(&f.idp_id, &f.sp_id)).collect();
-    let mut out = UserReconcile {
+    let mut out = ObjectReconcile {
         app: app.name.clone(),
-        login: login.to_string(),
+        object: target.to_string(),
         findings,
         operations: keep.len() as u64,
         done: 0,
         failed: 0,
         blocked: None,
+        notes: refreshed.notes,
     };
     if keep.is_empty() {
         return Ok(out);
@@ -500,4 +541,87 @@ pub async fn reconcile_user(
         Err(e) => return Err(e.into()),
     }
     Ok(out)
+}
+
+async fn refresh_user(
+    store: &mut Store,
+    source: &dyn crate::source::IdpSource,
+    client: &crate::scim::ScimClient,
+    app: &crate::config::AppConfig,
+    login: &str,
+) -> anyhow::Result<Refreshed> {
+    let user = source.fetch_user(login).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no user '{login}' in {} (a user deleted in the IdP is handled by the next full cycle)",
+            source.name()
+        )
+    })?;
+    store.refresh_user(source.name(), &user)?;
+    let linked = store.user_links(&app.name)?.get(&user.id).cloned();
+    let account = match &linked {
+        Some(sp) => crate::source::app::fetch_user_by_id(client, sp).await?,
+        None => crate::source::app::fetch_user(client, login).await?,
+    };
+    if let Some(a) = &account {
+        store.refresh_user(&app.source_name(), a)?;
+    }
+    Ok(Refreshed {
+        idp_id: user.id,
+        sp_id: account.map(|a| a.id).or(linked),
+        notes: Vec::new(),
+    })
+}
+
+async fn refresh_group(
+    store: &mut Store,
+    source: &dyn crate::source::IdpSource,
+    client: &crate::scim::ScimClient,
+    app: &crate::config::AppConfig,
+    name: &str,
+) -> anyhow::Result<Refreshed> {
+    let (group, members) = source.fetch_group(name).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no group '{name}' in {} (a group deleted in the IdP is handled by the next full cycle)",
+            source.name()
+        )
+    })?;
+    let mut notes = Vec::new();
+    let r = store.refresh_group(source.name(), &group, &members)?;
+    if !r.unknown_members.is_empty() {
+        // Members that joined the IdP since the last full pull: read them, then the memberships.
+        for u in source.fetch_users_by_id(&r.unknown_members).await? {
+            store.refresh_user(source.name(), &u)?;
+        }
+        let again = store.refresh_group(source.name(), &group, &members)?;
+        if !again.unknown_members.is_empty() {
+            notes.push(format!(
+                "{} member id(s) of {} name no user: {}",
+                again.unknown_members.len(),
+                source.name(),
+                again.unknown_members.join(", ")
+            ));
+        }
+    }
+    let app_source = app.source_name();
+    let linked = store.group_links(&app.name)?.get(&group.id).cloned();
+    let sp_group = match &linked {
+        Some(sp) => crate::source::app::fetch_group_by_id(client, sp).await?,
+        None => crate::source::app::fetch_group(client, &group.display_name, app.http.page_size).await?,
+    };
+    if let Some((g, sp_members)) = &sp_group {
+        let r = store.refresh_group(&app_source, g, sp_members)?;
+        if !r.unknown_members.is_empty() {
+            for id in &r.unknown_members {
+                if let Some(a) = crate::source::app::fetch_user_by_id(client, id).await? {
+                    store.refresh_user(&app_source, &a)?;
+                }
+            }
+            store.refresh_group(&app_source, g, sp_members)?;
+        }
+    }
+    Ok(Refreshed {
+        idp_id: group.id,
+        sp_id: sp_group.map(|(g, _)| g.id).or(linked),
+        notes,
+    })
 }

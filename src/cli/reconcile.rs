@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::{Globals, Outcome};
 use crate::config::DeactivationLimit;
-use crate::reconcile::{cycle, metrics, parse_duration, pause, write_atomically, CycleOptions, CycleReport, StoreLock};
+use crate::reconcile::{cycle, metrics, parse_duration, pause, write_atomically, CycleOptions, CycleReport, StoreLock, Target};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
@@ -28,6 +28,10 @@ pub struct ReconcileArgs {
     /// sides, plan, apply its operations. Seconds, not a full cycle.
     #[arg(long, value_name = "LOGIN", requires = "app", conflicts_with = "every")]
     user: Option<String>,
+    /// Reconcile just this group (display name) of `--app`: refresh it and its members on both
+    /// sides, plan, apply its operations (and create the accounts its members need).
+    #[arg(long, value_name = "NAME", requires = "app", conflicts_with_all = ["every", "user"])]
+    group: Option<String>,
     /// Quarantine an app after N failed cycles in a row (then retried at growing intervals).
     #[arg(long, default_value_t = 3, value_name = "N")]
     quarantine_after: i64,
@@ -72,17 +76,25 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
         }
         Ok(())
     };
-    if let (Some(login), Some(app)) = (&args.user, &args.app) {
-        let r = crate::reconcile::reconcile_user(&config, &store, app, login, &opts).await?;
+    let target = match (&args.user, &args.group) {
+        (Some(login), _) => Some(Target::User(login)),
+        (None, Some(name)) => Some(Target::Group(name)),
+        _ => None,
+    };
+    if let (Some(target), Some(app)) = (target, &args.app) {
+        let r = crate::reconcile::reconcile_object(&config, &store, app, target, &opts).await?;
         for f in &r.findings {
             println!("  {} {} {}", crate::drift::symbol(f), f.kind, crate::drift::describe_finding(f));
         }
+        for note in &r.notes {
+            println!("  note: {note}");
+        }
         if let Some(why) = &r.blocked {
-            println!("user {login} in app {app}: blocked: {why}");
+            println!("{target} in app {app}: blocked: {why}");
             return Ok(Outcome::Pending);
         }
         println!(
-            "user {login} in app {app}: {} finding(s), {} operation(s): {} done, {} failed",
+            "{target} in app {app}: {} finding(s), {} operation(s): {} done, {} failed",
             r.findings.len(),
             r.operations,
             r.done,

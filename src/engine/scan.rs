@@ -69,9 +69,9 @@ enum Builder {
     Bool(BooleanBuilder),
 }
 
-fn builders(cols: &[(&'static str, Col)]) -> Vec<Builder> {
+fn builders(cols: &[Col]) -> Vec<Builder> {
     cols.iter()
-        .map(|(_, c)| match c {
+        .map(|c| match c {
             Col::Text | Col::Key => Builder::Text(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16)),
             Col::Int => Builder::Int(Int64Builder::with_capacity(BATCH_ROWS)),
             Col::Bool => Builder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
@@ -157,16 +157,35 @@ pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) ->
 /// Run the scan's SQL and convert every row.
 pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanError> {
     let sqlite = |source| ScanError::Sqlite { table: t.name, source };
-    let schema = t.schema();
     let mut stmt = conn.prepare(&t.sql).map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
-    let mut bs = builders(&t.columns);
+    let cols: Vec<Col> = t.columns.iter().map(|(_, c)| *c).collect();
+    read_rows(&mut rows, &cols, &t.schema()).map_err(|e| match e {
+        RowsError::Sqlite(source) => ScanError::Sqlite { table: t.name, source },
+        RowsError::Arrow(source) => ScanError::Arrow { table: t.name, source },
+    })
+}
+
+/// Why [`read_rows`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RowsError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Convert every row of a running query into batches of `schema` (its fields read as `cols`).
+/// A value of another SQLite type than its column's becomes NULL (a number in a text column
+/// becomes its text).
+pub fn read_rows(rows: &mut rusqlite::Rows<'_>, cols: &[Col], schema: &SchemaRef) -> Result<Vec<RecordBatch>, RowsError> {
+    let mut bs = builders(cols);
     let mut key = String::new();
     let mut batches = Vec::new();
     let mut n = 0usize;
-    while let Some(row) = rows.next().map_err(sqlite)? {
-        for (i, ((_, col), b)) in t.columns.iter().zip(bs.iter_mut()).enumerate() {
-            let v = row.get_ref(i).map_err(sqlite)?;
+    while let Some(row) = rows.next()? {
+        for (i, (col, b)) in cols.iter().zip(bs.iter_mut()).enumerate() {
+            let v = row.get_ref(i)?;
             match (b, v) {
                 (Builder::Text(b), ValueRef::Text(s)) => {
                     let s = std::str::from_utf8(s).unwrap_or_default();
@@ -181,6 +200,7 @@ pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanEr
                     }
                 }
                 (Builder::Text(b), ValueRef::Integer(x)) => b.append_value(x.to_string()),
+                (Builder::Text(b), ValueRef::Real(x)) => b.append_value(x.to_string()),
                 (Builder::Text(b), _) => b.append_null(),
                 (Builder::Int(b), ValueRef::Integer(x)) => b.append_value(x),
                 (Builder::Int(b), _) => b.append_null(),
@@ -190,12 +210,12 @@ pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanEr
         }
         n += 1;
         if n == BATCH_ROWS {
-            batches.push(finish(&schema, &mut bs).map_err(|source| ScanError::Arrow { table: t.name, source })?);
+            batches.push(finish(schema, &mut bs)?);
             n = 0;
         }
     }
     if n > 0 || batches.is_empty() {
-        batches.push(finish(&schema, &mut bs).map_err(|source| ScanError::Arrow { table: t.name, source })?);
+        batches.push(finish(schema, &mut bs)?);
     }
     Ok(batches)
 }

@@ -1,7 +1,7 @@
 //! The SP side: every app is a SCIM 2.0 service provider, read with its Users and Groups.
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
 use crate::http::{Auth, Http, HttpSettings, RetryPolicy};
-use crate::model::{Membership, Snapshot};
+use crate::model::{Group, Membership, Snapshot};
 use crate::scim::resource::{parse_group, parse_user};
 use crate::scim::ScimClient;
 
@@ -28,16 +28,18 @@ pub fn scim_client_with(source_name: &str, conn: &ConnSettings, retry: RetryPoli
     Ok(ScimClient::new(&conn.base_url, http))
 }
 
+fn resource_error(client: &ScimClient, resource: &str, error: crate::scim::resource::ResourceError) -> SourceError {
+    SourceError::Resource {
+        source_name: client.source_name().to_string(),
+        url: client.url(resource),
+        error: Box::new(error),
+    }
+}
+
 /// Pull Users and Groups (with members) from a SCIM endpoint.
 pub async fn pull_scim(client: &ScimClient, page_size: u32, concurrency: usize, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
     let spc = client.service_provider_config().await?;
     let page_size = spc.page_size(page_size);
-    let name = client.source_name().to_string();
-    let resource_error = |url: String, error| SourceError::Resource {
-        source_name: name.clone(),
-        url,
-        error: Box::new(error),
-    };
 
     let users_raw = client
         .list_all("Users", page_size, concurrency, &|done, total| progress("users", done, total))
@@ -49,7 +51,7 @@ pub async fn pull_scim(client: &ScimClient, page_size: u32, concurrency: usize, 
     snap.users.reserve(users_raw.len());
     for raw in &users_raw {
         snap.users
-            .push(parse_user(raw.get()).map_err(|e| resource_error(client.url("Users"), e))?);
+            .push(parse_user(raw.get()).map_err(|e| resource_error(client, "Users", e))?);
     }
     drop(users_raw);
 
@@ -57,7 +59,7 @@ pub async fn pull_scim(client: &ScimClient, page_size: u32, concurrency: usize, 
         .list_all("Groups", page_size, concurrency, &|done, total| progress("groups", done, total))
         .await?;
     for raw in &groups_raw {
-        let (group, members) = parse_group(raw.get()).map_err(|e| resource_error(client.url("Groups"), e))?;
+        let (group, members) = parse_group(raw.get()).map_err(|e| resource_error(client, "Groups", e))?;
         snap.memberships.extend(members.into_iter().map(|user_id| Membership {
             group_id: group.id.clone(),
             user_id,
@@ -79,11 +81,7 @@ pub async fn fetch_user(client: &ScimClient, login: &str) -> Result<Option<crate
         let found = client.search("Users", &crate::scim::filter::eq(attr, login), 10).await?;
         let mut users = Vec::new();
         for raw in &found {
-            users.push(parse_user(raw.get()).map_err(|e| SourceError::Resource {
-                source_name: client.source_name().to_string(),
-                url: client.url("Users"),
-                error: Box::new(e),
-            })?);
+            users.push(parse_user(raw.get()).map_err(|e| resource_error(client, "Users", e))?);
         }
         if let Some(u) = super::find_user(users, login) {
             return Ok(Some(u));
@@ -92,14 +90,40 @@ pub async fn fetch_user(client: &ScimClient, login: &str) -> Result<Option<crate
     Ok(None)
 }
 
+/// One group of a SCIM endpoint by display name, with its member ids: `displayName eq`, and
+/// when the endpoint cannot filter groups that way (400/501, as some vendors document), a scan
+/// of /Groups.
+pub async fn fetch_group(client: &ScimClient, name: &str, page_size: u32) -> Result<Option<(Group, Vec<String>)>, SourceError> {
+    let raws = match client.search("Groups", &crate::scim::filter::eq("displayName", name), 10).await {
+        Ok(found) => found,
+        Err(e) if matches!(e.status(), Some(400 | 403 | 501)) => client.list_sequential("Groups", page_size, &|_, _| {}).await?,
+        Err(e) => return Err(e.into()),
+    };
+    let mut groups = Vec::new();
+    for raw in &raws {
+        groups.push(parse_group(raw.get()).map_err(|e| resource_error(client, "Groups", e))?);
+    }
+    let Some(g) = super::find_group(groups.iter().map(|(g, _)| g.clone()).collect(), name) else {
+        return Ok(None);
+    };
+    Ok(groups.into_iter().find(|(x, _)| x.id == g.id))
+}
+
+/// One group of a SCIM endpoint by id, with its member ids (None when it is gone).
+pub async fn fetch_group_by_id(client: &ScimClient, id: &str) -> Result<Option<(Group, Vec<String>)>, SourceError> {
+    match client.get("Groups", id).await {
+        Ok(v) => parse_group(&v.to_string())
+            .map(Some)
+            .map_err(|e| resource_error(client, "Groups", e)),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// One user of a SCIM endpoint by id (None when it is gone).
 pub async fn fetch_user_by_id(client: &ScimClient, id: &str) -> Result<Option<crate::model::User>, SourceError> {
     match client.get("Users", id).await {
-        Ok(v) => parse_user(&v.to_string()).map(Some).map_err(|e| SourceError::Resource {
-            source_name: client.source_name().to_string(),
-            url: client.url("Users"),
-            error: Box::new(e),
-        }),
+        Ok(v) => parse_user(&v.to_string()).map(Some).map_err(|e| resource_error(client, "Users", e)),
         Err(e) if e.status() == Some(404) => Ok(None),
         Err(e) => Err(e.into()),
     }

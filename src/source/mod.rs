@@ -70,6 +70,28 @@ pub trait IdpSource: Send + Sync {
         Ok(find_user(snap.users, login))
     }
 
+    /// One group by display name (exact, else case-insensitive) with its direct member ids,
+    /// for single-object reconcile. The default pulls everything; sources with a filter API
+    /// override it.
+    async fn fetch_group(&self, name: &str) -> Result<Option<(Group, Vec<String>)>, SourceError> {
+        let snap = self.pull(&|_, _, _| {}).await?;
+        Ok(find_group(snap.groups, name).map(|g| {
+            let members = snap
+                .memberships
+                .into_iter()
+                .filter(|m| m.group_id == g.id)
+                .map(|m| m.user_id)
+                .collect();
+            (g, members)
+        }))
+    }
+
+    /// Users by id (those that exist), for members a single-group reconcile has not stored yet.
+    async fn fetch_users_by_id(&self, ids: &[String]) -> Result<Vec<crate::model::User>, SourceError> {
+        let snap = self.pull(&|_, _, _| {}).await?;
+        Ok(snap.users.into_iter().filter(|u| ids.contains(&u.id)).collect())
+    }
+
     /// The groups bound to `app`. By default the app's `groups = [...]` names, matched to the
     /// IdP's group names exactly; IdPs with app assignment APIs override this for `idp_app_id`.
     async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {
@@ -126,6 +148,21 @@ pub fn find_user(users: Vec<crate::model::User>, login: &str) -> Option<crate::m
         }
     }
     by_name.or(by_email)
+}
+
+/// The group whose display name is `name`: exactly, else case-insensitively.
+pub fn find_group(groups: Vec<Group>, name: &str) -> Option<Group> {
+    let want = name.trim().to_lowercase();
+    let mut folded = None;
+    for g in groups {
+        if g.display_name == name {
+            return Some(g);
+        }
+        if folded.is_none() && g.display_name.trim().to_lowercase() == want {
+            folded = Some(g);
+        }
+    }
+    folded
 }
 
 pub fn idp_source(idp: &IdpConfig) -> Result<Box<dyn IdpSource>, SourceError> {

@@ -43,4 +43,16 @@ impl IdpSource for ScimIdp {
     async fn fetch_user(&self, login: &str) -> Result<Option<crate::model::User>, SourceError> {
         super::app::fetch_user(&self.client, login).await
     }
+
+    async fn fetch_group(&self, name: &str) -> Result<Option<(crate::model::Group, Vec<String>)>, SourceError> {
+        super::app::fetch_group(&self.client, name, self.page_size).await
+    }
+
+    async fn fetch_users_by_id(&self, ids: &[String]) -> Result<Vec<crate::model::User>, SourceError> {
+        let mut users = Vec::new();
+        for id in ids {
+            users.extend(super::app::fetch_user_by_id(&self.client, id).await?);
+        }
+        Ok(users)
+    }
 }

@@ -265,6 +265,16 @@ impl Store {
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
+    /// IdP group id → app group id, for one app's group links.
+    pub fn group_links(&self, app: &str) -> Result<HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idp_group_id, sp_group_id FROM group_links WHERE app = ?1 AND sp_group_id IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([app], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
     /// Events, oldest first, optionally since a time and for one app.
     pub fn events(&self, since: Option<&str>, app: Option<&str>, limit: usize) -> Result<Vec<Event>> {
         let mut stmt = self

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OpenFlags};
 pub use health::AppHealth;
 pub use journal::{Event, Finish, JournalEntry};
 pub use plan::PullState;
-pub use snapshot::{SnapshotCounts, SnapshotKeys, SourceInfo};
+pub use snapshot::{GroupRefresh, SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::SourceStatus;
 
 #[derive(Debug, thiserror::Error)]

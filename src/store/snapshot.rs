@@ -8,7 +8,7 @@ use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Result, Store, StoreError};
-use crate::model::{Binding, Snapshot, User};
+use crate::model::{Binding, Group, Snapshot, User};
 
 /// The `sources` row of a connection.
 #[derive(Debug, Clone)]
@@ -45,10 +45,14 @@ pub struct SnapshotCounts {
 }
 
 const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role, status_raw, raw, hash, valid_from, run_id";
+/// Close a membership's current version into `membership_versions` (?1 rowid, ?2 valid_to, ?3 run).
+const CLOSE_MEMBERSHIP: &str = "INSERT INTO membership_versions (source, group_id, user_id, valid_from, run_id, valid_to, ended_by_run)
+     SELECT source, group_id, user_id, valid_from, run_id, ?2, ?3 FROM memberships WHERE rowid = ?1";
 const GROUP_COLS: &str = "gid, source, id, display_name, external_id, raw, hash, valid_from, run_id";
 
+/// What writing one object did to its stored row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum UserChange {
+enum Change {
     Same,
     Changed,
     Added,
@@ -89,10 +93,10 @@ impl<'t> UserWriter<'t> {
         prior: Option<(i64, i64)>,
         now: &str,
         run_id: i64,
-    ) -> rusqlite::Result<(i64, UserChange)> {
+    ) -> rusqlite::Result<(i64, Change)> {
         let hash = user_hash(u);
         match prior {
-            Some((uid, h)) if h == hash => Ok((uid, UserChange::Same)),
+            Some((uid, h)) if h == hash => Ok((uid, Change::Same)),
             Some((uid, _)) => {
                 self.close.execute(params![uid, now, run_id])?;
                 self.update.execute(params![
@@ -115,7 +119,7 @@ impl<'t> UserWriter<'t> {
                     now,
                     run_id
                 ])?;
-                Ok((uid, UserChange::Changed))
+                Ok((uid, Change::Changed))
             }
             None => {
                 self.insert.execute(params![
@@ -139,7 +143,62 @@ impl<'t> UserWriter<'t> {
                     now,
                     run_id
                 ])?;
-                Ok((tx.last_insert_rowid(), UserChange::Added))
+                Ok((tx.last_insert_rowid(), Change::Added))
+            }
+        }
+    }
+}
+
+/// The statements that write groups (their own attributes; members are memberships), prepared
+/// once per transaction, for a pull and a single-group refresh alike.
+struct GroupWriter<'t> {
+    insert: rusqlite::CachedStatement<'t>,
+    update: rusqlite::CachedStatement<'t>,
+    /// Close a group's current version into `group_versions` (?1 gid, ?2 valid_to, ?3 run).
+    close: rusqlite::CachedStatement<'t>,
+}
+
+impl<'t> GroupWriter<'t> {
+    fn new(tx: &'t Transaction) -> rusqlite::Result<Self> {
+        Ok(GroupWriter {
+            insert: tx.prepare_cached(&format!(
+                "INSERT INTO groups ({GROUP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?,
+            close: tx.prepare_cached(&format!(
+                "INSERT INTO group_versions ({GROUP_COLS}, valid_to, ended_by_run) SELECT {GROUP_COLS}, ?2, ?3 FROM groups WHERE gid = ?1"
+            ))?,
+            update: tx.prepare_cached(
+                "UPDATE groups SET display_name = ?2, external_id = ?3, raw = ?4, hash = ?5, valid_from = ?6, run_id = ?7 WHERE gid = ?1",
+            )?,
+        })
+    }
+
+    /// Write `g` given its stored (gid, hash), if any: unchanged → nothing; changed → the old
+    /// version is closed and the row updated; new → inserted.
+    fn write(
+        &mut self,
+        tx: &Transaction,
+        source: &str,
+        g: &Group,
+        prior: Option<(i64, i64)>,
+        now: &str,
+        run_id: i64,
+    ) -> rusqlite::Result<(i64, Change)> {
+        // Connectors keep members out of a group's raw object (they are memberships), so
+        // this hash covers the group's own attributes.
+        let hash = xxh3_64(g.raw.as_bytes()) as i64;
+        match prior {
+            Some((gid, h)) if h == hash => Ok((gid, Change::Same)),
+            Some((gid, _)) => {
+                self.close.execute(params![gid, now, run_id])?;
+                self.update
+                    .execute(params![gid, g.display_name, g.external_id, g.raw, hash, now, run_id])?;
+                Ok((gid, Change::Changed))
+            }
+            None => {
+                self.insert
+                    .execute(params![source, g.id, g.display_name, g.external_id, g.raw, hash, now, run_id])?;
+                Ok((tx.last_insert_rowid(), Change::Added))
             }
         }
     }
@@ -262,9 +321,9 @@ fn write(
             }
             let (uid, change) = writer.write(tx, source, u, prior, now, run_id)?;
             match change {
-                UserChange::Same => {}
-                UserChange::Changed => counts.changed += 1,
-                UserChange::Added => counts.added += 1,
+                Change::Same => {}
+                Change::Changed => counts.changed += 1,
+                Change::Added => counts.added += 1,
             }
             uids.insert(u.id.as_str(), uid);
             keys.user_keys.push(uid);
@@ -283,45 +342,27 @@ fn write(
     let mut old = existing(tx, "groups", "gid", source)?;
     let mut gids: HashMap<&str, i64> = HashMap::with_capacity_and_hasher(snap.groups.len(), Default::default());
     {
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO groups ({GROUP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        ))?;
-        let mut close = tx.prepare_cached(&format!(
-            "INSERT INTO group_versions ({GROUP_COLS}, valid_to, ended_by_run) SELECT {GROUP_COLS}, ?2, ?3 FROM groups WHERE gid = ?1"
-        ))?;
-        let mut update = tx.prepare_cached(
-            "UPDATE groups SET display_name = ?2, external_id = ?3, raw = ?4, hash = ?5, valid_from = ?6, run_id = ?7 WHERE gid = ?1",
-        )?;
+        let mut writer = GroupWriter::new(tx)?;
         for g in &snap.groups {
-            // Connectors keep members out of a group's raw object (they are memberships), so
-            // this hash covers the group's own attributes.
-            let hash = xxh3_64(g.raw.as_bytes()) as i64;
-            let gid = match old.remove(g.id.as_str()) {
-                Some((gid, h)) if h == hash => gid,
-                Some((gid, _)) => {
-                    close.execute(params![gid, now, run_id])?;
-                    update.execute(params![gid, g.display_name, g.external_id, g.raw, hash, now, run_id])?;
-                    counts.changed += 1;
-                    gid
-                }
-                None if gids.contains_key(g.id.as_str()) => {
-                    return Err(WriteError::Invalid {
-                        object: format!("Group {}", g.id),
-                        message: "the same id appears twice in one pull".into(),
-                    });
-                }
-                None => {
-                    insert.execute(params![source, g.id, g.display_name, g.external_id, g.raw, hash, now, run_id])?;
-                    counts.added += 1;
-                    tx.last_insert_rowid()
-                }
-            };
+            let prior = old.remove(g.id.as_str());
+            if prior.is_none() && gids.contains_key(g.id.as_str()) {
+                return Err(WriteError::Invalid {
+                    object: format!("Group {}", g.id),
+                    message: "the same id appears twice in one pull".into(),
+                });
+            }
+            let (gid, change) = writer.write(tx, source, g, prior, now, run_id)?;
+            match change {
+                Change::Same => {}
+                Change::Changed => counts.changed += 1,
+                Change::Added => counts.added += 1,
+            }
             gids.insert(g.id.as_str(), gid);
             keys.group_keys.push(gid);
         }
         let mut delete = tx.prepare_cached("DELETE FROM groups WHERE gid = ?1")?;
         for (_, (gid, _)) in old.drain() {
-            close.execute(params![gid, now, run_id])?;
+            writer.close.execute(params![gid, now, run_id])?;
             delete.execute([gid])?;
             counts.removed += 1;
         }
@@ -377,10 +418,7 @@ fn write_memberships(
         }
     }
     counts.memberships = seen.len() as u64;
-    let mut close = tx.prepare_cached(
-        "INSERT INTO membership_versions (source, group_id, user_id, valid_from, run_id, valid_to, ended_by_run)
-         SELECT source, group_id, user_id, valid_from, run_id, ?2, ?3 FROM memberships WHERE rowid = ?1",
-    )?;
+    let mut close = tx.prepare_cached(CLOSE_MEMBERSHIP)?;
     let mut delete = tx.prepare_cached("DELETE FROM memberships WHERE rowid = ?1")?;
     for (_, rowid) in old.drain() {
         close.execute(params![rowid, now, run_id])?;
@@ -449,7 +487,7 @@ impl Store {
             .and_then(|mut w| w.write(&tx, source, u, prior, &now, run_id))
             .map_err(&err)?
             .1
-            != UserChange::Same;
+            != Change::Same;
         tx.execute(
             "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
             params![
@@ -462,4 +500,97 @@ impl Store {
         tx.commit().map_err(&err)?;
         Ok(changed)
     }
+
+    /// Single-object refresh of one group of `source`: its own attributes and its direct
+    /// members (`member_ids`, the source's user ids), as a pull would write them, under a run
+    /// of kind `refresh`. Members that name no stored user of the source are not written.
+    /// Returns what changed.
+    pub fn refresh_group(&mut self, source: &str, g: &Group, member_ids: &[String]) -> Result<GroupRefresh> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let run_id = self.start_run("refresh", Some(source))?;
+        let now = crate::time::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let out = refresh_group_in(&tx, source, g, member_ids, &now, run_id).map_err(&err)?;
+        tx.execute(
+            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
+            params![
+                run_id,
+                crate::time::now(),
+                serde_json::json!({"group": g.id, "changed": out.changed, "members_added": out.members_added, "members_removed": out.members_removed}).to_string()
+            ],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(out)
+    }
+}
+
+/// What [`Store::refresh_group`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupRefresh {
+    pub changed: bool,
+    pub members_added: u64,
+    pub members_removed: u64,
+    /// Member ids with no stored user of the source.
+    pub unknown_members: Vec<String>,
+}
+
+fn refresh_group_in(
+    tx: &Transaction,
+    source: &str,
+    g: &Group,
+    member_ids: &[String],
+    now: &str,
+    run_id: i64,
+) -> rusqlite::Result<GroupRefresh> {
+    let prior: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT gid, hash FROM groups WHERE source = ?1 AND id = ?2",
+            params![source, g.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (gid, change) = GroupWriter::new(tx)?.write(tx, source, g, prior, now, run_id)?;
+    let mut out = GroupRefresh {
+        changed: change != Change::Same,
+        ..Default::default()
+    };
+    let mut old: HashMap<i64, i64> = HashMap::default();
+    {
+        let mut stmt = tx.prepare("SELECT rowid, uid FROM memberships WHERE source = ?1 AND gid = ?2")?;
+        for row in stmt.query_map(params![source, gid], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(0)?)))? {
+            let (uid, rowid) = row?;
+            old.insert(uid, rowid);
+        }
+    }
+    let mut uid_of = tx.prepare_cached("SELECT uid FROM users WHERE source = ?1 AND id = ?2")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO memberships (source, group_id, user_id, gid, uid, valid_from, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut seen: HashSet<i64> = HashSet::default();
+    for id in member_ids {
+        let Some(uid) = uid_of.query_row(params![source, id], |r| r.get::<_, i64>(0)).optional()? else {
+            out.unknown_members.push(id.clone());
+            continue;
+        };
+        if seen.insert(uid) && old.remove(&uid).is_none() {
+            insert.execute(params![source, g.id, id, gid, uid, now, run_id])?;
+            out.members_added += 1;
+        }
+    }
+    let mut close = tx.prepare_cached(CLOSE_MEMBERSHIP)?;
+    let mut delete = tx.prepare_cached("DELETE FROM memberships WHERE rowid = ?1")?;
+    for (_, rowid) in old.drain() {
+        close.execute(params![rowid, now, run_id])?;
+        delete.execute([rowid])?;
+        out.members_removed += 1;
+    }
+    Ok(out)
 }

@@ -235,3 +235,28 @@ fn apply_converges_and_journals_every_write() {
         .collect();
     assert_eq!(kinds, ["user.unmanaged"], "{v:#}");
 }
+
+#[test]
+fn one_group_reconciles_through_scim_filters_on_both_sides() {
+    let server = Scim2Server::start(&["idp", "app"]);
+    seed(&server);
+    let app = server.url("app");
+    let ws = Workspace::new(&config(&server, ""));
+    assert_ok(&ws.cli(&["pull"]));
+    // The IdP's "Design" is the app's "design": found by displayName on both sides, renamed,
+    // carol out and erin in; the rest of the plan (Eng, Ops, users) waits for a full cycle.
+    let out = ws.cli(&["reconcile", "--app", "wiki", "--group", "Design"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("group Design in app wiki:"), "{}", stdout(&out));
+    let groups = app_groups(&app);
+    assert_eq!(groups.keys().collect::<Vec<_>>(), ["Design"], "{}", stdout(&out));
+    assert_eq!(groups["Design"], ["alice", "contractor", "erin"]);
+    assert!(!app_users(&app)["erin"].0, "erin's reactivation is a user operation");
+    assert!(
+        count(
+            &ws.db(),
+            "SELECT COUNT(*) FROM operations WHERE status = 'skipped' AND action = 'group.create'"
+        ) >= 2,
+        "Eng and Ops are left for the full cycle"
+    );
+}

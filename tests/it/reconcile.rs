@@ -266,3 +266,89 @@ fn one_user_is_reconciled_on_demand_and_nothing_else() {
         stderr(&unknown)
     );
 }
+
+#[test]
+fn one_group_is_reconciled_on_demand_with_its_new_members() {
+    let host = EmulatorHost::start(Directory::default());
+    let ws = Workspace::new(&format!(
+        "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n\n[app.wiki]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\", \"Ops\"]\n",
+        host.emulator.base_url
+    ));
+    let mut doc = directory(&[true; 6]);
+    doc["groups"] = json!([
+        {"id": "g1", "name": "Eng", "members": ["u0", "u1", "u2", "u3"]},
+        {"id": "g2", "name": "Ops", "members": ["u1", "u4", "u5"]}
+    ]);
+    std::fs::write(ws.path("directory.json"), doc.to_string()).unwrap();
+    assert_ok(&ws.cli(&["reconcile"]));
+    assert_ok(&ws.cli(&["pull"]));
+    // Eng loses u1 (still in Ops) and gains a new hire; Ops gains u2 and a user changes.
+    doc["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "u6", "username": "new@x.com", "email": "new@x.com", "firstname": "N", "lastname": "H", "active": true}));
+    doc["users"][0]["lastname"] = json!("Changed");
+    doc["groups"] = json!([
+        {"id": "g1", "name": "Eng", "members": ["u0", "u2", "u3", "u6"]},
+        {"id": "g2", "name": "Ops", "members": ["u1", "u2", "u4", "u5"]}
+    ]);
+    std::fs::write(ws.path("directory.json"), doc.to_string()).unwrap();
+    let members = |group: &str| -> Vec<String> {
+        host.emulator.with_directory(|d| {
+            let g = d.groups.values().find(|g| g["displayName"] == group).unwrap();
+            let mut names: Vec<String> = g["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    let id = m["value"].as_str().unwrap();
+                    d.users[id]["userName"].as_str().unwrap().to_string()
+                })
+                .collect();
+            names.sort();
+            names
+        })
+    };
+    let out = ws.cli(&["reconcile", "--app", "wiki", "--group", "eng"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("group eng in app wiki: 2 finding(s), 3 operation(s): 3 done, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(members("Eng"), ["new@x.com", "user0@x.com", "user2@x.com", "user3@x.com"]);
+    assert_eq!(
+        members("Ops"),
+        ["user1@x.com", "user4@x.com", "user5@x.com"],
+        "only the group asked for"
+    );
+    let family0 = || {
+        host.emulator
+            .with_directory(|d| d.users.values().find(|u| u["userName"] == "user0@x.com").unwrap()["name"]["familyName"].clone())
+    };
+    assert_eq!(family0(), json!("L"), "a user's own drift waits for the full cycle");
+    let db = ws.db();
+    let runs: Vec<String> = db
+        .prepare("SELECT source FROM runs WHERE kind = 'refresh' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        runs,
+        ["idp.corp", "idp.corp", "idp.corp", "app.wiki"],
+        "IdP group, its new member, IdP group again, app group"
+    );
+    drop(db);
+    // The full cycle picks up the rest and is then in sync.
+    assert_ok(&ws.cli(&["reconcile"]));
+    assert_eq!(members("Ops"), ["user1@x.com", "user2@x.com", "user4@x.com", "user5@x.com"]);
+    assert_eq!(family0(), json!("Changed"));
+    let again = ws.cli(&["reconcile", "--app", "wiki", "--group", "Eng"]);
+    assert_ok(&again);
+    assert!(stdout(&again).contains("0 finding(s), 0 operation(s)"), "{}", stdout(&again));
+    let unknown = ws.cli(&["reconcile", "--app", "wiki", "--group", "Nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no group 'Nope' in idp.corp"), "{}", stderr(&unknown));
+}
