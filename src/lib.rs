@@ -12,6 +12,7 @@
 //! Dependencies run one way: `cli` → `pull` → (`source`, `store`) → (`scim`, `model`, `config`).
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod drift;

@@ -9,6 +9,7 @@ mod output;
 mod plan;
 mod pull;
 mod reconcile;
+mod sql;
 mod status;
 
 use std::path::PathBuf;
@@ -61,6 +62,12 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// The provisioning event log (named like JumpCloud Directory Insights events).
     Events(events::EventsArgs),
+    /// Read-only SQL over the store (DataFusion): tables, history, auditor views; --at a past time.
+    Sql(sql::SqlArgs),
+    /// Run a saved auditor report (queries/reports), as text, CSV, JSON, Parquet or HTML.
+    Report(sql::ReportArgs),
+    /// What changed in the mirrored state between two runs or times.
+    Diff(sql::DiffArgs),
     /// Sources, last successful pull and counts.
     Status(status::StatusArgs),
     /// Self-contained run on an embedded sample company and four app emulators.
@@ -185,6 +192,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Events(args) => events::run(&globals, args),
         Command::Reconcile(args) => runtime()?.block_on(reconcile::run(&globals, args)),
         Command::Plan(args) => runtime()?.block_on(plan::run(&globals, args)),
+        Command::Sql(args) => runtime()?.block_on(sql::run_sql(&globals, args)),
+        Command::Report(args) => runtime()?.block_on(sql::run_report(&globals, args)),
+        Command::Diff(args) => runtime()?.block_on(sql::run_diff(&globals, args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&globals, args)),
         Command::Gen(a) => {
             let spec = crate::gen::GenSpec {

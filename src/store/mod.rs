@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, OpenFlags};
 pub use health::AppHealth;
 pub use journal::{Event, Finish, JournalEntry};
 pub use plan::PullState;
+pub use schema::VIEWS;
 pub use snapshot::{GroupRefresh, SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::SourceStatus;
 

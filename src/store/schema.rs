@@ -37,6 +37,31 @@ pub fn version(conn: &Connection) -> rusqlite::Result<Version> {
     })
 }
 
+/// The auditor views kept as `queries/views/NAME.sql` (SQL that SQLite, DuckDB and DataFusion
+/// share): installed into the store so that any SQLite tool sees them, and planned by
+/// DataFusion for `scimsync sql` (where `--at` shifts the tables under them).
+pub const VIEWS: &[(&str, &str)] = &[
+    ("app_access", include_str!("../../queries/views/app_access.sql")),
+    ("idp_vs_app", include_str!("../../queries/views/idp_vs_app.sql")),
+    ("latest_findings", include_str!("../../queries/views/latest_findings.sql")),
+];
+
+/// (Re)create each auditor view whose stored SQL is not the current one.
+fn sync_views(conn: &Connection) -> rusqlite::Result<()> {
+    for (name, body) in VIEWS {
+        let want = format!("CREATE VIEW {name} AS\n{}", body.trim_end());
+        let have: Option<String> = conn
+            .query_row("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .ok();
+        if have.as_deref() != Some(want.as_str()) {
+            conn.execute_batch(&format!("DROP VIEW IF EXISTS {name};\n{want};"))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn migrate(conn: &Connection) -> rusqlite::Result<Version> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
@@ -45,6 +70,7 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<Version> {
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tx.commit()?;
     }
+    sync_views(conn)?;
     Ok(Version {
         found: current.max(MIGRATIONS.len() as i64),
     })

@@ -14,7 +14,7 @@ fn group(name: &str, members: &[&String]) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>()})
 }
 
-fn config(server: &Scim2Server, extra: &str) -> String {
+pub(crate) fn config(server: &Scim2Server, extra: &str) -> String {
     format!(
         "[idp.corp]\nkind = \"scim\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\n\n[app.wiki]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\", \"Ops\", \"Design\", \"Editors\"]\nroles = {{ editor = \"Editors\" }}\n{extra}",
         server.url("idp"),
@@ -71,7 +71,7 @@ fn app_groups(base: &str) -> std::collections::BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-fn seed(server: &Scim2Server) {
+pub(crate) fn seed(server: &Scim2Server) {
     let (idp, app) = (server.url("idp"), server.url("app"));
     let i = bulk_create(
         &idp,

@@ -1,0 +1,7 @@
+-- Group membership differences in each app (latest plan).
+-- Members to add or remove, groups missing, renamed or orphaned, as the latest plan found them.
+-- Columns: app, kind, group_name, change, member, detail
+SELECT app, kind, subject AS group_name, attribute AS change, new_value AS member, detail
+FROM latest_findings
+WHERE kind LIKE 'group.%'
+ORDER BY app, group_name, kind, member

@@ -1,0 +1,197 @@
+//! The store as a DataFusion schema. Tables are read from SQLite only when a query names them
+//! (a query over `events` does not load a million users), each once per session. With an
+//! instant (`--at`), the tables that keep history are read as they were then; the auditor
+//! views are planned by DataFusion over those tables, so they follow the instant too.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::engine::scan::{read_rows, Col};
+use crate::store::VIEWS;
+
+/// Tables whose past state is current rows ∪ closed versions (`<table>_versions` naming aside).
+const VERSIONED: &[(&str, &str)] = &[
+    ("users", "user_versions"),
+    ("groups", "group_versions"),
+    ("memberships", "membership_versions"),
+    ("bindings", "binding_versions"),
+];
+
+/// Tables with no versions, filtered to the rows that existed at the instant: (table, column
+/// holding when the row came to be).
+const AS_OF: &[(&str, &str)] = &[
+    ("links", "linked_at"),
+    ("group_links", "linked_at"),
+    ("runs", "started_at"),
+    ("events", "at"),
+    ("plans", "created_at"),
+];
+
+#[derive(Debug)]
+pub struct StoreSchema {
+    path: PathBuf,
+    at: Option<String>,
+    /// Store tables and SQLite views: name → column (name, declared type).
+    objects: HashMap<String, Vec<(String, String)>>,
+    loaded: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn df_err(what: &str, e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::External(format!("{what}: {e}").into())
+}
+
+impl StoreSchema {
+    /// The objects of the store at `path` (opened read-only), seen at `at` (stored form) if given.
+    pub fn new(path: &Path, at: Option<String>) -> rusqlite::Result<StoreSchema> {
+        let conn = open(path)?;
+        let names: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut objects = HashMap::new();
+        for name in names {
+            if VIEWS.iter().any(|(v, _)| *v == name) {
+                continue; // planned by DataFusion from queries/views
+            }
+            let mut stmt = conn.prepare(&format!("SELECT name, type FROM pragma_table_info('{name}')"))?;
+            let cols = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            objects.insert(name, cols);
+        }
+        Ok(StoreSchema {
+            path: path.into(),
+            at,
+            objects,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The SQLite query that reads `name` (as of the instant, if any), with its columns.
+    fn read_sql(&self, name: &str) -> (String, Vec<(String, String)>) {
+        let cols = self.objects[name].clone();
+        let list = |cols: &[(String, String)]| cols.iter().map(|(c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+        let Some(at) = &self.at else {
+            return (format!("SELECT {} FROM \"{name}\"", list(&cols)), cols);
+        };
+        let at = at.replace('\'', "");
+        if let Some((_, versions)) = VERSIONED.iter().find(|(t, _)| *t == name) {
+            // Columns both tables have (the versions lack internal keys of the current rows).
+            let closed: Vec<String> = self.objects.get(*versions).into_iter().flatten().map(|(c, _)| c.clone()).collect();
+            let cols: Vec<(String, String)> = cols.into_iter().filter(|(c, _)| closed.contains(c)).collect();
+            let l = list(&cols);
+            return (
+                format!(
+                    "SELECT {l} FROM \"{name}\" WHERE valid_from <= '{at}' UNION ALL SELECT {l} FROM \"{versions}\" WHERE valid_from <= '{at}' AND valid_to > '{at}'"
+                ),
+                cols,
+            );
+        }
+        if let Some((_, since)) = AS_OF.iter().find(|(t, _)| *t == name) {
+            return (format!("SELECT {} FROM \"{name}\" WHERE \"{since}\" <= '{at}'", list(&cols)), cols);
+        }
+        (format!("SELECT {} FROM \"{name}\"", list(&cols)), cols)
+    }
+
+    fn load(&self, name: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+        let (sql, cols) = self.read_sql(name);
+        let kinds: Vec<Col> = cols
+            .iter()
+            .map(|(_, t)| {
+                if t.to_ascii_uppercase().contains("INT") {
+                    Col::Int
+                } else {
+                    Col::Text
+                }
+            })
+            .collect();
+        let schema: SchemaRef = Arc::new(Schema::new(
+            cols.iter()
+                .zip(&kinds)
+                .map(|((c, _), k)| Field::new(c, if *k == Col::Int { DataType::Int64 } else { DataType::Utf8 }, true))
+                .collect::<Vec<_>>(),
+        ));
+        let what = format!("store '{}': reading {name}", self.path.display());
+        let conn = open(&self.path).map_err(|e| df_err(&what, e))?;
+        let mut stmt = conn.prepare(&sql).map_err(|e| df_err(&what, e))?;
+        let mut rows = stmt.query([]).map_err(|e| df_err(&what, e))?;
+        let batches = read_rows(&mut rows, &kinds, &schema).map_err(|e| df_err(&what, e))?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+    }
+
+    /// A view of `queries/views`, planned over this schema.
+    async fn view(self: &Arc<Self>, body: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+        let ctx = session(self.clone());
+        Ok(ctx.sql(body).await?.into_view())
+    }
+}
+
+/// A fresh DataFusion session whose default schema is `schema`.
+pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
+    let ctx = crate::engine::session();
+    // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
+    let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
+    ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
+    let catalog = ctx.catalog("datafusion").expect("the default catalog");
+    catalog
+        .register_schema("public", Arc::new(SharedSchema(schema)))
+        .expect("replacing the default schema");
+    ctx
+}
+
+/// The schema as registered (an `Arc`, so views can open sessions over it).
+#[derive(Debug)]
+struct SharedSchema(Arc<StoreSchema>);
+
+#[async_trait]
+impl SchemaProvider for SharedSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .0
+            .objects
+            .keys()
+            .cloned()
+            .chain(VIEWS.iter().map(|(v, _)| v.to_string()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some(t) = self.0.loaded.lock().expect("no panics while held").get(name) {
+            return Ok(Some(t.clone()));
+        }
+        let table = if let Some((_, body)) = VIEWS.iter().find(|(v, _)| *v == name) {
+            self.0.view(body).await?
+        } else if self.0.objects.contains_key(name) {
+            self.0.load(name)?
+        } else {
+            return Ok(None);
+        };
+        self.0
+            .loaded
+            .lock()
+            .expect("no panics while held")
+            .insert(name.to_string(), table.clone());
+        Ok(Some(table))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.0.objects.contains_key(name) || VIEWS.iter().any(|(v, _)| *v == name)
+    }
+}

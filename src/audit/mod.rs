@@ -1,0 +1,205 @@
+//! Auditor SQL: read-only DataFusion queries over the store (`scimsync sql`, saved reports,
+//! `diff`), optionally as of an instant. The store is opened read-only and only queries are
+//! accepted, so nothing an auditor types can change the audit record.
+mod catalog;
+pub mod diff;
+pub mod html;
+pub mod output;
+pub mod reports;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("no store at '{0}' yet; run `scimsync pull` first")]
+    NoStore(String),
+    #[error("store '{path}': {source}")]
+    Store { path: String, source: rusqlite::Error },
+    #[error("{0}")]
+    ReadOnly(String),
+    #[error("SQL {origin}: {message}")]
+    Sql { origin: String, message: String },
+    #[error("{0}")]
+    Input(String),
+}
+
+/// A result: its schema (also when there are no rows) and its batches.
+pub struct Rows {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A read-only query session over one store.
+pub struct Auditor {
+    ctx: SessionContext,
+}
+
+impl Auditor {
+    /// Open the store at `path` read-only; `at` (stored instant form) shows it as it was then.
+    pub fn open(path: &Path, at: Option<String>) -> Result<Auditor, AuditError> {
+        if !path.exists() {
+            return Err(AuditError::NoStore(path.display().to_string()));
+        }
+        let schema = catalog::StoreSchema::new(path, at).map_err(|source| AuditError::Store {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Auditor {
+            ctx: catalog::session(Arc::new(schema)),
+        })
+    }
+
+    /// Run one read-only statement. `origin` names where the SQL came from in errors
+    /// (`query`, `file reports/x.sql`, …).
+    pub async fn query(&self, sql: &str, origin: &str) -> Result<Rows, AuditError> {
+        self.query_for_app(sql, origin, None).await
+    }
+
+    /// [`Self::query`], keeping only the rows whose `app` column is `app` (when given), in the
+    /// query's order.
+    pub async fn query_for_app(&self, sql: &str, origin: &str, app: Option<&str>) -> Result<Rows, AuditError> {
+        let sql_err = |e: &dyn std::fmt::Display| AuditError::Sql {
+            origin: origin.to_string(),
+            message: e.to_string().replace("Error during planning: ", "").replace("SQL error: ", ""),
+        };
+        read_only(sql, origin)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let mut df = self.ctx.sql_with_options(sql, options).await.map_err(|e| sql_err(&e))?;
+        if let Some(app) = app {
+            if df.schema().field_with_unqualified_name("app").is_err() {
+                return Err(AuditError::Input(format!("{origin}: --app needs an `app` column in the result")));
+            }
+            df = df
+                .filter(datafusion::prelude::col("app").eq(datafusion::prelude::lit(app)))
+                .map_err(|e| sql_err(&e))?;
+        }
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| sql_err(&e))?;
+        Ok(Rows { schema, batches })
+    }
+}
+
+/// Statements that write, named even when the parser does not know their SQLite form.
+const WRITE_VERBS: &[&str] = &[
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "REPLACE",
+    "UPSERT",
+    "MERGE",
+    "DROP",
+    "CREATE",
+    "ALTER",
+    "TRUNCATE",
+    "ATTACH",
+    "DETACH",
+    "PRAGMA",
+    "COPY",
+    "VACUUM",
+    "REINDEX",
+    "ANALYZE",
+    "SET",
+    "RESET",
+    "GRANT",
+    "REVOKE",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+];
+
+fn refused(sql: &str, origin: &str) -> AuditError {
+    let verb: String = sql
+        .split_whitespace()
+        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
+    AuditError::ReadOnly(format!(
+        "{origin}: {verb} refused: `scimsync sql` is read-only (SELECT, WITH … SELECT, EXPLAIN); the store is the audit record and is only changed by pull, plan and apply"
+    ))
+}
+
+/// Refuse anything but a single query (or EXPLAIN of one), naming what was refused.
+pub fn read_only(sql: &str, origin: &str) -> Result<(), AuditError> {
+    let first = sql.split_whitespace().next().unwrap_or_default().to_uppercase();
+    if WRITE_VERBS.contains(&first.as_str()) {
+        return Err(refused(sql, origin));
+    }
+    let statements = DFParser::parse_sql(sql).map_err(|e| AuditError::Sql {
+        origin: origin.to_string(),
+        message: e.to_string().replace("SQL error: ", ""),
+    })?;
+    if statements.len() != 1 {
+        return Err(AuditError::Sql {
+            origin: origin.to_string(),
+            message: format!("expected one statement, found {}", statements.len()),
+        });
+    }
+    fn is_query(s: &DfStatement) -> bool {
+        match s {
+            DfStatement::Statement(s) => matches!(**s, SqlStatement::Query(_)),
+            DfStatement::Explain(e) => is_query(&e.statement),
+            _ => false,
+        }
+    }
+    if !is_query(&statements[0]) {
+        return Err(refused(sql, origin));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_only;
+
+    #[test]
+    fn only_queries_pass() {
+        for ok in ["SELECT 1", "with x as (select 1) select * from x", "EXPLAIN SELECT * FROM users"] {
+            read_only(ok, "query").unwrap();
+        }
+        for bad in [
+            "INSERT INTO users VALUES (1)",
+            "UPDATE users SET active = 0",
+            "DELETE FROM users",
+            "DROP TABLE users",
+            "CREATE TABLE x (a INT)",
+            "CREATE VIEW v AS SELECT 1",
+            "ATTACH DATABASE 'x.db' AS x",
+            "PRAGMA journal_mode = DELETE",
+            "COPY users TO 'x.csv'",
+            "EXPLAIN ANALYZE INSERT INTO users VALUES (1)",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            let e = read_only(bad, "query").unwrap_err().to_string();
+            assert!(e.contains("read-only") || e.contains("SQL query"), "{bad}: {e}");
+        }
+        assert!(read_only("SELECT 1; DELETE FROM users", "query")
+            .unwrap_err()
+            .to_string()
+            .contains("one statement"));
+    }
+}

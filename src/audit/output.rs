@@ -1,0 +1,85 @@
+//! Query results written as a table, CSV, JSON (an array), NDJSON or Parquet.
+use std::io::Write;
+use std::path::Path;
+
+use clap::ValueEnum;
+
+use super::{AuditError, Rows};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+    Parquet,
+}
+
+impl Format {
+    /// The format an output file's extension names, if any.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "json" => Some(Format::Json),
+            "ndjson" | "jsonl" => Some(Format::Ndjson),
+            "parquet" => Some(Format::Parquet),
+            "txt" => Some(Format::Table),
+            _ => None,
+        }
+    }
+
+    /// `--format`, else the output file's extension, else a table on a terminal and CSV in a pipe.
+    pub fn choose(asked: Option<Format>, out: Option<&Path>, terminal: bool) -> Format {
+        asked
+            .or_else(|| out.and_then(Format::from_path))
+            .unwrap_or(if terminal && out.is_none() { Format::Table } else { Format::Csv })
+    }
+}
+
+/// Write `rows` in `format` to `w`.
+pub fn write(rows: &Rows, format: Format, w: &mut (dyn Write + Send)) -> Result<(), AuditError> {
+    let io = |e: &dyn std::fmt::Display| AuditError::Input(format!("writing the result: {e}"));
+    match format {
+        Format::Table => {
+            let text = arrow::util::pretty::pretty_format_batches(&rows.batches).map_err(|e| io(&e))?;
+            writeln!(w, "{text}").map_err(|e| io(&e))?;
+            writeln!(w, "({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" }).map_err(|e| io(&e))?;
+        }
+        Format::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
+            if rows.is_empty() {
+                // The header alone, so an empty result is still a valid CSV with its columns.
+                let names: Vec<&str> = rows.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                drop(writer);
+                writeln!(w, "{}", names.join(",")).map_err(|e| io(&e))?;
+            } else {
+                for b in &rows.batches {
+                    writer.write(b).map_err(|e| io(&e))?;
+                }
+            }
+        }
+        Format::Json => {
+            let mut writer = arrow::json::ArrayWriter::new(&mut *w);
+            for b in &rows.batches {
+                writer.write(b).map_err(|e| io(&e))?;
+            }
+            writer.finish().map_err(|e| io(&e))?;
+            writeln!(w).map_err(|e| io(&e))?;
+        }
+        Format::Ndjson => {
+            let mut writer = arrow::json::LineDelimitedWriter::new(&mut *w);
+            for b in &rows.batches {
+                writer.write(b).map_err(|e| io(&e))?;
+            }
+            writer.finish().map_err(|e| io(&e))?;
+        }
+        Format::Parquet => {
+            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut *w, rows.schema.clone(), None).map_err(|e| io(&e))?;
+            for b in &rows.batches {
+                writer.write(b).map_err(|e| io(&e))?;
+            }
+            writer.close().map_err(|e| io(&e))?;
+        }
+    }
+    w.flush().map_err(|e| io(&e))
+}

@@ -1,0 +1,223 @@
+//! `scimsync sql`, `scimsync report` and `scimsync diff`: read-only auditor queries over the
+//! store (see [`crate::audit`]), written as a table, CSV, JSON, NDJSON or Parquet.
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{Globals, Outcome};
+use crate::audit::output::{self, Format};
+use crate::audit::{diff, html, reports, Auditor, Rows};
+
+/// Where and how a result is written.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format (default: from -o's extension, else a table on a terminal, CSV in a pipe).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Write to FILE instead of standard output (atomically: a temporary file, then renamed).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query ("-" reads it from standard input).
+    #[arg(value_name = "QUERY", required_unless_present = "file", conflicts_with = "file")]
+    query: Option<String>,
+    /// Read the query from FILE.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Answer over the state as it was at this time (2026-10-01T00:00:00Z, 2026-10-01) or at
+    /// the end of this run id.
+    #[arg(long, value_name = "TIME|RUN")]
+    at: Option<String>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report (see --list). With --html and no NAME: an overview page of every report.
+    #[arg(value_name = "NAME", required_unless_present_any = ["list", "html"])]
+    name: Option<String>,
+    /// List the saved reports.
+    #[arg(long)]
+    list: bool,
+    /// Only this app's rows.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+    /// As of this time or run id (see `scimsync sql --at`).
+    #[arg(long, value_name = "TIME|RUN")]
+    at: Option<String>,
+    /// Write a self-contained HTML page (sortable table, summary chart) to FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "output")]
+    html: Option<PathBuf>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// From this run id (the end of it) or time.
+    #[arg(long, value_name = "RUN|TIME")]
+    from: String,
+    /// To this run id or time (default: now).
+    #[arg(long, value_name = "RUN|TIME")]
+    to: Option<String>,
+    /// Only this app's objects.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+fn store(g: &Globals) -> anyhow::Result<PathBuf> {
+    Ok(g.store_path(g.optional_config()?.as_ref()))
+}
+
+fn at(store: &Path, at: Option<&str>) -> anyhow::Result<Option<String>> {
+    Ok(at.map(|a| diff::resolve_point(store, a)).transpose()?)
+}
+
+/// Write `rows` as asked; to a file through a temporary sibling renamed into place.
+fn emit(rows: &Rows, out: &OutputArgs) -> anyhow::Result<()> {
+    let format = Format::choose(out.format, out.output.as_deref(), std::io::stdout().is_terminal());
+    match &out.output {
+        None if format == Format::Parquet && std::io::stdout().is_terminal() => {
+            anyhow::bail!("--format parquet is binary: write it to a file with -o FILE.parquet")
+        }
+        None => match output::write(rows, format, &mut std::io::BufWriter::new(std::io::stdout())) {
+            // `scimsync sql … | head`: the reader has what it wanted.
+            Err(e) if e.to_string().contains("Broken pipe") => {}
+            r => r?,
+        },
+        Some(path) => {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            let tmp = PathBuf::from(tmp);
+            let mut file =
+                std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("-o '{}': {e}", path.display()))?);
+            output::write(rows, format, &mut file)?;
+            drop(file);
+            std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("-o '{}': {e}", path.display()))?;
+            eprintln!("{} row(s) written to {}", rows.len(), path.display());
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
+    let (sql, origin) = match (&args.query, &args.file) {
+        (Some(q), _) if q == "-" => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            (s, "query (standard input)".to_string())
+        }
+        (Some(q), _) => (q.clone(), "query".to_string()),
+        (None, Some(f)) => (
+            std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("-f '{}': {e}", f.display()))?,
+            format!("file '{}'", f.display()),
+        ),
+        (None, None) => unreachable!("clap requires QUERY or -f"),
+    };
+    let store = store(g)?;
+    let auditor = Auditor::open(&store, at(&store, args.at.as_deref())?)?;
+    let rows = auditor.query(&sql, &origin).await?;
+    emit(&rows, &args.out)?;
+    Ok(Outcome::Ok)
+}
+
+pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome> {
+    if args.list {
+        let mut t = super::output::table(&["report", "what it shows"]);
+        for r in reports::REPORTS {
+            t.add_row(vec![r.name, r.title()]);
+        }
+        println!("{t}");
+        return Ok(Outcome::Ok);
+    }
+    let store = store(g)?;
+    let at = at(&store, args.at.as_deref())?;
+    let generated = match &at {
+        Some(t) => format!("store {} as of {t}", store.display()),
+        None => format!("store {} at {}", store.display(), crate::time::now()),
+    };
+    let auditor = Auditor::open(&store, at)?;
+    let chosen: Vec<&reports::Report> = match &args.name {
+        Some(name) => vec![reports::find(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no report '{name}'; the reports are: {}",
+                reports::REPORTS.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+            )
+        })?],
+        None => reports::REPORTS.iter().collect(),
+    };
+    let mut results = Vec::new();
+    for r in &chosen {
+        let rows = auditor
+            .query_for_app(r.sql, &format!("report {}", r.name), args.app.as_deref())
+            .await?;
+        results.push((r, rows));
+    }
+    let Some(path) = &args.html else {
+        emit(&results[0].1, &args.out)?;
+        return Ok(Outcome::Ok);
+    };
+    let descriptions: Vec<String> = chosen.iter().map(|r| r.header().skip(1).collect::<Vec<_>>().join("\n")).collect();
+    let sections: Vec<html::Section> = results
+        .iter()
+        .zip(&descriptions)
+        .map(|((r, rows), d)| html::Section {
+            name: r.name,
+            title: r.title(),
+            description: d,
+            rows,
+        })
+        .collect();
+    let charts = if args.name.is_some() {
+        vec![("Rows per app", html::rows_per_app(&results[0].1)?)]
+    } else {
+        let filter = match &args.app {
+            Some(a) => format!("WHERE app = '{}'", a.replace('\'', "''")),
+            None => String::new(),
+        };
+        let mut charts = Vec::new();
+        for (title, sql) in [
+            ("Findings of the latest plan, per app and kind", format!("SELECT app || ' · ' || kind AS label, count(*) AS n FROM latest_findings {filter} GROUP BY 1 ORDER BY 1")),
+            ("App accounts, per app and access", format!("SELECT app || ' · ' || access || CASE WHEN account_active = 1 THEN ' · active' ELSE ' · inactive' END AS label, count(*) AS n FROM app_access {filter} GROUP BY 1 ORDER BY 1")),
+        ] {
+            let rows = auditor.query(&sql, "overview chart").await?;
+            let bars = html::cells(&rows)?
+                .into_iter()
+                .map(|r| (r[0].clone(), r[1].parse().unwrap_or(0)))
+                .collect();
+            charts.push((title, bars));
+        }
+        charts
+    };
+    let heading = match &args.name {
+        Some(_) => format!("scimsync audit report: {}", chosen[0].title()),
+        None => "scimsync audit overview".to_string(),
+    };
+    let page = html::page(&heading, &generated, &charts, &sections)?;
+    std::fs::write(path, page).map_err(|e| anyhow::anyhow!("--html '{}': {e}", path.display()))?;
+    eprintln!("{} report(s) written to {}", sections.len(), path.display());
+    Ok(Outcome::Ok)
+}
+
+pub async fn run_diff(g: &Globals, args: DiffArgs) -> anyhow::Result<Outcome> {
+    let store = store(g)?;
+    let from = diff::resolve_point(&store, &args.from)?;
+    let to = match &args.to {
+        Some(t) => diff::resolve_point(&store, t)?,
+        None => crate::time::now(),
+    };
+    let auditor = Auditor::open(&store, None)?;
+    let rows = auditor.query(&diff::query(&from, &to, args.app.as_deref()), "diff").await?;
+    if !g.quiet {
+        eprintln!("changes from {from} to {to}: {} row(s)", rows.len());
+    }
+    emit(&rows, &args.out)?;
+    Ok(Outcome::Ok)
+}
