@@ -27,3 +27,35 @@ trap 'rm -rf "$demo_dir"' EXIT
 (cd "$demo_dir" && cargo run --quiet --manifest-path "$OLDPWD/Cargo.toml" -- demo > demo.out) || { cat "$demo_dir/demo.out" 2>/dev/null; echo "demo failed"; exit 1; }
 grep -q "plan (" "$demo_dir/demo.out" && grep -q "The demo store is" "$demo_dir/demo.out" || { cat "$demo_dir/demo.out"; echo "demo output incomplete"; exit 1; }
 echo "demo ok ($(grep -c . "$demo_dir/demo.out") lines of output)"
+
+# Debian packages the checks below use: sqlite3 (the store read by another tool) and chromium
+# (the HTML audit page).
+need=()
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]} (Debian)"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The commands the demo and the README give for exploring the demo store.
+echo "==> auditor commands on the demo store"
+scimsync() { (cd "$demo_dir" && cargo run --quiet --manifest-path "$OLDPWD/Cargo.toml" -- "$@"); }
+cfg=scimsync-demo/scimsync.toml
+scimsync --config $cfg sql "SELECT * FROM idp_vs_app LIMIT 5" --format csv | grep "^app,idp,idp_user_id" >/dev/null || { echo "sql over the demo store failed"; exit 1; }
+scimsync --config $cfg report --list | grep access_review >/dev/null || { echo "report --list failed"; exit 1; }
+before=$(grep -o "report deactivated_but_active --at [0-9]*" "$demo_dir/demo.out" | grep -o "[0-9]*$")
+scimsync --config $cfg report deactivated_but_active --at "$before" --format csv | grep "inactive in the IdP" >/dev/null || { echo "report --at failed"; exit 1; }
+scimsync --config $cfg report --html audit.html
+sqlite3 "$demo_dir/scimsync-demo/scimsync.db" "SELECT app, COUNT(*) FROM app_access GROUP BY app" | grep "^quip|" >/dev/null || { echo "app_access is not readable by sqlite3"; exit 1; }
+
+# The HTML audit page in headless Chromium: no console errors, a non-blank screenshot. A control
+# page with a deliberate error proves the console check can fail.
+echo "==> HTML audit page in headless Chromium"
+shot() { timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 --window-size=1280,1000 --screenshot="$2" "file://$1" 2> "$3" >/dev/null || true; }
+echo '<!DOCTYPE html><html><body><p>control</p><script>undefinedFunction()</script></body></html>' > "$demo_dir/control.html"
+shot "$demo_dir/control.html" "$demo_dir/control.png" "$demo_dir/control.log"
+python3 scripts/check_page.py "$demo_dir/control.png" "$demo_dir/control.log" --expect-console-error
+shot "$demo_dir/audit.html" "$demo_dir/audit.png" "$demo_dir/audit.log"
+python3 scripts/check_page.py "$demo_dir/audit.png" "$demo_dir/audit.log"

@@ -165,14 +165,12 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     }
     drop(emulators);
 
-    for (title, sql) in AUDITS {
-        println!(
-            "{title}\n  {}\n{}\n",
-            sql.split_whitespace().collect::<Vec<_>>().join(" "),
-            query_table(&store, sql)?
-        );
-    }
-    println!("The demo store is {}. Explore it with:\n  scimsync --config {} status\n  sqlite3 {} \"SELECT source, COUNT(*) FROM users GROUP BY source\"", config.store.display(), config_path.display(), config.store.display());
+    audit(&config.store, &config_path, plan.run_id).await?;
+    println!(
+        "The demo store is {store}. Explore it with:\n  scimsync --config {cfg} sql \"SELECT * FROM idp_vs_app LIMIT 5\"\n  scimsync --config {cfg} report --list\n  scimsync --config {cfg} report --html audit.html\n  sqlite3 {store} \"SELECT app, COUNT(*) FROM app_access GROUP BY app\"",
+        store = config.store.display(),
+        cfg = config_path.display()
+    );
     Ok(Outcome::Ok)
 }
 
@@ -211,40 +209,45 @@ async fn pull_all(config: &Config, store: &mut Store) -> anyhow::Result<Vec<crat
     Ok(crate::pull::pull(config, store, None, &no_progress).await?)
 }
 
-/// Auditor questions the demo answers straight from the store.
-const AUDITS: &[(&str, &str)] = &[
+/// Auditor questions the demo answers with `scimsync sql` / `scimsync report` (as the same
+/// code paths): (title, arguments after `scimsync --config …`, SQL or report, as of the plan).
+const AUDITS: &[(&str, &str, bool)] = &[
     (
-        "Accounts per app (active / total):",
-        "SELECT s.name AS source, SUM(u.active) AS active, COUNT(u.uid) AS total FROM sources s LEFT JOIN users u ON u.source = s.name GROUP BY s.name ORDER BY s.name",
+        "Who has access: accounts per app, linked to an IdP user or not",
+        "SELECT app, access, SUM(account_active) AS active, COUNT(*) AS total FROM app_access GROUP BY app, access ORDER BY app, access",
+        false,
     ),
     (
-        "Suspended in the IdP but still active in an app (matched by email):",
-        "SELECT a.source AS app, a.user_name, i.status_raw AS idp_status FROM users a JOIN users i ON i.source = 'idp.corp' AND lower(i.email) = lower(a.email)
-         WHERE a.source LIKE 'app.%' AND a.active AND NOT i.active ORDER BY a.source, a.user_name LIMIT 10",
+        "Deactivated in the IdP but active in an app, as it was before the apply (history)",
+        "deactivated_but_active",
+        true,
     ),
     (
-        "App accounts with no IdP counterpart (import candidates):",
-        "SELECT a.source AS app, a.user_name FROM users a LEFT JOIN users i ON i.source = 'idp.corp' AND lower(i.email) = lower(a.email)
-         WHERE a.source LIKE 'app.%' AND i.uid IS NULL ORDER BY a.source, a.user_name LIMIT 10",
+        "App accounts never matched to an IdP user (import candidates)",
+        "unmatched_accounts",
+        false,
     ),
 ];
 
-fn query_table(store: &Store, sql: &str) -> anyhow::Result<comfy_table::Table> {
-    let mut stmt = store.connection().prepare(sql)?;
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_string).collect();
-    let mut t = table(&names.iter().map(String::as_str).collect::<Vec<_>>());
-    let n = names.len();
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let cells: Vec<String> = (0..n)
-            .map(|i| match r.get_ref(i) {
-                Ok(rusqlite::types::ValueRef::Text(s)) => String::from_utf8_lossy(s).into_owned(),
-                Ok(rusqlite::types::ValueRef::Integer(v)) => v.to_string(),
-                Ok(rusqlite::types::ValueRef::Real(v)) => v.to_string(),
-                _ => String::new(),
-            })
-            .collect();
-        t.add_row(cells);
+async fn audit(store: &std::path::Path, config_path: &std::path::Path, first_plan: i64) -> anyhow::Result<()> {
+    for (title, what, before) in AUDITS {
+        let at = before.then(|| first_plan.to_string());
+        let point = at.as_deref().map(|a| crate::audit::diff::resolve_point(store, a)).transpose()?;
+        let auditor = crate::audit::Auditor::open(store, point)?;
+        let at_arg = at.map(|a| format!(" --at {a}")).unwrap_or_default();
+        let (command, rows) = match crate::audit::reports::find(what) {
+            Some(r) => (
+                format!("scimsync --config {} report {what}{at_arg}", config_path.display()),
+                auditor.query(r.sql, &format!("report {what}")).await?,
+            ),
+            None => (
+                format!("scimsync --config {} sql{at_arg} \"{what}\"", config_path.display()),
+                auditor.query(what, "demo query").await?,
+            ),
+        };
+        println!("{title}:\n  $ {command}");
+        crate::audit::output::write(&rows, crate::audit::output::Format::Table, &mut std::io::stdout())?;
+        println!();
     }
-    Ok(t)
+    Ok(())
 }
