@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use rusqlite::{Connection, OpenFlags};
 
@@ -82,62 +85,122 @@ impl StoreSchema {
         })
     }
 
-    /// The SQLite query that reads `name` (as of the instant, if any), with its columns.
-    fn read_sql(&self, name: &str) -> (String, Vec<(String, String)>) {
+    /// The columns `name` offers: with an instant, a versioned table offers those its versions
+    /// keep too (not the current rows' internal keys).
+    fn columns(&self, name: &str) -> Vec<(String, String)> {
         let cols = self.objects[name].clone();
-        let list = |cols: &[(String, String)]| cols.iter().map(|(c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+        match (&self.at, VERSIONED.iter().find(|(t, _)| *t == name)) {
+            (Some(_), Some((_, versions))) => {
+                let closed: Vec<&String> = self.objects.get(*versions).into_iter().flatten().map(|(c, _)| c).collect();
+                cols.into_iter().filter(|(c, _)| closed.contains(&c)).collect()
+            }
+            _ => cols,
+        }
+    }
+
+    /// The SQLite query that reads `columns` of `name` (as of the instant, if any).
+    fn read_sql(&self, name: &str, columns: &[&str]) -> String {
+        let list = if columns.is_empty() {
+            "1 AS present".to_string() // COUNT(*): rows, no columns
+        } else {
+            columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+        };
         let Some(at) = &self.at else {
-            return (format!("SELECT {} FROM \"{name}\"", list(&cols)), cols);
+            return format!("SELECT {list} FROM \"{name}\"");
         };
         let at = at.replace('\'', "");
         if let Some((_, versions)) = VERSIONED.iter().find(|(t, _)| *t == name) {
-            // Columns both tables have (the versions lack internal keys of the current rows).
-            let closed: Vec<String> = self.objects.get(*versions).into_iter().flatten().map(|(c, _)| c.clone()).collect();
-            let cols: Vec<(String, String)> = cols.into_iter().filter(|(c, _)| closed.contains(c)).collect();
-            let l = list(&cols);
-            return (
-                format!(
-                    "SELECT {l} FROM \"{name}\" WHERE valid_from <= '{at}' UNION ALL SELECT {l} FROM \"{versions}\" WHERE valid_from <= '{at}' AND valid_to > '{at}'"
-                ),
-                cols,
+            return format!(
+                "SELECT {list} FROM \"{name}\" WHERE valid_from <= '{at}' UNION ALL SELECT {list} FROM \"{versions}\" WHERE valid_from <= '{at}' AND valid_to > '{at}'"
             );
         }
         if let Some((_, since)) = AS_OF.iter().find(|(t, _)| *t == name) {
-            return (format!("SELECT {} FROM \"{name}\" WHERE \"{since}\" <= '{at}'", list(&cols)), cols);
+            return format!("SELECT {list} FROM \"{name}\" WHERE \"{since}\" <= '{at}'");
         }
-        (format!("SELECT {} FROM \"{name}\"", list(&cols)), cols)
+        format!("SELECT {list} FROM \"{name}\"")
     }
 
-    fn load(&self, name: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
-        let (sql, cols) = self.read_sql(name);
-        let kinds: Vec<Col> = cols
+    /// Read the projected columns of `name` from SQLite.
+    fn read(&self, name: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>, DataFusionError> {
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let kinds: Vec<Col> = schema
+            .fields()
             .iter()
-            .map(|(_, t)| {
-                if t.to_ascii_uppercase().contains("INT") {
-                    Col::Int
-                } else {
-                    Col::Text
-                }
-            })
+            .map(|f| if f.data_type() == &DataType::Int64 { Col::Int } else { Col::Text })
             .collect();
-        let schema: SchemaRef = Arc::new(Schema::new(
-            cols.iter()
-                .zip(&kinds)
-                .map(|((c, _), k)| Field::new(c, if *k == Col::Int { DataType::Int64 } else { DataType::Utf8 }, true))
-                .collect::<Vec<_>>(),
-        ));
         let what = format!("store '{}': reading {name}", self.path.display());
         let conn = open(&self.path).map_err(|e| df_err(&what, e))?;
-        let mut stmt = conn.prepare(&sql).map_err(|e| df_err(&what, e))?;
+        let mut stmt = conn.prepare(&self.read_sql(name, &columns)).map_err(|e| df_err(&what, e))?;
         let mut rows = stmt.query([]).map_err(|e| df_err(&what, e))?;
-        let batches = read_rows(&mut rows, &kinds, &schema).map_err(|e| df_err(&what, e))?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+        if columns.is_empty() {
+            let mut n = 0;
+            while rows.next().map_err(|e| df_err(&what, e))?.is_some() {
+                n += 1;
+            }
+            let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n));
+            return Ok(vec![RecordBatch::try_new_with_options(schema.clone(), vec![], &options)?]);
+        }
+        read_rows(&mut rows, &kinds, schema).map_err(|e| df_err(&what, e))
+    }
+
+    fn table_of(self: &Arc<Self>, name: &str) -> Arc<dyn TableProvider> {
+        let schema: SchemaRef = Arc::new(Schema::new(
+            self.columns(name)
+                .into_iter()
+                .map(|(c, t)| {
+                    let int = t.to_ascii_uppercase().contains("INT");
+                    Field::new(c, if int { DataType::Int64 } else { DataType::Utf8 }, true)
+                })
+                .collect::<Vec<_>>(),
+        ));
+        Arc::new(StoreTable {
+            store: self.clone(),
+            name: name.to_string(),
+            schema,
+        })
     }
 
     /// A view of `queries/views`, planned over this schema.
     async fn view(self: &Arc<Self>, body: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
         let ctx = session(self.clone());
         Ok(ctx.sql(body).await?.into_view())
+    }
+}
+
+/// A table of the store, read when a plan scans it: only the columns the plan needs.
+#[derive(Debug)]
+struct StoreTable {
+    store: Arc<StoreSchema>,
+    name: String,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for StoreTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let (store, name, read_schema) = (self.store.clone(), self.name.clone(), schema.clone());
+        let batches = tokio::task::spawn_blocking(move || store.read(&name, &read_schema))
+            .await
+            .map_err(|e| df_err("reading the store", e))??;
+        MemTable::try_new(schema, vec![batches])?.scan(state, None, filters, limit).await
     }
 }
 
@@ -179,7 +242,7 @@ impl SchemaProvider for SharedSchema {
         let table = if let Some((_, body)) = VIEWS.iter().find(|(v, _)| *v == name) {
             self.0.view(body).await?
         } else if self.0.objects.contains_key(name) {
-            self.0.load(name)?
+            self.0.table_of(name)
         } else {
             return Ok(None);
         };
