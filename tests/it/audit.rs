@@ -54,6 +54,20 @@ fn formats_reports_history_diff_and_html_over_a_drifted_store() {
     assert_eq!(stdout(&empty).trim(), "[]");
     std::fs::write(ws.path("q.sql"), "SELECT count(*) AS n FROM users WHERE source = 'idp.corp'").unwrap();
     assert_eq!(csv_lines(&ws.cli(&["sql", "-f", "q.sql"])), ["n", "6"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .args(["sql", "-"])
+        .current_dir(ws.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"SELECT count(*) AS n FROM groups WHERE source = 'idp.corp'",
+    )
+    .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(csv_lines(&piped), ["n", "5"]);
 
     // Views and reports on the drifted state.
     let access = csv_lines(&ws.cli(&[
