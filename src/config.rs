@@ -48,6 +48,27 @@ impl IdpKind {
             IdpKind::File => "file",
         }
     }
+
+    /// Whether its connector can read only what changed since the last pull.
+    pub fn incremental(self) -> bool {
+        matches!(self, IdpKind::Okta | IdpKind::Entra)
+    }
+}
+
+/// How Okta takes its token: an API token (`SSWS`) or an OAuth access token (`Bearer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OktaAuth {
+    #[default]
+    Ssws,
+    Bearer,
+}
+
+/// Entra ID's OAuth client-credentials grant: the token is the client secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub token_url: String,
 }
 
 /// What happens to an app account whose IdP user left the app's scope.
@@ -124,6 +145,14 @@ struct RawIdp {
     path: Option<PathBuf>,
     /// JumpCloud multi-tenant admins: the `x-org-id` header.
     org_id: Option<String>,
+    /// Okta: `ssws` (API token, the default) or `bearer` (OAuth access token).
+    auth: Option<OktaAuth>,
+    /// Entra ID: the directory (tenant) id, for the token endpoint.
+    tenant_id: Option<String>,
+    /// Entra ID: the app registration's client id; the token is then its client secret.
+    client_id: Option<String>,
+    /// Entra ID: the token endpoint, if not login.microsoftonline.com's for `tenant_id`.
+    token_url: Option<String>,
     page_size: Option<u32>,
     concurrency: Option<usize>,
 }
@@ -208,6 +237,9 @@ pub struct IdpConfig {
     pub http: Option<HttpSettings>,
     pub path: Option<PathBuf>,
     pub org_id: Option<String>,
+    pub okta_auth: OktaAuth,
+    /// Entra ID with a client id: the token is fetched with the client credentials grant.
+    pub client_credentials: Option<ClientCredentials>,
 }
 
 impl IdpConfig {
@@ -302,12 +334,45 @@ impl Config {
                     })
                 }
             };
+            let only = |key: &str, set: bool, kind: IdpKind| -> Result<(), ConfigError> {
+                if set && r.kind != kind {
+                    return Err(invalid(&section, key, format!("applies only to kind = \"{}\"", kind.as_str())));
+                }
+                Ok(())
+            };
+            only("org_id", r.org_id.is_some(), IdpKind::Jumpcloud)?;
+            only("auth", r.auth.is_some(), IdpKind::Okta)?;
+            only("tenant_id", r.tenant_id.is_some(), IdpKind::Entra)?;
+            only("client_id", r.client_id.is_some(), IdpKind::Entra)?;
+            only("token_url", r.token_url.is_some(), IdpKind::Entra)?;
+            let client_credentials = match r.client_id {
+                None => None,
+                Some(client_id) => {
+                    let token_url = match (r.token_url, r.tenant_id) {
+                        (Some(url), _) => {
+                            check_url(&url).map_err(|m| invalid(&section, "token_url", m))?;
+                            url
+                        }
+                        (None, Some(tenant)) => format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
+                        (None, None) => {
+                            return Err(invalid(
+                                &section,
+                                "tenant_id",
+                                "client_id needs `tenant_id` (or `token_url`) to find the token endpoint".into(),
+                            ))
+                        }
+                    };
+                    Some(ClientCredentials { client_id, token_url })
+                }
+            };
             idps.push(IdpConfig {
                 name,
                 kind: r.kind,
                 http,
                 path: r.path.map(relative),
                 org_id: r.org_id,
+                okta_auth: r.auth.unwrap_or_default(),
+                client_credentials,
             });
         }
 

@@ -180,6 +180,29 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// How long until a rate-limit window resets, from Okta-style `X-Rate-Limit-Reset` (UTC epoch
+/// seconds), measured against the response's `Date` when it has one (the server's clock, not
+/// ours), else against `now`.
+pub fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let reset: u64 = headers.get("x-rate-limit-reset")?.to_str().ok()?.trim().parse().ok()?;
+    let server_now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .unwrap_or(now);
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
+    Some(at.duration_since(server_now).unwrap_or(Duration::ZERO))
+}
+
+/// Whether an Okta-style `X-Rate-Limit-Remaining` says the window is spent.
+pub fn rate_limit_spent(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-rate-limit-remaining")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        == Some(0)
+}
+
 /// Exponential backoff with full jitter: a random wait in [0, min(cap, base·2^attempt)].
 pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exp = policy.base.saturating_mul(1u32 << attempt.min(16));
@@ -282,7 +305,10 @@ impl Http {
                         // Jitter on top of Retry-After keeps clients that were told the same
                         // time from coming back in lockstep.
                         Some(d) => d + backoff(policy, 0),
-                        None => backoff(policy, attempt - 1),
+                        None => match rate_limit_reset(&resp.headers, SystemTime::now()) {
+                            Some(d) if resp.status == 429 && d <= policy.max_retry_after => d + backoff(policy, 0),
+                            _ => backoff(policy, attempt - 1),
+                        },
                     }
                 }
                 Ok(_) => {
@@ -418,6 +444,24 @@ fn describe(e: &reqwest::Error) -> String {
 pub fn detail_of(body: &[u8]) -> String {
     if let Some(e) = crate::scim::ScimErrorBody::parse(body) {
         return e.summary();
+    }
+    // Okta {errorCode, errorSummary}, Microsoft Graph {error: {code, message}}, JumpCloud
+    // {message}.
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let graph = v.get("error").filter(|e| e.is_object());
+        let found = match (s(&v, "errorCode"), s(&v, "errorSummary"), graph) {
+            (Some(code), Some(summary), _) => Some(format!("{code}: {summary}")),
+            (_, _, Some(e)) => Some(format!(
+                "{}: {}",
+                s(e, "code").unwrap_or_default(),
+                s(e, "message").unwrap_or_default()
+            )),
+            _ => s(&v, "message"),
+        };
+        if let Some(f) = found {
+            return f;
+        }
     }
     let text = String::from_utf8_lossy(body);
     let t = text.trim();

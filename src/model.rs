@@ -60,4 +60,16 @@ pub struct Snapshot {
     pub requests: u64,
     /// Apps: the SP's /ServiceProviderConfig as read at this pull (JSON).
     pub service_provider_config: Option<String>,
+    /// IdPs with change APIs: where the next incremental pull starts (opaque to the store).
+    pub cursor: Option<String>,
+    /// True when this snapshot is the previous one with the source's changes applied.
+    pub incremental: bool,
+}
+
+/// Where an incremental pull starts: the last complete snapshot of the source and the cursor
+/// its connector left.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub snapshot: Snapshot,
+    pub cursor: String,
 }

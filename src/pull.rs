@@ -6,7 +6,7 @@ use std::time::Instant;
 use futures::future::join_all;
 
 use crate::config::{AppConfig, Config, IdpConfig};
-use crate::model::Snapshot;
+use crate::model::{Baseline, Snapshot};
 use crate::source::{self, Progress, ProgressSink, SourceError};
 use crate::store::{SnapshotCounts, SourceInfo, Store, StoreError};
 
@@ -61,9 +61,18 @@ fn app_info(app: &AppConfig) -> SourceInfo {
     }
 }
 
-async fn fetch_idp(config: &Config, idp: &IdpConfig, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+async fn fetch_idp(config: &Config, idp: &IdpConfig, base: Option<Baseline>, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
     let src = source::idp_source(idp)?;
-    let mut snap = src.pull(progress).await?;
+    let mut snap = match base {
+        Some(base) if src.incremental() => match src.pull_changes(base, progress).await {
+            Err(SourceError::Resync { source_name, message }) => {
+                tracing::warn!("{source_name}: {message}; reading everything instead");
+                src.pull(progress).await?
+            }
+            other => other?,
+        },
+        _ => src.pull(progress).await?,
+    };
     for app in config.apps.iter().filter(|a| a.idp == idp.name) {
         let bindings = src.bindings(app, &snap).await?;
         for b in bindings.iter().filter(|b| b.idp_group_id.is_none()) {
@@ -79,11 +88,24 @@ async fn fetch_idp(config: &Config, idp: &IdpConfig, progress: Progress<'_>) -> 
     Ok(snap)
 }
 
-/// Pull the selected sources into `store`. `progress_for` gives each source its progress sink.
+/// Pull the selected sources into `store`, incrementally where an IdP can.
 pub async fn pull(
     config: &Config,
     store: &mut Store,
     app: Option<&str>,
+    progress_for: &(dyn Fn(&str) -> ProgressSink + Sync),
+) -> Result<Vec<PullOutcome>, StoreError> {
+    pull_with(config, store, app, false, progress_for).await
+}
+
+/// Pull the selected sources into `store`. IdPs whose connector reads changes (Okta, Entra)
+/// start from their stored snapshot and cursor unless `full`. `progress_for` gives each source
+/// its progress sink.
+pub async fn pull_with(
+    config: &Config,
+    store: &mut Store,
+    app: Option<&str>,
+    full: bool,
     progress_for: &(dyn Fn(&str) -> ProgressSink + Sync),
 ) -> Result<Vec<PullOutcome>, StoreError> {
     let (idps, apps) = targets(config, app).map_err(|m| StoreError::Snapshot {
@@ -97,12 +119,20 @@ pub async fn pull(
         let run = store.start_run("pull", Some(&info.name))?;
         jobs.push((info, run));
     }
+    let mut bases = Vec::new();
+    for idp in &idps {
+        bases.push(if full || !idp.kind.incremental() {
+            None
+        } else {
+            store.baseline(&idp.source_name())?
+        });
+    }
     let started = Instant::now();
-    let idp_futures = idps.iter().map(|idp| {
+    let idp_futures = idps.iter().zip(bases).map(|(idp, base)| {
         let sink = progress_for(&idp.source_name());
         async move {
             let t = Instant::now();
-            (fetch_idp(config, idp, &*sink).await, t.elapsed().as_secs_f64())
+            (fetch_idp(config, idp, base, &*sink).await, t.elapsed().as_secs_f64())
         }
     });
     let app_futures = apps.iter().map(|a| {

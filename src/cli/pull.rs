@@ -15,6 +15,9 @@ pub struct PullArgs {
     /// Pull only this app (and the IdP that provisions it).
     #[arg(long, value_name = "APP")]
     app: Option<String>,
+    /// Read everything, even from IdPs that can read only what changed (Okta, Entra ID).
+    #[arg(long)]
+    full: bool,
 }
 
 pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
@@ -38,7 +41,7 @@ pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
             bar.set_position(done);
         })
     };
-    let outcomes = crate::pull::pull(&config, &mut store, args.app.as_deref(), &progress_for).await?;
+    let outcomes = crate::pull::pull_with(&config, &mut store, args.app.as_deref(), args.full, &progress_for).await?;
     for bar in made.lock().expect("not poisoned").values() {
         bar.finish_and_clear();
     }
@@ -62,7 +65,7 @@ pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
                 t.add_row(vec![
                     o.source.clone(),
                     o.run_id.to_string(),
-                    "ok".into(),
+                    if c.incremental { "ok (changes only)" } else { "ok" }.into(),
                     c.users.to_string(),
                     c.groups.to_string(),
                     c.memberships.to_string(),

@@ -23,6 +23,8 @@ pub struct Fault {
     pub method: Option<Method>,
     /// Matches only the list page with this `startIndex`.
     pub start_index: Option<u64>,
+    /// Matches only requests whose query string contains this (`skip=200`, `after=`).
+    pub query_contains: Option<String>,
     pub status: u16,
     pub retry_after: Option<String>,
     pub delay: Option<Duration>,
@@ -175,18 +177,34 @@ async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Op
             return Some(scim_error(StatusCode::UNAUTHORIZED, None, "missing or wrong bearer token"));
         }
     }
+    let fault = take_fault(&s.faults, method, uri).await?;
+    let mut r = scim_error(
+        StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        None,
+        "injected fault",
+    );
+    if let Some(ra) = fault.retry_after {
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_str(&ra).expect("valid header"));
+    }
+    Some(r)
+}
+
+/// The fault that fires for this request, if any, after its delay (a pure delay returns None).
+pub(super) async fn take_fault(faults: &Mutex<Vec<Fault>>, method: &Method, uri: &Uri) -> Option<Fault> {
     let start_index = uri.query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k.eq_ignore_ascii_case("startIndex"))
             .and_then(|(_, v)| v.parse::<u64>().ok())
     });
     let fault = {
-        let mut faults = s.faults.lock().expect("not poisoned");
+        let mut faults = faults.lock().expect("not poisoned");
         let mut hit = None;
         for f in faults.iter_mut() {
             let matches = f.path_suffix.as_deref().is_none_or(|p| uri.path().ends_with(p))
                 && f.method.as_ref().is_none_or(|m| m == method)
                 && f.start_index.is_none_or(|i| start_index == Some(i))
+                && f.query_contains.as_deref().is_none_or(|q| uri.query().unwrap_or("").contains(q))
                 && f.times != Some(0);
             if !matches {
                 continue;
@@ -216,16 +234,7 @@ async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Op
     if fault.status == 0 {
         return None; // a pure delay
     }
-    let mut r = scim_error(
-        StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        None,
-        "injected fault",
-    );
-    if let Some(ra) = fault.retry_after {
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from_str(&ra).expect("valid header"));
-    }
-    Some(r)
+    Some(fault)
 }
 
 fn known(resource: &str) -> bool {

@@ -2,14 +2,18 @@
 //! SQL; the store does. IdPs implement [`IdpSource`] (one module per kind); every app is read
 //! by the one SCIM connector in [`app`].
 pub mod app;
+pub mod entra;
 pub mod file;
+pub mod jumpcloud;
+pub mod okta;
 pub mod scim;
+mod web;
 
 use async_trait::async_trait;
 
 use crate::config::{AppConfig, ConfigError, IdpConfig, IdpKind};
 use crate::http::HttpError;
-use crate::model::{Binding, Group, Snapshot};
+use crate::model::{Baseline, Binding, Group, Snapshot};
 use crate::scim::resource::ResourceError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,12 @@ pub enum SourceError {
     Config(Box<ConfigError>),
     #[error("{source_name}: {message}")]
     Unsupported { source_name: String, message: String },
+    /// The source refused the incremental cursor (expired, unknown): a full pull is needed.
+    #[error("{source_name}: {message}")]
+    Resync { source_name: String, message: String },
+    /// A response that is not what the API promises; names the URL, the object and the field.
+    #[error("{source_name}: {url}: {message}")]
+    Response { source_name: String, url: String, message: String },
 }
 
 impl From<HttpError> for SourceError {
@@ -61,6 +71,18 @@ pub trait IdpSource: Send + Sync {
 
     /// A complete snapshot, or an error: never a partial one.
     async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError>;
+
+    /// Whether [`IdpSource::pull_changes`] reads only what changed since a cursor.
+    fn incremental(&self) -> bool {
+        false
+    }
+
+    /// The previous snapshot with the changes since its cursor applied: again complete, or an
+    /// error ([`SourceError::Resync`] when the source refuses the cursor).
+    async fn pull_changes(&self, base: Baseline, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+        drop(base);
+        self.pull(progress).await
+    }
 
     /// One user by login (userName, else email; case-insensitive), for single-object
     /// reconcile. The default pulls everything and picks the user; sources with a search
@@ -169,12 +191,8 @@ pub fn idp_source(idp: &IdpConfig) -> Result<Box<dyn IdpSource>, SourceError> {
     match idp.kind {
         IdpKind::Scim => Ok(Box::new(scim::ScimIdp::new(idp)?)),
         IdpKind::File => Ok(Box::new(file::FileIdp::new(idp))),
-        other => Err(SourceError::Unsupported {
-            source_name: idp.source_name(),
-            message: format!(
-                "kind = \"{}\" is not available in this build yet; use kind = \"scim\" or \"file\"",
-                other.as_str()
-            ),
-        }),
+        IdpKind::Jumpcloud => Ok(Box::new(jumpcloud::JumpCloud::new(idp)?)),
+        IdpKind::Okta => Ok(Box::new(okta::Okta::new(idp)?)),
+        IdpKind::Entra => Ok(Box::new(entra::Entra::new(idp)?)),
     }
 }

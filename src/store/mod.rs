@@ -1,5 +1,6 @@
 //! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
 //! (current state plus closed versions), the run records and, later, plans and the journal.
+mod baseline;
 mod health;
 mod journal;
 mod plan;

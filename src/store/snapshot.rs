@@ -42,6 +42,10 @@ pub struct SnapshotCounts {
     /// Group members that name no user of the pull (an SP that kept a deleted user's id in a
     /// group): skipped, since there is no one to be a member.
     pub dangling_members: u64,
+    /// The source's changes applied to the previous snapshot, rather than a full read.
+    pub incremental: bool,
+    /// HTTP requests the pull made.
+    pub requests: u64,
 }
 
 const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role, status_raw, raw, hash, valid_from, run_id";
@@ -259,11 +263,21 @@ impl Store {
             source,
         };
         tx.execute(
-            "INSERT INTO sources (name, role, kind, profile, base_url, last_pull_run, service_provider_config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO sources (name, role, kind, profile, base_url, last_pull_run, service_provider_config, sync_cursor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(name) DO UPDATE SET role = excluded.role, kind = excluded.kind, profile = excluded.profile,
                  base_url = excluded.base_url, last_pull_run = excluded.last_pull_run,
-                 service_provider_config = excluded.service_provider_config",
-            params![info.name, info.role, info.kind, info.profile, info.base_url, run_id, snap.service_provider_config],
+                 service_provider_config = excluded.service_provider_config, sync_cursor = excluded.sync_cursor",
+            params![
+                info.name,
+                info.role,
+                info.kind,
+                info.profile,
+                info.base_url,
+                run_id,
+                snap.service_provider_config,
+                snap.cursor
+            ],
         )
         .map_err(sql_err)?;
         tx.execute(
@@ -299,6 +313,8 @@ fn write(
         users: snap.users.len() as u64,
         groups: snap.groups.len() as u64,
         memberships: snap.memberships.len() as u64,
+        incremental: snap.incremental,
+        requests: snap.requests,
         ..Default::default()
     };
 

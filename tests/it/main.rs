@@ -11,6 +11,7 @@ mod config_errors;
 mod convergence;
 mod demo;
 mod file_source;
+mod idp_connectors;
 mod plan_scim2_server;
 mod pull_emulator;
 mod pull_scim2_server;

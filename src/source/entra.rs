@@ -1,0 +1,464 @@
+//! `kind = "entra"`: Microsoft Entra ID through Microsoft Graph v1.0.
+//!
+//! - Token: with `client_id`, the client-credentials grant at `token_url` (by default
+//!   login.microsoftonline.com for `tenant_id`), the client secret being the configured token;
+//!   without it, the token is used as a ready bearer token.
+//! - Users and groups are read with delta queries: the first round (`/users/delta?$select=…`,
+//!   `/groups/delta?$select=displayName,members`) is a complete listing that ends with an
+//!   `@odata.deltaLink`; the next pull follows the stored links and gets only changes, with
+//!   `@removed` objects and members. Pages are followed through `@odata.nextLink` verbatim; an
+//!   object seen twice (Graph replays) is merged. `410 Gone`, or a token Graph no longer knows,
+//!   means a full round again.
+//! - `$select` is required: Graph does not return `accountEnabled` or `employeeId` by default;
+//!   a user without `accountEnabled` is an error rather than a guess.
+//! - Bound groups: `/servicePrincipals/{idp_app_id}/appRoleAssignedTo`, principals of type
+//!   Group. An assignment grants the group's direct members only (nested groups are not
+//!   followed, as Entra documents), which is how scimsync scopes every IdP. Users assigned to
+//!   the app directly, not through a group, are reported and left out of scope.
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::config::{AppConfig, IdpConfig};
+use crate::http::{detail_of, Auth, Http, HttpSettings};
+use crate::model::{Baseline, Binding, Group, Membership, Snapshot, User};
+use crate::secret::Secret;
+
+use super::web::Api;
+use super::{IdpSource, Progress, SourceError};
+
+const USER_SELECT: &str =
+    "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones";
+
+pub struct Entra {
+    name: String,
+    base: String,
+    concurrency: usize,
+    credential: Credential,
+    /// The Graph client, made at first use: client credentials need a token request first.
+    api: tokio::sync::OnceCell<Api>,
+}
+
+enum Credential {
+    /// A ready access token.
+    Token(Secret),
+    /// The client-credentials grant with this client's secret.
+    Client {
+        client_id: String,
+        token_url: String,
+        secret: Secret,
+    },
+}
+
+/// The delta links of the last round.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    users: String,
+    groups: String,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    value: Vec<Box<RawValue>>,
+    #[serde(rename = "@odata.nextLink")]
+    next: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    delta: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Removed {
+    #[serde(rename = "@removed")]
+    removed: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphUser {
+    id: String,
+    user_principal_name: Option<String>,
+    mail: Option<String>,
+    given_name: Option<String>,
+    surname: Option<String>,
+    display_name: Option<String>,
+    account_enabled: Option<bool>,
+    employee_id: Option<String>,
+    job_title: Option<String>,
+    mobile_phone: Option<String>,
+    #[serde(default)]
+    business_phones: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct GraphGroup {
+    id: String,
+    #[serde(rename = "displayName")]
+    display_name: Option<String>,
+    #[serde(rename = "members@delta", default)]
+    members: Vec<MemberDelta>,
+}
+
+#[derive(Deserialize)]
+struct MemberDelta {
+    id: String,
+    #[serde(rename = "@odata.type")]
+    kind: Option<String>,
+    #[serde(rename = "@removed")]
+    removed: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Assignment {
+    principal_id: String,
+    principal_type: String,
+    principal_display_name: Option<String>,
+}
+
+impl Entra {
+    pub fn new(idp: &IdpConfig) -> Result<Entra, SourceError> {
+        let name = idp.source_name();
+        let conn = idp.http.as_ref().expect("config validation gives every HTTP IdP its settings");
+        let secret = conn.token.resolve(&name)?.ok_or_else(|| SourceError::Unsupported {
+            source_name: name.clone(),
+            message: "an entra IdP needs its client secret (with client_id) or an access token in `token_env` or `token_file`".into(),
+        })?;
+        let credential = match &idp.client_credentials {
+            Some(c) => Credential::Client {
+                client_id: c.client_id.clone(),
+                token_url: c.token_url.clone(),
+                secret,
+            },
+            None => Credential::Token(secret),
+        };
+        Ok(Entra {
+            name,
+            base: conn.base_url.trim_end_matches('/').to_string(),
+            concurrency: conn.concurrency,
+            credential,
+            api: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The Graph client, with an access token (fetched once per pull when client credentials
+    /// are configured).
+    async fn api(&self) -> Result<&Api, SourceError> {
+        self.api
+            .get_or_try_init(|| async {
+                let token = match &self.credential {
+                    Credential::Token(t) => t.clone(),
+                    Credential::Client {
+                        client_id,
+                        token_url,
+                        secret,
+                    } => {
+                        let scope = format!("{}/.default", super::web::origin_of(&self.base).unwrap_or_default());
+                        client_credentials_token(&self.name, token_url, client_id, secret, &scope).await?
+                    }
+                };
+                let mut settings = HttpSettings::new(&self.name, Auth::Bearer(token));
+                settings.concurrency = self.concurrency;
+                Api::with_settings(settings, &self.base)
+            })
+            .await
+    }
+}
+
+/// The client-credentials grant: the access token for `scope`, fetched with the client secret.
+pub async fn client_credentials_token(
+    source_name: &str,
+    token_url: &str,
+    client_id: &str,
+    secret: &Secret,
+    scope: &str,
+) -> Result<Secret, SourceError> {
+    let http = Http::new(HttpSettings::new(source_name, Auth::None)).map_err(|message| SourceError::Unsupported {
+        source_name: source_name.to_string(),
+        message,
+    })?;
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", client_id)
+        .append_pair("client_secret", secret.expose())
+        .append_pair("scope", scope)
+        .append_pair("grant_type", "client_credentials")
+        .finish();
+    let headers = [(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded".to_string())];
+    let resp = http.send(Method::POST, token_url, &headers, Some(form.into_bytes().into())).await?;
+    let fail = |message: String| SourceError::Response {
+        source_name: source_name.to_string(),
+        url: token_url.to_string(),
+        message,
+    };
+    if !resp.is_success() {
+        #[derive(Deserialize)]
+        struct OAuthError {
+            error: Option<String>,
+            error_description: Option<String>,
+        }
+        let detail = match serde_json::from_slice::<OAuthError>(&resp.body) {
+            Ok(OAuthError {
+                error: Some(e),
+                error_description,
+            }) => format!("{e}: {}", error_description.unwrap_or_default()),
+            _ => detail_of(&resp.body),
+        };
+        return Err(fail(format!("token request refused (HTTP {}): {detail}", resp.status)));
+    }
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        access_token: String,
+    }
+    let t: TokenResponse = serde_json::from_slice(&resp.body).map_err(|e| fail(format!("token response: {e}")))?;
+    Ok(Secret::new(t.access_token))
+}
+
+fn resync(source_name: &str, message: String) -> SourceError {
+    SourceError::Resync {
+        source_name: source_name.to_string(),
+        message,
+    }
+}
+
+impl Entra {
+    /// One delta round from `start`: every page until the delta link. `Err(Resync)` when Graph
+    /// no longer knows the token.
+    async fn round(&self, api: &Api, start: &str) -> Result<(Vec<Box<RawValue>>, String), SourceError> {
+        let mut items = Vec::new();
+        let mut url = start.to_string();
+        loop {
+            let resp = match api.get(&url, &[]).await {
+                Err(SourceError::Http(e)) if e.status() == Some(410) => {
+                    return Err(resync(&api.source_name, "Graph answered 410 Gone for the stored delta link".into()))
+                }
+                Err(SourceError::Http(e)) if matches!(&e.kind, crate::http::HttpErrorKind::Status { detail, .. } if detail.contains("syncStateNotFound") || detail.contains("resyncRequired")) => {
+                    return Err(resync(
+                        &api.source_name,
+                        format!("Graph no longer knows the stored delta token ({e})"),
+                    ))
+                }
+                other => other?,
+            };
+            let page: Page = api.parse(&url, &resp.body)?;
+            items.extend(page.value);
+            match (page.next, page.delta) {
+                (Some(next), _) => url = next,
+                (None, Some(delta)) => return Ok((items, delta)),
+                (None, None) => return Err(api.bad(&url, "a delta page with neither @odata.nextLink nor @odata.deltaLink".into())),
+            }
+        }
+    }
+
+    fn user(&self, api: &Api, url: &str, raw: &RawValue) -> Result<User, SourceError> {
+        let u: GraphUser = api.parse(url, raw.get().as_bytes())?;
+        let enabled = u.account_enabled.ok_or_else(|| {
+            api.bad(
+                url,
+                format!(
+                    "user '{}': field 'accountEnabled' missing (Graph returns it only when $select names it)",
+                    u.id
+                ),
+            )
+        })?;
+        Ok(User {
+            id: u.id,
+            user_name: u.user_principal_name,
+            external_id: u.employee_id,
+            given_name: u.given_name,
+            family_name: u.surname,
+            formatted: None,
+            display_name: u.display_name,
+            email: u.mail,
+            active: enabled,
+            title: u.job_title,
+            phone: u.mobile_phone.or_else(|| u.business_phones.and_then(|p| p.into_iter().next())),
+            timezone: None,
+            role: None,
+            status_raw: Some(if enabled { "enabled" } else { "disabled" }.into()),
+            raw: raw.get().to_string(),
+        })
+    }
+
+    /// Apply one delta round to `snap` (empty for a first round).
+    async fn apply_round(
+        &self,
+        api: &Api,
+        snap: &mut Snapshot,
+        cursor: Option<&Cursor>,
+        progress: Progress<'_>,
+    ) -> Result<Cursor, SourceError> {
+        let users_start = cursor
+            .map(|c| c.users.clone())
+            .unwrap_or_else(|| format!("{}/users/delta?$select={USER_SELECT}", self.base));
+        let (raws, users_link) = self.round(api, &users_start).await?;
+        progress("users", raws.len() as u64, raws.len() as u64);
+        let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
+        let mut gone = std::collections::HashSet::new();
+        for raw in &raws {
+            let r: Removed = api.parse(&users_start, raw.get().as_bytes())?;
+            if r.removed.is_some() {
+                let id: IdField = api.parse(&users_start, raw.get().as_bytes())?;
+                gone.insert(id.id);
+                continue;
+            }
+            let u = self.user(api, &users_start, raw)?;
+            gone.remove(&u.id);
+            match index.get(&u.id) {
+                Some(&i) => snap.users[i] = u,
+                None => {
+                    index.insert(u.id.clone(), snap.users.len());
+                    snap.users.push(u);
+                }
+            }
+        }
+        snap.users.retain(|u| !gone.contains(&u.id));
+
+        let groups_start = cursor
+            .map(|c| c.groups.clone())
+            .unwrap_or_else(|| format!("{}/groups/delta?$select=displayName,members", self.base));
+        let (raws, groups_link) = self.round(api, &groups_start).await?;
+        progress("groups", raws.len() as u64, raws.len() as u64);
+        let mut groups: HashMap<String, Group> = snap.groups.drain(..).map(|g| (g.id.clone(), g)).collect();
+        let mut order: Vec<String> = Vec::new();
+        let mut members: std::collections::BTreeSet<(String, String)> =
+            snap.memberships.drain(..).map(|m| (m.group_id, m.user_id)).collect();
+        for raw in &raws {
+            let r: Removed = api.parse(&groups_start, raw.get().as_bytes())?;
+            if r.removed.is_some() {
+                let id: IdField = api.parse(&groups_start, raw.get().as_bytes())?;
+                groups.remove(&id.id);
+                members.retain(|(g, _)| *g != id.id);
+                continue;
+            }
+            let g: GraphGroup = api
+                .parse(&groups_start, raw.get().as_bytes())
+                .map_err(|e| api.bad(&groups_start, format!("group: {e}")))?;
+            let entry = groups.entry(g.id.clone()).or_insert_with(|| {
+                order.push(g.id.clone());
+                Group {
+                    id: g.id.clone(),
+                    display_name: String::new(),
+                    external_id: None,
+                    raw: String::new(),
+                }
+            });
+            if let Some(name) = &g.display_name {
+                entry.display_name = name.clone();
+                entry.raw = serde_json::json!({"id": g.id, "displayName": name}).to_string();
+            }
+            for m in g.members {
+                if m.kind.as_deref().is_some_and(|k| k != "#microsoft.graph.user") {
+                    continue; // nested groups, devices, service principals: not users
+                }
+                if m.removed.is_some() {
+                    members.remove(&(g.id.clone(), m.id));
+                } else {
+                    members.insert((g.id.clone(), m.id));
+                }
+            }
+        }
+        if let Some(g) = groups.values().find(|g| g.display_name.is_empty()) {
+            return Err(api.bad(&groups_start, format!("group '{}' arrived without a displayName", g.id)));
+        }
+        let mut kept: Vec<Group> = groups.into_values().collect();
+        kept.sort_by(|a, b| a.id.cmp(&b.id));
+        snap.groups = kept;
+        snap.memberships = members
+            .into_iter()
+            .filter(|(_, u)| index.contains_key(u) && !gone.contains(u))
+            .map(|(group_id, user_id)| Membership { group_id, user_id })
+            .collect();
+        Ok(Cursor {
+            users: users_link,
+            groups: groups_link,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct IdField {
+    id: String,
+}
+
+#[async_trait]
+impl IdpSource for Entra {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+        let api = self.api().await?;
+        let mut snap = Snapshot::default();
+        let cursor = self.apply_round(api, &mut snap, None, progress).await?;
+        snap.cursor = Some(serde_json::to_string(&cursor).expect("cursor serialises"));
+        snap.requests = api.requests();
+        Ok(snap)
+    }
+
+    async fn pull_changes(&self, base: Baseline, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+        let Ok(cursor) = serde_json::from_str::<Cursor>(&base.cursor) else {
+            return Err(resync(&self.name, "the stored sync cursor is not a Graph delta one".into()));
+        };
+        let api = self.api().await?;
+        let mut snap = base.snapshot;
+        let next = self.apply_round(api, &mut snap, Some(&cursor), progress).await?;
+        snap.cursor = Some(serde_json::to_string(&next).expect("cursor serialises"));
+        snap.requests = api.requests();
+        snap.incremental = true;
+        Ok(snap)
+    }
+
+    async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {
+        let Some(sp) = &app.idp_app_id else {
+            return Ok(super::bindings_by_name(app, &snapshot.groups));
+        };
+        let api = self.api().await?;
+        let mut url = format!("{}/servicePrincipals/{sp}/appRoleAssignedTo", self.base);
+        let mut out = Vec::new();
+        let mut direct_users = Vec::new();
+        loop {
+            let (page, _): (Page, _) = api.get_json(&url, &[]).await?;
+            for raw in &page.value {
+                let a: Assignment = api.parse(&url, raw.get().as_bytes())?;
+                match a.principal_type.as_str() {
+                    "Group" => {
+                        let name = snapshot
+                            .groups
+                            .iter()
+                            .find(|g| g.id == a.principal_id)
+                            .map(|g| g.display_name.clone())
+                            .or(a.principal_display_name)
+                            .unwrap_or_else(|| a.principal_id.clone());
+                        out.push(Binding {
+                            app: app.name.clone(),
+                            group_name: name,
+                            idp_group_id: Some(a.principal_id),
+                        });
+                    }
+                    "User" => direct_users.push(a.principal_display_name.unwrap_or(a.principal_id)),
+                    _ => {}
+                }
+            }
+            match page.next {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        if !direct_users.is_empty() {
+            tracing::warn!(
+                "app '{}': {} user(s) are assigned to the enterprise app directly, not through a group, and are not in scope (e.g. {})",
+                app.name,
+                direct_users.len(),
+                direct_users.first().cloned().unwrap_or_default()
+            );
+        }
+        Ok(out)
+    }
+}

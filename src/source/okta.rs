@@ -1,0 +1,378 @@
+//! `kind = "okta"`: Okta's management API. Users from `/api/v1/users`, groups from
+//! `/api/v1/groups`, direct members from `/api/v1/groups/{id}/users` (Okta groups do not
+//! nest), the groups assigned to an app from `/api/v1/apps/{idp_app_id}/groups`.
+//!
+//! - Users are listed with a `lastUpdated` filter: Okta omits DEPROVISIONED users from an
+//!   unfiltered list, and a filter (unlike `search`) is not eventually consistent.
+//! - Paging follows the `Link: <…>; rel="next"` header verbatim (only back to the configured
+//!   host), until there is none.
+//! - `X-Rate-Limit-Remaining: 0` makes the next request wait until `X-Rate-Limit-Reset` (epoch
+//!   seconds, read against the response's `Date`); a 429 waits the same way.
+//! - Incremental pulls: users with `lastUpdated ge` the last mark; the group list is read in
+//!   full (renames and deletions show there) and members are read again only for groups whose
+//!   `lastMembershipUpdated` moved. Okta deletes only users already DEPROVISIONED, so a deleted
+//!   user stays in the mirror as deprovisioned until the next `pull --full`.
+//! - Active: ACTIVE, PROVISIONED, RECOVERY, PASSWORD_EXPIRED, LOCKED_OUT; inactive: STAGED,
+//!   SUSPENDED, DEPROVISIONED. The status word is kept as `status_raw`.
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::config::{AppConfig, IdpConfig, OktaAuth};
+use crate::http::Auth;
+use crate::model::{Baseline, Binding, Group, Membership, Snapshot, User};
+
+use super::web::{bounded, next_link, respect_rate_limit, Api};
+use super::{IdpSource, Progress, SourceError};
+
+const EPOCH: &str = "1970-01-01T00:00:00.000Z";
+
+pub struct Okta {
+    api: Api,
+    base: String,
+    concurrency: usize,
+}
+
+/// Where the next incremental pull starts: the newest `lastUpdated` of a user and the newest
+/// `lastMembershipUpdated` of a group seen so far (Okta's clock, not ours).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Cursor {
+    users: String,
+    memberships: String,
+}
+
+#[derive(Deserialize)]
+struct OktaUser {
+    id: String,
+    status: String,
+    #[serde(rename = "lastUpdated")]
+    last_updated: Option<String>,
+    profile: Profile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    login: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    display_name: Option<String>,
+    employee_number: Option<String>,
+    title: Option<String>,
+    primary_phone: Option<String>,
+    mobile_phone: Option<String>,
+    timezone: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OktaGroup {
+    id: String,
+    #[serde(rename = "lastMembershipUpdated")]
+    last_membership_updated: Option<String>,
+    profile: GroupProfile,
+}
+
+#[derive(Deserialize)]
+struct GroupProfile {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+fn active(status: &str) -> bool {
+    matches!(status, "ACTIVE" | "PROVISIONED" | "RECOVERY" | "PASSWORD_EXPIRED" | "LOCKED_OUT")
+}
+
+/// The object without what changes on every sign-in (`lastLogin`) or carries no state
+/// (`_links`), so that the content hash moves only when the user does.
+fn stable_raw(raw: &RawValue) -> String {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get()) {
+        Ok(mut m) => {
+            m.remove("lastLogin");
+            m.remove("_links");
+            serde_json::Value::Object(m).to_string()
+        }
+        Err(_) => raw.get().to_string(),
+    }
+}
+
+fn filter_since(mark: &str) -> String {
+    let f = format!("lastUpdated ge \"{mark}\"");
+    url::form_urlencoded::byte_serialize(f.as_bytes()).collect()
+}
+
+impl Okta {
+    pub fn new(idp: &IdpConfig) -> Result<Okta, SourceError> {
+        let conn = idp.http.as_ref().expect("config validation gives every HTTP IdP its settings");
+        let mut missing = false;
+        let scheme = idp.okta_auth;
+        let api = Api::new(
+            idp,
+            |token| match (token, scheme) {
+                (Some(token), OktaAuth::Ssws) => Auth::Scheme { scheme: "SSWS", token },
+                (Some(token), OktaAuth::Bearer) => Auth::Bearer(token),
+                (None, _) => {
+                    missing = true;
+                    Auth::None
+                }
+            },
+            Vec::new(),
+        )?;
+        if missing {
+            return Err(SourceError::Unsupported {
+                source_name: idp.source_name(),
+                message: "an okta IdP needs its API token in `token_env` or `token_file`".into(),
+            });
+        }
+        Ok(Okta {
+            api,
+            base: conn.base_url.trim_end_matches('/').to_string(),
+            concurrency: conn.concurrency,
+        })
+    }
+
+    /// Every item of a list, following `rel="next"` links.
+    async fn list(&self, first: String, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<Box<RawValue>>, SourceError> {
+        let mut items = Vec::new();
+        let mut url = Some(first);
+        while let Some(u) = url {
+            let (page, resp): (Vec<Box<RawValue>>, _) = self.api.get_json(&u, &[]).await?;
+            items.extend(page);
+            progress(items.len() as u64);
+            url = next_link(&resp);
+            if url.as_deref() == Some(u.as_str()) {
+                return Err(self.api.bad(&u, "the next link points at the same page".into()));
+            }
+            respect_rate_limit(&self.api.source_name, &resp).await;
+        }
+        Ok(items)
+    }
+
+    async fn users_since(&self, mark: &str, progress: Progress<'_>) -> Result<(Vec<User>, String), SourceError> {
+        let url = format!("{}/api/v1/users?limit=200&filter={}", self.base, filter_since(mark));
+        let raws = self.list(url.clone(), &|n| progress("users", n, n)).await?;
+        let mut newest = mark.to_string();
+        let mut users = Vec::with_capacity(raws.len());
+        for raw in &raws {
+            let u: OktaUser = self
+                .api
+                .parse(&url, raw.get().as_bytes())
+                .map_err(|e| self.api.bad(&url, format!("user {}: {e}", hint(raw))))?;
+            if let Some(t) = &u.last_updated {
+                if *t > newest {
+                    newest = t.clone();
+                }
+            }
+            let p = u.profile;
+            users.push(User {
+                active: active(&u.status),
+                status_raw: Some(u.status),
+                id: u.id,
+                user_name: p.login,
+                external_id: p.employee_number,
+                given_name: p.first_name,
+                family_name: p.last_name,
+                formatted: None,
+                display_name: p.display_name,
+                email: p.email,
+                title: p.title,
+                phone: p.primary_phone.or(p.mobile_phone),
+                timezone: p.timezone,
+                role: None,
+                raw: stable_raw(raw),
+            });
+        }
+        Ok((users, newest))
+    }
+
+    async fn groups(&self) -> Result<Vec<(Group, Option<String>)>, SourceError> {
+        let url = format!("{}/api/v1/groups?limit=10000", self.base);
+        let mut out = Vec::new();
+        for raw in self.list(url.clone(), &|_| {}).await? {
+            let g: OktaGroup = self
+                .api
+                .parse(&url, raw.get().as_bytes())
+                .map_err(|e| self.api.bad(&url, format!("group {}: {e}", hint(&raw))))?;
+            out.push((
+                Group {
+                    id: g.id,
+                    display_name: g.profile.name,
+                    external_id: None,
+                    raw: stable_raw(&raw),
+                },
+                g.last_membership_updated,
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn members(&self, group_ids: Vec<String>, progress: Progress<'_>) -> Result<Vec<Membership>, SourceError> {
+        let total = group_ids.len() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let lists = bounded(group_ids, self.concurrency, |gid| {
+            let done = &done;
+            async move {
+                let url = format!("{}/api/v1/groups/{gid}/users?limit=1000", self.base);
+                let mut out = Vec::new();
+                for raw in self.list(url.clone(), &|_| {}).await? {
+                    let m: IdOnly = self.api.parse(&url, raw.get().as_bytes())?;
+                    out.push(Membership {
+                        group_id: gid.clone(),
+                        user_id: m.id,
+                    });
+                }
+                progress("members", done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                Ok(out)
+            }
+        })
+        .await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+}
+
+fn hint(raw: &RawValue) -> String {
+    serde_json::from_str::<IdOnly>(raw.get())
+        .map(|i| format!("'{}'", i.id))
+        .unwrap_or_else(|_| "(no id)".into())
+}
+
+fn newest_membership(groups: &[(Group, Option<String>)], floor: &str) -> String {
+    groups
+        .iter()
+        .filter_map(|(_, t)| t.as_deref())
+        .chain(std::iter::once(floor))
+        .max()
+        .unwrap_or(floor)
+        .to_string()
+}
+
+#[async_trait]
+impl IdpSource for Okta {
+    fn name(&self) -> &str {
+        &self.api.source_name
+    }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+        let (users, users_mark) = self.users_since(EPOCH, progress).await?;
+        let groups = self.groups().await?;
+        let memberships = self.members(groups.iter().map(|(g, _)| g.id.clone()).collect(), progress).await?;
+        let cursor = Cursor {
+            users: users_mark,
+            memberships: newest_membership(&groups, EPOCH),
+        };
+        Ok(Snapshot {
+            users,
+            groups: groups.into_iter().map(|(g, _)| g).collect(),
+            memberships,
+            requests: self.api.requests(),
+            cursor: Some(serde_json::to_string(&cursor).expect("cursor serialises")),
+            ..Snapshot::default()
+        })
+    }
+
+    async fn pull_changes(&self, base: Baseline, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+        let Ok(cursor) = serde_json::from_str::<Cursor>(&base.cursor) else {
+            return Err(SourceError::Resync {
+                source_name: self.api.source_name.clone(),
+                message: "the stored sync cursor is not an Okta one".into(),
+            });
+        };
+        let mut snap = base.snapshot;
+        let (changed, users_mark) = self.users_since(&cursor.users, progress).await?;
+        let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
+        for u in changed {
+            match index.get(&u.id) {
+                Some(&i) => snap.users[i] = u,
+                None => {
+                    index.insert(u.id.clone(), snap.users.len());
+                    snap.users.push(u);
+                }
+            }
+        }
+        let groups = self.groups().await?;
+        let known: HashSet<&str> = snap.groups.iter().map(|g| g.id.as_str()).collect();
+        let stale: Vec<String> = groups
+            .iter()
+            .filter(|(g, t)| !known.contains(g.id.as_str()) || t.as_deref().is_some_and(|t| t >= cursor.memberships.as_str()))
+            .map(|(g, _)| g.id.clone())
+            .collect();
+        let current: HashSet<&str> = groups.iter().map(|(g, _)| g.id.as_str()).collect();
+        let reread: HashSet<&str> = stale.iter().map(String::as_str).collect();
+        let mut memberships: Vec<Membership> = snap
+            .memberships
+            .into_iter()
+            .filter(|m| current.contains(m.group_id.as_str()) && !reread.contains(m.group_id.as_str()))
+            .collect();
+        memberships.extend(self.members(stale.clone(), progress).await?);
+        let next = Cursor {
+            users: users_mark,
+            memberships: newest_membership(&groups, &cursor.memberships),
+        };
+        snap.memberships = memberships;
+        snap.groups = groups.into_iter().map(|(g, _)| g).collect();
+        snap.requests = self.api.requests();
+        snap.cursor = Some(serde_json::to_string(&next).expect("cursor serialises"));
+        snap.incremental = true;
+        Ok(snap)
+    }
+
+    async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {
+        let Some(app_id) = &app.idp_app_id else {
+            return Ok(super::bindings_by_name(app, &snapshot.groups));
+        };
+        let url = format!("{}/api/v1/apps/{app_id}/groups?limit=200", self.base);
+        let mut out = Vec::new();
+        for raw in self.list(url.clone(), &|_| {}).await? {
+            let a: IdOnly = self.api.parse(&url, raw.get().as_bytes())?;
+            let name = snapshot
+                .groups
+                .iter()
+                .find(|g| g.id == a.id)
+                .map(|g| g.display_name.clone())
+                .unwrap_or_else(|| a.id.clone());
+            out.push(Binding {
+                app: app.name.clone(),
+                group_name: name,
+                idp_group_id: Some(a.id),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_map_as_okta_documents() {
+        for s in ["ACTIVE", "PROVISIONED", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT"] {
+            assert!(active(s), "{s}");
+        }
+        for s in ["STAGED", "SUSPENDED", "DEPROVISIONED"] {
+            assert!(!active(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn sign_ins_do_not_change_the_stored_object() {
+        let a: Box<RawValue> = serde_json::from_str(r#"{"id":"u1","lastLogin":"2026-01-01T00:00:00.000Z","_links":{}}"#).unwrap();
+        let b: Box<RawValue> = serde_json::from_str(r#"{"id":"u1","lastLogin":"2026-02-01T00:00:00.000Z"}"#).unwrap();
+        assert_eq!(stable_raw(&a), stable_raw(&b));
+    }
+
+    #[test]
+    fn the_filter_is_url_encoded() {
+        assert_eq!(filter_since(EPOCH), "lastUpdated+ge+%221970-01-01T00%3A00%3A00.000Z%22");
+    }
+}

@@ -1,0 +1,85 @@
+//! The last complete snapshot of an IdP, read back with its sync cursor, for an incremental
+//! pull: the connector applies the source's changes to it and the result is written like any
+//! full snapshot (unchanged objects hash the same and write nothing).
+use rusqlite::OptionalExtension;
+
+use super::{Result, Store, StoreError};
+use crate::model::{Baseline, Group, Membership, Snapshot, User};
+
+impl Store {
+    /// The stored snapshot of `source` and its cursor, when its last pull left one.
+    pub fn baseline(&self, source: &str) -> Result<Option<Baseline>> {
+        let err = |source| StoreError::Sqlite {
+            path: self.path().into(),
+            source,
+        };
+        let conn = self.connection();
+        let cursor: Option<String> = conn
+            .query_row("SELECT sync_cursor FROM sources WHERE name = ?1", [source], |r| r.get(0))
+            .optional()
+            .map_err(err)?
+            .flatten();
+        let Some(cursor) = cursor else {
+            return Ok(None);
+        };
+        let mut snapshot = Snapshot::default();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title,
+                        phone, timezone, role, status_raw, raw FROM users WHERE source = ?1 ORDER BY uid",
+            )
+            .map_err(err)?;
+        snapshot.users = stmt
+            .query_map([source], |r| {
+                Ok(User {
+                    id: r.get(0)?,
+                    user_name: r.get(1)?,
+                    external_id: r.get(2)?,
+                    given_name: r.get(3)?,
+                    family_name: r.get(4)?,
+                    formatted: r.get(5)?,
+                    display_name: r.get(6)?,
+                    email: r.get(7)?,
+                    active: r.get(8)?,
+                    title: r.get(9)?,
+                    phone: r.get(10)?,
+                    timezone: r.get(11)?,
+                    role: r.get(12)?,
+                    status_raw: r.get(13)?,
+                    raw: r.get(14)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(err)?;
+        let mut stmt = conn
+            .prepare("SELECT id, display_name, external_id, raw FROM groups WHERE source = ?1 ORDER BY gid")
+            .map_err(err)?;
+        snapshot.groups = stmt
+            .query_map([source], |r| {
+                Ok(Group {
+                    id: r.get(0)?,
+                    display_name: r.get(1)?,
+                    external_id: r.get(2)?,
+                    raw: r.get(3)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(err)?;
+        let mut stmt = conn
+            .prepare("SELECT group_id, user_id FROM memberships WHERE source = ?1")
+            .map_err(err)?;
+        snapshot.memberships = stmt
+            .query_map([source], |r| {
+                Ok(Membership {
+                    group_id: r.get(0)?,
+                    user_id: r.get(1)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(err)?;
+        Ok(Some(Baseline { snapshot, cursor }))
+    }
+}
