@@ -534,6 +534,48 @@ mod tests {
     }
 
     #[test]
+    fn example_commented_sections_parse_when_uncommented() {
+        // Every `# [section]` block of the example, with its `# key = value` lines uncommented.
+        let mut in_block = false;
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|l| {
+                let rest = l.strip_prefix("# ");
+                in_block = match rest {
+                    Some(r) if r.starts_with('[') => true,
+                    Some(r) => in_block && r.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')),
+                    None => false,
+                };
+                if in_block {
+                    rest.unwrap_or(l)
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse(&uncommented).expect("the uncommented example must parse");
+        let kinds: Vec<&str> = c.idps.iter().map(|i| i.kind.as_str()).collect();
+        for k in ["scim", "file", "jumpcloud", "okta", "entra"] {
+            assert!(kinds.contains(&k), "the example shows kind = {k}: {kinds:?}");
+        }
+        let entra = c.idps.iter().find(|i| i.kind == IdpKind::Entra).unwrap();
+        assert!(entra.client_credentials.as_ref().unwrap().token_url.starts_with("https://login.microsoftonline.com/"));
+    }
+
+    #[test]
+    fn vendor_keys_belong_to_their_kind() {
+        let e = parse("[idp.corp]\nkind = \"okta\"\nbase_url = \"https://a.okta.com\"\ntenant_id = \"t\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[idp.corp]") && e.contains("tenant_id") && e.contains("entra"), "{e}");
+        let e = parse("[idp.corp]\nkind = \"entra\"\nbase_url = \"https://graph.microsoft.com/v1.0\"\nclient_id = \"c\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tenant_id"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_file_and_key() {
         let e = parse("[idp.corp]\nkind = \"scim\"\nbase_url = \"http://x\"\ntoken_envv = \"X\"\n")
             .unwrap_err()
