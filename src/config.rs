@@ -560,7 +560,12 @@ mod tests {
             assert!(kinds.contains(&k), "the example shows kind = {k}: {kinds:?}");
         }
         let entra = c.idps.iter().find(|i| i.kind == IdpKind::Entra).unwrap();
-        assert!(entra.client_credentials.as_ref().unwrap().token_url.starts_with("https://login.microsoftonline.com/"));
+        assert!(entra
+            .client_credentials
+            .as_ref()
+            .unwrap()
+            .token_url
+            .starts_with("https://login.microsoftonline.com/"));
     }
 
     #[test]

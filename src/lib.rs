@@ -20,6 +20,7 @@ pub mod emulator;
 pub mod engine;
 pub mod gen;
 pub mod http;
+pub mod import;
 pub mod model;
 pub mod ops;
 pub mod profile;

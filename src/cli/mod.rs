@@ -4,6 +4,7 @@
 mod apply;
 mod demo;
 mod events;
+mod import;
 mod init;
 mod output;
 mod plan;
@@ -62,6 +63,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// The provisioning event log (named like JumpCloud Directory Insights events).
     Events(events::EventsArgs),
+    /// App accounts with no IdP counterpart (New) or linked to one (Imported); --create adds the new ones to the IdP.
+    Import(import::ImportArgs),
     /// Read-only SQL over the store (DataFusion): tables, history, auditor views; --at a past time.
     Sql(sql::SqlArgs),
     /// Run a saved auditor report (queries/reports), as text, CSV, JSON, Parquet or HTML.
@@ -190,6 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(&globals, args),
         Command::Apply(args) => runtime()?.block_on(apply::run(&globals, args)),
         Command::Events(args) => events::run(&globals, args),
+        Command::Import(args) => runtime()?.block_on(import::run(&globals, args)),
         Command::Reconcile(args) => runtime()?.block_on(reconcile::run(&globals, args)),
         Command::Plan(args) => runtime()?.block_on(plan::run(&globals, args)),
         Command::Sql(args) => runtime()?.block_on(sql::run_sql(&globals, args)),

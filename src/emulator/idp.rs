@@ -36,6 +36,8 @@ pub struct IdpUser {
     pub employee_id: Option<String>,
     pub title: Option<String>,
     pub active: bool,
+    /// Created but not activated (JumpCloud/Okta STAGED); not active.
+    pub staged: bool,
     /// The logical time of the last change.
     pub updated: u64,
 }
@@ -93,6 +95,7 @@ impl IdpDirectory {
                 employee_id: Some(format!("E{i}")),
                 title: (i % 3 == 0).then(|| "Engineer".to_string()),
                 active: i % 25 != 24,
+                staged: false,
                 updated: 0,
             });
         }
@@ -262,17 +265,18 @@ impl IdpFake {
         });
         let router = match vendor {
             IdpVendor::JumpCloud => Router::new()
-                .route("/api/systemusers", get(jc_users))
+                .route("/api/systemusers", get(jc_users).post(jc_create))
                 .route("/api/v2/usergroups", get(jc_groups))
                 .route("/api/v2/usergroups/{id}/members", get(jc_members))
                 .route("/api/v2/applications/{id}/associations", get(jc_associations)),
             IdpVendor::Okta => Router::new()
-                .route("/api/v1/users", get(okta_users))
+                .route("/api/v1/users", get(okta_users).post(okta_create))
                 .route("/api/v1/groups", get(okta_groups))
                 .route("/api/v1/groups/{id}/users", get(okta_members))
                 .route("/api/v1/apps/{id}/groups", get(okta_app_groups)),
             IdpVendor::Entra => Router::new()
                 .route("/{tenant}/oauth2/v2.0/token", post(graph_token))
+                .route("/v1.0/users", post(graph_create))
                 .route("/v1.0/users/delta", get(graph_users_delta))
                 .route("/v1.0/groups/delta", get(graph_groups_delta))
                 .route("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", get(graph_assignments)),
@@ -474,7 +478,7 @@ fn window_of(q: &[(String, String)], default: usize, cap: usize) -> (usize, usiz
 
 fn jc_user(u: &IdpUser) -> Value {
     json!({"_id": u.id, "username": u.login, "email": u.email, "firstname": u.first, "lastname": u.last,
-           "displayname": format!("{} {}", u.first, u.last).to_lowercase(), "state": if u.active { "ACTIVATED" } else { "SUSPENDED" },
+           "displayname": format!("{} {}", u.first, u.last).to_lowercase(), "state": if u.staged { "STAGED" } else if u.active { "ACTIVATED" } else { "SUSPENDED" },
            "activated": true, "suspended": !u.active, "account_locked": false, "employeeIdentifier": u.employee_id,
            "jobTitle": u.title, "phoneNumbers": [], "created": stamp(0)})
 }
@@ -583,7 +587,7 @@ async fn jc_associations(
 // ---------------------------------------------------------------- Okta
 
 fn okta_user(u: &IdpUser) -> Value {
-    json!({"id": u.id, "status": if u.active { "ACTIVE" } else { "DEPROVISIONED" }, "created": stamp(0), "activated": null,
+    json!({"id": u.id, "status": if u.staged { "STAGED" } else if u.active { "ACTIVE" } else { "DEPROVISIONED" }, "created": stamp(0), "activated": null,
            "statusChanged": null, "lastLogin": stamp(u.updated + 1000), "lastUpdated": stamp(u.updated), "passwordChanged": null,
            "type": {"id": "oty-fake"},
            "profile": {"firstName": u.first, "lastName": u.last, "login": u.login, "email": u.email, "mobilePhone": null,
@@ -987,4 +991,139 @@ async fn graph_assignments(State(s): State<Arc<Shared>>, Path(id): Path<String>,
         })
         .collect();
     json_response(StatusCode::OK, json!({"value": value}))
+}
+
+// ---------------------------------------------------------------- user creation (import)
+
+/// Add a user created over an API; `Err` when the login is taken (case-insensitively).
+fn create_user(s: &Shared, mut u: IdpUser) -> Result<IdpUser, ()> {
+    let mut dir = s.dir.lock().expect("not poisoned");
+    if dir.users.values().any(|x| x.login.eq_ignore_ascii_case(&u.login)) {
+        return Err(());
+    }
+    u.id = format!("u9{:06}", dir.users.len());
+    dir.put_user(u.clone());
+    Ok(dir.users[&u.id].clone())
+}
+
+fn text(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().map(str::to_string).filter(|s| !s.is_empty())
+}
+
+async fn jc_create(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = gate(&s, &method, &uri, &headers).await {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "invalid JSON");
+    };
+    let (Some(login), Some(email)) = (text(&v, &["username"]), text(&v, &["email"])) else {
+        return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "username and email are required");
+    };
+    let staged = text(&v, &["state"]).as_deref() == Some("STAGED");
+    let u = IdpUser {
+        login,
+        email,
+        first: text(&v, &["firstname"]).unwrap_or_default(),
+        last: text(&v, &["lastname"]).unwrap_or_default(),
+        employee_id: text(&v, &["employeeIdentifier"]),
+        title: text(&v, &["jobTitle"]),
+        active: !staged,
+        staged,
+        ..Default::default()
+    };
+    match create_user(&s, u) {
+        Ok(u) => json_response(StatusCode::OK, jc_user(&u)),
+        Err(()) => vendor_error(s.vendor, StatusCode::CONFLICT, "Already Exists: username"),
+    }
+}
+
+async fn okta_create(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<Vec<(String, String)>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = gate(&s, &method, &uri, &headers).await {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "invalid JSON");
+    };
+    let field = |k: &str| text(&v, &["profile", k]);
+    let (Some(login), Some(email), Some(first), Some(last)) = (field("login"), field("email"), field("firstName"), field("lastName"))
+    else {
+        return vendor_error(
+            s.vendor,
+            StatusCode::BAD_REQUEST,
+            "Api validation failed: login, email, firstName and lastName are required",
+        );
+    };
+    let activate = param(&q, "activate").as_deref() != Some("false");
+    let u = IdpUser {
+        login,
+        email,
+        first,
+        last,
+        employee_id: field("employeeNumber"),
+        title: field("title"),
+        active: activate,
+        staged: !activate,
+        ..Default::default()
+    };
+    match create_user(&s, u) {
+        Ok(u) => json_response(StatusCode::OK, okta_user(&u)),
+        Err(()) => vendor_error(
+            s.vendor,
+            StatusCode::BAD_REQUEST,
+            "Api validation failed: login: An object with this field already exists",
+        ),
+    }
+}
+
+async fn graph_create(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = gate(&s, &method, &uri, &headers).await {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "invalid JSON");
+    };
+    let enabled = v.get("accountEnabled").and_then(Value::as_bool);
+    let (Some(enabled), Some(_), Some(_), Some(upn), Some(_)) = (
+        enabled,
+        text(&v, &["displayName"]),
+        text(&v, &["mailNickname"]),
+        text(&v, &["userPrincipalName"]),
+        text(&v, &["passwordProfile", "password"]),
+    ) else {
+        return vendor_error(
+            s.vendor,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest: accountEnabled, displayName, mailNickname, userPrincipalName and passwordProfile are required",
+        );
+    };
+    let u = IdpUser {
+        login: upn,
+        email: text(&v, &["mail"]).unwrap_or_default(),
+        first: text(&v, &["givenName"]).unwrap_or_default(),
+        last: text(&v, &["surname"]).unwrap_or_default(),
+        employee_id: text(&v, &["employeeId"]),
+        title: text(&v, &["jobTitle"]),
+        active: enabled,
+        ..Default::default()
+    };
+    match create_user(&s, u) {
+        Ok(u) => json_response(StatusCode::CREATED, graph_user(&u, &[])),
+        Err(()) => vendor_error(
+            s.vendor,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest: Another object with the same value for property userPrincipalName already exists.",
+        ),
+    }
 }

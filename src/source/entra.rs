@@ -28,7 +28,7 @@ use crate::model::{Baseline, Binding, Group, Membership, Snapshot, User};
 use crate::secret::Secret;
 
 use super::web::Api;
-use super::{IdpSource, Progress, SourceError};
+use super::{required, Created, IdpSource, Progress, SourceError};
 
 const USER_SELECT: &str =
     "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones";
@@ -413,6 +413,56 @@ impl IdpSource for Entra {
         snap.requests = api.requests();
         snap.incremental = true;
         Ok(snap)
+    }
+
+    /// `POST /users`: an enabled user whose random password must be changed at first sign-in
+    /// (nobody is told it: an admin resets it or the user signs in through SSO).
+    async fn create_user(&self, user: &User) -> Result<Created, SourceError> {
+        let upn = required(&self.name, user, "userName", user.user_name.as_ref())?;
+        let nickname: String = upn
+            .split('@')
+            .next()
+            .unwrap_or(upn)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let password: String = {
+            use rand::Rng;
+            let mut rng = rand::thread_rng();
+            (0..24)
+                .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+                .collect::<String>()
+                + "!aA1"
+        };
+        let mut body = serde_json::json!({
+            "accountEnabled": true,
+            "displayName": user.display_name.clone().unwrap_or_else(|| upn.to_string()),
+            "mailNickname": nickname,
+            "userPrincipalName": upn,
+            "passwordProfile": {"forceChangePasswordNextSignIn": true, "password": password},
+        });
+        for (k, v) in [
+            ("givenName", &user.given_name),
+            ("surname", &user.family_name),
+            ("mail", &user.email),
+            ("employeeId", &user.external_id),
+            ("jobTitle", &user.title),
+        ] {
+            if let Some(v) = v {
+                body[k] = serde_json::json!(v);
+            }
+        }
+        let api = self.api().await?;
+        let url = format!("{}/users", self.base);
+        let created = api.post_json(&url, &body).await?;
+        let id = created
+            .get("id")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| api.bad(&url, "created user has no 'id'".into()))?;
+        Ok(Created {
+            id: id.to_string(),
+            note: None,
+        })
     }
 
     async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {

@@ -21,7 +21,7 @@ use crate::http::Auth;
 use crate::model::{Binding, Group, Membership, Snapshot, User};
 
 use super::web::{bounded, Api};
-use super::{IdpSource, Progress, SourceError};
+use super::{required, Created, IdpSource, Progress, SourceError};
 
 /// JumpCloud's page cap (v2 documents "Limited to 100").
 const LIMIT: usize = 100;
@@ -338,6 +338,36 @@ impl IdpSource for JumpCloud {
         snap.memberships = members.into_iter().flatten().collect();
         snap.requests = self.api.requests();
         Ok(snap)
+    }
+
+    /// `POST /api/systemusers` (username and email are required): an ACTIVATED user, as
+    /// JumpCloud's own import creates them.
+    async fn create_user(&self, user: &User) -> Result<Created, SourceError> {
+        let name = &self.api.source_name;
+        let username = required(name, user, "userName", user.user_name.as_ref())?;
+        let email = required(name, user, "email", user.email.as_ref())?;
+        let mut body = serde_json::json!({"username": username, "email": email, "state": "ACTIVATED"});
+        for (k, v) in [
+            ("firstname", &user.given_name),
+            ("lastname", &user.family_name),
+            ("displayname", &user.display_name),
+            ("employeeIdentifier", &user.external_id),
+            ("jobTitle", &user.title),
+        ] {
+            if let Some(v) = v {
+                body[k] = serde_json::json!(v);
+            }
+        }
+        let url = format!("{}/systemusers", self.v1);
+        let created = self.api.post_json(&url, &body).await?;
+        let id = created
+            .get("_id")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| self.api.bad(&url, "created user has no '_id'".into()))?;
+        Ok(Created {
+            id: id.to_string(),
+            note: None,
+        })
     }
 
     async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {

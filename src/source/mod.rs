@@ -114,6 +114,18 @@ pub trait IdpSource: Send + Sync {
         Ok(snap.users.into_iter().filter(|u| ids.contains(&u.id)).collect())
     }
 
+    /// Create `user` (an app account being imported) in the IdP; returns the new IdP id and a
+    /// note on the state it was created in. IdPs without a create API refuse.
+    async fn create_user(&self, user: &crate::model::User) -> Result<Created, SourceError> {
+        Err(SourceError::Unsupported {
+            source_name: self.name().to_string(),
+            message: format!(
+                "this IdP kind cannot create users (account '{}')",
+                user.user_name.as_deref().unwrap_or(&user.id)
+            ),
+        })
+    }
+
     /// The groups bound to `app`. By default the app's `groups = [...]` names, matched to the
     /// IdP's group names exactly; IdPs with app assignment APIs override this for `idp_app_id`.
     async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {
@@ -128,6 +140,33 @@ pub trait IdpSource: Send + Sync {
         }
         Ok(bindings_by_name(app, &snapshot.groups))
     }
+}
+
+/// A user an IdP created on import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub id: String,
+    /// The state it was created in, when that needs the admin's attention (Okta: STAGED).
+    pub note: Option<String>,
+}
+
+/// The field an IdP needs to create a user, or an error naming the account and the field.
+pub fn required<'a>(
+    source_name: &str,
+    user: &'a crate::model::User,
+    field: &str,
+    value: Option<&'a String>,
+) -> Result<&'a str, SourceError> {
+    value
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| SourceError::Unsupported {
+            source_name: source_name.to_string(),
+            message: format!(
+                "account '{}' has no {field}, which this IdP requires to create a user",
+                user.user_name.as_deref().or(user.email.as_deref()).unwrap_or(&user.id)
+            ),
+        })
 }
 
 /// Bind the app's configured group names to IdP groups of that exact display name.

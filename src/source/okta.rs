@@ -25,7 +25,7 @@ use crate::http::Auth;
 use crate::model::{Baseline, Binding, Group, Membership, Snapshot, User};
 
 use super::web::{bounded, next_link, respect_rate_limit, Api};
-use super::{IdpSource, Progress, SourceError};
+use super::{required, Created, IdpSource, Progress, SourceError};
 
 const EPOCH: &str = "1970-01-01T00:00:00.000Z";
 
@@ -324,6 +324,39 @@ impl IdpSource for Okta {
         snap.cursor = Some(serde_json::to_string(&next).expect("cursor serialises"));
         snap.incremental = true;
         Ok(snap)
+    }
+
+    /// `POST /api/v1/users?activate=false`: a STAGED user (login, email, firstName and lastName
+    /// are required by Okta's default profile).
+    async fn create_user(&self, user: &User) -> Result<Created, SourceError> {
+        let name = &self.api.source_name;
+        let mut profile = serde_json::json!({
+            "login": required(name, user, "userName", user.user_name.as_ref())?,
+            "email": required(name, user, "email", user.email.as_ref())?,
+            "firstName": required(name, user, "name.givenName", user.given_name.as_ref())?,
+            "lastName": required(name, user, "name.familyName", user.family_name.as_ref())?,
+        });
+        for (k, v) in [
+            ("displayName", &user.display_name),
+            ("employeeNumber", &user.external_id),
+            ("title", &user.title),
+        ] {
+            if let Some(v) = v {
+                profile[k] = serde_json::json!(v);
+            }
+        }
+        let url = format!("{}/api/v1/users?activate=false", self.base);
+        let created = self.api.post_json(&url, &serde_json::json!({ "profile": profile })).await?;
+        let id = created
+            .get("id")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| self.api.bad(&url, "created user has no 'id'".into()))?;
+        Ok(Created {
+            id: id.to_string(),
+            note: Some(
+                "STAGED: activate it in Okta before adding it to a bound group, or its app account is deactivated as inactive".into(),
+            ),
+        })
     }
 
     async fn bindings(&self, app: &AppConfig, snapshot: &Snapshot) -> Result<Vec<Binding>, SourceError> {

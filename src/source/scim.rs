@@ -48,6 +48,30 @@ impl IdpSource for ScimIdp {
         super::app::fetch_group(&self.client, name, self.page_size).await
     }
 
+    /// `POST /Users` with the mapped core attributes, active.
+    async fn create_user(&self, user: &crate::model::User) -> Result<super::Created, SourceError> {
+        let user_name = super::required(&self.name, user, "userName", user.user_name.as_ref())?;
+        let mut body = serde_json::json!({"schemas": [crate::scim::USER_SCHEMA], "userName": user_name, "active": true});
+        if user.given_name.is_some() || user.family_name.is_some() {
+            body["name"] = serde_json::json!({"givenName": user.given_name, "familyName": user.family_name});
+        }
+        if let Some(e) = &user.email {
+            body["emails"] = serde_json::json!([{"value": e, "type": "work", "primary": true}]);
+        }
+        for (k, v) in [
+            ("displayName", &user.display_name),
+            ("externalId", &user.external_id),
+            ("title", &user.title),
+        ] {
+            if let Some(v) = v {
+                body[k] = serde_json::json!(v);
+            }
+        }
+        let created = self.client.create("Users", &body).await?;
+        let id = created.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        Ok(super::Created { id, note: None })
+    }
+
     async fn fetch_users_by_id(&self, ids: &[String]) -> Result<Vec<crate::model::User>, SourceError> {
         let mut users = Vec::new();
         for id in ids {

@@ -90,6 +90,36 @@ impl Api {
         Ok(resp)
     }
 
+    /// POST a JSON body to `url` (on the configured origin); a non-2xx answer is an error. A
+    /// POST is not retried after a connection failure (it may have been done).
+    pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<serde_json::Value, SourceError> {
+        if origin_of(url).as_deref() != Some(self.origin.as_str()) {
+            return Err(self.bad(url, format!("refusing to post off {}", self.origin)));
+        }
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let headers = [(reqwest::header::CONTENT_TYPE, "application/json".to_string())];
+        let resp = self
+            .http
+            .send(Method::POST, url, &headers, Some(body.to_string().into_bytes().into()))
+            .await?;
+        if !resp.is_success() {
+            return Err(self
+                .http
+                .error(
+                    &Method::POST,
+                    url,
+                    HttpErrorKind::Status {
+                        status: resp.status,
+                        attempts: resp.attempts,
+                        detail: detail_of(&resp.body),
+                        body: resp.body.clone(),
+                    },
+                )
+                .into());
+        }
+        self.parse(url, &resp.body)
+    }
+
     /// GET `url` and parse its JSON body as `T`.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &str, headers: &[(HeaderName, String)]) -> Result<(T, Response), SourceError> {
         let resp = self.get(url, headers).await?;

@@ -2,6 +2,7 @@
 //! (current state plus closed versions), the run records and, later, plans and the journal.
 mod baseline;
 mod health;
+mod import;
 mod journal;
 mod plan;
 mod schema;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags};
 
 pub use health::AppHealth;
+pub use import::AppAccount;
 pub use journal::{Event, Finish, JournalEntry};
 pub use plan::PullState;
 pub use schema::VIEWS;

@@ -333,3 +333,127 @@ fn okta_waits_for_the_rate_limit_window_instead_of_hitting_429() {
         "the connector waits for X-Rate-Limit-Reset when Remaining is 0"
     );
 }
+
+/// App accounts: two that match IdP users, a contractor the IdP does not know, an account with
+/// a userName only, and an inactive one.
+fn app_with_strangers() -> Directory {
+    let mut d = Directory::default();
+    for (user_name, email, given, active) in [
+        ("user1@example.com", Some("user1@example.com"), Some("First1"), true),
+        ("user2@example.com", Some("user2@example.com"), Some("First2"), true),
+        ("contractor@example.com", Some("contractor@example.com"), Some("Casey"), true),
+        ("nomail", None, None, true),
+        ("old.timer@example.com", Some("old.timer@example.com"), Some("Olive"), false),
+    ] {
+        let mut u = serde_json::json!({"userName": user_name, "active": active});
+        if let Some(e) = email {
+            u["emails"] = serde_json::json!([{"value": e, "type": "work", "primary": true}]);
+        }
+        if let Some(g) = given {
+            u["name"] = serde_json::json!({"givenName": g, "familyName": "Example"});
+        }
+        d.add_user(u);
+    }
+    d
+}
+
+fn import_lists_and_creates(vendor: IdpVendor) {
+    let host = start(vendor, directory(50, 3));
+    let app = EmulatorHost::start(app_with_strangers());
+    let ws = Workspace::new(&config(vendor, &host.fake, &app.emulator.base_url, 2));
+    assert_ok(&ws.cli(&["pull"]));
+
+    let out = ws.cli(&["import", "--app", "tool"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("3 new, 2 imported"), "{text}");
+    let line = |name: &str| text.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
+    assert!(line("contractor@example.com").contains("New"), "{text}");
+    assert!(
+        line("user1@example.com").contains("Imported") && line("user1@example.com").contains("userName"),
+        "{text}"
+    );
+
+    // A dry run creates nothing.
+    let before = host.fake.with_directory(|d| d.users.len());
+    let out = ws.cli(&["import", "--app", "tool", "--create"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("would create 2 user(s)") && stdout(&out).contains("1 inactive new account"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(host.fake.with_directory(|d| d.users.len()), before);
+
+    // For real: the contractor is created; the userName-only account only where the IdP needs
+    // nothing more (Entra).
+    let out = ws.cli(&["import", "--app", "tool", "--create", "--yes"]);
+    let created = host.fake.with_directory(|d| {
+        d.users
+            .values()
+            .filter(|u| u.id.starts_with("u9"))
+            .map(|u| (u.login.clone(), u.active, u.staged))
+            .collect::<Vec<_>>()
+    });
+    match vendor {
+        IdpVendor::Entra => {
+            assert_ok(&out);
+            assert_eq!(created.len(), 2, "{created:?}");
+        }
+        _ => {
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(stdout(&out).contains("account 'nomail' has no email"), "{}", stdout(&out));
+            assert_eq!(created.len(), 1, "{created:?}");
+        }
+    }
+    let contractor = created
+        .iter()
+        .find(|c| c.0 == "contractor@example.com")
+        .expect("contractor created");
+    assert_eq!(
+        contractor.2,
+        vendor == IdpVendor::Okta,
+        "Okta creates STAGED users, the others active ones"
+    );
+    assert!(
+        stdout(&out).contains("only once they are members of a group bound to it: Group 0, Group 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        count(
+            &ws.db(),
+            "SELECT count(*) FROM events WHERE name = 'user_import' AND outcome = 'success' AND subject = 'contractor@example.com'"
+        ),
+        1
+    );
+
+    // Pulled again, the contractor's account is Imported (linked by userName).
+    assert_ok(&ws.cli(&["pull"]));
+    let out = ws.cli(&["import", "--app", "tool", "--format", "json"]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let c = v["list"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["user_name"] == "contractor@example.com")
+        .unwrap()
+        .clone();
+    assert_eq!(c["status"], "imported", "{c}");
+}
+
+#[test]
+fn jumpcloud_import_lists_and_creates() {
+    import_lists_and_creates(IdpVendor::JumpCloud);
+}
+
+#[test]
+fn okta_import_lists_and_creates_staged_users() {
+    import_lists_and_creates(IdpVendor::Okta);
+}
+
+#[test]
+fn entra_import_lists_and_creates() {
+    import_lists_and_creates(IdpVendor::Entra);
+}

@@ -1,0 +1,147 @@
+//! `scimsync import`: app accounts that exist in the app but not in the IdP (JumpCloud's
+//! "Importing Users": each account is **New** — no IdP counterpart — or **Imported** — linked
+//! to an IdP user), and, on request, those new accounts created in the IdP.
+//!
+//! The list comes from a fresh plan of the app (correlation by link, then the app's `match`
+//! keys), so it reflects the last pulls. Only active new accounts are created. As the seed
+//! warns, an imported user is managed in the app only once it is a member of a group bound to
+//! it: creating it in the IdP changes nothing in the app by itself.
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::model::User;
+use crate::source::{self, Created};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    /// No IdP user matches the account.
+    New,
+    /// The account is linked to an IdP user.
+    Imported,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub status: ImportStatus,
+    pub user_name: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    pub idp_user: Option<String>,
+    pub matched_by: Option<String>,
+    #[serde(skip)]
+    pub account: User,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportList {
+    pub app: String,
+    pub idp: String,
+    /// The plan run whose correlation this list reflects.
+    pub plan_run: i64,
+    pub bound_groups: Vec<String>,
+    pub accounts: Vec<Candidate>,
+}
+
+impl ImportList {
+    /// The accounts `--create` would create: new and active.
+    pub fn to_create(&self) -> impl Iterator<Item = &Candidate> {
+        self.accounts.iter().filter(|c| c.status == ImportStatus::New && c.active)
+    }
+}
+
+/// The outcome of creating one account in the IdP.
+#[derive(Debug, Serialize)]
+pub struct CreateOutcome {
+    pub user_name: Option<String>,
+    pub idp_id: Option<String>,
+    pub note: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Plan `app` and list its accounts as New or Imported.
+pub async fn list(config: &Config, store: &mut Store, app: &str) -> anyhow::Result<ImportList> {
+    let app_config = config
+        .app(app)
+        .ok_or_else(|| anyhow::anyhow!("no app '{app}' in {}", config.path.display()))?;
+    let idp = config.idp(&app_config.idp).expect("config validation checks app.idp");
+    let outcome = crate::drift::plan(config, store, Some(app)).await?;
+    if let Some(info) = outcome.apps.iter().find(|i| i.app == app) {
+        if let Some(why) = &info.skipped {
+            anyhow::bail!("app '{app}': cannot list import candidates: {why}");
+        }
+    }
+    let accounts = store
+        .app_accounts(app, &idp.source_name())?
+        .into_iter()
+        .map(|a| Candidate {
+            status: if a.matched_by.is_some() {
+                ImportStatus::Imported
+            } else {
+                ImportStatus::New
+            },
+            user_name: a.account.user_name.clone(),
+            email: a.account.email.clone(),
+            display_name: a.account.display_name.clone().or_else(|| {
+                let parts: Vec<&str> = [&a.account.given_name, &a.account.family_name]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(" "))
+            }),
+            active: a.account.active,
+            idp_user: a.idp_login,
+            matched_by: a.matched_by,
+            account: a.account,
+        })
+        .collect();
+    Ok(ImportList {
+        app: app.to_string(),
+        idp: idp.source_name(),
+        plan_run: outcome.run_id,
+        bound_groups: store.bound_group_names(app)?,
+        accounts,
+    })
+}
+
+/// Create the list's new active accounts in the IdP, one by one, each recorded as a
+/// `user_import` event. A failure is reported and the others still go ahead.
+pub async fn create(config: &Config, store: &Store, list: &ImportList) -> anyhow::Result<Vec<CreateOutcome>> {
+    let app_config = config.app(&list.app).expect("listed from this config");
+    let idp = config.idp(&app_config.idp).expect("config validation checks app.idp");
+    let source = source::idp_source(idp)?;
+    let mut out = Vec::new();
+    for c in list.to_create() {
+        let subject = c.user_name.clone().or(c.email.clone()).unwrap_or_else(|| c.account.id.clone());
+        let result = source.create_user(&c.account).await;
+        match &result {
+            Ok(Created { id, note }) => {
+                let message = format!(
+                    "created in {} as {id}{}",
+                    list.idp,
+                    note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+                );
+                store.import_event(&list.app, &subject, true, &message)?;
+            }
+            Err(e) => store.import_event(&list.app, &subject, false, &e.to_string())?,
+        }
+        out.push(match result {
+            Ok(created) => CreateOutcome {
+                user_name: c.user_name.clone(),
+                idp_id: Some(created.id),
+                note: created.note,
+                error: None,
+            },
+            Err(e) => CreateOutcome {
+                user_name: c.user_name.clone(),
+                idp_id: None,
+                note: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    Ok(out)
+}
