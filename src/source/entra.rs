@@ -253,33 +253,7 @@ impl Entra {
     }
 
     fn user(&self, api: &Api, url: &str, raw: &RawValue) -> Result<User, SourceError> {
-        let u: GraphUser = api.parse(url, raw.get().as_bytes())?;
-        let enabled = u.account_enabled.ok_or_else(|| {
-            api.bad(
-                url,
-                format!(
-                    "user '{}': field 'accountEnabled' missing (Graph returns it only when $select names it)",
-                    u.id
-                ),
-            )
-        })?;
-        Ok(User {
-            id: u.id,
-            user_name: u.user_principal_name,
-            external_id: u.employee_id,
-            given_name: u.given_name,
-            family_name: u.surname,
-            formatted: None,
-            display_name: u.display_name,
-            email: u.mail,
-            active: enabled,
-            title: u.job_title,
-            phone: u.mobile_phone.or_else(|| u.business_phones.and_then(|p| p.into_iter().next())),
-            timezone: None,
-            role: None,
-            status_raw: Some(if enabled { "enabled" } else { "disabled" }.into()),
-            raw: raw.get().to_string(),
-        })
+        map_user(raw).map_err(|m| api.bad(url, m))
     }
 
     /// Apply one delta round to `snap` (empty for a first round).
@@ -376,6 +350,34 @@ impl Entra {
             groups: groups_link,
         })
     }
+}
+
+/// A Graph user as the model's user; `accountEnabled` must be there.
+fn map_user(raw: &RawValue) -> Result<User, String> {
+    let u: GraphUser = serde_json::from_str(raw.get()).map_err(|e| format!("unexpected user object: {e}"))?;
+    let enabled = u.account_enabled.ok_or_else(|| {
+        format!(
+            "user '{}': field 'accountEnabled' missing (Graph returns it only when $select names it)",
+            u.id
+        )
+    })?;
+    Ok(User {
+        id: u.id,
+        user_name: u.user_principal_name,
+        external_id: u.employee_id,
+        given_name: u.given_name,
+        family_name: u.surname,
+        formatted: None,
+        display_name: u.display_name,
+        email: u.mail,
+        active: enabled,
+        title: u.job_title,
+        phone: u.mobile_phone.or_else(|| u.business_phones.and_then(|p| p.into_iter().next())),
+        timezone: None,
+        role: None,
+        status_raw: Some(if enabled { "enabled" } else { "disabled" }.into()),
+        raw: raw.get().to_string(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -510,5 +512,32 @@ impl IdpSource for Entra {
             );
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_fixtures_map() {
+        let page: Page = serde_json::from_str(include_str!("../../tests/fixtures/idp/graph_users_delta.json")).unwrap();
+        assert!(page.next.is_none() && page.delta.as_deref().is_some_and(|d| d.contains("$deltatoken=")));
+        let admin = map_user(&page.value[0]).unwrap();
+        assert_eq!(admin.user_name.as_deref(), Some("admin@contoso.com"));
+        assert_eq!(admin.phone.as_deref(), Some("425-555-0101"));
+        assert!(admin.active && admin.email.is_none());
+        let removed: Removed = serde_json::from_str(page.value[1].get()).unwrap();
+        assert!(removed.removed.is_some());
+        let missing: Box<RawValue> = serde_json::from_str(r#"{"id":"u1","userPrincipalName":"a@b"}"#).unwrap();
+        assert!(map_user(&missing).unwrap_err().contains("accountEnabled"));
+
+        let page: Page = serde_json::from_str(include_str!("../../tests/fixtures/idp/graph_groups_delta.json")).unwrap();
+        assert!(page.next.is_some() && page.delta.is_none());
+        let g: GraphGroup = serde_json::from_str(page.value[0].get()).unwrap();
+        assert_eq!(g.display_name.as_deref(), Some("Golf Assist"));
+        assert_eq!(g.members.len(), 3);
+        assert_eq!(g.members[1].kind.as_deref(), Some("#microsoft.graph.group"));
+        assert!(g.members[2].removed.is_some());
     }
 }

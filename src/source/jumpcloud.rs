@@ -422,6 +422,34 @@ mod tests {
     }
 
     #[test]
+    fn golden_fixtures_map() {
+        #[derive(Deserialize)]
+        struct V1 {
+            #[serde(rename = "totalCount")]
+            total_count: usize,
+            results: Vec<Box<RawValue>>,
+        }
+        let page: V1 = serde_json::from_str(include_str!("../../tests/fixtures/idp/jumpcloud_systemusers.json")).unwrap();
+        assert_eq!(page.total_count, 2);
+        let users: Vec<User> = page
+            .results
+            .iter()
+            .map(|r| serde_json::from_str::<JcUser>(r.get()).unwrap().into_user(r.get()))
+            .collect();
+        assert_eq!(users[0].user_name.as_deref(), Some("alice"));
+        assert_eq!(users[0].phone.as_deref(), Some("+1 555 0100"));
+        assert!(users[0].active);
+        assert!(!users[1].active);
+        assert_eq!(users[1].status_raw.as_deref(), Some("ACTIVATED,account_locked"));
+        assert_eq!(users[1].display_name, None, "empty strings are no value");
+        assert_eq!(users[1].title, None);
+        let groups: Vec<JcGroup> = serde_json::from_str(include_str!("../../tests/fixtures/idp/jumpcloud_usergroups.json")).unwrap();
+        assert_eq!(groups[1].name, "Sales");
+        let members: Vec<Connection> = serde_json::from_str(include_str!("../../tests/fixtures/idp/jumpcloud_members.json")).unwrap();
+        assert_eq!(members.iter().filter(|c| c.to.kind == "user").count(), 1);
+    }
+
+    #[test]
     fn maps_the_design_attributes() {
         let u = user(
             r#"{"_id":"5f1b01","username":"alice","email":"alice@ex.com","firstname":"Alice","lastname":"Smith","displayname":"Alice Smith",

@@ -102,6 +102,30 @@ fn stable_raw(raw: &RawValue) -> String {
     }
 }
 
+/// An Okta user as the model's user, with its `lastUpdated`.
+fn map_user(raw: &RawValue) -> Result<(User, Option<String>), serde_json::Error> {
+    let u: OktaUser = serde_json::from_str(raw.get())?;
+    let p = u.profile;
+    let user = User {
+        active: active(&u.status),
+        status_raw: Some(u.status),
+        id: u.id,
+        user_name: p.login,
+        external_id: p.employee_number,
+        given_name: p.first_name,
+        family_name: p.last_name,
+        formatted: None,
+        display_name: p.display_name,
+        email: p.email,
+        title: p.title,
+        phone: p.primary_phone.or(p.mobile_phone),
+        timezone: p.timezone,
+        role: None,
+        raw: stable_raw(raw),
+    };
+    Ok((user, u.last_updated))
+}
+
 fn filter_since(mark: &str) -> String {
     let f = format!("lastUpdated ge \"{mark}\"");
     url::form_urlencoded::byte_serialize(f.as_bytes()).collect()
@@ -160,33 +184,13 @@ impl Okta {
         let mut newest = mark.to_string();
         let mut users = Vec::with_capacity(raws.len());
         for raw in &raws {
-            let u: OktaUser = self
-                .api
-                .parse(&url, raw.get().as_bytes())
-                .map_err(|e| self.api.bad(&url, format!("user {}: {e}", hint(raw))))?;
-            if let Some(t) = &u.last_updated {
-                if *t > newest {
-                    newest = t.clone();
+            let (u, updated) = map_user(raw).map_err(|e| self.api.bad(&url, format!("user {}: {e}", hint(raw))))?;
+            if let Some(t) = updated {
+                if t > newest {
+                    newest = t;
                 }
             }
-            let p = u.profile;
-            users.push(User {
-                active: active(&u.status),
-                status_raw: Some(u.status),
-                id: u.id,
-                user_name: p.login,
-                external_id: p.employee_number,
-                given_name: p.first_name,
-                family_name: p.last_name,
-                formatted: None,
-                display_name: p.display_name,
-                email: p.email,
-                title: p.title,
-                phone: p.primary_phone.or(p.mobile_phone),
-                timezone: p.timezone,
-                role: None,
-                raw: stable_raw(raw),
-            });
+            users.push(u);
         }
         Ok((users, newest))
     }
@@ -402,6 +406,24 @@ mod tests {
         let a: Box<RawValue> = serde_json::from_str(r#"{"id":"u1","lastLogin":"2026-01-01T00:00:00.000Z","_links":{}}"#).unwrap();
         let b: Box<RawValue> = serde_json::from_str(r#"{"id":"u1","lastLogin":"2026-02-01T00:00:00.000Z"}"#).unwrap();
         assert_eq!(stable_raw(&a), stable_raw(&b));
+    }
+
+    #[test]
+    fn golden_fixtures_map() {
+        let users: Vec<Box<RawValue>> = serde_json::from_str(include_str!("../../tests/fixtures/idp/okta_users.json")).unwrap();
+        let (alice, updated) = map_user(&users[0]).unwrap();
+        assert_eq!(updated.as_deref(), Some("2022-05-05T18:15:44.000Z"));
+        assert_eq!(alice.user_name.as_deref(), Some("alice.smith@example.com"));
+        assert_eq!(alice.external_id.as_deref(), Some("E7"));
+        assert_eq!(alice.phone.as_deref(), Some("+1 555 0101"));
+        assert_eq!(alice.timezone.as_deref(), Some("Europe/Paris"));
+        assert!(alice.active && !alice.raw.contains("lastLogin") && alice.raw.contains("customAttr"));
+        let (gone, _) = map_user(&users[1]).unwrap();
+        assert!(!gone.active);
+        assert_eq!(gone.status_raw.as_deref(), Some("DEPROVISIONED"));
+        let groups: Vec<OktaGroup> = serde_json::from_str(include_str!("../../tests/fixtures/idp/okta_groups.json")).unwrap();
+        assert_eq!(groups[0].profile.name, "West Coast users");
+        assert_eq!(groups[0].last_membership_updated.as_deref(), Some("2015-11-28T19:15:32.000Z"));
     }
 
     #[test]
