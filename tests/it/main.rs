@@ -15,5 +15,6 @@ mod idp_connectors;
 mod plan_scim2_server;
 mod pull_emulator;
 mod pull_scim2_server;
+mod readme_walkthrough;
 mod reconcile;
 mod scim_client;
