@@ -75,7 +75,7 @@ fn the_jumpcloud_and_quip_walkthrough_runs_as_written() {
         if command.is_empty() {
             continue;
         }
-        let args: Vec<&str> = command.split_whitespace().collect();
+        let args = words(command);
         assert_eq!(args[0], "scimsync", "every walkthrough line is a scimsync command: {line}");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
             .args(&args[1..])
@@ -124,4 +124,68 @@ fn the_jumpcloud_and_quip_walkthrough_runs_as_written() {
             .count()
     });
     assert_eq!(active_quip, in_scope);
+
+    // The Auditor SQL section's commands, on this store.
+    std::fs::write(
+        ws.path("quarterly.sql"),
+        "SELECT app, COUNT(*) AS accounts FROM app_access GROUP BY app",
+    )
+    .unwrap();
+    let auditor = block(&readme, "auditor");
+    let mut ran = 0;
+    for line in auditor.lines() {
+        let command = line.split(" # ").next().unwrap().trim();
+        if command.is_empty() {
+            continue;
+        }
+        let args = words(command);
+        assert_eq!(args[0], "scimsync", "{line}");
+        let out = ws.cli(&args[1..].iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "`{command}` failed:\n{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 7, "ran {ran} auditor commands");
+    assert!(std::fs::read_to_string(ws.path("q3.csv")).unwrap().contains("quip"));
+    assert!(std::fs::read_to_string(ws.path("audit.html")).unwrap().contains("<svg"));
+
+    // The other-tools block's sqlite3 query, through SQLite itself: the contractor is unlinked.
+    let sqlite_line = block(&readme, "other-tools")
+        .lines()
+        .find(|l| l.starts_with("sqlite3 scimsync.db"))
+        .unwrap()
+        .to_string();
+    let query = sqlite_line.split('"').nth(1).unwrap();
+    let found = rows(&ws.db(), query);
+    assert_eq!(
+        found,
+        vec![vec!["quip".to_string(), "contractor@example.com".to_string(), "NULL".to_string()]]
+    );
+}
+
+/// Split a command line into words, keeping "double-quoted" words whole (what the README uses).
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
