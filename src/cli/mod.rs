@@ -292,3 +292,74 @@ impl Globals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// Every `scimsync …` command the README shows — in code blocks, cron/systemd/Kubernetes
+    /// examples and inline code — is accepted by the argument parser as written (so a renamed
+    /// flag cannot leave the README behind). Placeholders (`…`, `FILE`, `N`) are skipped.
+    #[test]
+    fn every_readme_command_parses() {
+        let readme = include_str!("../../README.md");
+        let mut checked = 0;
+        let mut in_block = false;
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            for (i, _) in line.match_indices("scimsync ") {
+                let before = &line[..i];
+                // A command position: in inline code right after its backtick; in a code block
+                // at the line start, after a shell operator, `ExecStart=…/` or a quote.
+                let at_command = before.ends_with('`')
+                    || in_block
+                        && (before.trim().is_empty()
+                            || before.ends_with("&& ")
+                            || before.ends_with("| ")
+                            || before.ends_with("bin/")
+                            || before.ends_with('"'));
+                if !at_command {
+                    continue;
+                }
+                // Words up to the end of the command (a backtick, comment, redirection, pipe or
+                // `;` outside quotes); "quoted words" stay whole.
+                let mut words: Vec<String> = vec![String::new()];
+                let mut quoted = false;
+                for c in line[i..].chars() {
+                    match c {
+                        '"' => quoted = !quoted,
+                        '`' | '#' | '>' | '|' | ';' | ')' if !quoted => break,
+                        c if c.is_whitespace() && !quoted => words.push(String::new()),
+                        c => words.last_mut().expect("never empty").push(c),
+                    }
+                }
+                words.retain(|w| !w.is_empty());
+                let command = words.join(" ");
+                // Prose names a command (`scimsync gen`) without its arguments: only code blocks
+                // and inline code with arguments are commands to run.
+                if words.len() < 2
+                    || !in_block && words.len() == 2
+                    || quoted
+                    || words.iter().any(|w| {
+                        w.contains('…')
+                            || w.contains('[')
+                            || w.contains('|')
+                            || w.chars().all(|c| c.is_ascii_uppercase() || c == '_') && w.len() > 1
+                    })
+                    || command.contains(" NAME")
+                    || command.contains("\\")
+                {
+                    continue;
+                }
+                if let Err(e) = super::Cli::try_parse_from(&words) {
+                    panic!("README line does not parse: `{command}`\n{e}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 25, "only {checked} README commands found");
+    }
+}
