@@ -665,11 +665,17 @@ async fn okta_users(
     };
     let items = {
         let dir = s.dir.lock().expect("not poisoned");
+        // Only the page's window (and one more, to know there is a next page) is rendered.
+        let after = param(&q, "after");
+        let window = param(&q, "limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(200).min(200) + 1;
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         dir.users
-            .values()
+            .range::<String, _>((start, std::ops::Bound::Unbounded))
+            .map(|(_, u)| u)
             // Without a filter or search, Okta leaves DEPROVISIONED users out.
             .filter(|u| since.is_some() || param(&q, "search").is_some() || u.active)
             .filter(|u| since.is_none_or(|(inclusive, t)| if inclusive { u.updated >= t } else { u.updated > t }))
+            .take(window)
             .map(|u| (u.id.clone(), okta_user(u)))
             .collect()
     };
