@@ -34,7 +34,7 @@ async fn timed_pull(label: &str, idp_section: &str, users: usize) {
     let counts = outcomes[0].result.as_ref().expect("pull ok");
     assert_eq!(counts.users as usize, users);
     println!(
-        "pull/{label:<28} {users} users, {} groups, {} memberships in {secs:.2}s = {:.0} users/s ({} requests; peak RSS so far {:.0} MiB)",
+        "pull/{label:<28} {users} users, {} groups, {} memberships in {secs:.2}s = {:.0} users/s ({} requests counted; peak RSS so far {:.0} MiB)",
         counts.groups,
         counts.memberships,
         users as f64 / secs,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scimsync's drift engine against DuckDB (SQLite scanner) on the same store.
+# scimsync's drift engine against DuckDB (SQLite scanner) and SQLite itself on the same store.
 #   benches/side-by-side.sh [DIR]   DIR holds a store made by `scimsync gen` (default: makes a
 #                                   1M-user one in a temp dir). Installs DuckDB into a venv.
 set -euo pipefail
@@ -18,6 +18,8 @@ venv="${SCIMSYNC_BENCH_VENV:-$HOME/.cache/scimsync/bench-venv}"
 "$bin" --config "$dir/scimsync.toml" -q plan --format json >/dev/null
 for run in 1 2 3; do
   "$bin" --config "$dir/scimsync.toml" -v plan --format json 2>&1 >/dev/null | sed 's/\x1b\[[0-9;]*m//g' \
-    | grep -oE 'timings=.*' | python3 -c 'import sys,re; t=sys.stdin.read(); print("scimsync engine total %.2f s" % sum(float(x) for x in re.findall(r", ([0-9.]+)\)", t)))'
+    | grep -oE 'timings=.*' | python3 -c 'import sys,re; t=sys.stdin.read(); print("scimsync engine total %.2f s" % sum(float(x) for x in re.findall(r"\(\"(?!store/|planner)[^\"]*\", ([0-9.]+)\)", t)))'
 done
 "$venv/bin/python" benches/duckdb_side_by_side.py "$dir/scimsync.db"
+# SQLite itself on the same joins (Python's sqlite3 module is the SQLite library).
+python3 benches/sqlite_side_by_side.py "$dir/scimsync.db"

@@ -97,6 +97,8 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     let mut infos = Vec::new();
     let mut inputs = Vec::new();
     let mut snapshots = BTreeMap::new();
+    let mut timings: Vec<(String, f64)> = Vec::new();
+    let started = std::time::Instant::now();
     for (a, profile) in selected.iter().copied().zip(&profiles) {
         let idp_source = format!("idp.{}", a.idp);
         let idp = store.pull_state(&idp_source)?;
@@ -163,16 +165,21 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         });
     }
 
+    timings.push(("store/links and state".into(), started.elapsed().as_secs_f64()));
     let run_id = store.start_run("plan", app.map(|a| format!("app.{a}")).as_deref())?;
     let result: Result<DriftResult, _> = engine::drift(store.path(), &inputs).await;
-    let result = match result {
+    let mut result = match result {
         Ok(r) => r,
         Err(e) => {
             store.fail_run(run_id, &e.to_string())?;
             return Err(e.into());
         }
     };
+    timings.append(&mut result.timings);
+    let t = std::time::Instant::now();
     store.write_plan(run_id, &result)?;
+    timings.push(("store/findings and links".into(), t.elapsed().as_secs_f64()));
+    let t = std::time::Instant::now();
 
     let mut operations = Vec::new();
     let mut next_seq = 1;
@@ -193,18 +200,21 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         }
         operations.extend(planned.operations);
     }
+    timings.push(("planner".into(), t.elapsed().as_secs_f64()));
+    let t = std::time::Instant::now();
     store.insert_plan(&Plan {
         plan_id: run_id,
         created_at: crate::time::now(),
         snapshots,
         operations: operations.clone(),
     })?;
+    timings.push(("store/operations".into(), t.elapsed().as_secs_f64()));
     Ok(PlanOutcome {
         run_id,
         apps: infos,
         findings: result.findings,
         operations,
-        timings: result.timings,
+        timings,
     })
 }
 
