@@ -382,6 +382,28 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
             } else {
                 None
             };
+            if op.creates() && result_id.is_none() && !rt.profile.users.created_pending {
+                // A success whose answer names no id (empty, truncated, not JSON): whether the
+                // object exists is unknown until it is looked up. Not found, the operation
+                // fails and is sent again by the next apply; a pending-until-login app
+                // (Whimsical) cannot be looked up, so there it counts as done, never twice.
+                let detail = format!("HTTP {status} but the answer names no id ({})", detail_of(&resp.body));
+                requests += 1;
+                return match lookup(rt, op).await {
+                    Ok(Some(id)) => done(
+                        Some(&id),
+                        Some(status),
+                        Some("the answer named no id; found by lookup and linked"),
+                        requests,
+                    ),
+                    Ok(None) => failed(
+                        Some(status),
+                        format!("{detail}; no such object found, so it is sent again next time"),
+                        requests,
+                    ),
+                    Err(e) => failed(Some(status), format!("{detail}, then lookup failed: {e}"), requests),
+                };
+            }
             return done(result_id.as_deref(), Some(status), note.as_deref(), requests);
         }
         match status {

@@ -36,6 +36,9 @@ pub struct Fault {
     pub seen: u64,
     /// Drop the connection without an answer (the request is not processed).
     pub drop_connection: bool,
+    /// Answer with this body (and `status`) instead of a SCIM error: malformed JSON, an empty
+    /// 200, a huge body.
+    pub body: Option<String>,
 }
 
 /// Handlers answer errors as ready responses; boxed to keep `Result`s small.
@@ -178,11 +181,16 @@ async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Op
         }
     }
     let fault = take_fault(&s.faults, method, uri).await?;
-    let mut r = scim_error(
-        StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        None,
-        "injected fault",
-    );
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = match &fault.body {
+        Some(body) => {
+            let mut r = (status, body.clone()).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static(crate::scim::MEDIA_TYPE));
+            r
+        }
+        None => scim_error(status, None, "injected fault"),
+    };
     if let Some(ra) = fault.retry_after {
         r.headers_mut()
             .insert("retry-after", HeaderValue::from_str(&ra).expect("valid header"));

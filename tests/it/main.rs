@@ -10,6 +10,7 @@ mod audit;
 mod config_errors;
 mod convergence;
 mod demo;
+mod fault_matrix;
 mod file_source;
 mod idp_connectors;
 mod plan_scim2_server;
