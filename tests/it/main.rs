@@ -9,6 +9,7 @@ mod apply_vendors;
 mod audit;
 mod config_errors;
 mod convergence;
+mod crash_trials;
 mod demo;
 mod fault_matrix;
 mod file_source;
