@@ -75,10 +75,16 @@ pub struct HttpSettings {
 
 impl HttpSettings {
     pub fn new(source_name: impl Into<String>, auth: Auth) -> Self {
+        // SCIMSYNC_HTTP_TIMEOUT_MS shortens the request timeout for tests; it is not a user
+        // setting.
+        let timeout_ms = std::env::var("SCIMSYNC_HTTP_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60_000);
         HttpSettings {
             source_name: source_name.into(),
             auth,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_millis(timeout_ms),
             max_body_bytes: 64 * 1024 * 1024,
             concurrency: 4,
             retry: RetryPolicy::default(),

@@ -104,6 +104,22 @@ fn pull_cases() -> Vec<Case> {
             expect: Expect::Fails,
         },
         Case {
+            name: "timeout once (answer after 2.5 s)",
+            fault: once(Fault {
+                delay: Some(std::time::Duration::from_millis(2500)),
+                ..fault(0)
+            }),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "timeout every time",
+            fault: Fault {
+                delay: Some(std::time::Duration::from_millis(2500)),
+                ..fault(0)
+            },
+            expect: Expect::Fails,
+        },
+        Case {
             name: "malformed JSON (200)",
             fault: with(200, "{\"Resources\": [".into()),
             expect: Expect::Fails,
@@ -191,7 +207,16 @@ fn pull_fault_matrix() {
             "SELECT id, raw, valid_from FROM users WHERE source = 'idp.corp' ORDER BY uid",
         );
         idp.emulator.add_fault(case.fault);
-        let out = ws.cli(&["pull"]);
+        // A 2 s request timeout (the default is 60 s) so that the timeout cases stay short.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+            .arg("pull")
+            .current_dir(ws.dir.path())
+            .env("IT_TOKEN", TOKEN)
+            .env("SCIMSYNC_RETRY_BASE_MS", "5")
+            .env("SCIMSYNC_HTTP_TIMEOUT_MS", "2000")
+            .env_remove("SCIMSYNC_LOG")
+            .output()
+            .unwrap();
         let stored = count(&ws.db(), "SELECT count(*) FROM users WHERE source = 'idp.corp'") as usize;
         let outcome = match out.status.code() {
             Some(0) => {

@@ -20,3 +20,4 @@ mod pull_scim2_server;
 mod readme_walkthrough;
 mod reconcile;
 mod scim_client;
+mod secrets;
