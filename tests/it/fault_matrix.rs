@@ -399,3 +399,101 @@ fn apply_fault_matrix() {
     }
     eprintln!("{}", table.join("\n"));
 }
+
+/// Apply faults on changes to existing accounts: 30 accounts in sync, then 5 leave (deactivation
+/// PATCHes) and 5 change title (update PATCHes).
+#[test]
+fn apply_fault_matrix_on_updates_and_deactivations() {
+    let patch = |status: u16| Fault {
+        method: Some(Method::PATCH),
+        path_suffix: None,
+        status,
+        times: Some(1),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, Fault)> = vec![
+        ("412 on a PATCH (re-read, If-Match)", patch(412)),
+        ("404 on a PATCH", patch(404)),
+        ("500 on a PATCH", patch(500)),
+        ("503 on a PATCH", patch(503)),
+        (
+            "connection reset on a PATCH",
+            Fault {
+                drop_connection: true,
+                ..patch(0)
+            },
+        ),
+    ];
+    let mut table = vec![format!("{:<36} first apply / outcome", "fault")];
+    for (name, f) in cases {
+        let host = EmulatorHost::start(Directory::default());
+        let ws = Workspace::new(&format!(
+            "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n\n[app.wiki]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\"]\nmax_deactivations = \"50%\"\n",
+            host.emulator.base_url
+        ));
+        let write_dir = |changed: bool| {
+            let users: Vec<Value> = (0..30)
+                .map(|i| {
+                    json!({"id": format!("u{i}"), "username": format!("user{i}@x.com"), "email": format!("user{i}@x.com"),
+                           "active": !(changed && i < 5), "jobTitle": if changed && (5..10).contains(&i) { "Director" } else { "Engineer" }})
+                })
+                .collect();
+            let members: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();
+            std::fs::write(
+                ws.path("directory.json"),
+                json!({"users": users, "groups": [{"id": "g1", "name": "Eng", "members": members}]}).to_string(),
+            )
+            .unwrap();
+        };
+        write_dir(false);
+        for step in [&["pull"][..], &["plan"], &["apply", "--yes"], &["pull"]] {
+            assert_ok(&ws.cli(step));
+        }
+        write_dir(true);
+        assert_ok(&ws.cli(&["pull"]));
+        assert_ok(&ws.cli(&["plan"]));
+        host.emulator.add_fault(f);
+        let first = ws.cli(&["apply", "--yes"]);
+        assert!(matches!(first.status.code(), Some(0) | Some(1)), "{name}: {}", stderr(&first));
+        let journaled = count(
+            &ws.db(),
+            "SELECT count(*) FROM operations WHERE started_at IS NULL OR finished_at IS NULL",
+        );
+        assert_eq!(journaled, 0, "{name}: every operation journaled before and after");
+        // Whatever the first apply made of the fault, the cycle converges: reconcile until the
+        // plan is empty (at most two more cycles).
+        let mut cycles = 0;
+        loop {
+            assert_ok(&ws.cli(&["pull"]));
+            let plan = ws.cli(&["plan", "--detailed-exitcode"]);
+            if plan.status.code() == Some(0) {
+                break;
+            }
+            assert_eq!(plan.status.code(), Some(2), "{name}: {}", stderr(&plan));
+            cycles += 1;
+            assert!(cycles <= 2, "{name}: no convergence");
+            assert_ok(&ws.cli(&["reconcile"]));
+        }
+        let (inactive, directors) = host.emulator.with_directory(|d| {
+            (
+                d.users.values().filter(|u| u["active"] == json!(false)).count(),
+                d.users.values().filter(|u| u["title"] == json!("Director")).count(),
+            )
+        });
+        assert_eq!((inactive, directors), (5, 5), "{name}: the app converges");
+        table.push(format!(
+            "{name:<36} {} / {}",
+            if first.status.code() == Some(0) {
+                "ok"
+            } else {
+                "failed cleanly (exit 1)"
+            },
+            if cycles == 0 {
+                "in sync".to_string()
+            } else {
+                format!("in sync after {cycles} more cycle(s)")
+            }
+        ));
+    }
+    eprintln!("{}", table.join("\n"));
+}
