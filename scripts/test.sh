@@ -28,6 +28,10 @@ trap 'rm -rf "$demo_dir"' EXIT
 grep -q "plan (" "$demo_dir/demo.out" && grep -q "The demo store is" "$demo_dir/demo.out" || { cat "$demo_dir/demo.out"; echo "demo output incomplete"; exit 1; }
 echo "demo ok ($(grep -c . "$demo_dir/demo.out") lines of output)"
 
+# The parsers under libFuzzer for a few seconds each (longer runs: scripts/fuzz.sh SECONDS).
+echo "==> fuzzing (bounded)"
+./scripts/fuzz.sh "${SCIMSYNC_FUZZ_SECONDS:-10}"
+
 # Debian packages the checks below use: sqlite3 (the store read by another tool) and chromium
 # (the HTML audit page).
 need=()
