@@ -230,6 +230,10 @@ struct Shared {
     /// Graph: client credentials and the access tokens issued.
     client: Option<(String, String)>,
     issued: Mutex<Vec<String>>,
+    /// Graph: access tokens granted in all, and the request count at which those granted so far
+    /// stop being accepted (an expiry in the middle of a pull).
+    granted: Mutex<u64>,
+    expire_tokens_at: Mutex<Option<u64>>,
 }
 
 /// A running IdP fake. Dropping it stops the server.
@@ -262,6 +266,8 @@ impl IdpFake {
             rounds: Mutex::default(),
             client: client_id.map(|c| (c.to_string(), token.to_string())),
             issued: Mutex::default(),
+            granted: Mutex::default(),
+            expire_tokens_at: Mutex::default(),
         });
         let router = match vendor {
             IdpVendor::JumpCloud => Router::new()
@@ -339,6 +345,17 @@ impl IdpFake {
         *self.shared.throttled.lock().expect("not poisoned")
     }
 
+    /// Graph: the access tokens granted so far stop working once the fake has served `n`
+    /// requests (401 until the client fetches a new one).
+    pub fn expire_access_tokens_at(&self, n: u64) {
+        *self.shared.expire_tokens_at.lock().expect("not poisoned") = Some(n);
+    }
+
+    /// Graph: access tokens granted in all.
+    pub fn tokens_granted(&self) -> u64 {
+        *self.shared.granted.lock().expect("not poisoned")
+    }
+
     /// Graph: every delta token issued so far answers 410 Gone.
     pub fn expire_delta_tokens(&self) {
         let now = self.shared.dir.lock().expect("not poisoned").clock + 1;
@@ -393,6 +410,13 @@ async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Re
     };
     for f in due {
         f(&mut s.dir.lock().expect("not poisoned"));
+    }
+    {
+        let mut at = s.expire_tokens_at.lock().expect("not poisoned");
+        if at.is_some_and(|at| n >= at) {
+            s.issued.lock().expect("not poisoned").clear();
+            *at = None;
+        }
     }
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
     let authorised = match s.vendor {
@@ -781,9 +805,10 @@ async fn graph_token(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
         );
     }
-    let mut issued = s.issued.lock().expect("not poisoned");
-    let token = format!("graph-access-{}", issued.len() + 1);
-    issued.push(token.clone());
+    let mut granted = s.granted.lock().expect("not poisoned");
+    *granted += 1;
+    let token = format!("graph-access-{granted}");
+    s.issued.lock().expect("not poisoned").push(token.clone());
     json_response(
         StatusCode::OK,
         json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token}),

@@ -16,6 +16,7 @@
 //!   followed, as Entra documents), which is how scimsync scopes every IdP. Users assigned to
 //!   the app directly, not through a group, are reported and left out of scope.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -38,8 +39,11 @@ pub struct Entra {
     base: String,
     concurrency: usize,
     credential: Credential,
-    /// The Graph client, made at first use: client credentials need a token request first.
-    api: tokio::sync::OnceCell<Api>,
+    /// The Graph client, made at first use (client credentials need a token request first) and
+    /// made again with a new token when Graph refuses the old one.
+    api: tokio::sync::RwLock<Option<Arc<Api>>>,
+    /// Requests made by clients replaced after a token refresh.
+    earlier_requests: std::sync::atomic::AtomicU64,
 }
 
 enum Credential {
@@ -140,31 +144,68 @@ impl Entra {
             base: conn.base_url.trim_end_matches('/').to_string(),
             concurrency: conn.concurrency,
             credential,
-            api: tokio::sync::OnceCell::new(),
+            api: tokio::sync::RwLock::new(None),
+            earlier_requests: Default::default(),
         })
     }
 
     /// The Graph client, with an access token (fetched once per pull when client credentials
     /// are configured).
-    async fn api(&self) -> Result<&Api, SourceError> {
-        self.api
-            .get_or_try_init(|| async {
-                let token = match &self.credential {
-                    Credential::Token(t) => t.clone(),
-                    Credential::Client {
-                        client_id,
-                        token_url,
-                        secret,
-                    } => {
-                        let scope = format!("{}/.default", super::web::origin_of(&self.base).unwrap_or_default());
-                        client_credentials_token(&self.name, token_url, client_id, secret, &scope).await?
+    async fn api(&self) -> Result<Arc<Api>, SourceError> {
+        if let Some(api) = self.api.read().await.as_ref() {
+            return Ok(api.clone());
+        }
+        let mut slot = self.api.write().await;
+        if let Some(api) = slot.as_ref() {
+            return Ok(api.clone());
+        }
+        let api = Arc::new(self.connect().await?);
+        *slot = Some(api.clone());
+        Ok(api)
+    }
+
+    async fn connect(&self) -> Result<Api, SourceError> {
+        let token = match &self.credential {
+            Credential::Token(t) => t.clone(),
+            Credential::Client {
+                client_id,
+                token_url,
+                secret,
+            } => {
+                let scope = format!("{}/.default", super::web::origin_of(&self.base).unwrap_or_default());
+                client_credentials_token(&self.name, token_url, client_id, secret, &scope).await?
+            }
+        };
+        let mut settings = HttpSettings::new(&self.name, Auth::Bearer(token));
+        settings.concurrency = self.concurrency;
+        Api::with_settings(settings, &self.base)
+    }
+
+    /// GET a Graph URL. A 401 with client credentials (the access token expired during a long
+    /// pull) fetches a new token and tries once more.
+    async fn get(&self, url: &str) -> Result<crate::http::Response, SourceError> {
+        let api = self.api().await?;
+        match api.get(url, &[]).await {
+            Err(SourceError::Http(e)) if e.status() == Some(401) && matches!(self.credential, Credential::Client { .. }) => {
+                tracing::info!(source = %self.name, "Graph refused the access token (expired?); fetching a new one");
+                let fresh = Arc::new(self.connect().await?);
+                {
+                    let mut slot = self.api.write().await;
+                    if let Some(old) = slot.replace(fresh.clone()) {
+                        self.earlier_requests
+                            .fetch_add(old.requests(), std::sync::atomic::Ordering::Relaxed);
                     }
-                };
-                let mut settings = HttpSettings::new(&self.name, Auth::Bearer(token));
-                settings.concurrency = self.concurrency;
-                Api::with_settings(settings, &self.base)
-            })
-            .await
+                }
+                fresh.get(url, &[]).await
+            }
+            other => other,
+        }
+    }
+
+    /// Requests made so far, over every client this source has had.
+    async fn requests(&self) -> u64 {
+        let current = self.api.read().await.as_ref().map_or(0, |a| a.requests());
+        self.earlier_requests.load(std::sync::atomic::Ordering::Relaxed) + current
     }
 }
 
@@ -230,7 +271,7 @@ impl Entra {
         let mut items = Vec::new();
         let mut url = start.to_string();
         loop {
-            let resp = match api.get(&url, &[]).await {
+            let resp = match self.get(&url).await {
                 Err(SourceError::Http(e)) if e.status() == Some(410) => {
                     return Err(resync(&api.source_name, "Graph answered 410 Gone for the stored delta link".into()))
                 }
@@ -398,9 +439,9 @@ impl IdpSource for Entra {
     async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
         let api = self.api().await?;
         let mut snap = Snapshot::default();
-        let cursor = self.apply_round(api, &mut snap, None, progress).await?;
+        let cursor = self.apply_round(&api, &mut snap, None, progress).await?;
         snap.cursor = Some(serde_json::to_string(&cursor).expect("cursor serialises"));
-        snap.requests = api.requests();
+        snap.requests = self.requests().await;
         Ok(snap)
     }
 
@@ -410,9 +451,9 @@ impl IdpSource for Entra {
         };
         let api = self.api().await?;
         let mut snap = base.snapshot;
-        let next = self.apply_round(api, &mut snap, Some(&cursor), progress).await?;
+        let next = self.apply_round(&api, &mut snap, Some(&cursor), progress).await?;
         snap.cursor = Some(serde_json::to_string(&next).expect("cursor serialises"));
-        snap.requests = api.requests();
+        snap.requests = self.requests().await;
         snap.incremental = true;
         Ok(snap)
     }
@@ -476,7 +517,8 @@ impl IdpSource for Entra {
         let mut out = Vec::new();
         let mut direct_users = Vec::new();
         loop {
-            let (page, _): (Page, _) = api.get_json(&url, &[]).await?;
+            let resp = self.get(&url).await?;
+            let page: Page = api.parse(&url, &resp.body)?;
             for raw in &page.value {
                 let a: Assignment = api.parse(&url, raw.get().as_bytes())?;
                 match a.principal_type.as_str() {

@@ -457,3 +457,16 @@ fn okta_import_lists_and_creates_staged_users() {
 fn entra_import_lists_and_creates() {
     import_lists_and_creates(IdpVendor::Entra);
 }
+
+#[test]
+fn entra_fetches_a_new_token_when_graph_refuses_the_old_one_mid_pull() {
+    let host = start(IdpVendor::Entra, directory(1000, 10));
+    let app = EmulatorHost::start(Directory::default());
+    let ws = Workspace::new(&config(IdpVendor::Entra, &host.fake, &app.emulator.base_url, 2));
+    // The token expires after the 4th request: users pages are being read.
+    host.fake.expire_access_tokens_at(4);
+    let out = ws.cli(&["pull"]);
+    assert_ok(&out);
+    assert_eq!(host.fake.tokens_granted(), 2, "one refresh");
+    assert_mirrors(&ws, &host.fake);
+}
