@@ -277,6 +277,7 @@ impl IdpFake {
                 .route("/api/v2/applications/{id}/associations", get(jc_associations)),
             IdpVendor::Okta => Router::new()
                 .route("/api/v1/users", get(okta_users).post(okta_create))
+                .route("/api/v1/users/{id}", get(okta_user_by_id))
                 .route("/api/v1/groups", get(okta_groups))
                 .route("/api/v1/groups/{id}/users", get(okta_members))
                 .route("/api/v1/apps/{id}/groups", get(okta_app_groups)),
@@ -657,16 +658,37 @@ fn okta_page(s: &Shared, uri: &Uri, items: Vec<(String, Value)>, q: &[(String, S
     r
 }
 
-/// `lastUpdated gt|ge "…"` (the only filter the fake knows).
-fn okta_since(filter: &str) -> Option<(bool, u64)> {
-    let f = filter.trim();
-    let rest = f.strip_prefix("lastUpdated ")?;
+/// The user filters the fake knows: `lastUpdated gt|ge "…"`, `profile.login eq "…"`,
+/// `profile.email eq "…"` (values as JSON strings).
+enum OktaFilter {
+    Since { inclusive: bool, t: u64 },
+    Login(String),
+    Email(String),
+}
+
+fn okta_filter(filter: &str) -> Option<OktaFilter> {
+    let (field, rest) = filter.trim().split_once(' ')?;
     let (op, value) = rest.split_once(' ')?;
-    let t = unstamp(value.trim().trim_matches('"'))?;
-    match op {
-        "gt" => Some((false, t)),
-        "ge" => Some((true, t)),
+    let value: String = serde_json::from_str(value.trim()).ok()?;
+    match (field, op) {
+        ("lastUpdated", "gt" | "ge") => Some(OktaFilter::Since {
+            inclusive: op == "ge",
+            t: unstamp(&value)?,
+        }),
+        ("profile.login", "eq") => Some(OktaFilter::Login(value)),
+        ("profile.email", "eq") => Some(OktaFilter::Email(value)),
         _ => None,
+    }
+}
+
+impl OktaFilter {
+    fn matches(&self, u: &IdpUser) -> bool {
+        match self {
+            OktaFilter::Since { inclusive: true, t } => u.updated >= *t,
+            OktaFilter::Since { inclusive: false, t } => u.updated > *t,
+            OktaFilter::Login(l) => u.login.eq_ignore_ascii_case(l),
+            OktaFilter::Email(e) => u.email.eq_ignore_ascii_case(e),
+        }
     }
 }
 
@@ -680,9 +702,9 @@ async fn okta_users(
     if let Err(r) = gate(&s, &method, &uri, &headers).await {
         return r;
     }
-    let since = match param(&q, "filter") {
-        Some(f) => match okta_since(&f) {
-            Some(s) => Some(s),
+    let filter = match param(&q, "filter") {
+        Some(f) => match okta_filter(&f) {
+            Some(f) => Some(f),
             None => return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "Invalid search criteria."),
         },
         None => None,
@@ -697,13 +719,24 @@ async fn okta_users(
             .range::<String, _>((start, std::ops::Bound::Unbounded))
             .map(|(_, u)| u)
             // Without a filter or search, Okta leaves DEPROVISIONED users out.
-            .filter(|u| since.is_some() || param(&q, "search").is_some() || u.active)
-            .filter(|u| since.is_none_or(|(inclusive, t)| if inclusive { u.updated >= t } else { u.updated > t }))
+            .filter(|u| filter.is_some() || param(&q, "search").is_some() || u.active)
+            .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
             .take(window)
             .map(|u| (u.id.clone(), okta_user(u)))
             .collect()
     };
     okta_page(&s, &uri, items, &q, 200, 200)
+}
+
+async fn okta_user_by_id(State(s): State<Arc<Shared>>, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(r) = gate(&s, &method, &uri, &headers).await {
+        return r;
+    }
+    let dir = s.dir.lock().expect("not poisoned");
+    match dir.users.get(&id) {
+        Some(u) => json_response(StatusCode::OK, okta_user(u)),
+        None => vendor_error(s.vendor, StatusCode::NOT_FOUND, "Not found: Resource not found"),
+    }
 }
 
 async fn okta_groups(
@@ -718,8 +751,11 @@ async fn okta_groups(
     }
     let items = {
         let dir = s.dir.lock().expect("not poisoned");
+        // `q`: groups whose name starts with it (case-insensitive).
+        let prefix = param(&q, "q").map(|p| p.to_lowercase());
         dir.groups
             .values()
+            .filter(|g| prefix.as_ref().is_none_or(|p| g.name.to_lowercase().starts_with(p.as_str())))
             .map(|g| {
                 (
                     g.id.clone(),

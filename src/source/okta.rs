@@ -195,8 +195,13 @@ impl Okta {
         Ok((users, newest))
     }
 
+    /// Every group, with its `lastMembershipUpdated`.
     async fn groups(&self) -> Result<Vec<(Group, Option<String>)>, SourceError> {
-        let url = format!("{}/api/v1/groups?limit=10000", self.base);
+        self.groups_at(format!("{}/api/v1/groups?limit=10000", self.base)).await
+    }
+
+    /// The groups a list URL gives.
+    async fn groups_at(&self, url: String) -> Result<Vec<(Group, Option<String>)>, SourceError> {
         let mut out = Vec::new();
         for raw in self.list(url.clone(), &|_| {}).await? {
             let g: OktaGroup = self
@@ -328,6 +333,58 @@ impl IdpSource for Okta {
         snap.cursor = Some(serde_json::to_string(&next).expect("cursor serialises"));
         snap.incremental = true;
         Ok(snap)
+    }
+
+    /// `filter=profile.login eq "…"`, then `profile.email eq "…"`; a full read only when neither
+    /// finds the user (Okta's `eq` may differ in case from scimsync's case-insensitive match).
+    async fn fetch_user(&self, login: &str) -> Result<Option<User>, SourceError> {
+        for field in ["profile.login", "profile.email"] {
+            let filter = format!("{field} eq {}", crate::scim::filter::json_string(login.trim()));
+            let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+            let url = format!("{}/api/v1/users?limit=200&filter={encoded}", self.base);
+            let mut users = Vec::new();
+            for raw in self.list(url.clone(), &|_| {}).await? {
+                users.push(
+                    map_user(&raw)
+                        .map_err(|e| self.api.bad(&url, format!("user {}: {e}", hint(&raw))))?
+                        .0,
+                );
+            }
+            if let Some(u) = super::find_user(users, login) {
+                return Ok(Some(u));
+            }
+        }
+        let snap = self.pull(&|_, _, _| {}).await?;
+        Ok(super::find_user(snap.users, login))
+    }
+
+    /// `GET /api/v1/users/{id}` for each (a 404 is a user that is gone).
+    async fn fetch_users_by_id(&self, ids: &[String]) -> Result<Vec<User>, SourceError> {
+        let mut out = Vec::new();
+        for id in ids {
+            let url = format!("{}/api/v1/users/{id}", self.base);
+            match self.api.get(&url, &[]).await {
+                Ok(resp) => {
+                    let raw: Box<RawValue> = self.api.parse(&url, &resp.body)?;
+                    out.push(map_user(&raw).map_err(|e| self.api.bad(&url, format!("user: {e}")))?.0);
+                }
+                Err(SourceError::Http(e)) if e.status() == Some(404) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /api/v1/groups?q=NAME` (a name prefix search), the exact name picked from the
+    /// answer, and its members.
+    async fn fetch_group(&self, name: &str) -> Result<Option<(Group, Vec<String>)>, SourceError> {
+        let q: String = url::form_urlencoded::byte_serialize(name.trim().as_bytes()).collect();
+        let found = self.groups_at(format!("{}/api/v1/groups?q={q}&limit=10000", self.base)).await?;
+        let Some(group) = super::find_group(found.into_iter().map(|(g, _)| g).collect(), name) else {
+            return Ok(None);
+        };
+        let members = self.members(vec![group.id.clone()], &|_, _, _| {}).await?;
+        Ok(Some((group, members.into_iter().map(|m| m.user_id).collect())))
     }
 
     /// `POST /api/v1/users?activate=false`: a STAGED user (login, email, firstName and lastName

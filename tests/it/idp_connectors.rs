@@ -470,3 +470,41 @@ fn entra_fetches_a_new_token_when_graph_refuses_the_old_one_mid_pull() {
     assert_eq!(host.fake.tokens_granted(), 2, "one refresh");
     assert_mirrors(&ws, &host.fake);
 }
+
+#[test]
+fn okta_single_user_and_group_reconcile_read_only_what_they_need() {
+    let host = start(IdpVendor::Okta, directory(2000, 20));
+    let app = EmulatorHost::start(Directory::default());
+    let ws = Workspace::new(&config(IdpVendor::Okta, &host.fake, &app.emulator.base_url, 2));
+    assert_ok(&ws.cli(&["pull"]));
+    let full = host.fake.requests();
+    // user20 is in bound group g00000 (20 mod 20 = 0) and has no account yet.
+    let before = host.fake.requests();
+    let out = ws.cli(&["reconcile", "--app", "tool", "--user", "USER20@example.com"]);
+    assert_ok(&out);
+    let served = host.fake.requests() - before;
+    assert!(
+        served <= 3,
+        "a single-user reconcile made {served} requests to Okta (a full pull: {full})"
+    );
+    assert!(
+        app.emulator.with_directory(|d| d.user_by_name("user20@example.com").is_some()),
+        "{}",
+        stdout(&out)
+    );
+
+    let before = host.fake.requests();
+    let out = ws.cli(&["reconcile", "--app", "tool", "--group", "group 1"]);
+    assert_ok(&out);
+    let served = host.fake.requests() - before;
+    assert!(
+        served <= 6,
+        "a single-group reconcile made {served} requests to Okta (a full pull: {full})"
+    );
+    assert!(
+        app.emulator
+            .with_directory(|d| d.groups.values().any(|g| g["displayName"] == "Group 1")),
+        "{}",
+        stdout(&out)
+    );
+}
