@@ -28,6 +28,14 @@ trap 'rm -rf "$demo_dir"' EXIT
 grep -q "plan (" "$demo_dir/demo.out" && grep -q "The demo store is" "$demo_dir/demo.out" || { cat "$demo_dir/demo.out"; echo "demo output incomplete"; exit 1; }
 echo "demo ok ($(grep -c . "$demo_dir/demo.out") lines of output)"
 
+# Supply chain: licenses, bans and sources of every dependency (deny.toml).
+echo "==> cargo deny (licenses, bans, sources)"
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "installing cargo-deny"
+  cargo install cargo-deny --locked --quiet
+fi
+cargo deny --log-level error check licenses bans sources
+
 # The parsers under libFuzzer for a few seconds each (longer runs: scripts/fuzz.sh SECONDS).
 echo "==> fuzzing (bounded)"
 ./scripts/fuzz.sh "${SCIMSYNC_FUZZ_SECONDS:-10}"
