@@ -283,7 +283,7 @@ impl IdpFake {
                 .route("/api/v1/apps/{id}/groups", get(okta_app_groups)),
             IdpVendor::Entra => Router::new()
                 .route("/{tenant}/oauth2/v2.0/token", post(graph_token))
-                .route("/v1.0/users", post(graph_create))
+                .route("/v1.0/users", get(graph_users).post(graph_create))
                 .route("/v1.0/users/delta", get(graph_users_delta))
                 .route("/v1.0/groups/delta", get(graph_groups_delta))
                 .route("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", get(graph_assignments)),
@@ -525,9 +525,27 @@ async fn jc_users(
         return r;
     }
     let (limit, skip) = window_of(&q, 10, 100);
+    // v1 filters the fake knows: `username:$eq:VALUE`, `email:$eq:VALUE` (case-sensitive, as
+    // JumpCloud documents).
+    let filter = match param(&q, "filter") {
+        Some(f) => match f.split_once(":$eq:") {
+            Some((field @ ("username" | "email"), value)) => Some((field.to_string(), value.to_string())),
+            _ => return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "unsupported filter"),
+        },
+        None => None,
+    };
     let dir = s.dir.lock().expect("not poisoned");
-    let results: Vec<Value> = dir.users.values().skip(skip).take(limit).map(jc_user).collect();
-    json_response(StatusCode::OK, json!({"totalCount": dir.users.len(), "results": results}))
+    let matching: Vec<&IdpUser> = dir
+        .users
+        .values()
+        .filter(|u| {
+            filter
+                .as_ref()
+                .is_none_or(|(f, v)| if f == "username" { &u.login == v } else { &u.email == v })
+        })
+        .collect();
+    let results: Vec<Value> = matching.iter().skip(skip).take(limit).map(|u| jc_user(u)).collect();
+    json_response(StatusCode::OK, json!({"totalCount": matching.len(), "results": results}))
 }
 
 async fn jc_groups(
@@ -950,6 +968,42 @@ fn select_of(q: &[(String, String)]) -> Vec<String> {
     param(q, "$select")
         .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
         .unwrap_or_default()
+}
+
+/// `GET /users?$filter=userPrincipalName eq 'x'` (or `mail eq`) with `$select`: the single-user
+/// read. Other filters are refused.
+async fn graph_users(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<Vec<(String, String)>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(&s, &method, &uri, &headers).await {
+        return r;
+    }
+    let Some(filter) = param(&q, "$filter") else {
+        return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "the fake serves /users with $filter only");
+    };
+    let parsed = filter.split_once(" eq '").and_then(|(field, rest)| {
+        let value = rest.strip_suffix('\'')?.replace("''", "'");
+        matches!(field, "userPrincipalName" | "mail").then(|| (field.to_string(), value))
+    });
+    let Some((field, value)) = parsed else {
+        return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "Request_UnsupportedQuery");
+    };
+    let select = select_of(&q);
+    let dir = s.dir.lock().expect("not poisoned");
+    let value: Vec<Value> = dir
+        .users
+        .values()
+        .filter(|u| {
+            let have = if field == "mail" { &u.email } else { &u.login };
+            have.eq_ignore_ascii_case(&value)
+        })
+        .map(|u| graph_user(u, &select))
+        .collect();
+    json_response(StatusCode::OK, json!({"value": value}))
 }
 
 async fn graph_users_delta(

@@ -458,6 +458,29 @@ impl IdpSource for Entra {
         Ok(snap)
     }
 
+    /// `/users?$filter=userPrincipalName eq '…'`, then `mail eq '…'`, with the same `$select` as
+    /// the delta rounds; a full round only when neither finds the user.
+    async fn fetch_user(&self, login: &str) -> Result<Option<User>, SourceError> {
+        let api = self.api().await?;
+        let quoted = login.trim().replace('\'', "''");
+        for field in ["userPrincipalName", "mail"] {
+            let filter = format!("{field} eq '{quoted}'");
+            let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+            let url = format!("{}/users?$filter={encoded}&$select={USER_SELECT}", self.base);
+            let resp = self.get(&url).await?;
+            let page: Page = api.parse(&url, &resp.body)?;
+            let mut users = Vec::new();
+            for raw in &page.value {
+                users.push(self.user(&api, &url, raw)?);
+            }
+            if let Some(u) = super::find_user(users, login) {
+                return Ok(Some(u));
+            }
+        }
+        let snap = self.pull(&|_, _, _| {}).await?;
+        Ok(super::find_user(snap.users, login))
+    }
+
     /// `POST /users`: an enabled user whose random password must be changed at first sign-in
     /// (nobody is told it: an admin resets it or the user signs in through SSO).
     async fn create_user(&self, user: &User) -> Result<Created, SourceError> {

@@ -340,6 +340,34 @@ impl IdpSource for JumpCloud {
         Ok(snap)
     }
 
+    /// `filter=username:$eq:…`, then `email:$eq:…` (JumpCloud filters are case-sensitive, so
+    /// the login is tried as given and lower-cased); a full read only when none finds the user.
+    async fn fetch_user(&self, login: &str) -> Result<Option<User>, SourceError> {
+        let login = login.trim();
+        let mut tried = Vec::new();
+        for field in ["username", "email"] {
+            for value in [login.to_string(), login.to_lowercase()] {
+                if tried.contains(&(field, value.clone())) {
+                    continue;
+                }
+                tried.push((field, value.clone()));
+                let filter = format!("{field}:$eq:{value}");
+                let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+                let url = format!("{}/systemusers?filter={encoded}&limit={LIMIT}", self.v1);
+                let (raws, _) = self.page(&url, true).await?;
+                let mut users = Vec::new();
+                for raw in &raws {
+                    users.push(self.parse_user(&url, raw)?);
+                }
+                if let Some(u) = super::find_user(users, login) {
+                    return Ok(Some(u));
+                }
+            }
+        }
+        let snap = self.pull(&|_, _, _| {}).await?;
+        Ok(super::find_user(snap.users, login))
+    }
+
     /// `POST /api/systemusers` (username and email are required): an ACTIVATED user, as
     /// JumpCloud's own import creates them.
     async fn create_user(&self, user: &User) -> Result<Created, SourceError> {

@@ -508,3 +508,35 @@ fn okta_single_user_and_group_reconcile_read_only_what_they_need() {
         stdout(&out)
     );
 }
+
+fn single_user_reconcile_reads_one_user(vendor: IdpVendor, max_requests: u64) {
+    let host = start(vendor, directory(2000, 20));
+    let app = EmulatorHost::start(Directory::default());
+    let ws = Workspace::new(&config(vendor, &host.fake, &app.emulator.base_url, 2));
+    assert_ok(&ws.cli(&["pull"]));
+    let full = host.fake.requests();
+    let before = host.fake.requests();
+    let out = ws.cli(&["reconcile", "--app", "tool", "--user", "user20@example.com"]);
+    assert_ok(&out);
+    let served = host.fake.requests() - before;
+    assert!(
+        served <= max_requests,
+        "{vendor:?}: a single-user reconcile made {served} requests (a full pull: {full})"
+    );
+    assert!(
+        app.emulator.with_directory(|d| d.user_by_name("user20@example.com").is_some()),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn jumpcloud_single_user_reconcile_reads_one_user() {
+    single_user_reconcile_reads_one_user(IdpVendor::JumpCloud, 2);
+}
+
+#[test]
+fn entra_single_user_reconcile_reads_one_user() {
+    // the token, then the filtered read
+    single_user_reconcile_reads_one_user(IdpVendor::Entra, 2);
+}
