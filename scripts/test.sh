@@ -17,6 +17,18 @@ if [ ! -x "$venv/bin/scim2-server" ] || ! "$venv/bin/pip" show scim2-server 2>/d
 fi
 export SCIM2_SERVER="$venv/bin/scim2-server"
 
+# Debian packages the tests and checks use: openssl (a self-signed certificate for the TLS test),
+# sqlite3 (the store read by another tool) and chromium (the HTML audit page).
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]} (Debian)"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
 echo "==> cargo test"
 cargo test --locked "$@"
 
@@ -39,17 +51,6 @@ cargo deny --log-level error check licenses bans sources
 # The parsers under libFuzzer for a few seconds each (longer runs: scripts/fuzz.sh SECONDS).
 echo "==> fuzzing (bounded)"
 ./scripts/fuzz.sh "${SCIMSYNC_FUZZ_SECONDS:-10}"
-
-# Debian packages the checks below use: sqlite3 (the store read by another tool) and chromium
-# (the HTML audit page).
-need=()
-command -v sqlite3 >/dev/null || need+=(sqlite3)
-command -v chromium >/dev/null || need+=(chromium)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "==> installing ${need[*]} (Debian)"
-  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
 
 # The commands the demo and the README give for exploring the demo store.
 echo "==> auditor commands on the demo store"

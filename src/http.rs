@@ -81,11 +81,16 @@ impl HttpSettings {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(60_000);
+        // SCIMSYNC_MAX_BODY_BYTES lowers the response size cap for tests.
+        let max_body_bytes = std::env::var("SCIMSYNC_MAX_BODY_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64 * 1024 * 1024);
         HttpSettings {
             source_name: source_name.into(),
             auth,
             timeout: Duration::from_millis(timeout_ms),
-            max_body_bytes: 64 * 1024 * 1024,
+            max_body_bytes,
             concurrency: 4,
             retry: RetryPolicy::default(),
             extra_headers: Vec::new(),
@@ -115,6 +120,9 @@ pub enum HttpErrorKind {
     },
     #[error("{message} after {attempts} attempt(s)")]
     Network { message: String, attempts: u32 },
+    /// The server's TLS certificate was refused: not retried, it will not change by itself.
+    #[error("the server's TLS certificate is not trusted: {0}")]
+    Tls(String),
     #[error("response body larger than the {limit}-byte limit")]
     TooLarge { limit: usize },
     #[error("{0}")]
@@ -377,14 +385,12 @@ impl Http {
             req = req.body(b);
         }
         let mut resp = req.send().await.map_err(|e| {
-            self.error(
-                method,
-                url,
-                HttpErrorKind::Network {
-                    message: describe(&e),
-                    attempts: 1,
-                },
-            )
+            let message = describe(&e);
+            let kind = match certificate_problem(&message) {
+                Some(problem) => HttpErrorKind::Tls(problem),
+                None => HttpErrorKind::Network { message, attempts: 1 },
+            };
+            self.error(method, url, kind)
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -443,6 +449,34 @@ fn describe(e: &reqwest::Error) -> String {
         src = s.source();
     }
     parts.join(": ")
+}
+
+/// A refused server certificate, in words, from rustls's error text (`invalid peer certificate:
+/// UnknownIssuer`, …); `None` for other connection failures.
+fn certificate_problem(message: &str) -> Option<String> {
+    let at = message.find("invalid peer certificate")?;
+    let detail = message[at + "invalid peer certificate".len()..].trim_start_matches(':').trim();
+    let plain = [
+        (
+            "UnknownIssuer",
+            "it is signed by an authority this machine does not trust (self-signed, or a private CA)",
+        ),
+        (
+            "CaUsedAsEndEntity",
+            "it is a CA certificate, used as the server's own (self-signed)",
+        ),
+        ("Expired", "it has expired"),
+        ("NotValidYet", "it is not valid yet (check the clock)"),
+        ("NotValidForName", "it is not valid for this host name"),
+        ("Revoked", "it has been revoked"),
+    ]
+    .iter()
+    .find(|(code, _)| detail.contains(code))
+    .map(|(_, words)| *words);
+    Some(match plain {
+        Some(words) => format!("{words} ({detail})"),
+        None => detail.to_string(),
+    })
 }
 
 /// A short description of an error body for messages: the SCIM detail if it is one, else the
@@ -526,6 +560,16 @@ mod tests {
             e.to_string(),
             "app.quip: GET http://x/Users?startIndex=2001&count=1000 (page 3): HTTP 502 Bad Gateway after 5 attempt(s): upstream down"
         );
+    }
+
+    #[test]
+    fn certificate_errors_are_said_plainly() {
+        let m = "cannot connect: client error (Connect): invalid peer certificate: UnknownIssuer";
+        assert_eq!(
+            certificate_problem(m).unwrap(),
+            "it is signed by an authority this machine does not trust (self-signed, or a private CA) (UnknownIssuer)"
+        );
+        assert!(certificate_problem("cannot connect: Connection refused").is_none());
     }
 
     #[test]

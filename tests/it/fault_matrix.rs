@@ -26,6 +26,10 @@ struct Case {
     expect: Expect,
 }
 
+/// The response size cap the matrix's pulls run with (the default is 64 MiB): 8 MiB, so that
+/// one case can exceed it without a huge body.
+const MAX_BODY: &str = "8388608";
+
 fn fault(status: u16) -> Fault {
     Fault {
         method: Some(Method::GET),
@@ -130,8 +134,13 @@ fn pull_cases() -> Vec<Case> {
             expect: Expect::Fails,
         },
         Case {
-            name: "10 MB body (200)",
-            fault: with(200, " ".repeat(10 * 1024 * 1024) + "x"),
+            name: "6 MB body of junk (200)",
+            fault: with(200, " ".repeat(6 * 1024 * 1024) + "x"),
+            expect: Expect::Fails,
+        },
+        Case {
+            name: "10 MB body, over the 8 MiB cap",
+            fault: with(200, list_page(USERS - REMOVED, json!([{"id": "x".repeat(10 * 1024 * 1024)}]))),
             expect: Expect::Fails,
         },
         Case {
@@ -214,6 +223,7 @@ fn pull_fault_matrix() {
             .env("IT_TOKEN", TOKEN)
             .env("SCIMSYNC_RETRY_BASE_MS", "5")
             .env("SCIMSYNC_HTTP_TIMEOUT_MS", "2000")
+            .env("SCIMSYNC_MAX_BODY_BYTES", MAX_BODY)
             .env_remove("SCIMSYNC_LOG")
             .output()
             .unwrap();

@@ -21,3 +21,4 @@ mod readme_walkthrough;
 mod reconcile;
 mod scim_client;
 mod secrets;
+mod tls;
