@@ -175,12 +175,17 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
         .chain(of("user.drift").filter(|f| f.attribute.as_deref().is_some_and(|a| a.starts_with("name."))))
         .filter_map(|f| f.idp_id.as_deref())
         .collect();
+    let t = std::time::Instant::now();
     let idp_users = if wanted.is_empty() {
         HashMap::new()
     } else {
         store.users_by_id(&app.idp_source, &wanted)?
     };
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), users = idp_users.len(), "planner: IdP users read");
+    let t = std::time::Instant::now();
     let links = store.user_links(name)?;
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), links = links.len(), "planner: links read");
+    let t = std::time::Instant::now();
     let missing: HashSet<&str> = of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect();
     // The app id of an IdP user's account: linked, or to be created by this plan.
     let member_value = |idp_id: &str| -> Option<Value> {
@@ -311,7 +316,10 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
         ));
     }
 
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: user operations");
+    let t = std::time::Instant::now();
     plan_groups(store, app, findings, &member_value, &mut ops, &op)?;
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: group operations");
 
     for f in of("user.orphaned") {
         let Some(sp) = &f.sp_id else { continue };

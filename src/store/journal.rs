@@ -429,10 +429,12 @@ impl Store {
         let mut rows = stmt.query([source]).map_err(|e| self.err(e))?;
         let mut out = HashMap::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let id: String = r.get(0).map_err(|e| self.err(e))?;
-            if !ids.contains(id.as_str()) {
+            // Borrowed, not allocated: most rows are not wanted (9.6k of 1M in a 1M-user plan).
+            let id = r.get_ref(0).map_err(|e| self.err(e))?.as_str().map_err(|e| self.err(e.into()))?;
+            if !ids.contains(id) {
                 continue;
             }
+            let id = id.to_string();
             let u = (|| -> rusqlite::Result<User> {
                 Ok(User {
                     id: id.clone(),
