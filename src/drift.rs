@@ -167,7 +167,9 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
 
     timings.push(("store/links and state".into(), started.elapsed().as_secs_f64()));
     let run_id = store.start_run("plan", app.map(|a| format!("app.{a}")).as_deref())?;
+    let engine_started = std::time::Instant::now();
     let result: Result<DriftResult, _> = engine::drift(store.path(), &inputs).await;
+    timings.push(("engine".into(), engine_started.elapsed().as_secs_f64()));
     let mut result = match result {
         Ok(r) => r,
         Err(e) => {
@@ -202,12 +204,14 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     }
     timings.push(("planner".into(), t.elapsed().as_secs_f64()));
     let t = std::time::Instant::now();
-    store.insert_plan(&Plan {
+    let plan = Plan {
         plan_id: run_id,
         created_at: crate::time::now(),
         snapshots,
-        operations: operations.clone(),
-    })?;
+        operations,
+    };
+    store.insert_plan(&plan)?;
+    let operations = plan.operations;
     timings.push(("store/operations".into(), t.elapsed().as_secs_f64()));
     Ok(PlanOutcome {
         run_id,

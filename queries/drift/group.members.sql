@@ -7,7 +7,8 @@
 -- How: the app group's members are translated to IdP users through their links (keyed by the
 -- app account's integer key, unique to one app), and one full outer join on (app group, IdP user)
 -- compares them with the IdP group's active members (a bound group's active members are in scope;
--- active_members.sql).
+-- active_members.sql). The millions of member rows carry integer keys only; names and the app
+-- are joined to the few differences at the end.
 -- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
 WITH managed AS (
     SELECT gl.app, gl.idp_gid, gl.sp_gid
@@ -17,31 +18,30 @@ WITH managed AS (
       AND EXISTS (SELECT 1 FROM bindings b WHERE b.app = gl.app AND b.idp = a.idp_source AND b.idp_group_id = gl.idp_group_id)
 ),
 desired AS (
-    SELECT mg.app, mg.idp_gid, mg.sp_gid, m.uid AS idp_uid
+    SELECT mg.sp_gid, m.uid AS idp_uid
     FROM managed mg
     JOIN active_members m ON m.gid = mg.idp_gid
 ),
 -- Only linked members: an unlinked account in a managed group is never removed.
 actual AS (
-    SELECT mg.app, mg.idp_gid, mg.sp_gid, m.uid AS sp_uid, l.idp_uid, l.status AS link_status
+    SELECT mg.sp_gid, m.uid AS sp_uid, l.idp_uid
     FROM managed mg
     JOIN memberships m ON m.gid = mg.sp_gid
     JOIN links l ON l.sp_uid = m.uid AND l.status IN ('kept', 'new', 'idp_gone')
 ),
 diff AS (
-    SELECT COALESCE(d.app, x.app) AS app, COALESCE(d.idp_gid, x.idp_gid) AS idp_gid, COALESCE(d.sp_gid, x.sp_gid) AS sp_gid,
-           d.idp_uid AS add_uid, x.sp_uid AS remove_uid, x.link_status
+    SELECT COALESCE(d.sp_gid, x.sp_gid) AS sp_gid, d.idp_uid AS add_uid, x.sp_uid AS remove_uid
     FROM desired d
     FULL OUTER JOIN actual x ON x.sp_gid = d.sp_gid AND x.idp_uid = d.idp_uid
     WHERE x.sp_gid IS NULL OR d.sp_gid IS NULL
 )
-SELECT f.app, 'group.members' AS kind, g.display_name AS subject, g.id AS idp_id, sg.id AS sp_id,
+SELECT mg.app, 'group.members' AS kind, g.display_name AS subject, g.id AS idp_id, sg.id AS sp_id,
        CASE WHEN f.add_uid IS NOT NULL THEN 'add' ELSE 'remove' END AS attribute,
        CASE WHEN f.add_uid IS NULL THEN u.id END AS old_value,
        CASE WHEN f.add_uid IS NOT NULL THEN u.id END AS new_value,
        u.user_name AS detail
 FROM diff f
-JOIN groups g ON g.gid = f.idp_gid
+JOIN managed mg ON mg.sp_gid = f.sp_gid
+JOIN groups g ON g.gid = mg.idp_gid
 JOIN groups sg ON sg.gid = f.sp_gid
 JOIN users u ON u.uid = COALESCE(f.add_uid, f.remove_uid)
-WHERE f.add_uid IS NOT NULL OR f.link_status IS NOT NULL

@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
+use arrow::buffer::Buffer;
 use arrow::datatypes::{Schema, SchemaRef};
-use arrow::ipc::reader::FileReader;
+use arrow::ipc::convert::fb_to_schema;
+use arrow::ipc::reader::{read_footer_length, FileDecoder};
+use arrow::ipc::root_as_footer;
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 
@@ -29,11 +32,40 @@ fn file(store: &Path, source: &str, table: &str) -> PathBuf {
     dir_for(store).join(format!("{source}.{table}.arrow"))
 }
 
+/// The checksum beside each file (XXH3-128 of its bytes, hex): a copy whose bytes changed
+/// after it was written is not decoded.
+fn checksum_file(path: &Path) -> PathBuf {
+    path.with_extension("arrow.xxh3")
+}
+
+fn checksum(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// A writer that hashes what it writes (the checksum of a file written in one pass).
+struct Hashing<W> {
+    inner: W,
+    hasher: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Whether plans may use the columnar copy (SCIMSYNC_COLUMNS=off forces SQLite scans).
 /// Drop a source's columnar copy (after a single-object refresh made it out of date).
 pub fn invalidate(store: &Path, source: &str) {
     for table in ["users", "groups", "memberships", "active_members"] {
-        let _ = std::fs::remove_file(file(store, source, table));
+        let path = file(store, source, table);
+        let _ = std::fs::remove_file(checksum_file(&path));
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -165,12 +197,24 @@ pub fn write(store: &Path, source: &str, run_id: i64, snap: &Snapshot, keys: &Sn
         meta.insert(RUN_KEY.into(), run_id.to_string());
         let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta));
         let f = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let mut w = FileWriter::try_new(f, &schema).map_err(|e| e.to_string())?;
+        let out = Hashing {
+            inner: std::io::BufWriter::new(f),
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+        };
+        let mut w = FileWriter::try_new(out, &schema).map_err(|e| e.to_string())?;
         for b in &batches {
             w.write(&b.clone().with_schema(schema.clone()).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
         }
         w.finish().map_err(|e| e.to_string())?;
+        let mut out = w.into_inner().map_err(|e| e.to_string())?;
+        std::io::Write::flush(&mut out.inner).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        // The checksum goes first: until the new file replaces the old one, the old one no
+        // longer matches and is not used (nor is a new file without its checksum).
+        let sum = checksum_file(&path);
+        let sum_tmp = sum.with_extension("xxh3.tmp");
+        std::fs::write(&sum_tmp, format!("{:032x}", out.hasher.digest128())).map_err(|e| format!("{}: {e}", sum_tmp.display()))?;
+        std::fs::rename(&sum_tmp, &sum).map_err(|e| format!("{}: {e}", sum.display()))?;
         std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
@@ -185,33 +229,137 @@ fn empty_schema(table: &str) -> SchemaRef {
 }
 
 /// The columnar copy of one table of `source`, if it is of pull `run_id` and of the schema
-/// the engine expects.
+/// the engine expects. The file is read whole and its batches decoded in place (no copy of
+/// the column data); a truncated or damaged file is `None` (then SQLite is read), never a panic.
 pub fn read(store: &Path, source: &str, run_id: i64, table: &str) -> Option<Vec<RecordBatch>> {
+    let started = std::time::Instant::now();
     let path = file(store, source, table);
-    let f = File::open(&path).ok()?;
-    let reader = FileReader::try_new(f, None)
-        .map_err(|e| tracing::debug!(path = %path.display(), "unreadable columnar copy: {e}"))
-        .ok()?;
-    let schema = reader.schema();
+    let bytes = std::fs::read(&path).ok()?;
+    let out = match std::fs::read_to_string(checksum_file(&path)) {
+        Ok(sum) => decode_checked(bytes, &sum, run_id, &empty_schema(table)),
+        Err(e) => Err(format!("no checksum ({e})")),
+    };
+    match &out {
+        Ok(_) => tracing::debug!(path = %path.display(), seconds = started.elapsed().as_secs_f64(), "columnar copy read"),
+        Err(why) => tracing::debug!(path = %path.display(), "columnar copy not used: {why}"),
+    }
+    out.ok()
+}
+
+/// [`decode`] of a file's bytes if they match their checksum `sum`.
+fn decode_checked(bytes: Vec<u8>, sum: &str, run_id: i64, expected: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
+    if sum != checksum(&bytes) {
+        return Err("its bytes do not match its checksum".into());
+    }
+    // Arrow's decoder panics on some malformed buffers; a copy that gets past the checksum and
+    // still breaks it is read from SQLite like any unreadable copy.
+    std::panic::catch_unwind(|| decode(Buffer::from_vec(bytes), run_id, expected)).unwrap_or_else(|_| Err("the decoder failed".into()))
+}
+
+/// The batches of an Arrow IPC file held in `buffer`, re-wrapped in `expected` (without the
+/// file's run-id metadata).
+fn decode(buffer: Buffer, run_id: i64, expected: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
+    let trailer_start = buffer.len().checked_sub(10).ok_or("shorter than an IPC trailer")?;
+    let trailer: [u8; 10] = buffer[trailer_start..].try_into().expect("10 bytes");
+    let footer_len = read_footer_length(trailer).map_err(|e| e.to_string())?;
+    let footer_start = trailer_start.checked_sub(footer_len).ok_or("footer longer than the file")?;
+    let footer = root_as_footer(&buffer[footer_start..trailer_start]).map_err(|e| e.to_string())?;
+    let schema = fb_to_schema(footer.schema().ok_or("no schema")?);
     if schema.metadata().get(RUN_KEY).map(String::as_str) != Some(run_id.to_string().as_str()) {
-        tracing::debug!(path = %path.display(), run_id, "columnar copy is of another pull");
-        return None;
+        return Err(format!("not of pull {run_id}"));
     }
-    let expected = empty_schema(table);
     if schema.fields() != expected.fields() {
-        tracing::debug!(path = %path.display(), "columnar copy has another schema");
-        return None;
+        return Err("another schema".into());
     }
+    if footer.dictionaries().is_some_and(|d| !d.is_empty()) {
+        return Err("dictionaries are not written by this version".into());
+    }
+    let decoder = FileDecoder::new(Arc::new(schema), footer.version());
     let mut out: Vec<RecordBatch> = Vec::new();
-    for b in reader {
-        // Re-wrap the columns in the engine's schema (without the file's run-id metadata).
-        let b = b
-            .map_err(|e| tracing::debug!(path = %path.display(), "unreadable columnar batch: {e}"))
-            .ok()?;
-        out.push(RecordBatch::try_new(expected.clone(), b.columns().to_vec()).ok()?);
+    for block in footer.recordBatches().into_iter().flatten() {
+        let len = usize::try_from(block.bodyLength())
+            .ok()
+            .zip(usize::try_from(block.metaDataLength()).ok());
+        let offset = usize::try_from(block.offset()).ok();
+        let (offset, len) = match (offset, len) {
+            (Some(o), Some((body, meta))) if o.checked_add(body + meta).is_some_and(|end| end <= footer_start) => (o, body + meta),
+            _ => return Err("a batch outside the file".into()),
+        };
+        let data = buffer.slice_with_length(offset, len);
+        let batch = decoder
+            .read_record_batch(block, &data)
+            .map_err(|e| e.to_string())?
+            .ok_or("an empty batch block")?;
+        out.push(RecordBatch::try_new(expected.clone(), batch.columns().to_vec()).map_err(|e| e.to_string())?);
     }
     if out.is_empty() {
-        out.push(RecordBatch::new_empty(expected));
+        out.push(RecordBatch::new_empty(expected.clone()));
     }
-    Some(out)
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    fn ipc_file(run_id: i64, rows: i64) -> Vec<u8> {
+        let schema = empty_schema("memberships");
+        let mut meta = schema.metadata().clone();
+        meta.insert(RUN_KEY.into(), run_id.to_string());
+        let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta));
+        let mut out = Vec::new();
+        let mut w = FileWriter::try_new(&mut out, &schema).unwrap();
+        for start in [0, rows] {
+            let col = |f: fn(i64) -> i64| Arc::new(Int64Array::from_iter_values((start..start + rows).map(f))) as ArrayRef;
+            w.write(&RecordBatch::try_new(schema.clone(), vec![col(|i| i / 3), col(|i| i)]).unwrap())
+                .unwrap();
+        }
+        w.finish().unwrap();
+        drop(w);
+        out
+    }
+
+    #[test]
+    fn decodes_its_own_files_in_place() {
+        let batches = decode(Buffer::from_vec(ipc_file(7, 1000)), 7, &empty_schema("memberships")).unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
+        let uids = batches[1].column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(uids.value(999), 1999);
+    }
+
+    #[test]
+    fn a_copy_of_another_pull_or_schema_is_refused() {
+        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 8, &empty_schema("memberships")).unwrap_err();
+        assert_eq!(err, "not of pull 8");
+        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 7, &empty_schema("users")).unwrap_err();
+        assert_eq!(err, "another schema");
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let good = ipc_file(3, 100);
+        let sum = checksum(&good);
+        let schema = empty_schema("memberships");
+        assert!(decode_checked(good.clone(), &sum, 3, &schema).is_ok());
+        // Cut anywhere, or a byte changed anywhere: refused by the checksum.
+        for cut in (0..good.len()).step_by(7) {
+            assert!(decode_checked(good[..cut].to_vec(), &sum, 3, &schema).is_err(), "cut at {cut}");
+        }
+        for at in (0..good.len()).step_by(5) {
+            let mut bad = good.clone();
+            bad[at] ^= 0xa5;
+            assert!(decode_checked(bad, &sum, 3, &schema).is_err(), "byte {at}");
+        }
+        // Damage that carries a matching checksum gets to the decoder, which may panic on it:
+        // still an error or some rows, never a crash.
+        for at in (0..good.len()).step_by(11) {
+            let mut bad = good.clone();
+            bad[at] ^= 0xa5;
+            let sum = checksum(&bad);
+            if let Ok(batches) = decode_checked(bad, &sum, 3, &schema) {
+                assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() <= 200, "byte {at}");
+            }
+        }
+    }
 }
