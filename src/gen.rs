@@ -189,7 +189,7 @@ pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, WriteTiming
     ] {
         let t = std::time::Instant::now();
         let run = store.start_run("pull", Some(&info.name))?;
-        let (counts, keys) = store.write_snapshot_keyed(&info, run, snap)?;
+        let (counts, keys) = store.write_snapshot_keyed(&info, run, snap, |_| ())?;
         crate::engine::columnar::write(&store_path, &info.name, run, snap, &keys).map_err(|e| anyhow::anyhow!("columnar copy: {e}"))?;
         timings.push((info.name.clone(), counts, t.elapsed().as_secs_f64()));
     }

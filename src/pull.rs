@@ -146,15 +146,20 @@ pub async fn pull_with(
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "all sources fetched");
 
     let mut outcomes = Vec::new();
+    let store_path = store.path().to_path_buf();
     for ((info, run_id), (fetched, fetch_secs)) in jobs.into_iter().zip(idp_results.into_iter().chain(app_results)) {
         let t = Instant::now();
         let result = match fetched {
-            Ok(snap) => match store.write_snapshot_keyed(&info, run_id, &snap) {
-                Ok((counts, keys)) => {
-                    // The columnar copy is an accelerator: a failure to write it only slows plans.
-                    if let Err(e) = crate::engine::columnar::write(store.path(), &info.name, run_id, &snap, &keys) {
-                        tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
-                    }
+            Ok(snap) => match store.write_snapshot_keyed(&info, run_id, &snap, |keys| {
+                // The columnar copy is an accelerator: a failure to write it only slows plans. It
+                // is of `run_id`, so it is not used unless this pull's commit succeeds.
+                let t = Instant::now();
+                if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, run_id, &snap, keys) {
+                    tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
+                }
+                tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), "columnar copy written");
+            }) {
+                Ok((counts, _)) => {
                     if counts.dangling_members > 0 {
                         tracing::warn!(
                             "{}: {} group member reference(s) name no user and were skipped",

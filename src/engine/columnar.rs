@@ -73,7 +73,7 @@ pub fn enabled() -> bool {
     std::env::var("SCIMSYNC_COLUMNS").map(|v| v != "off").unwrap_or(true)
 }
 
-fn text(values: impl Iterator<Item = Option<String>>) -> ArrayRef {
+fn text<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     let mut b = StringBuilder::new();
     for v in values {
         b.append_option(v);
@@ -81,12 +81,12 @@ fn text(values: impl Iterator<Item = Option<String>>) -> ArrayRef {
     Arc::new(b.finish())
 }
 
-fn key(values: impl Iterator<Item = Option<String>>) -> ArrayRef {
+fn key<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     let mut b = StringBuilder::new();
     let mut buf = String::new();
     for v in values {
         match v {
-            Some(s) if normalise_key_into(&s, &mut buf) => b.append_value(&buf),
+            Some(s) if normalise_key_into(s, &mut buf) => b.append_value(&buf),
             _ => b.append_null(),
         }
     }
@@ -109,13 +109,13 @@ pub fn batches(
     let users_schema = schema_of(&scan::user_columns());
     let mut users = Vec::new();
     for (chunk, ks) in snap.users.chunks(scan::BATCH_ROWS).zip(keys.user_keys.chunks(scan::BATCH_ROWS)) {
-        let s = |f: fn(&crate::model::User) -> &Option<String>| chunk.iter().map(move |u| f(u).clone());
+        let s = |f: fn(&crate::model::User) -> &Option<String>| chunk.iter().map(move |u| f(u).as_deref());
         let mut active = BooleanBuilder::new();
         chunk.iter().for_each(|u| active.append_value(u.active));
         let cols: Vec<ArrayRef> = vec![
-            text(chunk.iter().map(|_| Some(source.to_string()))),
+            text(chunk.iter().map(|_| Some(source))),
             ints(ks.iter().copied()),
-            text(chunk.iter().map(|u| Some(u.id.clone()))),
+            text(chunk.iter().map(|u| Some(u.id.as_str()))),
             text(s(|u| &u.user_name)),
             key(s(|u| &u.user_name)),
             text(s(|u| &u.external_id)),
@@ -140,12 +140,12 @@ pub fn batches(
     let mut groups = Vec::new();
     for (chunk, ks) in snap.groups.chunks(scan::BATCH_ROWS).zip(keys.group_keys.chunks(scan::BATCH_ROWS)) {
         let cols: Vec<ArrayRef> = vec![
-            text(chunk.iter().map(|_| Some(source.to_string()))),
+            text(chunk.iter().map(|_| Some(source))),
             ints(ks.iter().copied()),
-            text(chunk.iter().map(|g| Some(g.id.clone()))),
-            text(chunk.iter().map(|g| Some(g.display_name.clone()))),
-            key(chunk.iter().map(|g| Some(g.display_name.clone()))),
-            text(chunk.iter().map(|g| g.external_id.clone())),
+            text(chunk.iter().map(|g| Some(g.id.as_str()))),
+            text(chunk.iter().map(|g| Some(g.display_name.as_str()))),
+            key(chunk.iter().map(|g| Some(g.display_name.as_str()))),
+            text(chunk.iter().map(|g| g.external_id.as_deref())),
         ];
         groups.push(RecordBatch::try_new(groups_schema.clone(), cols)?);
     }

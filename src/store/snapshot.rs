@@ -231,11 +231,20 @@ impl Store {
     /// Replace `info.name`'s snapshot with `snap` as pull run `run_id`, and mark the run ok.
     /// Either all of it is written or none (the previous snapshot stays as it was).
     pub fn write_snapshot(&mut self, info: &SourceInfo, run_id: i64, snap: &Snapshot) -> Result<SnapshotCounts> {
-        self.write_snapshot_keyed(info, run_id, snap).map(|(counts, _)| counts)
+        self.write_snapshot_keyed(info, run_id, snap, |_| ()).map(|(counts, _)| counts)
     }
 
     /// [`Store::write_snapshot`], also returning the integer keys of the written objects.
-    pub fn write_snapshot_keyed(&mut self, info: &SourceInfo, run_id: i64, snap: &Snapshot) -> Result<(SnapshotCounts, SnapshotKeys)> {
+    /// [`Store::write_snapshot`], returning the integer keys the store gave the snapshot's rows.
+    /// `alongside_commit` gets those keys on another thread while the transaction commits (the
+    /// columnar copy is written there); it must not assume the commit succeeds.
+    pub fn write_snapshot_keyed(
+        &mut self,
+        info: &SourceInfo,
+        run_id: i64,
+        snap: &Snapshot,
+        alongside_commit: impl FnOnce(&SnapshotKeys) + Send,
+    ) -> Result<(SnapshotCounts, SnapshotKeys)> {
         let path = self.path.clone();
         let now = crate::time::now();
         let tx = self
@@ -285,7 +294,13 @@ impl Store {
             params![run_id, crate::time::now(), counts_json],
         )
         .map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
+        let t = std::time::Instant::now();
+        let committed = std::thread::scope(|s| {
+            s.spawn(|| alongside_commit(&keys));
+            tx.commit()
+        });
+        committed.map_err(sql_err)?;
+        tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), "committed");
         Ok((counts, keys))
     }
 }
