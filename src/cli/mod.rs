@@ -106,6 +106,10 @@ pub struct GenArgs {
     /// Directory for the store and its config (replaced).
     #[arg(long, default_value = "scimsync-gen")]
     dir: PathBuf,
+    /// Then serve the generated IdP and app over SCIM from the emulator on loopback ports (the
+    /// config points at them) until Ctrl-C: for `pull` and `apply` over HTTP.
+    #[arg(long)]
+    serve: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,7 +213,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 seed: a.seed,
             };
             let t = std::time::Instant::now();
-            let (store, timings) = crate::gen::write(&spec, &a.dir)?;
+            let (store, timings, generated) = crate::gen::write_generated(&spec, &a.dir)?;
             for (source, c, secs) in timings {
                 println!(
                     "{source}: {} users, {} groups, {} memberships written in {secs:.2}s",
@@ -222,6 +226,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 t.elapsed().as_secs_f64(),
                 a.dir.join("scimsync.toml").display()
             );
+            if a.serve {
+                runtime()?.block_on(crate::gen::serve(generated, &a.dir, |idp, app| {
+                    println!("serving the IdP at {idp} and the app at {app} (SCIM, no token); Ctrl-C stops");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                }))?;
+            }
             Ok(Outcome::Ok)
         }
         Command::GenFile(a) => {

@@ -13,6 +13,10 @@ pub struct Directory {
     user_names: HashMap<String, String>,
     /// Lower-cased email → ids of the accounts holding it.
     emails: HashMap<String, Vec<String>>,
+    /// Ids in order, for pages by position (a list of a million users would otherwise walk
+    /// the map from its start for every page); rebuilt when a resource comes or goes.
+    user_order: Vec<String>,
+    group_order: Vec<String>,
 }
 
 fn schema(resource: &str) -> &'static str {
@@ -72,6 +76,29 @@ impl Directory {
         }
     }
 
+    /// Resources `start`.. (1-based) of `resource`, at most `count`, in id order; and how
+    /// many there are.
+    pub fn page(&mut self, resource: &str, start: usize, count: usize) -> (usize, Vec<&Value>) {
+        let (map, order) = if resource == "Users" {
+            (&self.users, &mut self.user_order)
+        } else {
+            (&self.groups, &mut self.group_order)
+        };
+        if order.len() != map.len() {
+            *order = map.keys().cloned().collect();
+        }
+        let ids = order.get(start.saturating_sub(1)..).unwrap_or_default();
+        (map.len(), ids.iter().take(count).filter_map(|id| map.get(id)).collect())
+    }
+
+    fn reorder(&mut self, resource: &str) {
+        if resource == "Users" {
+            self.user_order.clear();
+        } else {
+            self.group_order.clear();
+        }
+    }
+
     /// The id of the user with this userName (case-insensitive).
     pub fn user_by_name(&self, user_name: &str) -> Option<&str> {
         self.user_names.get(&user_name.trim().to_lowercase()).map(String::as_str)
@@ -94,6 +121,7 @@ impl Directory {
             "meta".into(),
             json!({"resourceType": if resource == "Users" { "User" } else { "Group" }, "version": "W/\"1\""}),
         );
+        self.reorder(resource);
         if resource == "Users" {
             self.index(&id, &body);
             self.users.insert(id, body.clone());
@@ -101,6 +129,25 @@ impl Directory {
             self.groups.insert(id, body.clone());
         }
         body
+    }
+
+    /// Store a resource under a given id (seeding from a snapshot); ids need not be of
+    /// [`Directory::create`]'s form, and later creates do not collide with them.
+    pub fn insert(&mut self, resource: &str, id: &str, mut body: Value) {
+        let obj = body.as_object_mut().expect("caller passes an object");
+        obj.insert("id".into(), json!(id));
+        obj.insert("schemas".into(), json!([schema(resource)]));
+        obj.insert(
+            "meta".into(),
+            json!({"resourceType": if resource == "Users" { "User" } else { "Group" }, "version": "W/\"1\""}),
+        );
+        self.reorder(resource);
+        if resource == "Users" {
+            self.index(id, &body);
+            self.users.insert(id.to_string(), body);
+        } else {
+            self.groups.insert(id.to_string(), body);
+        }
     }
 
     /// Replace a stored resource by `new` (id, schemas and meta kept, version bumped).
@@ -126,6 +173,7 @@ impl Directory {
     }
 
     pub fn remove(&mut self, resource: &str, id: &str) -> Option<Value> {
+        self.reorder(resource);
         if resource == "Users" {
             let old = self.users.remove(id)?;
             self.unindex(id, &old);
@@ -192,4 +240,32 @@ pub fn parse_eq_filter(filter: &str) -> Option<(String, String)> {
     }
     let value: String = serde_json::from_str(value.trim()).ok()?;
     Some((attr.to_string(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(page: (usize, Vec<&Value>)) -> (usize, Vec<String>) {
+        (page.0, page.1.iter().map(|u| u["userName"].as_str().unwrap().to_string()).collect())
+    }
+
+    #[test]
+    fn pages_by_position_follow_creates_inserts_and_removals() {
+        let mut d = Directory::default();
+        let ids: Vec<String> = (0..5).map(|i| d.add_user(json!({"userName": format!("u{i}")}))).collect();
+        assert_eq!(names(d.page("Users", 2, 2)), (5, vec!["u1".into(), "u2".into()]));
+        d.remove("Users", &ids[1]);
+        assert_eq!(names(d.page("Users", 2, 2)), (4, vec!["u2".into(), "u3".into()]));
+        d.insert("Users", "zz", json!({"userName": "last"}));
+        d.add_user(json!({"userName": "u5"}));
+        assert_eq!(names(d.page("Users", 5, 10)), (6, vec!["u5".into(), "last".into()]));
+        assert_eq!(names(d.page("Users", 7, 10)), (6, vec![]));
+        assert_eq!(
+            names(d.page("Users", 0, 1)),
+            (6, vec!["u0".into()]),
+            "startIndex below 1 counts as 1"
+        );
+        assert_eq!(d.page("Groups", 1, 10).0, 0);
+    }
 }

@@ -287,7 +287,7 @@ async fn list(
     }
     let start = param("startIndex").and_then(|v| v.parse::<i64>().ok()).unwrap_or(1).max(1) as usize;
     let count = param("count").and_then(|v| v.parse::<i64>().ok()).unwrap_or(1000).clamp(0, 1000) as usize;
-    let dir = s.dir.lock().expect("not poisoned");
+    let mut dir = s.dir.lock().expect("not poisoned");
     let pending = s.pending.lock().expect("not poisoned");
     let listed = |r: &&Value| resource != "Users" || pending.is_empty() || !r["id"].as_str().is_some_and(|id| pending.contains(id));
     let (total, page): (usize, Vec<&Value>) = match param("filter") {
@@ -302,10 +302,7 @@ async fn list(
             let all: Vec<&Value> = dir.filter(&resource, &attr, &value).into_iter().filter(listed).collect();
             (all.len(), all.into_iter().skip(start - 1).take(count).collect())
         }
-        None if pending.is_empty() => {
-            let all = dir.collection(&resource);
-            (all.len(), all.values().skip(start - 1).take(count).collect())
-        }
+        None if pending.is_empty() => dir.page(&resource, start, count),
         None => {
             let all: Vec<&Value> = dir.collection(&resource).values().filter(listed).collect();
             (all.len(), all.into_iter().skip(start - 1).take(count).collect())

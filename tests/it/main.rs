@@ -13,6 +13,7 @@ mod crash_trials;
 mod demo;
 mod fault_matrix;
 mod file_source;
+mod gen_serve;
 mod idp_connectors;
 mod plan_scim2_server;
 mod pull_emulator;
