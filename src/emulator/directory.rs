@@ -111,24 +111,11 @@ impl Directory {
 
     /// Store a new resource, assigning its id and meta; returns the stored resource.
     /// Ids sort in creation order, which keeps list pages stable.
-    pub fn create(&mut self, resource: &str, mut body: Value) -> Value {
+    pub fn create(&mut self, resource: &str, body: Value) -> Value {
         self.next += 1;
         let id = format!("{:012}", self.next);
-        let obj = body.as_object_mut().expect("caller checks for an object");
-        obj.insert("id".into(), json!(id));
-        obj.insert("schemas".into(), json!([schema(resource)]));
-        obj.insert(
-            "meta".into(),
-            json!({"resourceType": if resource == "Users" { "User" } else { "Group" }, "version": "W/\"1\""}),
-        );
-        self.reorder(resource);
-        if resource == "Users" {
-            self.index(&id, &body);
-            self.users.insert(id, body.clone());
-        } else {
-            self.groups.insert(id, body.clone());
-        }
-        body
+        self.insert(resource, &id, body);
+        self.collection(resource)[&id].clone()
     }
 
     /// Store a resource under a given id (seeding from a snapshot); ids need not be of

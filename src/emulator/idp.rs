@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -274,19 +275,22 @@ impl IdpFake {
                 .route("/api/systemusers", get(jc_users).post(jc_create))
                 .route("/api/v2/usergroups", get(jc_groups))
                 .route("/api/v2/usergroups/{id}/members", get(jc_members))
-                .route("/api/v2/applications/{id}/associations", get(jc_associations)),
+                .route("/api/v2/applications/{id}/associations", get(jc_associations))
+                .route_layer(middleware::from_fn_with_state(shared.clone(), gated)),
             IdpVendor::Okta => Router::new()
                 .route("/api/v1/users", get(okta_users).post(okta_create))
                 .route("/api/v1/users/{id}", get(okta_user_by_id))
                 .route("/api/v1/groups", get(okta_groups))
                 .route("/api/v1/groups/{id}/users", get(okta_members))
-                .route("/api/v1/apps/{id}/groups", get(okta_app_groups)),
+                .route("/api/v1/apps/{id}/groups", get(okta_app_groups))
+                .route_layer(middleware::from_fn_with_state(shared.clone(), gated)),
             IdpVendor::Entra => Router::new()
-                .route("/{tenant}/oauth2/v2.0/token", post(graph_token))
                 .route("/v1.0/users", get(graph_users).post(graph_create))
                 .route("/v1.0/users/delta", get(graph_users_delta))
                 .route("/v1.0/groups/delta", get(graph_groups_delta))
-                .route("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", get(graph_assignments)),
+                .route("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", get(graph_assignments))
+                .route_layer(middleware::from_fn_with_state(shared.clone(), gated))
+                .route("/{tenant}/oauth2/v2.0/token", post(graph_token)),
         }
         .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -396,6 +400,14 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 /// Counting, auth, mutations, faults and Okta's rate limit. `Err` is the answer to give.
+/// Every data route goes through [`gate`] first (the token endpoint does not).
+async fn gated(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    match gate(&s, req.method(), req.uri(), req.headers()).await {
+        Ok(()) => next.run(req).await,
+        Err(r) => r,
+    }
+}
+
 async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
     let n = {
         let mut t = s.total.lock().expect("not poisoned");
@@ -514,16 +526,7 @@ fn with_total(items: Vec<Value>, total: usize) -> Response {
     r
 }
 
-async fn jc_users(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn jc_users(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
     let (limit, skip) = window_of(&q, 10, 100);
     // v1 filters the fake knows: `username:$eq:VALUE`, `email:$eq:VALUE` (case-sensitive, as
     // JumpCloud documents).
@@ -548,16 +551,7 @@ async fn jc_users(
     json_response(StatusCode::OK, json!({"totalCount": matching.len(), "results": results}))
 }
 
-async fn jc_groups(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn jc_groups(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
     let (limit, skip) = window_of(&q, 10, 100);
     let dir = s.dir.lock().expect("not poisoned");
     let items = dir
@@ -570,17 +564,7 @@ async fn jc_groups(
     with_total(items, dir.groups.len())
 }
 
-async fn jc_members(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn jc_members(State(s): State<Arc<Shared>>, Path(id): Path<String>, Query(q): Query<Vec<(String, String)>>) -> Response {
     let (limit, skip) = window_of(&q, 10, 100);
     let dir = s.dir.lock().expect("not poisoned");
     let Some(g) = dir.groups.get(&id) else {
@@ -596,17 +580,7 @@ async fn jc_members(
     with_total(items, g.members.len())
 }
 
-async fn jc_associations(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn jc_associations(State(s): State<Arc<Shared>>, Path(id): Path<String>, Query(q): Query<Vec<(String, String)>>) -> Response {
     if param(&q, "targets").as_deref() != Some("user_group") && param(&q, "targets").as_deref() != Some("user") {
         return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "targets must be user or user_group");
     }
@@ -710,16 +684,7 @@ impl OktaFilter {
     }
 }
 
-async fn okta_users(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn okta_users(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>, uri: Uri) -> Response {
     let filter = match param(&q, "filter") {
         Some(f) => match okta_filter(&f) {
             Some(f) => Some(f),
@@ -746,10 +711,7 @@ async fn okta_users(
     okta_page(&s, &uri, items, &q, 200, 200)
 }
 
-async fn okta_user_by_id(State(s): State<Arc<Shared>>, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn okta_user_by_id(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let dir = s.dir.lock().expect("not poisoned");
     match dir.users.get(&id) {
         Some(u) => json_response(StatusCode::OK, okta_user(u)),
@@ -757,16 +719,7 @@ async fn okta_user_by_id(State(s): State<Arc<Shared>>, Path(id): Path<String>, m
     }
 }
 
-async fn okta_groups(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn okta_groups(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>, uri: Uri) -> Response {
     let items = {
         let dir = s.dir.lock().expect("not poisoned");
         // `q`: groups whose name starts with it (case-insensitive).
@@ -786,17 +739,7 @@ async fn okta_groups(
     okta_page(&s, &uri, items, &q, 10_000, 10_000)
 }
 
-async fn okta_members(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn okta_members(State(s): State<Arc<Shared>>, Path(id): Path<String>, Query(q): Query<Vec<(String, String)>>, uri: Uri) -> Response {
     let items = {
         let dir = s.dir.lock().expect("not poisoned");
         let Some(g) = dir.groups.get(&id) else {
@@ -815,13 +758,8 @@ async fn okta_app_groups(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
-    method: Method,
     uri: Uri,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
     let items = {
         let dir = s.dir.lock().expect("not poisoned");
         let Some(bound) = dir.apps.get(&id) else {
@@ -972,16 +910,7 @@ fn select_of(q: &[(String, String)]) -> Vec<String> {
 
 /// `GET /users?$filter=userPrincipalName eq 'x'` (or `mail eq`) with `$select`: the single-user
 /// read. Other filters are refused.
-async fn graph_users(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn graph_users(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
     let Some(filter) = param(&q, "$filter") else {
         return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "the fake serves /users with $filter only");
     };
@@ -1006,16 +935,7 @@ async fn graph_users(
     json_response(StatusCode::OK, json!({"value": value}))
 }
 
-async fn graph_users_delta(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn graph_users_delta(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
     delta_page(&s, "users", &q, |dir, since, select| {
         let mut out: Vec<Value> = dir
             .users
@@ -1035,16 +955,7 @@ async fn graph_users_delta(
     })
 }
 
-async fn graph_groups_delta(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn graph_groups_delta(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
     delta_page(&s, "groups", &q, |dir, since, _| {
         let mut out = Vec::new();
         for g in dir.groups.values() {
@@ -1096,10 +1007,7 @@ async fn graph_groups_delta(
     })
 }
 
-async fn graph_assignments(State(s): State<Arc<Shared>>, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn graph_assignments(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let dir = s.dir.lock().expect("not poisoned");
     let Some(bound) = dir.apps.get(&id) else {
         return vendor_error(s.vendor, StatusCode::NOT_FOUND, "Resource does not exist");
@@ -1135,10 +1043,7 @@ fn text(v: &Value, path: &[&str]) -> Option<String> {
     cur.as_str().map(str::to_string).filter(|s| !s.is_empty())
 }
 
-async fn jc_create(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn jc_create(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "invalid JSON");
     };
@@ -1163,17 +1068,7 @@ async fn jc_create(State(s): State<Arc<Shared>>, method: Method, uri: Uri, heade
     }
 }
 
-async fn okta_create(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn okta_create(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>, body: Bytes) -> Response {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "invalid JSON");
     };
@@ -1208,10 +1103,7 @@ async fn okta_create(
     }
 }
 
-async fn graph_create(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = gate(&s, &method, &uri, &headers).await {
-        return r;
-    }
+async fn graph_create(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "invalid JSON");
     };

@@ -39,7 +39,11 @@ fn checksum_file(path: &Path) -> PathBuf {
 }
 
 fn checksum(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+    hex(xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+fn hex(digest: u128) -> String {
+    format!("{digest:032x}")
 }
 
 /// A writer that hashes what it writes (the checksum of a file written in one pass).
@@ -213,7 +217,7 @@ pub fn write(store: &Path, source: &str, run_id: i64, snap: &Snapshot, keys: &Sn
         // longer matches and is not used (nor is a new file without its checksum).
         let sum = checksum_file(&path);
         let sum_tmp = sum.with_extension("xxh3.tmp");
-        std::fs::write(&sum_tmp, format!("{:032x}", out.hasher.digest128())).map_err(|e| format!("{}: {e}", sum_tmp.display()))?;
+        std::fs::write(&sum_tmp, hex(out.hasher.digest128())).map_err(|e| format!("{}: {e}", sum_tmp.display()))?;
         std::fs::rename(&sum_tmp, &sum).map_err(|e| format!("{}: {e}", sum.display()))?;
         std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -6,6 +6,7 @@ pub mod columnar;
 pub mod scan;
 pub mod tables;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -303,23 +304,21 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
         s.spawn(work);
         work();
     });
-    let mut read: Vec<((&str, &'static str), Vec<RecordBatch>)> = Vec::new();
+    // A source's copy is used only when all its tables were read.
+    let mut read: HashMap<&str, Vec<(&'static str, Vec<RecordBatch>)>> = HashMap::new();
     for ((source, _, table), slot) in copies.iter().zip(copy_slots) {
         if let Some(batches) = slot.into_inner().expect("not poisoned") {
-            read.push(((source, table), batches));
+            read.entry(source).or_default().push((table, batches));
         }
     }
     let mut pieces: Vec<(&'static str, Vec<RecordBatch>)> = Vec::new();
     let mut missed = Vec::new();
     for (source, _) in &sources {
-        let tables: Vec<_> = read.iter().filter(|((s, _), _)| s == source).collect();
-        if tables.len() == COPIED.len() {
-            pieces.extend(tables.into_iter().map(|((_, t), b)| (*t, b.clone())));
-        } else {
-            missed.push(source.clone());
+        match read.remove(source.as_str()) {
+            Some(tables) if tables.len() == COPIED.len() => pieces.extend(tables),
+            _ => missed.push(source.clone()),
         }
     }
-    drop(read);
     tracing::debug!(cached = sources.len() - missed.len(), from_sqlite = missed.len(), "sources loaded");
     let small_batches = small_slot
         .into_inner()
