@@ -2,9 +2,7 @@
 on the same SQLite store scimsync plans (its SQLite scanner, ATTACH … TYPE sqlite), using the
 links and bindings a previous `scimsync plan` stored. Prints the median of several runs per
 query and in total. Run through benches/side-by-side.sh, which installs DuckDB."""
-import statistics
 import sys
-import time
 
 import os
 
@@ -32,15 +30,4 @@ QUERIES = side_by_side_queries.queries(APP, IDP)
 
 con = duckdb.connect()
 con.execute(SETUP)
-totals = []
-per = {name: [] for name in QUERIES}
-for _ in range(RUNS):
-    start = time.perf_counter()
-    for name, sql in QUERIES.items():
-        t = time.perf_counter()
-        con.execute(sql).fetchall()
-        per[name].append(time.perf_counter() - t)
-    totals.append(time.perf_counter() - start)
-for name, times in per.items():
-    print(f"duckdb {name:16} {statistics.median(times):6.2f} s")
-print(f"duckdb total            {statistics.median(totals):6.2f} s (median of {RUNS})")
+side_by_side_queries.time_queries(con, "duckdb", QUERIES, RUNS)

@@ -27,3 +27,23 @@ def queries(app="app.bench", idp="idp.corp"):
     }
 
 
+
+
+def time_queries(con, label, queries, runs, note=""):
+    """Run every query `runs` times on `con` (sqlite3 or duckdb); print each median and the
+    median total."""
+    import statistics
+    import time
+
+    totals = []
+    per = {name: [] for name in queries}
+    for _ in range(runs):
+        start = time.perf_counter()
+        for name, sql in queries.items():
+            t = time.perf_counter()
+            con.execute(sql).fetchall()
+            per[name].append(time.perf_counter() - t)
+        totals.append(time.perf_counter() - start)
+    for name, times in per.items():
+        print(f"{label} {name:16} {statistics.median(times):6.2f} s")
+    print(f"{label} total            {statistics.median(totals):6.2f} s (median of {runs}{note})")
