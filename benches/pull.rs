@@ -12,12 +12,7 @@ use scimsync::store::Store;
 const TOKEN: &str = "bench-token";
 
 fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
+    scimsync::memory::peak_mib()
 }
 
 async fn timed_pull(label: &str, idp_section: &str, users: usize) {

@@ -11,10 +11,10 @@ use datafusion_table_providers_sqlite::pool::SqliteConnectionPoolFactory;
 use datafusion_table_providers_sqlite::SqliteTableFactory;
 
 // `active` is Boolean in the engine's scan and Int64 as the provider infers it from SQLite: cast for both.
-const NARROW: &str = "SELECT COUNT(*) FROM memberships m JOIN users u ON u.uid = m.uid WHERE CAST(u.active AS BIGINT) <> 0";
+const NARROW: &str = "SELECT COUNT(*) FROM member_keys m JOIN users u ON u.uid = m.uid WHERE CAST(u.active AS BIGINT) <> 0";
 /// The same join reading every user column the drift queries read (the engine's scan always does).
 const WIDE: &str = "SELECT COUNT(*), SUM(length(concat(u.source, u.id, u.user_name, u.external_id, u.email, u.given_name, u.family_name, \
-    u.formatted, u.display_name, u.title, u.phone, u.timezone, u.role))) FROM memberships m JOIN users u ON u.uid = m.uid WHERE CAST(u.active AS BIGINT) <> 0";
+    u.formatted, u.display_name, u.title, u.phone, u.timezone, u.role))) FROM member_keys m JOIN users u ON u.uid = m.uid WHERE CAST(u.active AS BIGINT) <> 0";
 
 async fn own(store: &str, query: &str) -> (f64, f64) {
     let t = Instant::now();

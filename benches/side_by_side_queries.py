@@ -8,7 +8,7 @@ def queries(app="app.bench", idp="idp.corp"):
     APP, IDP = app, idp
     # Scope: active IdP users directly in a bound group; links: the stored correlation.
     SCOPE = f"""(SELECT DISTINCT u.uid FROM s.bindings b JOIN s.groups g ON g.source = '{IDP}' AND g.id = b.idp_group_id
-                JOIN s.memberships m ON m.gid = g.gid JOIN s.users u ON u.uid = m.uid AND u.active WHERE b.app = '{APP.split('.',1)[1]}')"""
+                JOIN s.member_keys m ON m.gid = g.gid JOIN s.users u ON u.uid = m.uid AND u.active WHERE b.app = '{APP.split('.',1)[1]}')"""
     LINKS = f"(SELECT idp_uid, sp_uid FROM s.links WHERE app = '{APP.split('.',1)[1]}')"
     return {
         "missing": f"""SELECT count(*) FROM {SCOPE} sc WHERE NOT EXISTS (SELECT 1 FROM {LINKS} l WHERE l.idp_uid = sc.uid)""",
@@ -20,8 +20,8 @@ def queries(app="app.bench", idp="idp.corp"):
         "orphans": f"""SELECT count(*) FROM {LINKS} l JOIN s.users a ON a.uid = l.sp_uid AND a.active
             WHERE NOT EXISTS (SELECT 1 FROM {SCOPE} sc WHERE sc.uid = l.idp_uid)""",
         "membership diff": f"""WITH managed AS (SELECT idp_gid, sp_gid FROM s.group_links WHERE app = '{APP.split('.',1)[1]}'),
-            desired AS (SELECT mg.sp_gid, m.uid AS idp_uid FROM managed mg JOIN s.memberships m ON m.gid = mg.idp_gid JOIN s.users u ON u.uid = m.uid AND u.active),
-            actual AS (SELECT mg.sp_gid, l.idp_uid FROM managed mg JOIN s.memberships m ON m.gid = mg.sp_gid JOIN {LINKS} l ON l.sp_uid = m.uid)
+            desired AS (SELECT mg.sp_gid, m.uid AS idp_uid FROM managed mg JOIN s.member_keys m ON m.gid = mg.idp_gid JOIN s.users u ON u.uid = m.uid AND u.active),
+            actual AS (SELECT mg.sp_gid, l.idp_uid FROM managed mg JOIN s.member_keys m ON m.gid = mg.sp_gid JOIN {LINKS} l ON l.sp_uid = m.uid)
             SELECT count(*) FROM desired d FULL OUTER JOIN actual x ON x.sp_gid = d.sp_gid AND x.idp_uid = d.idp_uid
             WHERE x.sp_gid IS NULL OR d.sp_gid IS NULL""",
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use crate::emulator::{Directory, Emulator};
-use crate::model::{Binding, Group, Membership, Snapshot, User};
+use crate::model::{Binding, Group, Snapshot, User};
 use crate::sample::SplitMix;
 use crate::store::{SnapshotCounts, SourceInfo, Store};
 
@@ -119,24 +119,15 @@ pub fn generate(spec: &GenSpec) -> Generated {
     for _ in 0..spec.memberships {
         let u = rng.below(spec.users.max(1) as u64) as usize;
         let g = rng.below(groups as u64) as usize;
-        idp.memberships.push(Membership {
-            group_id: format!("g{g}"),
-            user_id: format!("u{u}"),
-        });
+        idp.memberships.push(&format!("g{g}"), &format!("u{u}"));
         if let (Some(ag), Some(au)) = (&app_gid[g], &app_id_of[u]) {
             if !hit(&mut rng) {
-                app.memberships.push(Membership {
-                    group_id: ag.clone(),
-                    user_id: au.clone(),
-                });
+                app.memberships.push(ag, au);
             }
             if hit(&mut rng) {
                 let other = &app_id_of[rng.below(spec.users as u64) as usize];
                 if let Some(o) = other {
-                    app.memberships.push(Membership {
-                        group_id: ag.clone(),
-                        user_id: o.clone(),
-                    });
+                    app.memberships.push(ag, o);
                 }
             }
         }
@@ -217,7 +208,7 @@ pub fn write_generated(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, W
 pub fn directory_of(snap: &Snapshot) -> Directory {
     let mut members: HashMap<&str, Vec<Value>> = HashMap::new();
     for m in &snap.memberships {
-        members.entry(m.group_id.as_str()).or_default().push(json!({"value": m.user_id}));
+        members.entry(m.group_id).or_default().push(json!({"value": m.user_id}));
     }
     let mut d = Directory::default();
     for u in &snap.users {

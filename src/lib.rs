@@ -21,6 +21,7 @@ pub mod engine;
 pub mod gen;
 pub mod http;
 pub mod import;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod profile;

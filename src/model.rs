@@ -31,11 +31,114 @@ pub struct Group {
     pub raw: String,
 }
 
-/// A direct membership edge: user `user_id` is a member of group `group_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Membership {
-    pub group_id: String,
-    pub user_id: String,
+/// A direct membership edge: user `user_id` is a member of group `group_id`. Owned as built by
+/// connectors; [`Memberships::iter`] lends `Membership<&str>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Membership<S = String> {
+    pub group_id: S,
+    pub user_id: S,
+}
+
+/// A snapshot's memberships, kept compact: a 1M-user directory has millions, and as two owned
+/// strings each (≈ 110 bytes) they were the largest part of a pull's memory. Here a membership
+/// is its user id's bytes plus 12 bytes; a group's id is kept once per run of its members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Memberships {
+    group_text: String,
+    /// End of each group run's id in `group_text`.
+    group_ends: Vec<usize>,
+    user_text: String,
+    /// Per membership: its group run, and the end of its user id in `user_text`.
+    group_of: Vec<u32>,
+    user_ends: Vec<usize>,
+}
+
+impl Memberships {
+    pub fn push(&mut self, group_id: &str, user_id: &str) {
+        if self.group_ends.is_empty() || self.group(self.group_ends.len() - 1) != group_id {
+            self.group_text.push_str(group_id);
+            self.group_ends.push(self.group_text.len());
+        }
+        self.group_of
+            .push(u32::try_from(self.group_ends.len() - 1).expect("fewer than 2^32 membership runs"));
+        self.user_text.push_str(user_id);
+        self.user_ends.push(self.user_text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.user_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.user_ends.is_empty()
+    }
+
+    fn group(&self, run: usize) -> &str {
+        let start = if run == 0 { 0 } else { self.group_ends[run - 1] };
+        &self.group_text[start..self.group_ends[run]]
+    }
+
+    /// The `i`th membership.
+    pub fn get(&self, i: usize) -> Membership<&str> {
+        let start = if i == 0 { 0 } else { self.user_ends[i - 1] };
+        Membership {
+            group_id: self.group(self.group_of[i] as usize),
+            user_id: &self.user_text[start..self.user_ends[i]],
+        }
+    }
+
+    pub fn iter(&self) -> MembershipIter<'_> {
+        MembershipIter { of: self, next: 0 }
+    }
+}
+
+/// The memberships of a [`Memberships`], in the order they were pushed.
+pub struct MembershipIter<'a> {
+    of: &'a Memberships,
+    next: usize,
+}
+
+impl<'a> Iterator for MembershipIter<'a> {
+    type Item = Membership<&'a str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        (self.next < self.of.len()).then(|| {
+            self.next += 1;
+            self.of.get(self.next - 1)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.of.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for MembershipIter<'_> {}
+
+impl<'a> IntoIterator for &'a Memberships {
+    type Item = Membership<&'a str>;
+    type IntoIter = MembershipIter<'a>;
+
+    fn into_iter(self) -> MembershipIter<'a> {
+        self.iter()
+    }
+}
+
+impl<S: AsRef<str>> Extend<Membership<S>> for Memberships {
+    fn extend<I: IntoIterator<Item = Membership<S>>>(&mut self, iter: I) {
+        for m in iter {
+            self.push(m.group_id.as_ref(), m.user_id.as_ref());
+        }
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<Membership<S>> for Memberships {
+    fn from_iter<I: IntoIterator<Item = Membership<S>>>(iter: I) -> Self {
+        let mut out = Memberships::default();
+        out.extend(iter);
+        out
+    }
 }
 
 /// The groups bound to an app, as resolved from the IdP at pull time.
@@ -53,7 +156,7 @@ pub struct Binding {
 pub struct Snapshot {
     pub users: Vec<User>,
     pub groups: Vec<Group>,
-    pub memberships: Vec<Membership>,
+    pub memberships: Memberships,
     /// Only for IdP snapshots: the bindings of the apps this IdP provisions.
     pub bindings: Vec<Binding>,
     /// Requests made and other facts for the pull summary.
@@ -72,4 +175,20 @@ pub struct Snapshot {
 pub struct Baseline {
     pub snapshot: Snapshot,
     pub cursor: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memberships_give_back_what_was_pushed_in_order() {
+        let pushed = [("g1", "u1"), ("g1", "u2"), ("g2", "u1"), ("g1", "u3"), ("", "u4"), ("g3", "")];
+        let m: Memberships = pushed.iter().map(|&(group_id, user_id)| Membership { group_id, user_id }).collect();
+        assert_eq!(m.len(), pushed.len());
+        let back: Vec<(&str, &str)> = m.iter().map(|m| (m.group_id, m.user_id)).collect();
+        assert_eq!(back, pushed);
+        assert_eq!(m.group_ends.len(), 5, "a group's id is kept once per run of its members");
+        assert!(Memberships::default().is_empty());
+    }
 }

@@ -143,7 +143,7 @@ pub async fn pull_with(
         }
     });
     let (idp_results, app_results) = futures::join!(join_all(idp_futures), join_all(app_futures));
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "all sources fetched");
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "all sources fetched");
 
     let mut outcomes = Vec::new();
     let store_path = store.path().to_path_buf();
@@ -157,7 +157,7 @@ pub async fn pull_with(
                 if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, run_id, &snap, keys) {
                     tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
                 }
-                tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), "columnar copy written");
+                tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "columnar copy written");
             }) {
                 Ok((counts, _)) => {
                     if counts.dangling_members > 0 {

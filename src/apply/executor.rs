@@ -85,11 +85,11 @@ impl ApplyReport {
 
 /// The operations of `plan` an apply would run now (not done yet), for `app` or all.
 pub fn pending<'a>(entries: &'a [JournalEntry], app: Option<&str>) -> Vec<&'a JournalEntry> {
-    entries
-        .iter()
-        .filter(|e| matches!(e.status.as_str(), "planned" | "in_flight" | "failed"))
-        .filter(|e| app.is_none_or(|a| e.op.app == a))
-        .collect()
+    entries.iter().filter(|e| is_pending(e, app)).collect()
+}
+
+fn is_pending(e: &JournalEntry, app: Option<&str>) -> bool {
+    matches!(e.status.as_str(), "planned" | "in_flight" | "failed") && app.is_none_or(|a| e.op.app == a)
 }
 
 /// Refuse a plan made from snapshots that have since been replaced.
@@ -164,8 +164,8 @@ fn client_for(app: &AppConfig) -> Result<ScimClient, ApplyError> {
 
 /// Run the pending operations of a stored plan.
 pub async fn apply(config: &Config, store: Store, plan_id: i64, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
-    let (plan, entries) = store.load_plan(plan_id)?.expect("caller checked the plan exists");
-    apply_loaded(config, store, &plan, &entries, opts).await
+    let (plan, entries) = store.load_journal(plan_id)?.expect("caller checked the plan exists");
+    apply_loaded(config, store, &plan, entries, opts).await
 }
 
 /// [`apply`] for a plan and journal the caller has already read from `store`.
@@ -173,12 +173,13 @@ pub async fn apply_loaded(
     config: &Config,
     store: Store,
     plan: &Plan,
-    entries: &[JournalEntry],
+    mut entries: Vec<JournalEntry>,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
     let plan_id = plan.plan_id;
     check_fresh(&store, plan, opts.app.as_deref())?;
-    let todo: Vec<JournalEntry> = pending(entries, opts.app.as_deref()).into_iter().cloned().collect();
+    entries.retain(|e| is_pending(e, opts.app.as_deref()));
+    let todo = entries;
     check_guard(config, &store, &todo.iter().collect::<Vec<_>>(), opts)?;
 
     let mut runtimes: HashMap<String, Arc<AppRuntime>> = HashMap::new();

@@ -52,7 +52,7 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
             .latest_plan_id()?
             .ok_or_else(|| anyhow::anyhow!("no plan in {}: run `scimsync plan` first", store.path().display()))?,
     };
-    let (plan, entries) = store.load_plan(plan_id)?.expect("the plan was just found");
+    let (plan, entries) = store.load_journal(plan_id)?.expect("the plan was just found");
     let todo = pending(&entries, args.app.as_deref());
     if todo.is_empty() {
         println!("plan #{plan_id}: nothing to apply");
@@ -109,7 +109,7 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Ok);
         }
     }
-    let report = match crate::apply::apply_loaded(&config, store, &plan, &entries, &opts).await {
+    let report = match crate::apply::apply_loaded(&config, store, &plan, entries, &opts).await {
         Ok(r) => r,
         Err(e @ ApplyError::Guard { .. }) => {
             eprintln!("error: {e}");

@@ -46,7 +46,7 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
         }
     }
     if let Some(path) = &args.out {
-        let (plan, _) = store.load_plan(outcome.run_id)?.expect("plan just stored");
+        let plan = store.load_plan(outcome.run_id)?.expect("plan just stored");
         std::fs::write(path, serde_json::to_string_pretty(&plan)?).map_err(|e| anyhow::anyhow!("--out '{}': {e}", path.display()))?;
     }
     match args.format {

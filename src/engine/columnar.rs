@@ -63,10 +63,9 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
     }
 }
 
-/// Whether plans may use the columnar copy (SCIMSYNC_COLUMNS=off forces SQLite scans).
 /// Drop a source's columnar copy (after a single-object refresh made it out of date).
 pub fn invalidate(store: &Path, source: &str) {
-    for table in ["users", "groups", "memberships", "active_members"] {
+    for table in TABLES {
         let path = file(store, source, table);
         let _ = std::fs::remove_file(checksum_file(&path));
         let _ = std::fs::remove_file(path);
@@ -103,13 +102,32 @@ fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
     Arc::new(b.finish())
 }
 
-/// The batches of one source's tables, in the engine's scan schemas.
-pub fn batches(
-    source: &str,
-    snap: &Snapshot,
-    keys: &SnapshotKeys,
-) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, arrow::error::ArrowError> {
-    let mut out = Vec::new();
+/// The tables of a columnar copy, in the order they are written.
+pub const TABLES: [&str; 4] = ["users", "groups", "memberships", "active_members"];
+
+/// The batches of one of a source's tables, in the engine's scan schema. Built one table at a
+/// time and written before the next, so a 1M-user copy holds one table's arrays at once.
+fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    match table {
+        "users" => user_batches(source, snap, keys),
+        "groups" => group_batches(source, snap, keys),
+        "memberships" => pair_batches(&keys.membership_keys),
+        _ => {
+            // Memberships of active users (scope and the membership diff read only these).
+            let active: rustc_hash::FxHashSet<i64> = snap
+                .users
+                .iter()
+                .zip(&keys.user_keys)
+                .filter(|(u, _)| u.active)
+                .map(|(_, k)| *k)
+                .collect();
+            let pairs: Vec<(i64, i64)> = keys.membership_keys.iter().copied().filter(|(_, u)| active.contains(u)).collect();
+            pair_batches(&pairs)
+        }
+    }
+}
+
+fn user_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
     let users_schema = schema_of(&scan::user_columns());
     let mut users = Vec::new();
     for (chunk, ks) in snap.users.chunks(scan::BATCH_ROWS).zip(keys.user_keys.chunks(scan::BATCH_ROWS)) {
@@ -138,8 +156,10 @@ pub fn batches(
         ];
         users.push(RecordBatch::try_new(users_schema.clone(), cols)?);
     }
-    out.push(("users", users));
+    Ok(users)
+}
 
+fn group_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
     let groups_schema = schema_of(&scan::group_columns());
     let mut groups = Vec::new();
     for (chunk, ks) in snap.groups.chunks(scan::BATCH_ROWS).zip(keys.group_keys.chunks(scan::BATCH_ROWS)) {
@@ -153,31 +173,15 @@ pub fn batches(
         ];
         groups.push(RecordBatch::try_new(groups_schema.clone(), cols)?);
     }
-    out.push(("groups", groups));
+    Ok(groups)
+}
 
-    let m_schema = schema_of(&scan::membership_columns());
-    let memberships = keys
-        .membership_keys
+fn pair_batches(pairs: &[(i64, i64)]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    let schema = schema_of(&scan::membership_columns());
+    pairs
         .chunks(scan::BATCH_ROWS)
-        .map(|c| RecordBatch::try_new(m_schema.clone(), vec![ints(c.iter().map(|k| k.0)), ints(c.iter().map(|k| k.1))]))
-        .collect::<Result<Vec<_>, _>>()?;
-    out.push(("memberships", memberships));
-
-    // Memberships of active users (scope and the membership diff read only these).
-    let active: rustc_hash::FxHashSet<i64> = snap
-        .users
-        .iter()
-        .zip(&keys.user_keys)
-        .filter(|(u, _)| u.active)
-        .map(|(_, k)| *k)
-        .collect();
-    let active_pairs: Vec<(i64, i64)> = keys.membership_keys.iter().copied().filter(|(_, u)| active.contains(u)).collect();
-    let active_members = active_pairs
-        .chunks(scan::BATCH_ROWS)
-        .map(|c| RecordBatch::try_new(m_schema.clone(), vec![ints(c.iter().map(|k| k.0)), ints(c.iter().map(|k| k.1))]))
-        .collect::<Result<Vec<_>, _>>()?;
-    out.push(("active_members", active_members));
-    Ok(out)
+        .map(|c| RecordBatch::try_new(schema.clone(), vec![ints(c.iter().map(|k| k.0)), ints(c.iter().map(|k| k.1))]))
+        .collect()
 }
 
 fn schema_of(cols: &[(&'static str, Col)]) -> SchemaRef {
@@ -193,7 +197,8 @@ fn schema_of(cols: &[(&'static str, Col)]) -> SchemaRef {
 pub fn write(store: &Path, source: &str, run_id: i64, snap: &Snapshot, keys: &SnapshotKeys) -> Result<(), String> {
     let dir = dir_for(store);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for (table, batches) in batches(source, snap, keys).map_err(|e| e.to_string())? {
+    for table in TABLES {
+        let batches = batches(table, source, snap, keys).map_err(|e| e.to_string())?;
         let path = file(store, source, table);
         let tmp = path.with_extension("arrow.tmp");
         let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| empty_schema(table));

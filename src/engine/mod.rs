@@ -276,7 +276,6 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
         rows.collect::<rusqlite::Result<_>>().map_err(sqlite)?
     };
     drop(conn);
-    const COPIED: [&str; 4] = ["users", "groups", "memberships", "active_members"];
     let small: Vec<scan::TableScan> = scan::drift_tables(0)
         .into_iter()
         .filter(|t| !matches!(t.name, "users" | "groups" | "memberships"))
@@ -285,7 +284,7 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
     let copies: Vec<(&str, i64, &'static str)> = sources
         .iter()
         .filter_map(|(source, run)| run.filter(|_| columnar::enabled()).map(|run| (source.as_str(), run)))
-        .flat_map(|(source, run)| COPIED.map(|t| (source, run, t)))
+        .flat_map(|(source, run)| columnar::TABLES.map(|t| (source, run, t)))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let copy_slots: Vec<std::sync::Mutex<Option<Vec<RecordBatch>>>> = copies.iter().map(|_| Default::default()).collect();
@@ -315,7 +314,7 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
     let mut missed = Vec::new();
     for (source, _) in &sources {
         match read.remove(source.as_str()) {
-            Some(tables) if tables.len() == COPIED.len() => pieces.extend(tables),
+            Some(tables) if tables.len() == columnar::TABLES.len() => pieces.extend(tables),
             _ => missed.push(source.clone()),
         }
     }

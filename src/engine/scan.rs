@@ -284,10 +284,16 @@ fn groups_scan(condition: &str) -> TableScan {
     }
 }
 
-fn memberships_scan(condition: &str) -> TableScan {
+/// Memberships straight from their key table (the `memberships` view would join the ids
+/// back): all of them, or those of one source's groups.
+fn memberships_scan(source: Option<&str>) -> TableScan {
+    let sql = match source {
+        None => "SELECT gid, uid FROM member_keys".to_string(),
+        Some(source) => format!("SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = {source}"),
+    };
     TableScan {
         name: "memberships",
-        sql: format!("SELECT gid, uid FROM memberships WHERE {condition}"),
+        sql,
         columns: membership_columns(),
     }
 }
@@ -295,8 +301,9 @@ fn memberships_scan(condition: &str) -> TableScan {
 /// The three per-source tables read from SQLite for one source (when its columnar copy is
 /// missing or stale). Source names are `idp.NAME`/`app.NAME` with NAME of [A-Za-z0-9_-].
 pub fn source_tables(source: &str) -> Vec<TableScan> {
-    let condition = format!("source = '{}'", source.replace('\'', "''"));
-    vec![users_scan(&condition), groups_scan(&condition), memberships_scan(&condition)]
+    let quoted = format!("'{}'", source.replace('\'', "''"));
+    let condition = format!("source = {quoted}");
+    vec![users_scan(&condition), groups_scan(&condition), memberships_scan(Some(&quoted))]
 }
 
 /// The store tables the drift queries read (current state only; `raw` is not needed). The
@@ -309,7 +316,7 @@ pub fn drift_tables(max_uid: i64) -> Vec<TableScan> {
         users_scan(&format!("uid BETWEEN {} AND {mid}", i64::MIN)),
         users_scan(&format!("uid BETWEEN {} AND {}", mid + 1, i64::MAX)),
         groups_scan("1"),
-        memberships_scan("1"),
+        memberships_scan(None),
         TableScan {
             name: "bindings",
             sql: "SELECT app, idp, group_name, idp_group_id FROM bindings".into(),

@@ -1,7 +1,7 @@
 //! The SP side: every app is a SCIM 2.0 service provider, read with its Users and Groups.
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
 use crate::http::{Auth, Http, HttpSettings, RetryPolicy};
-use crate::model::{Group, Membership, Snapshot};
+use crate::model::{Group, Snapshot};
 use crate::scim::resource::{parse_group, parse_user};
 use crate::scim::ScimClient;
 
@@ -60,10 +60,9 @@ pub async fn pull_scim(client: &ScimClient, page_size: u32, concurrency: usize, 
         .await?;
     for raw in &groups_raw {
         let (group, members) = parse_group(raw.get()).map_err(|e| resource_error(client, "Groups", e))?;
-        snap.memberships.extend(members.into_iter().map(|user_id| Membership {
-            group_id: group.id.clone(),
-            user_id,
-        }));
+        for user_id in &members {
+            snap.memberships.push(&group.id, user_id);
+        }
         snap.groups.push(group);
     }
     Ok(snap)

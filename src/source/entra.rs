@@ -338,8 +338,10 @@ impl Entra {
         progress("groups", raws.len() as u64, raws.len() as u64);
         let mut groups: HashMap<String, Group> = snap.groups.drain(..).map(|g| (g.id.clone(), g)).collect();
         let mut order: Vec<String> = Vec::new();
-        let mut members: std::collections::BTreeSet<(String, String)> =
-            snap.memberships.drain(..).map(|m| (m.group_id, m.user_id)).collect();
+        let mut members: std::collections::BTreeSet<(String, String)> = std::mem::take(&mut snap.memberships)
+            .iter()
+            .map(|m| (m.group_id.to_string(), m.user_id.to_string()))
+            .collect();
         for raw in &raws {
             let r: Removed = api.parse(&groups_start, raw.get().as_bytes())?;
             if r.removed.is_some() {

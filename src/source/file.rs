@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::IdpConfig;
-use crate::model::{Group, Membership, Snapshot, User};
+use crate::model::{Group, Snapshot, User};
 
 use super::{IdpSource, Progress, SourceError};
 
@@ -117,10 +117,9 @@ pub fn parse_document(text: &str) -> Result<Snapshot, String> {
             ));
         }
         let raw = serde_json::json!({"id": g.id, "name": g.name, "externalId": g.external_id}).to_string();
-        snap.memberships.extend(g.members.into_iter().map(|user_id| Membership {
-            group_id: g.id.clone(),
-            user_id,
-        }));
+        for user_id in &g.members {
+            snap.memberships.push(&g.id, user_id);
+        }
         snap.groups.push(Group {
             id: g.id,
             display_name: g.name,

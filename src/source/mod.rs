@@ -100,9 +100,9 @@ pub trait IdpSource: Send + Sync {
         Ok(find_group(snap.groups, name).map(|g| {
             let members = snap
                 .memberships
-                .into_iter()
+                .iter()
                 .filter(|m| m.group_id == g.id)
-                .map(|m| m.user_id)
+                .map(|m| m.user_id.to_string())
                 .collect();
             (g, members)
         }))

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{AppConfig, IdpConfig, OktaAuth};
 use crate::http::Auth;
-use crate::model::{Baseline, Binding, Group, Membership, Snapshot, User};
+use crate::model::{Baseline, Binding, Group, Membership, Memberships, Snapshot, User};
 
 use super::web::{bounded, next_link, respect_rate_limit, Api};
 use super::{required, Created, IdpSource, Progress, SourceError};
@@ -221,7 +221,7 @@ impl Okta {
         Ok(out)
     }
 
-    async fn members(&self, group_ids: Vec<String>, progress: Progress<'_>) -> Result<Vec<Membership>, SourceError> {
+    async fn members(&self, group_ids: Vec<String>, progress: Progress<'_>) -> Result<Memberships, SourceError> {
         let total = group_ids.len() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
         let lists = bounded(group_ids, self.concurrency, |gid| {
@@ -317,12 +317,12 @@ impl IdpSource for Okta {
             .collect();
         let current: HashSet<&str> = groups.iter().map(|(g, _)| g.id.as_str()).collect();
         let reread: HashSet<&str> = stale.iter().map(String::as_str).collect();
-        let mut memberships: Vec<Membership> = snap
+        let mut memberships: Memberships = snap
             .memberships
-            .into_iter()
-            .filter(|m| current.contains(m.group_id.as_str()) && !reread.contains(m.group_id.as_str()))
+            .iter()
+            .filter(|m| current.contains(m.group_id) && !reread.contains(m.group_id))
             .collect();
-        memberships.extend(self.members(stale.clone(), progress).await?);
+        memberships.extend(&self.members(stale.clone(), progress).await?);
         let next = Cursor {
             users: users_mark,
             memberships: newest_membership(&groups, &cursor.memberships),
@@ -384,7 +384,7 @@ impl IdpSource for Okta {
             return Ok(None);
         };
         let members = self.members(vec![group.id.clone()], &|_, _, _| {}).await?;
-        Ok(Some((group, members.into_iter().map(|m| m.user_id).collect())))
+        Ok(Some((group, members.iter().map(|m| m.user_id.to_string()).collect())))
     }
 
     /// `POST /api/v1/users?activate=false`: a STAGED user (login, email, firstName and lastName

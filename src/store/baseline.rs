@@ -2,9 +2,10 @@
 //! pull: the connector applies the source's changes to it and the result is written like any
 //! full snapshot (unchanged objects hash the same and write nothing).
 use rusqlite::OptionalExtension;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{Result, Store, StoreError};
-use crate::model::{Baseline, Group, Membership, Snapshot, User};
+use crate::model::{Baseline, Group, Snapshot, User};
 
 impl Store {
     /// The stored snapshot of `source` and its cursor, when its last pull left one.
@@ -26,11 +27,13 @@ impl Store {
         let mut stmt = conn
             .prepare(
                 "SELECT id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title,
-                        phone, timezone, role, status_raw, raw FROM users WHERE source = ?1 ORDER BY uid",
+                        phone, timezone, role, status_raw, raw, uid FROM users WHERE source = ?1 ORDER BY uid",
             )
             .map_err(err)?;
+        let mut uids: Vec<i64> = Vec::new();
         snapshot.users = stmt
             .query_map([source], |r| {
+                uids.push(r.get(15)?);
                 Ok(User {
                     id: r.get(0)?,
                     user_name: r.get(1)?,
@@ -53,10 +56,12 @@ impl Store {
             .collect::<rusqlite::Result<_>>()
             .map_err(err)?;
         let mut stmt = conn
-            .prepare("SELECT id, display_name, external_id, raw FROM groups WHERE source = ?1 ORDER BY gid")
+            .prepare("SELECT id, display_name, external_id, raw, gid FROM groups WHERE source = ?1 ORDER BY gid")
             .map_err(err)?;
+        let mut gids: Vec<i64> = Vec::new();
         snapshot.groups = stmt
             .query_map([source], |r| {
+                gids.push(r.get(4)?);
                 Ok(Group {
                     id: r.get(0)?,
                     display_name: r.get(1)?,
@@ -67,19 +72,20 @@ impl Store {
             .map_err(err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(err)?;
+        // The ids come from the users and groups just read: the `memberships` view would seek
+        // into users once per membership.
+        let user_at: HashMap<i64, usize> = uids.iter().enumerate().map(|(i, &uid)| (uid, i)).collect();
+        let group_at: HashMap<i64, usize> = gids.iter().enumerate().map(|(i, &gid)| (gid, i)).collect();
         let mut stmt = conn
-            .prepare("SELECT group_id, user_id FROM memberships WHERE source = ?1")
+            .prepare("SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = ?1")
             .map_err(err)?;
-        snapshot.memberships = stmt
-            .query_map([source], |r| {
-                Ok(Membership {
-                    group_id: r.get(0)?,
-                    user_id: r.get(1)?,
-                })
-            })
-            .map_err(err)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(err)?;
+        let mut rows = stmt.query([source]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let (gid, uid): (i64, i64) = (r.get(0).map_err(err)?, r.get(1).map_err(err)?);
+            if let (Some(&g), Some(&u)) = (group_at.get(&gid), user_at.get(&uid)) {
+                snapshot.memberships.push(&snapshot.groups[g].id, &snapshot.users[u].id);
+            }
+        }
         Ok(Some(Baseline { snapshot, cursor }))
     }
 }

@@ -106,8 +106,10 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// A stored plan with its journal.
-    pub fn load_plan(&self, plan_id: i64) -> Result<Option<(Plan, Vec<JournalEntry>)>> {
+    /// A stored plan's head and its journal. The operations are the entries' `op`s and are not
+    /// repeated in the returned `Plan::operations` (a 1M-user plan's bodies are hundreds of MB);
+    /// [`Store::load_plan`] gives the whole plan.
+    pub fn load_journal(&self, plan_id: i64) -> Result<Option<(Plan, Vec<JournalEntry>)>> {
         let head: Option<(String, String)> = self
             .conn
             .query_row("SELECT created_at, snapshots FROM plans WHERE plan_id = ?1", [plan_id], |r| {
@@ -156,9 +158,17 @@ impl Store {
             plan_id,
             created_at,
             snapshots,
-            operations: entries.iter().map(|e| e.op.clone()).collect(),
+            operations: Vec::new(),
         };
         Ok(Some((plan, entries)))
+    }
+
+    /// A stored plan, whole (as `plan --out` writes it).
+    pub fn load_plan(&self, plan_id: i64) -> Result<Option<Plan>> {
+        Ok(self.load_journal(plan_id)?.map(|(mut plan, entries)| {
+            plan.operations = entries.into_iter().map(|e| e.op).collect();
+            plan
+        }))
     }
 
     /// Journal: the operation is about to be sent (attempts + 1). Committed before the call.
@@ -461,35 +471,55 @@ impl Store {
 
     /// Group id → ids of its member users (`active_only`: active users only), for these groups.
     pub fn members_of(&self, source: &str, group_ids: &HashSet<&str>, active_only: bool) -> Result<HashMap<String, Vec<String>>> {
+        let e = |e| self.err(e);
+        let mut groups: Vec<(i64, String)> = Vec::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT gid, id FROM groups WHERE source = ?1").map_err(e)?;
+            let mut rows = stmt.query([source]).map_err(e)?;
+            while let Some(r) = rows.next().map_err(e)? {
+                let id = r.get_ref(1).map_err(e)?.as_str().map_err(|x| e(x.into()))?;
+                if group_ids.contains(id) {
+                    groups.push((r.get(0).map_err(e)?, id.to_string()));
+                }
+            }
+        }
+        // Each group's keys are one range of member_keys.
+        let mut keys: Vec<(String, Vec<i64>)> = Vec::with_capacity(groups.len());
+        let mut wanted: HashSet<i64> = HashSet::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT uid FROM member_keys WHERE gid = ?1").map_err(e)?;
+            for (gid, id) in groups {
+                let uids: Vec<i64> = stmt
+                    .query_map([gid], |r| r.get(0))
+                    .map_err(e)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(e)?;
+                wanted.extend(uids.iter().copied());
+                keys.push((id, uids));
+            }
+        }
         // Not a join with users: at millions of memberships, one B-tree seek per membership
-        // into users costs seconds (7.6 s at 5M); the inactive users are few and read once.
-        let inactive: HashSet<i64> = if active_only {
+        // into users costs seconds (7.6 s at 5M); the source's users are read once, in order.
+        let mut user_ids: HashMap<i64, String> = HashMap::with_capacity(wanted.len());
+        {
             let mut stmt = self
                 .conn
-                .prepare("SELECT uid FROM users WHERE source = ?1 AND active = 0")
-                .map_err(|e| self.err(e))?;
-            let rows = stmt.query_map([source], |r| r.get(0)).map_err(|e| self.err(e))?;
-            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
-        } else {
-            HashSet::new()
-        };
-        let mut stmt = self
-            .conn
-            .prepare("SELECT group_id, user_id, uid FROM memberships WHERE source = ?1 ORDER BY rowid")
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([source]).map_err(|e| self.err(e))?;
-        let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let gid = r.get_ref(0).map_err(|e| self.err(e))?.as_str().map_err(|e| self.err(e.into()))?;
-            if !group_ids.contains(gid) {
-                continue;
+                .prepare("SELECT uid, id, active FROM users WHERE source = ?1")
+                .map_err(e)?;
+            let mut rows = stmt.query([source]).map_err(e)?;
+            while let Some(r) = rows.next().map_err(e)? {
+                let uid: i64 = r.get(0).map_err(e)?;
+                if wanted.contains(&uid) && (!active_only || r.get::<_, bool>(2).map_err(e)?) {
+                    user_ids.insert(uid, r.get(1).map_err(e)?);
+                }
             }
-            let uid: i64 = r.get(2).map_err(|e| self.err(e))?;
-            if inactive.contains(&uid) {
-                continue;
+        }
+        let mut out: HashMap<String, Vec<String>> = HashMap::with_capacity(keys.len());
+        for (id, uids) in keys {
+            let members: Vec<String> = uids.iter().filter_map(|uid| user_ids.get(uid).cloned()).collect();
+            if !members.is_empty() {
+                out.insert(id, members);
             }
-            let gid = gid.to_string();
-            out.entry(gid).or_default().push(r.get(1).map_err(|e| self.err(e))?);
         }
         Ok(out)
     }

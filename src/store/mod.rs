@@ -56,8 +56,19 @@ impl Store {
         Ok(store)
     }
 
-    /// Open an existing store read-only (auditor queries, status).
+    /// Open an existing store read-only (auditor queries, status). A store written by an older
+    /// scimsync is upgraded first (a read-write open) when the file allows it.
     pub fn open_read_only(path: &Path) -> Result<Store> {
+        let store = Self::open_read_only_as_is(path)?;
+        if !schema::version(&store.conn).map_err(|e| store.err(e))?.is_older() {
+            return Ok(store);
+        }
+        drop(store);
+        Store::open(path)?;
+        Self::open_read_only_as_is(path)
+    }
+
+    fn open_read_only_as_is(path: &Path) -> Result<Store> {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|source| StoreError::Sqlite { path: path.into(), source })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))

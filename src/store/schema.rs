@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 
 pub struct Version {
@@ -19,6 +20,11 @@ pub struct Version {
 }
 
 impl Version {
+    /// Written by an older scimsync: [`migrate`] upgrades it.
+    pub fn is_older(&self) -> bool {
+        self.found < MIGRATIONS.len() as i64
+    }
+
     pub fn check(self, path: &Path) -> Result<(), StoreError> {
         let known = MIGRATIONS.len() as i64;
         if self.found > known {
@@ -75,4 +81,42 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<Version> {
     Ok(Version {
         found: current.max(MIGRATIONS.len() as i64),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_6_moves_memberships_to_keys_and_keeps_what_the_view_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 5;
+             INSERT INTO runs (id, kind, source, started_at, status) VALUES (1, 'pull', 'idp.corp', 't0', 'ok'), (2, 'pull', 'idp.corp', 't1', 'ok');
+             INSERT INTO users (uid, source, id, active, raw, hash, valid_from, run_id) VALUES (10, 'idp.corp', 'u1', 1, '{}', 0, 'a', 1), (11, 'idp.corp', 'u2', 1, '{}', 0, 'a', 1);
+             INSERT INTO groups (gid, source, id, display_name, raw, hash, valid_from, run_id) VALUES (20, 'idp.corp', 'g1', 'G', '{}', 0, 'a', 1);
+             INSERT INTO memberships VALUES ('idp.corp', 'g1', 'u2', 20, 11, 'v2', 2), ('idp.corp', 'g1', 'u1', 20, 10, 'v1', 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = crate::store::Store::open(&path).unwrap();
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT source, group_id, user_id, gid, uid, valid_from, run_id FROM memberships ORDER BY user_id")
+            .unwrap();
+        let got: Vec<(String, String, String, i64, i64, String, i64)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let row = |u: &str, uid, v: &str, run| ("idp.corp".to_string(), "g1".to_string(), u.to_string(), 20, uid, v.to_string(), run);
+        assert_eq!(got, vec![row("u1", 10, "v1", 1), row("u2", 11, "v2", 2)]);
+    }
 }

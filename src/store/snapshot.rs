@@ -49,9 +49,13 @@ pub struct SnapshotCounts {
 }
 
 const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role, status_raw, raw, hash, valid_from, run_id";
-/// Close a membership's current version into `membership_versions` (?1 rowid, ?2 valid_to, ?3 run).
+/// Close a membership's current version into `membership_versions` (?1 gid, ?2 uid, ?3 valid_to,
+/// ?4 run). Reads the ids through the `memberships` view, so the group and the user must still
+/// be stored: removed users and groups are deleted after their memberships are closed.
 const CLOSE_MEMBERSHIP: &str = "INSERT INTO membership_versions (source, group_id, user_id, valid_from, run_id, valid_to, ended_by_run)
-     SELECT source, group_id, user_id, valid_from, run_id, ?2, ?3 FROM memberships WHERE rowid = ?1";
+     SELECT source, group_id, user_id, valid_from, run_id, ?3, ?4 FROM memberships WHERE gid = ?1 AND uid = ?2";
+const INSERT_MEMBERSHIP: &str = "INSERT INTO member_keys (gid, uid, run_id) VALUES (?1, ?2, ?3)";
+const DELETE_MEMBERSHIP: &str = "DELETE FROM member_keys WHERE gid = ?1 AND uid = ?2";
 const GROUP_COLS: &str = "gid, source, id, display_name, external_id, raw, hash, valid_from, run_id";
 
 /// What writing one object did to its stored row.
@@ -290,8 +294,8 @@ impl Store {
         )
         .map_err(sql_err)?;
         tx.execute(
-            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
-            params![run_id, crate::time::now(), counts_json],
+            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3, snapshot_at = ?4 WHERE id = ?1",
+            params![run_id, crate::time::now(), counts_json, now],
         )
         .map_err(sql_err)?;
         let t = std::time::Instant::now();
@@ -300,7 +304,7 @@ impl Store {
             tx.commit()
         });
         committed.map_err(sql_err)?;
-        tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), "committed");
+        tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "committed");
         Ok((counts, keys))
     }
 }
@@ -332,131 +336,178 @@ fn write(
         requests: snap.requests,
         ..Default::default()
     };
-
     let mut keys = SnapshotKeys::default();
+    // The second core checks the ids and resolves every membership to positions in the
+    // snapshot while this one writes the users and groups.
+    std::thread::scope(|s| {
+        let index = s.spawn(|| MemberIndex::of(snap));
 
-    // Users.
-    let t = std::time::Instant::now();
-    let mut old = existing(tx, "users", "uid", source)?;
-    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "loaded existing users");
-    let mut uids: HashMap<&str, i64> = HashMap::with_capacity_and_hasher(snap.users.len(), Default::default());
-    {
-        let mut writer = UserWriter::new(tx)?;
-        for u in &snap.users {
-            let prior = old.remove(u.id.as_str());
-            if prior.is_none() && uids.contains_key(u.id.as_str()) {
-                return Err(WriteError::Invalid {
-                    object: format!("User {}", u.id),
-                    message: "the same id appears twice in one pull".into(),
-                });
+        let t = std::time::Instant::now();
+        let mut old = existing(tx, "users", "uid", source)?;
+        tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "loaded existing users");
+        {
+            let mut writer = UserWriter::new(tx)?;
+            keys.user_keys.reserve(snap.users.len());
+            for u in &snap.users {
+                let (uid, change) = writer.write(tx, source, u, old.remove(u.id.as_str()), now, run_id)?;
+                match change {
+                    Change::Same => {}
+                    Change::Changed => counts.changed += 1,
+                    Change::Added => counts.added += 1,
+                }
+                keys.user_keys.push(uid);
             }
-            let (uid, change) = writer.write(tx, source, u, prior, now, run_id)?;
-            match change {
-                Change::Same => {}
-                Change::Changed => counts.changed += 1,
-                Change::Added => counts.added += 1,
-            }
-            uids.insert(u.id.as_str(), uid);
-            keys.user_keys.push(uid);
         }
+        let removed_users: Vec<i64> = old.into_values().map(|(uid, _)| uid).collect();
+        tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "users written");
+
+        let t = std::time::Instant::now();
+        let mut old = existing(tx, "groups", "gid", source)?;
+        {
+            let mut writer = GroupWriter::new(tx)?;
+            keys.group_keys.reserve(snap.groups.len());
+            for g in &snap.groups {
+                let (gid, change) = writer.write(tx, source, g, old.remove(g.id.as_str()), now, run_id)?;
+                match change {
+                    Change::Same => {}
+                    Change::Changed => counts.changed += 1,
+                    Change::Added => counts.added += 1,
+                }
+                keys.group_keys.push(gid);
+            }
+        }
+        let removed_groups: Vec<i64> = old.into_values().map(|(gid, _)| gid).collect();
+        tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "groups written");
+
+        // An id listed twice was written twice above; the error rolls the transaction back.
+        let index = index.join().expect("the membership index does not panic")?;
+        counts.dangling_members = index.dangling;
+        let t = std::time::Instant::now();
+        let pairs = index
+            .pairs
+            .iter()
+            .map(|&(g, u)| (keys.group_keys[g as usize], keys.user_keys[u as usize]))
+            .collect();
+        drop(index);
+        keys.membership_keys = write_memberships(tx, run_id, now, source, pairs, &mut counts)?;
+        tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "memberships written");
+
+        // Their memberships are closed: now the removed users and groups themselves.
+        let mut writer = UserWriter::new(tx)?;
         let mut delete = tx.prepare_cached("DELETE FROM users WHERE uid = ?1")?;
-        for (_, (uid, _)) in old.drain() {
+        for uid in removed_users {
             writer.close.execute(params![uid, now, run_id])?;
             delete.execute([uid])?;
             counts.removed += 1;
         }
-    }
-
-    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "users written");
-    // Groups.
-    let t = std::time::Instant::now();
-    let mut old = existing(tx, "groups", "gid", source)?;
-    let mut gids: HashMap<&str, i64> = HashMap::with_capacity_and_hasher(snap.groups.len(), Default::default());
-    {
         let mut writer = GroupWriter::new(tx)?;
-        for g in &snap.groups {
-            let prior = old.remove(g.id.as_str());
-            if prior.is_none() && gids.contains_key(g.id.as_str()) {
-                return Err(WriteError::Invalid {
-                    object: format!("Group {}", g.id),
-                    message: "the same id appears twice in one pull".into(),
-                });
-            }
-            let (gid, change) = writer.write(tx, source, g, prior, now, run_id)?;
-            match change {
-                Change::Same => {}
-                Change::Changed => counts.changed += 1,
-                Change::Added => counts.added += 1,
-            }
-            gids.insert(g.id.as_str(), gid);
-            keys.group_keys.push(gid);
-        }
         let mut delete = tx.prepare_cached("DELETE FROM groups WHERE gid = ?1")?;
-        for (_, (gid, _)) in old.drain() {
+        for gid in removed_groups {
             writer.close.execute(params![gid, now, run_id])?;
             delete.execute([gid])?;
             counts.removed += 1;
         }
-    }
-
-    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "groups written");
-    let t = std::time::Instant::now();
-    keys.membership_keys = write_memberships(tx, source, run_id, now, snap, &uids, &gids, &mut counts)?;
-    tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), "memberships written");
+        Ok::<_, WriteError>(())
+    })?;
     write_bindings(tx, source, run_id, now, &snap.bindings)?;
     Ok((counts, keys))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A snapshot's memberships as (group, user) positions in its `groups` and `users`, with its
+/// ids checked: an id twice in one pull, or a membership naming a group not in it, is an error.
+struct MemberIndex {
+    pairs: Vec<(u32, u32)>,
+    /// Members naming no user of the pull.
+    dangling: u64,
+}
+
+impl MemberIndex {
+    fn of(snap: &Snapshot) -> std::result::Result<MemberIndex, WriteError> {
+        fn positions<'a>(
+            kind: &str,
+            ids: impl ExactSizeIterator<Item = &'a str>,
+        ) -> std::result::Result<HashMap<&'a str, u32>, WriteError> {
+            let mut at = HashMap::with_capacity_and_hasher(ids.len(), Default::default());
+            for (i, id) in ids.enumerate() {
+                if at.insert(id, i as u32).is_some() {
+                    return Err(WriteError::Invalid {
+                        object: format!("{kind} {id}"),
+                        message: "the same id appears twice in one pull".into(),
+                    });
+                }
+            }
+            Ok(at)
+        }
+        let users = positions("User", snap.users.iter().map(|u| u.id.as_str()))?;
+        let groups = positions("Group", snap.groups.iter().map(|g| g.id.as_str()))?;
+        let mut out = MemberIndex {
+            pairs: Vec::with_capacity(snap.memberships.len()),
+            dangling: 0,
+        };
+        for m in &snap.memberships {
+            let g = *groups.get(m.group_id).ok_or_else(|| WriteError::Invalid {
+                object: format!("Group {}", m.group_id),
+                message: format!("membership of user {} names a group not in the pull", m.user_id),
+            })?;
+            match users.get(m.user_id) {
+                Some(&u) => out.pairs.push((g, u)),
+                None => out.dangling += 1,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Bring the source's stored memberships to `pairs` (gid, uid): new ones inserted, gone ones
+/// closed into their history. Returns the distinct pairs, in key order.
 fn write_memberships(
     tx: &Transaction,
-    source: &str,
     run_id: i64,
     now: &str,
-    snap: &Snapshot,
-    uids: &HashMap<&str, i64>,
-    gids: &HashMap<&str, i64>,
+    source: &str,
+    mut pairs: Vec<(i64, i64)>,
     counts: &mut SnapshotCounts,
-) -> std::result::Result<Vec<(i64, i64)>, WriteError> {
-    let mut old: HashMap<(i64, i64), i64> = HashMap::default();
-    {
-        let mut stmt = tx.prepare("SELECT rowid, gid, uid FROM memberships WHERE source = ?1")?;
-        let rows = stmt.query_map([source], |r| Ok(((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?), r.get::<_, i64>(0)?)))?;
-        for row in rows {
-            let (k, v) = row?;
-            old.insert(k, v);
-        }
-    }
-    let mut seen: HashSet<(i64, i64)> = HashSet::with_capacity_and_hasher(snap.memberships.len(), Default::default());
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO memberships (source, group_id, user_id, gid, uid, valid_from, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for m in &snap.memberships {
-        let gid = *gids.get(m.group_id.as_str()).ok_or_else(|| WriteError::Invalid {
-            object: format!("Group {}", m.group_id),
-            message: format!("membership of user {} names a group not in the pull", m.user_id),
-        })?;
-        let Some(&uid) = uids.get(m.user_id.as_str()) else {
-            counts.dangling_members += 1;
-            continue;
-        };
-        if !seen.insert((gid, uid)) {
-            continue; // a member listed twice is one membership
-        }
-        if old.remove(&(gid, uid)).is_none() {
-            insert.execute(params![source, m.group_id, m.user_id, gid, uid, now, run_id])?;
-            counts.added += 1;
-        }
-    }
-    counts.memberships = seen.len() as u64;
+) -> rusqlite::Result<Vec<(i64, i64)>> {
+    // In key order (a member listed twice is one membership): the stored pairs come in the
+    // same order, so the two are compared by one merge and new rows append to the B-tree.
+    pairs.sort_unstable();
+    pairs.dedup();
+    counts.memberships = pairs.len() as u64;
+    let stored = stored_memberships(tx, source)?;
+    let mut insert = tx.prepare_cached(INSERT_MEMBERSHIP)?;
     let mut close = tx.prepare_cached(CLOSE_MEMBERSHIP)?;
-    let mut delete = tx.prepare_cached("DELETE FROM memberships WHERE rowid = ?1")?;
-    for (_, rowid) in old.drain() {
-        close.execute(params![rowid, now, run_id])?;
-        delete.execute([rowid])?;
-        counts.removed += 1;
+    let mut delete = tx.prepare_cached(DELETE_MEMBERSHIP)?;
+    let (mut new, mut old) = (pairs.iter().peekable(), stored.iter().peekable());
+    loop {
+        match (new.peek(), old.peek()) {
+            (Some(n), Some(o)) if n == o => {
+                new.next();
+                old.next();
+            }
+            (Some(&&(gid, uid)), o) if o.is_none_or(|o| (gid, uid) < **o) => {
+                insert.execute(params![gid, uid, run_id])?;
+                counts.added += 1;
+                new.next();
+            }
+            (_, Some(&&(gid, uid))) => {
+                close.execute(params![gid, uid, now, run_id])?;
+                delete.execute(params![gid, uid])?;
+                counts.removed += 1;
+                old.next();
+            }
+            (_, None) => break,
+        }
     }
-    Ok(seen.into_iter().collect())
+    Ok(pairs)
+}
+
+/// The stored (gid, uid) memberships of `source`'s groups, in key order.
+fn stored_memberships(tx: &Transaction, source: &str) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut stmt = tx.prepare("SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = ?1")?;
+    let rows = stmt.query_map([source], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Bindings belong to the IdP's pull: the apps' bound groups as this IdP resolves them.
@@ -550,11 +601,12 @@ impl Store {
             .map_err(&err)?;
         let out = refresh_group_in(&tx, source, g, member_ids, &now, run_id).map_err(&err)?;
         tx.execute(
-            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
+            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3, snapshot_at = ?4 WHERE id = ?1",
             params![
                 run_id,
                 crate::time::now(),
-                serde_json::json!({"group": g.id, "changed": out.changed, "members_added": out.members_added, "members_removed": out.members_removed}).to_string()
+                serde_json::json!({"group": g.id, "changed": out.changed, "members_added": out.members_added, "members_removed": out.members_removed}).to_string(),
+                now
             ],
         )
         .map_err(&err)?;
@@ -593,35 +645,202 @@ fn refresh_group_in(
         changed: change != Change::Same,
         ..Default::default()
     };
-    let mut old: HashMap<i64, i64> = HashMap::default();
-    {
-        let mut stmt = tx.prepare("SELECT rowid, uid FROM memberships WHERE source = ?1 AND gid = ?2")?;
-        for row in stmt.query_map(params![source, gid], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(0)?)))? {
-            let (uid, rowid) = row?;
-            old.insert(uid, rowid);
-        }
-    }
+    let mut old: HashSet<i64> = {
+        let mut stmt = tx.prepare("SELECT uid FROM member_keys WHERE gid = ?1")?;
+        let rows = stmt.query_map([gid], |r| r.get::<_, i64>(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
     let mut uid_of = tx.prepare_cached("SELECT uid FROM users WHERE source = ?1 AND id = ?2")?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO memberships (source, group_id, user_id, gid, uid, valid_from, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
+    let mut insert = tx.prepare_cached(INSERT_MEMBERSHIP)?;
     let mut seen: HashSet<i64> = HashSet::default();
     for id in member_ids {
         let Some(uid) = uid_of.query_row(params![source, id], |r| r.get::<_, i64>(0)).optional()? else {
             out.unknown_members.push(id.clone());
             continue;
         };
-        if seen.insert(uid) && old.remove(&uid).is_none() {
-            insert.execute(params![source, g.id, id, gid, uid, now, run_id])?;
+        if seen.insert(uid) && !old.remove(&uid) {
+            insert.execute(params![gid, uid, run_id])?;
             out.members_added += 1;
         }
     }
     let mut close = tx.prepare_cached(CLOSE_MEMBERSHIP)?;
-    let mut delete = tx.prepare_cached("DELETE FROM memberships WHERE rowid = ?1")?;
-    for (_, rowid) in old.drain() {
-        close.execute(params![rowid, now, run_id])?;
-        delete.execute([rowid])?;
+    let mut delete = tx.prepare_cached(DELETE_MEMBERSHIP)?;
+    for uid in old {
+        close.execute(params![gid, uid, now, run_id])?;
+        delete.execute(params![gid, uid])?;
         out.members_removed += 1;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Membership;
+
+    fn user(id: &str) -> User {
+        User {
+            id: id.into(),
+            user_name: Some(format!("{id}@example.com")),
+            active: true,
+            raw: format!(r#"{{"id":"{id}"}}"#),
+            ..Default::default()
+        }
+    }
+
+    fn group(id: &str) -> Group {
+        Group {
+            id: id.into(),
+            display_name: id.to_uppercase(),
+            raw: format!(r#"{{"id":"{id}"}}"#),
+            ..Default::default()
+        }
+    }
+
+    fn snapshot(users: &[&str], groups: &[&str], members: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            users: users.iter().map(|u| user(u)).collect(),
+            groups: groups.iter().map(|g| group(g)).collect(),
+            memberships: members
+                .iter()
+                .map(|(g, u)| Membership {
+                    group_id: g.to_string(),
+                    user_id: u.to_string(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn info() -> SourceInfo {
+        SourceInfo {
+            name: "idp.corp".into(),
+            role: "idp",
+            kind: "file".into(),
+            profile: None,
+            base_url: None,
+        }
+    }
+
+    fn rows(store: &Store, sql: &str) -> Vec<String> {
+        let mut stmt = store.connection().prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            Ok((0..n)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    v => v.as_str().unwrap().to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    fn pull(store: &mut Store, snap: &Snapshot) -> (SnapshotCounts, String) {
+        let run = store.start_run("pull", Some("idp.corp")).unwrap();
+        let counts = store.write_snapshot(&info(), run, snap).unwrap();
+        let at: String = store
+            .connection()
+            .query_row("SELECT snapshot_at FROM runs WHERE id = ?1", [run], |r| r.get(0))
+            .unwrap();
+        (counts, at)
+    }
+
+    #[test]
+    fn memberships_keep_their_ids_and_history_when_users_and_groups_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (first, t1) = pull(
+            &mut store,
+            &snapshot(
+                &["alice", "bob"],
+                &["eng", "ops"],
+                &[("eng", "alice"), ("eng", "bob"), ("ops", "bob"), ("eng", "bob")],
+            ),
+        );
+        assert_eq!((first.memberships, first.added), (3, 7), "a member listed twice is one membership");
+        assert_eq!(
+            rows(&store, "SELECT source, group_id, user_id, valid_from = (SELECT snapshot_at FROM runs WHERE id = run_id) FROM memberships ORDER BY group_id, user_id"),
+            ["idp.corp eng alice 1", "idp.corp eng bob 1", "idp.corp ops bob 1"]
+        );
+
+        // bob and ops are gone; carol joins eng.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (second, t2) = pull(
+            &mut store,
+            &snapshot(&["alice", "carol"], &["eng"], &[("eng", "alice"), ("eng", "carol")]),
+        );
+        assert_eq!(
+            (second.added, second.removed),
+            (2, 4),
+            "carol and her membership; bob, ops and bob's two memberships"
+        );
+        assert_eq!(
+            rows(&store, "SELECT group_id, user_id FROM memberships ORDER BY user_id"),
+            ["eng alice", "eng carol"]
+        );
+        assert_eq!(
+            rows(
+                &store,
+                "SELECT source, group_id, user_id, valid_to = ended_by_run FROM membership_versions ORDER BY group_id"
+            ),
+            ["idp.corp eng bob 0", "idp.corp ops bob 0"]
+        );
+        let closed = rows(&store, "SELECT valid_from, valid_to FROM membership_versions");
+        assert!(closed.iter().all(|r| r == &format!("{t1} {t2}")), "{closed:?}");
+        // As of the first pull, the history shows the first state again.
+        assert_eq!(
+            rows(
+                &store,
+                &format!(
+                    "SELECT group_id, user_id FROM membership_history WHERE valid_from <= '{t1}' AND (valid_to IS NULL OR valid_to > '{t1}') ORDER BY group_id, user_id"
+                )
+            ),
+            ["eng alice", "eng bob", "ops bob"]
+        );
+
+        // Unchanged: nothing written; a refresh of one group closes and adds like a pull.
+        let (third, _) = pull(
+            &mut store,
+            &snapshot(&["alice", "carol"], &["eng"], &[("eng", "carol"), ("eng", "alice")]),
+        );
+        assert_eq!((third.added, third.removed, third.changed), (0, 0, 0));
+        let out = store
+            .refresh_group("idp.corp", &group("eng"), &["carol".into(), "nobody".into()])
+            .unwrap();
+        assert_eq!(
+            (out.members_added, out.members_removed, out.unknown_members),
+            (0, 1, vec!["nobody".to_string()])
+        );
+        assert_eq!(rows(&store, "SELECT group_id, user_id FROM memberships"), ["eng carol"]);
+        assert_eq!(
+            rows(&store, "SELECT count(*) FROM membership_versions WHERE user_id = 'alice'"),
+            ["1"]
+        );
+    }
+
+    #[test]
+    fn an_id_twice_or_an_unknown_group_fails_the_write_and_keeps_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        pull(&mut store, &snapshot(&["alice"], &["eng"], &[("eng", "alice")]));
+        for (bad, wanted) in [
+            (
+                snapshot(&["alice"], &["eng"], &[("ops", "alice")]),
+                ["Group ops", "names a group not in the pull"],
+            ),
+            (snapshot(&["alice", "bob", "bob"], &["eng"], &[]), ["User bob", "appears twice"]),
+            (snapshot(&["alice"], &["eng", "eng"], &[]), ["Group eng", "appears twice"]),
+        ] {
+            let run = store.start_run("pull", Some("idp.corp")).unwrap();
+            let err = store.write_snapshot(&info(), run, &bad).unwrap_err().to_string();
+            assert!(wanted.iter().all(|w| err.contains(w)), "{err}");
+            assert_eq!(rows(&store, "SELECT group_id, user_id FROM memberships"), ["eng alice"]);
+            assert_eq!(rows(&store, "SELECT count(*) FROM users"), ["1"]);
+        }
+    }
 }

@@ -29,7 +29,7 @@ impl Store {
                    (SELECT COUNT(*) FROM users u WHERE u.source = n.name),
                    (SELECT COUNT(*) FROM users u WHERE u.source = n.name AND u.active),
                    (SELECT COUNT(*) FROM groups g WHERE g.source = n.name),
-                   (SELECT COUNT(*) FROM memberships m WHERE m.source = n.name)
+                   (SELECT COUNT(*) FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = n.name)
             FROM names n
             LEFT JOIN sources s ON s.name = n.name
             LEFT JOIN last l ON l.source = n.name
