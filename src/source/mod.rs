@@ -9,6 +9,8 @@ pub mod okta;
 pub mod scim;
 mod web;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use crate::config::{AppConfig, ConfigError, IdpConfig, IdpKind};
@@ -171,10 +173,15 @@ pub fn required<'a>(
 
 /// Bind the app's configured group names to IdP groups of that exact display name.
 pub fn bindings_by_name(app: &AppConfig, groups: &[Group]) -> Vec<Binding> {
+    // By name once: an app may bind tens of thousands of an IdP's hundreds of thousands of groups.
+    let mut by_name: HashMap<&str, Vec<&Group>> = HashMap::new();
+    for g in groups {
+        by_name.entry(g.display_name.as_str()).or_default().push(g);
+    }
     app.groups
         .iter()
         .flat_map(|name| {
-            let matches: Vec<&Group> = groups.iter().filter(|g| &g.display_name == name).collect();
+            let matches: Vec<&Group> = by_name.get(name.as_str()).cloned().unwrap_or_default();
             if matches.is_empty() {
                 vec![Binding {
                     app: app.name.clone(),
@@ -195,7 +202,6 @@ pub fn bindings_by_name(app: &AppConfig, groups: &[Group]) -> Vec<Binding> {
         .collect()
 }
 
-/// The connector for an `[idp.NAME]` section.
 /// The user whose userName (else email) is `login`, case-insensitively.
 pub fn find_user(users: Vec<crate::model::User>, login: &str) -> Option<crate::model::User> {
     let want = login.trim().to_lowercase();
@@ -233,5 +239,31 @@ pub fn idp_source(idp: &IdpConfig) -> Result<Box<dyn IdpSource>, SourceError> {
         IdpKind::Jumpcloud => Ok(Box::new(jumpcloud::JumpCloud::new(idp)?)),
         IdpKind::Okta => Ok(Box::new(okta::Okta::new(idp)?)),
         IdpKind::Entra => Ok(Box::new(entra::Entra::new(idp)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_by_name_bind_every_group_of_a_name_and_keep_unmatched_names() {
+        let config = crate::config::Config::parse(
+            std::path::Path::new("scimsync.toml"),
+            "[idp.corp]\nkind = \"file\"\npath = \"d.json\"\n[app.wiki]\nidp = \"corp\"\nbase_url = \"https://wiki.example.com/scim/v2\"\ngroups = [\"Eng\", \"Ghost\", \"Ops\"]\n",
+        )
+        .unwrap();
+        let group = |id: &str, name: &str| Group {
+            id: id.into(),
+            display_name: name.into(),
+            ..Default::default()
+        };
+        let groups = [group("g1", "Eng"), group("g2", "Ops"), group("g3", "Eng"), group("g4", "eng")];
+        let got: Vec<(String, Option<String>)> = bindings_by_name(config.app("wiki").unwrap(), &groups)
+            .into_iter()
+            .map(|b| (b.group_name, b.idp_group_id))
+            .collect();
+        let want = [("Eng", Some("g1")), ("Eng", Some("g3")), ("Ghost", None), ("Ops", Some("g2"))];
+        assert_eq!(got, want.map(|(n, g)| (n.to_string(), g.map(str::to_string))));
     }
 }
