@@ -65,6 +65,16 @@ impl Memberships {
         self.user_ends.push(self.user_text.len());
     }
 
+    /// Move `other`'s memberships to the end of these.
+    pub fn append(&mut self, other: Memberships) {
+        let (runs, group_bytes, user_bytes) = (self.group_ends.len() as u32, self.group_text.len(), self.user_text.len());
+        self.group_text.push_str(&other.group_text);
+        self.group_ends.extend(other.group_ends.iter().map(|e| e + group_bytes));
+        self.user_text.push_str(&other.user_text);
+        self.group_of.extend(other.group_of.iter().map(|r| r + runs));
+        self.user_ends.extend(other.user_ends.iter().map(|e| e + user_bytes));
+    }
+
     pub fn len(&self) -> usize {
         self.user_ends.len()
     }
@@ -190,5 +200,12 @@ mod tests {
         assert_eq!(back, pushed);
         assert_eq!(m.group_ends.len(), 5, "a group's id is kept once per run of its members");
         assert!(Memberships::default().is_empty());
+
+        let (head, tail) = pushed.split_at(2);
+        let mut joined: Memberships = head.iter().map(|&(group_id, user_id)| Membership { group_id, user_id }).collect();
+        joined.append(tail.iter().map(|&(group_id, user_id)| Membership { group_id, user_id }).collect());
+        assert_eq!(joined.iter().map(|m| (m.group_id, m.user_id)).collect::<Vec<_>>(), pushed);
+        joined.append(Memberships::default());
+        assert_eq!(joined.len(), pushed.len());
     }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::IdpConfig;
-use crate::model::{Group, Snapshot, User};
+use crate::model::{Group, Memberships, Snapshot, User};
 
 use super::{IdpSource, Progress, SourceError};
 
@@ -79,55 +79,100 @@ struct FileGroup {
 /// Parse a snapshot document; errors name the array index, the object id and the field.
 pub fn parse_document(text: &str) -> Result<Snapshot, String> {
     let doc: Document = serde_json::from_str(text).map_err(|e| format!("not a scimsync directory document: {e}"))?;
-    let mut snap = Snapshot::default();
-    snap.users.reserve(doc.users.len());
-    for (i, raw) in doc.users.iter().enumerate() {
-        let u: FileUser = parse_item(raw.get(), "users", i)?;
-        if u.id.is_empty() {
-            return Err(format!("users[{i}]: field 'id': empty"));
+    let users = in_parts(&doc.users, |first, part| {
+        let mut users = Vec::with_capacity(part.len());
+        for (i, raw) in (first..).zip(part) {
+            users.push(parse_user(raw, i)?);
         }
-        snap.users.push(User {
-            id: u.id,
-            user_name: u.username,
-            external_id: u.employee_identifier,
-            given_name: u.firstname,
-            family_name: u.lastname,
-            formatted: None,
-            display_name: u.display_name,
-            email: u.email,
-            active: u.active.unwrap_or(true),
-            title: u.job_title,
-            phone: u.phone,
-            timezone: u.timezone,
-            role: u.role,
-            status_raw: u.status,
-            raw: raw.get().to_string(),
-        });
-    }
+        Ok(users)
+    })?;
+    let mut snap = Snapshot {
+        users: users.into_iter().flatten().collect(),
+        ..Snapshot::default()
+    };
     let user_ids: rustc_hash::FxHashSet<&str> = snap.users.iter().map(|u| u.id.as_str()).collect();
-    for (i, raw) in doc.groups.iter().enumerate() {
-        let g: FileGroup = parse_item(raw.get(), "groups", i)?;
-        if g.id.is_empty() {
-            return Err(format!("groups[{i}]: field 'id': empty"));
+    for (groups, memberships) in in_parts(&doc.groups, |first, part| {
+        let mut groups = Vec::with_capacity(part.len());
+        let mut memberships = Memberships::default();
+        for (i, raw) in (first..).zip(part) {
+            groups.push(parse_group(raw, i, &user_ids, &mut memberships)?);
         }
-        if let Some(ghost) = g.members.iter().find(|m| !user_ids.contains(m.as_str())) {
-            return Err(format!(
-                "groups[{i}] (id \"{}\"): field 'members': '{ghost}' is not the id of a user in this file",
-                g.id
-            ));
-        }
-        let raw = serde_json::json!({"id": g.id, "name": g.name, "externalId": g.external_id}).to_string();
-        for user_id in &g.members {
-            snap.memberships.push(&g.id, user_id);
-        }
-        snap.groups.push(Group {
-            id: g.id,
-            display_name: g.name,
-            external_id: g.external_id,
-            raw,
-        });
+        Ok((groups, memberships))
+    })? {
+        snap.groups.extend(groups);
+        snap.memberships.append(memberships);
     }
     Ok(snap)
+}
+
+/// `parse` over consecutive parts of `items` on the machine's cores (the first error in array
+/// order wins); `parse` gets each part's first index.
+fn in_parts<'a, T: Send>(
+    items: &'a [&'a RawValue],
+    parse: impl Fn(usize, &'a [&'a RawValue]) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let size = items.len().div_ceil(cores).max(10_000);
+    let parse = &parse;
+    std::thread::scope(|s| {
+        let parts: Vec<_> = items
+            .chunks(size)
+            .enumerate()
+            .map(|(k, part)| s.spawn(move || parse(k * size, part)))
+            .collect();
+        parts
+            .into_iter()
+            .map(|p| p.join().expect("a parser thread does not panic"))
+            .collect()
+    })
+}
+
+fn parse_user(raw: &RawValue, i: usize) -> Result<User, String> {
+    let u: FileUser = parse_item(raw.get(), "users", i)?;
+    if u.id.is_empty() {
+        return Err(format!("users[{i}]: field 'id': empty"));
+    }
+    Ok(User {
+        id: u.id,
+        user_name: u.username,
+        external_id: u.employee_identifier,
+        given_name: u.firstname,
+        family_name: u.lastname,
+        formatted: None,
+        display_name: u.display_name,
+        email: u.email,
+        active: u.active.unwrap_or(true),
+        title: u.job_title,
+        phone: u.phone,
+        timezone: u.timezone,
+        role: u.role,
+        status_raw: u.status,
+        raw: raw.get().to_string(),
+    })
+}
+
+/// One group; its members go to `memberships`, each checked to be a user of the file.
+fn parse_group(raw: &RawValue, i: usize, user_ids: &rustc_hash::FxHashSet<&str>, memberships: &mut Memberships) -> Result<Group, String> {
+    let g: FileGroup = parse_item(raw.get(), "groups", i)?;
+    if g.id.is_empty() {
+        return Err(format!("groups[{i}]: field 'id': empty"));
+    }
+    if let Some(ghost) = g.members.iter().find(|m| !user_ids.contains(m.as_str())) {
+        return Err(format!(
+            "groups[{i}] (id \"{}\"): field 'members': '{ghost}' is not the id of a user in this file",
+            g.id
+        ));
+    }
+    let raw = serde_json::json!({"id": g.id, "name": g.name, "externalId": g.external_id}).to_string();
+    for user_id in &g.members {
+        memberships.push(&g.id, user_id);
+    }
+    Ok(Group {
+        id: g.id,
+        display_name: g.name,
+        external_id: g.external_id,
+        raw,
+    })
 }
 
 /// Parse one array item. The fast path is plain serde; only when it fails is the item parsed
@@ -204,5 +249,49 @@ mod tests {
         assert!(e.contains("groups[0]") && e.contains("name"), "{e}");
         let e = parse_document(r#"{"users":[{"id":"u1","frist":"x"}]}"#).unwrap_err();
         assert!(e.contains("users[0]") && e.contains("frist"), "{e}");
+    }
+
+    /// Large arrays are parsed in parts on several threads: the result is in file order and an
+    /// error names its index in the whole array.
+    #[test]
+    fn large_files_parse_in_order_and_errors_keep_their_index() {
+        let n = 25_000;
+        let doc = |bad_user: Option<usize>, ghost_group: Option<usize>| {
+            let users: Vec<String> = (0..n)
+                .map(|i| match bad_user {
+                    Some(b) if b == i => format!(r#"{{"id":"u{i}","active":"no"}}"#),
+                    _ => format!(r#"{{"id":"u{i}"}}"#),
+                })
+                .collect();
+            let groups: Vec<String> = (0..n)
+                .map(|i| {
+                    let member = if ghost_group == Some(i) {
+                        "nobody".to_string()
+                    } else {
+                        format!("u{i}")
+                    };
+                    format!(r#"{{"id":"g{i}","name":"G{i}","members":["{member}","u0"]}}"#)
+                })
+                .collect();
+            format!(r#"{{"users":[{}],"groups":[{}]}}"#, users.join(","), groups.join(","))
+        };
+        let s = parse_document(&doc(None, None)).unwrap();
+        assert!(s.users.iter().enumerate().all(|(i, u)| u.id == format!("u{i}")));
+        assert!(s.groups.iter().enumerate().all(|(i, g)| g.id == format!("g{i}")));
+        assert_eq!(s.memberships.len(), 2 * n);
+        assert!(
+            s.memberships
+                .iter()
+                .enumerate()
+                .all(|(k, m)| m.group_id == format!("g{}", k / 2)
+                    && m.user_id == if k % 2 == 0 { format!("u{}", k / 2) } else { "u0".into() })
+        );
+
+        let e = parse_document(&doc(Some(23_456), None)).unwrap_err();
+        assert!(e.starts_with("users[23456] (id \"u23456\"): field 'active'"), "{e}");
+        let e = parse_document(&doc(Some(17_000), Some(3))).unwrap_err();
+        assert!(e.starts_with("users[17000]"), "users come before groups: {e}");
+        let e = parse_document(&doc(None, Some(24_999))).unwrap_err();
+        assert!(e.starts_with("groups[24999] (id \"g24999\"): field 'members': 'nobody'"), "{e}");
     }
 }

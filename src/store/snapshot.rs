@@ -423,12 +423,12 @@ struct MemberIndex {
 
 impl MemberIndex {
     fn of(snap: &Snapshot) -> std::result::Result<MemberIndex, WriteError> {
-        fn positions<'a>(
-            kind: &str,
-            ids: impl ExactSizeIterator<Item = &'a str>,
-        ) -> std::result::Result<HashMap<&'a str, u32>, WriteError> {
-            let mut at = HashMap::with_capacity_and_hasher(ids.len(), Default::default());
-            for (i, id) in ids.enumerate() {
+        let t = std::time::Instant::now();
+        // The ids are copied together first: looked up millions of times, keys scattered over
+        // the heap (one small allocation per user) made every lookup a cache miss more.
+        fn positions<'a>(kind: &str, ids: &'a IdsTogether) -> std::result::Result<HashMap<&'a str, u32>, WriteError> {
+            let mut at = HashMap::with_capacity_and_hasher(ids.ends.len(), Default::default());
+            for (i, id) in ids.iter().enumerate() {
                 if at.insert(id, i as u32).is_some() {
                     return Err(WriteError::Invalid {
                         object: format!("{kind} {id}"),
@@ -438,23 +438,56 @@ impl MemberIndex {
             }
             Ok(at)
         }
-        let users = positions("User", snap.users.iter().map(|u| u.id.as_str()))?;
-        let groups = positions("Group", snap.groups.iter().map(|g| g.id.as_str()))?;
+        let user_ids = IdsTogether::of(snap.users.iter().map(|u| u.id.as_str()));
+        let group_ids = IdsTogether::of(snap.groups.iter().map(|g| g.id.as_str()));
+        let users = positions("User", &user_ids)?;
+        let groups = positions("Group", &group_ids)?;
         let mut out = MemberIndex {
             pairs: Vec::with_capacity(snap.memberships.len()),
             dangling: 0,
         };
+        let mut last: Option<(&str, u32)> = None; // members come group by group
         for m in &snap.memberships {
-            let g = *groups.get(m.group_id).ok_or_else(|| WriteError::Invalid {
-                object: format!("Group {}", m.group_id),
-                message: format!("membership of user {} names a group not in the pull", m.user_id),
-            })?;
+            let g = match last {
+                Some((id, g)) if id == m.group_id => g,
+                _ => *groups.get(m.group_id).ok_or_else(|| WriteError::Invalid {
+                    object: format!("Group {}", m.group_id),
+                    message: format!("membership of user {} names a group not in the pull", m.user_id),
+                })?,
+            };
+            last = Some((m.group_id, g));
             match users.get(m.user_id) {
                 Some(&u) => out.pairs.push((g, u)),
                 None => out.dangling += 1,
             }
         }
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "ids checked, memberships resolved");
         Ok(out)
+    }
+}
+
+/// Ids copied back to back into one buffer.
+struct IdsTogether {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl IdsTogether {
+    fn of<'a>(ids: impl Iterator<Item = &'a str>) -> IdsTogether {
+        let mut out = IdsTogether {
+            text: String::new(),
+            ends: Vec::new(),
+        };
+        for id in ids {
+            out.text.push_str(id);
+            out.ends.push(out.text.len());
+        }
+        out
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(start, &end)| &self.text[start..end])
     }
 }
 
