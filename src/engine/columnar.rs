@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
 use arrow::buffer::Buffer;
 use arrow::datatypes::{Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::ipc::convert::fb_to_schema;
 use arrow::ipc::reader::{read_footer_length, FileDecoder};
 use arrow::ipc::root_as_footer;
@@ -105,13 +106,13 @@ fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
 /// The tables of a columnar copy, in the order they are written.
 pub const TABLES: [&str; 4] = ["users", "groups", "memberships", "active_members"];
 
-/// The batches of one of a source's tables, in the engine's scan schema. Built one table at a
-/// time and written before the next, so a 1M-user copy holds one table's arrays at once.
-fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+/// Each batch of one of a source's tables, in the engine's scan schema, handed to `emit` as soon
+/// as it is built: a 1M-user copy holds one batch's arrays at a time, not a table's.
+fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit: Emit) -> Result<(), ArrowError> {
     match table {
-        "users" => user_batches(source, snap, keys),
-        "groups" => group_batches(source, snap, keys),
-        "memberships" => pair_batches(&keys.membership_keys),
+        "users" => user_batches(source, snap, keys, emit),
+        "groups" => group_batches(source, snap, keys, emit),
+        "memberships" => pair_batches(&keys.membership_keys, emit),
         _ => {
             // Memberships of active users (scope and the membership diff read only these).
             let active: rustc_hash::FxHashSet<i64> = snap
@@ -122,14 +123,15 @@ fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> R
                 .map(|(_, k)| *k)
                 .collect();
             let pairs: Vec<(i64, i64)> = keys.membership_keys.iter().copied().filter(|(_, u)| active.contains(u)).collect();
-            pair_batches(&pairs)
+            pair_batches(&pairs, emit)
         }
     }
 }
 
-fn user_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+type Emit<'a> = &'a mut dyn FnMut(RecordBatch) -> Result<(), ArrowError>;
+
+fn user_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit: Emit) -> Result<(), ArrowError> {
     let users_schema = schema_of(&scan::user_columns());
-    let mut users = Vec::new();
     for (chunk, ks) in snap.users.chunks(scan::BATCH_ROWS).zip(keys.user_keys.chunks(scan::BATCH_ROWS)) {
         let s = |f: fn(&crate::model::User) -> &Option<String>| chunk.iter().map(move |u| f(u).as_deref());
         let mut active = BooleanBuilder::new();
@@ -154,14 +156,13 @@ fn user_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<Ve
             text(s(|u| &u.timezone)),
             text(s(|u| &u.role)),
         ];
-        users.push(RecordBatch::try_new(users_schema.clone(), cols)?);
+        emit(RecordBatch::try_new(users_schema.clone(), cols)?)?;
     }
-    Ok(users)
+    Ok(())
 }
 
-fn group_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+fn group_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit: Emit) -> Result<(), ArrowError> {
     let groups_schema = schema_of(&scan::group_columns());
-    let mut groups = Vec::new();
     for (chunk, ks) in snap.groups.chunks(scan::BATCH_ROWS).zip(keys.group_keys.chunks(scan::BATCH_ROWS)) {
         let cols: Vec<ArrayRef> = vec![
             text(chunk.iter().map(|_| Some(source))),
@@ -171,17 +172,20 @@ fn group_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys) -> Result<V
             key(chunk.iter().map(|g| Some(g.display_name.as_str()))),
             text(chunk.iter().map(|g| g.external_id.as_deref())),
         ];
-        groups.push(RecordBatch::try_new(groups_schema.clone(), cols)?);
+        emit(RecordBatch::try_new(groups_schema.clone(), cols)?)?;
     }
-    Ok(groups)
+    Ok(())
 }
 
-fn pair_batches(pairs: &[(i64, i64)]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+fn pair_batches(pairs: &[(i64, i64)], emit: Emit) -> Result<(), ArrowError> {
     let schema = schema_of(&scan::membership_columns());
-    pairs
-        .chunks(scan::BATCH_ROWS)
-        .map(|c| RecordBatch::try_new(schema.clone(), vec![ints(c.iter().map(|k| k.0)), ints(c.iter().map(|k| k.1))]))
-        .collect()
+    for c in pairs.chunks(scan::BATCH_ROWS) {
+        emit(RecordBatch::try_new(
+            schema.clone(),
+            vec![ints(c.iter().map(|k| k.0)), ints(c.iter().map(|k| k.1))],
+        )?)?;
+    }
+    Ok(())
 }
 
 fn schema_of(cols: &[(&'static str, Col)]) -> SchemaRef {
@@ -198,10 +202,9 @@ pub fn write(store: &Path, source: &str, run_id: i64, snap: &Snapshot, keys: &Sn
     let dir = dir_for(store);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for table in TABLES {
-        let batches = batches(table, source, snap, keys).map_err(|e| e.to_string())?;
         let path = file(store, source, table);
         let tmp = path.with_extension("arrow.tmp");
-        let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| empty_schema(table));
+        let schema = empty_schema(table);
         let mut meta = schema.metadata().clone();
         meta.insert(RUN_KEY.into(), run_id.to_string());
         let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta));
@@ -211,10 +214,7 @@ pub fn write(store: &Path, source: &str, run_id: i64, snap: &Snapshot, keys: &Sn
             hasher: xxhash_rust::xxh3::Xxh3::new(),
         };
         let mut w = FileWriter::try_new(out, &schema).map_err(|e| e.to_string())?;
-        for b in &batches {
-            w.write(&b.clone().with_schema(schema.clone()).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-        }
+        batches(table, source, snap, keys, &mut |b| w.write(&b.with_schema(schema.clone())?)).map_err(|e| e.to_string())?;
         w.finish().map_err(|e| e.to_string())?;
         let mut out = w.into_inner().map_err(|e| e.to_string())?;
         std::io::Write::flush(&mut out.inner).map_err(|e| format!("{}: {e}", tmp.display()))?;
