@@ -50,6 +50,12 @@ fn formats_reports_history_diff_and_html_over_a_drifted_store() {
         .build()
         .unwrap();
     assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), 6);
+    // Memberships: DataFusion joins the key table as SQLite's view does.
+    let q = "SELECT source, group_id, user_id, valid_from, run_id FROM memberships ORDER BY source, group_id, user_id";
+    let by_sqlite: Vec<String> = rows(&ws.db(), q).into_iter().map(|r| r.join(",")).collect();
+    let by_sql = csv_lines(&ws.cli(&["sql", q, "--format", "csv"]));
+    assert!(by_sqlite.len() >= 8, "{by_sqlite:?}");
+    assert_eq!(by_sql[1..], by_sqlite[..]);
     let empty = ws.cli(&["sql", "SELECT user_name FROM users WHERE false", "--format", "json"]);
     assert_eq!(stdout(&empty).trim(), "[]");
     std::fs::write(ws.path("q.sql"), "SELECT count(*) AS n FROM users WHERE source = 'idp.corp'").unwrap();
