@@ -45,6 +45,9 @@ const AS_OF: &[(&str, &str)] = &[
 const MEMBERSHIPS: &str = "SELECT g.source AS source, g.id AS group_id, u.id AS user_id, k.gid AS gid, k.uid AS uid, \
      r.snapshot_at AS valid_from, k.run_id AS run_id \
      FROM member_keys k JOIN groups g ON g.gid = k.gid JOIN users u ON u.uid = k.uid LEFT JOIN runs r ON r.id = k.run_id";
+/// `membership_history` likewise, over the view above.
+const MEMBERSHIP_HISTORY: &str = "SELECT source, group_id, user_id, valid_from, CAST(NULL AS VARCHAR) AS valid_to FROM memberships \
+     UNION ALL SELECT source, group_id, user_id, valid_from, valid_to FROM membership_versions";
 
 #[derive(Debug)]
 pub struct StoreSchema {
@@ -168,6 +171,18 @@ impl StoreSchema {
         })
     }
 
+    /// The SQL of a store view that DataFusion plans better than SQLite reads it, if `name` is one.
+    fn planned_here(&self, name: &str) -> Option<&'static str> {
+        if self.at.is_some() || !self.objects.contains_key("member_keys") {
+            return None;
+        }
+        match name {
+            "memberships" => Some(MEMBERSHIPS),
+            "membership_history" => Some(MEMBERSHIP_HISTORY),
+            _ => None,
+        }
+    }
+
     /// A view of `queries/views`, planned over this schema.
     async fn view(self: &Arc<Self>, body: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
         let ctx = session(self.clone());
@@ -249,8 +264,8 @@ impl SchemaProvider for SharedSchema {
         }
         let table = if let Some((_, body)) = VIEWS.iter().find(|(v, _)| *v == name) {
             self.0.view(body).await?
-        } else if name == "memberships" && self.0.at.is_none() && self.0.objects.contains_key("member_keys") {
-            self.0.view(MEMBERSHIPS).await?
+        } else if let Some(body) = self.0.planned_here(name) {
+            self.0.view(body).await?
         } else if self.0.objects.contains_key(name) {
             self.0.table_of(name)
         } else {
