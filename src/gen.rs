@@ -196,8 +196,12 @@ pub fn write_generated(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, W
     ] {
         let t = std::time::Instant::now();
         let run = store.start_run("pull", Some(&info.name))?;
-        let (counts, keys) = store.write_snapshot_keyed(&info, run, snap, |_| ())?;
-        crate::engine::columnar::write(&store_path, &info.name, run, snap, &keys).map_err(|e| anyhow::anyhow!("columnar copy: {e}"))?;
+        // The columnar copy is written beside the commit, as `pull` does.
+        let mut copied = Ok(());
+        let (counts, _) = store.write_snapshot_keyed(&info, run, snap, |keys| {
+            copied = crate::engine::columnar::write(&store_path, &info.name, run, snap, keys)
+        })?;
+        copied.map_err(|e| anyhow::anyhow!("columnar copy: {e}"))?;
         timings.push((info.name.clone(), counts, t.elapsed().as_secs_f64()));
     }
     Ok((store_path, timings, g))

@@ -39,61 +39,102 @@ pub struct Membership<S = String> {
     pub user_id: S,
 }
 
+/// Strings kept back to back in one buffer: millions of ids without an allocation each (and
+/// close together in memory, for lookups).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ids {
+    text: String,
+    /// End of each id in `text`.
+    ends: Vec<usize>,
+}
+
+impl Ids {
+    pub fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `i`th id.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    pub fn last(&self) -> Option<&str> {
+        self.len().checked_sub(1).map(|i| self.get(i))
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Move `other`'s ids to the end of these.
+    pub fn append(&mut self, other: Ids) {
+        let bytes = self.text.len();
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|e| e + bytes));
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Ids {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
+        let mut out = Ids::default();
+        iter.into_iter().for_each(|id| out.push(id));
+        out
+    }
+}
+
 /// A snapshot's memberships, kept compact: a 1M-user directory has millions, and as two owned
 /// strings each (≈ 110 bytes) they were the largest part of a pull's memory. Here a membership
 /// is its user id's bytes plus 12 bytes; a group's id is kept once per run of its members.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Memberships {
-    group_text: String,
-    /// End of each group run's id in `group_text`.
-    group_ends: Vec<usize>,
-    user_text: String,
-    /// Per membership: its group run, and the end of its user id in `user_text`.
+    /// One id per run of consecutive memberships of the same group.
+    groups: Ids,
+    /// Per membership: its group run, and its user id.
     group_of: Vec<u32>,
-    user_ends: Vec<usize>,
+    users: Ids,
 }
 
 impl Memberships {
     pub fn push(&mut self, group_id: &str, user_id: &str) {
-        if self.group_ends.is_empty() || self.group(self.group_ends.len() - 1) != group_id {
-            self.group_text.push_str(group_id);
-            self.group_ends.push(self.group_text.len());
+        if self.groups.last() != Some(group_id) {
+            self.groups.push(group_id);
         }
         self.group_of
-            .push(u32::try_from(self.group_ends.len() - 1).expect("fewer than 2^32 membership runs"));
-        self.user_text.push_str(user_id);
-        self.user_ends.push(self.user_text.len());
+            .push(u32::try_from(self.groups.len() - 1).expect("fewer than 2^32 membership runs"));
+        self.users.push(user_id);
     }
 
     /// Move `other`'s memberships to the end of these.
     pub fn append(&mut self, other: Memberships) {
-        let (runs, group_bytes, user_bytes) = (self.group_ends.len() as u32, self.group_text.len(), self.user_text.len());
-        self.group_text.push_str(&other.group_text);
-        self.group_ends.extend(other.group_ends.iter().map(|e| e + group_bytes));
-        self.user_text.push_str(&other.user_text);
+        let runs = self.groups.len() as u32;
+        self.groups.append(other.groups);
         self.group_of.extend(other.group_of.iter().map(|r| r + runs));
-        self.user_ends.extend(other.user_ends.iter().map(|e| e + user_bytes));
+        self.users.append(other.users);
     }
 
     pub fn len(&self) -> usize {
-        self.user_ends.len()
+        self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.user_ends.is_empty()
-    }
-
-    fn group(&self, run: usize) -> &str {
-        let start = if run == 0 { 0 } else { self.group_ends[run - 1] };
-        &self.group_text[start..self.group_ends[run]]
+        self.users.is_empty()
     }
 
     /// The `i`th membership.
     pub fn get(&self, i: usize) -> Membership<&str> {
-        let start = if i == 0 { 0 } else { self.user_ends[i - 1] };
         Membership {
-            group_id: self.group(self.group_of[i] as usize),
-            user_id: &self.user_text[start..self.user_ends[i]],
+            group_id: self.groups.get(self.group_of[i] as usize),
+            user_id: self.users.get(i),
         }
     }
 
@@ -198,7 +239,7 @@ mod tests {
         assert_eq!(m.len(), pushed.len());
         let back: Vec<(&str, &str)> = m.iter().map(|m| (m.group_id, m.user_id)).collect();
         assert_eq!(back, pushed);
-        assert_eq!(m.group_ends.len(), 5, "a group's id is kept once per run of its members");
+        assert_eq!(m.groups.len(), 5, "a group's id is kept once per run of its members");
         assert!(Memberships::default().is_empty());
 
         let (head, tail) = pushed.split_at(2);

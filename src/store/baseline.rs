@@ -76,12 +76,7 @@ impl Store {
         // into users once per membership.
         let user_at: HashMap<i64, usize> = uids.iter().enumerate().map(|(i, &uid)| (uid, i)).collect();
         let group_at: HashMap<i64, usize> = gids.iter().enumerate().map(|(i, &gid)| (gid, i)).collect();
-        let mut stmt = conn
-            .prepare("SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = ?1")
-            .map_err(err)?;
-        let mut rows = stmt.query([source]).map_err(err)?;
-        while let Some(r) = rows.next().map_err(err)? {
-            let (gid, uid): (i64, i64) = (r.get(0).map_err(err)?, r.get(1).map_err(err)?);
+        for (gid, uid) in super::snapshot::stored_memberships(conn, source).map_err(err)? {
             if let (Some(&g), Some(&u)) = (group_at.get(&gid), user_at.get(&uid)) {
                 snapshot.memberships.push(&snapshot.groups[g].id, &snapshot.users[u].id);
             }

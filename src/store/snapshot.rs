@@ -8,7 +8,7 @@ use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Result, Store, StoreError};
-use crate::model::{Binding, Group, Snapshot, User};
+use crate::model::{Binding, Group, Ids, Snapshot, User};
 
 /// The `sources` row of a connection.
 #[derive(Debug, Clone)]
@@ -57,6 +57,16 @@ const CLOSE_MEMBERSHIP: &str = "INSERT INTO membership_versions (source, group_i
 const INSERT_MEMBERSHIP: &str = "INSERT INTO member_keys (gid, uid, run_id) VALUES (?1, ?2, ?3)";
 const DELETE_MEMBERSHIP: &str = "DELETE FROM member_keys WHERE gid = ?1 AND uid = ?2";
 const GROUP_COLS: &str = "gid, source, id, display_name, external_id, raw, hash, valid_from, run_id";
+
+impl SnapshotCounts {
+    fn tally(&mut self, change: Change) {
+        match change {
+            Change::Same => {}
+            Change::Changed => self.changed += 1,
+            Change::Added => self.added += 1,
+        }
+    }
+}
 
 /// What writing one object did to its stored row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +248,6 @@ impl Store {
         self.write_snapshot_keyed(info, run_id, snap, |_| ()).map(|(counts, _)| counts)
     }
 
-    /// [`Store::write_snapshot`], also returning the integer keys of the written objects.
     /// [`Store::write_snapshot`], returning the integer keys the store gave the snapshot's rows.
     /// `alongside_commit` gets those keys on another thread while the transaction commits (the
     /// columnar copy is written there); it must not assume the commit succeeds.
@@ -331,7 +340,6 @@ fn write(
     let mut counts = SnapshotCounts {
         users: snap.users.len() as u64,
         groups: snap.groups.len() as u64,
-        memberships: snap.memberships.len() as u64,
         incremental: snap.incremental,
         requests: snap.requests,
         ..Default::default()
@@ -350,11 +358,7 @@ fn write(
             keys.user_keys.reserve(snap.users.len());
             for u in &snap.users {
                 let (uid, change) = writer.write(tx, source, u, old.remove(u.id.as_str()), now, run_id)?;
-                match change {
-                    Change::Same => {}
-                    Change::Changed => counts.changed += 1,
-                    Change::Added => counts.added += 1,
-                }
+                counts.tally(change);
                 keys.user_keys.push(uid);
             }
         }
@@ -368,11 +372,7 @@ fn write(
             keys.group_keys.reserve(snap.groups.len());
             for g in &snap.groups {
                 let (gid, change) = writer.write(tx, source, g, old.remove(g.id.as_str()), now, run_id)?;
-                match change {
-                    Change::Same => {}
-                    Change::Changed => counts.changed += 1,
-                    Change::Added => counts.added += 1,
-                }
+                counts.tally(change);
                 keys.group_keys.push(gid);
             }
         }
@@ -426,8 +426,8 @@ impl MemberIndex {
         let t = std::time::Instant::now();
         // The ids are copied together first: looked up millions of times, keys scattered over
         // the heap (one small allocation per user) made every lookup a cache miss more.
-        fn positions<'a>(kind: &str, ids: &'a IdsTogether) -> std::result::Result<HashMap<&'a str, u32>, WriteError> {
-            let mut at = HashMap::with_capacity_and_hasher(ids.ends.len(), Default::default());
+        fn positions<'a>(kind: &str, ids: &'a Ids) -> std::result::Result<HashMap<&'a str, u32>, WriteError> {
+            let mut at = HashMap::with_capacity_and_hasher(ids.len(), Default::default());
             for (i, id) in ids.iter().enumerate() {
                 if at.insert(id, i as u32).is_some() {
                     return Err(WriteError::Invalid {
@@ -438,8 +438,8 @@ impl MemberIndex {
             }
             Ok(at)
         }
-        let user_ids = IdsTogether::of(snap.users.iter().map(|u| u.id.as_str()));
-        let group_ids = IdsTogether::of(snap.groups.iter().map(|g| g.id.as_str()));
+        let user_ids: Ids = snap.users.iter().map(|u| u.id.as_str()).collect();
+        let group_ids: Ids = snap.groups.iter().map(|g| g.id.as_str()).collect();
         let users = positions("User", &user_ids)?;
         let groups = positions("Group", &group_ids)?;
         let mut out = MemberIndex {
@@ -463,31 +463,6 @@ impl MemberIndex {
         }
         tracing::debug!(seconds = t.elapsed().as_secs_f64(), "ids checked, memberships resolved");
         Ok(out)
-    }
-}
-
-/// Ids copied back to back into one buffer.
-struct IdsTogether {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl IdsTogether {
-    fn of<'a>(ids: impl Iterator<Item = &'a str>) -> IdsTogether {
-        let mut out = IdsTogether {
-            text: String::new(),
-            ends: Vec::new(),
-        };
-        for id in ids {
-            out.text.push_str(id);
-            out.ends.push(out.text.len());
-        }
-        out
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(start, &end)| &self.text[start..end])
     }
 }
 
@@ -535,8 +510,8 @@ fn write_memberships(
 }
 
 /// The stored (gid, uid) memberships of `source`'s groups, in key order.
-fn stored_memberships(tx: &Transaction, source: &str) -> rusqlite::Result<Vec<(i64, i64)>> {
-    let mut stmt = tx.prepare("SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = ?1")?;
+pub(super) fn stored_memberships(conn: &rusqlite::Connection, source: &str) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare("SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = ?1")?;
     let rows = stmt.query_map([source], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     out.sort_unstable();
