@@ -165,11 +165,11 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         });
     }
 
-    timings.push(("store/links and state".into(), started.elapsed().as_secs_f64()));
+    stage_done(&mut timings, "store/links and state", started);
     let run_id = store.start_run("plan", app.map(|a| format!("app.{a}")).as_deref())?;
     let engine_started = std::time::Instant::now();
     let result: Result<DriftResult, _> = engine::drift(store.path(), &inputs).await;
-    timings.push(("engine".into(), engine_started.elapsed().as_secs_f64()));
+    stage_done(&mut timings, "engine", engine_started);
     let mut result = match result {
         Ok(r) => r,
         Err(e) => {
@@ -178,9 +178,10 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         }
     };
     timings.append(&mut result.timings);
+    crate::memory::release_freed();
     let t = std::time::Instant::now();
     store.write_plan(run_id, &result)?;
-    timings.push(("store/findings and links".into(), t.elapsed().as_secs_f64()));
+    stage_done(&mut timings, "store/findings and links", t);
     let t = std::time::Instant::now();
 
     let mut operations = Vec::new();
@@ -202,7 +203,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         }
         operations.extend(planned.operations);
     }
-    timings.push(("planner".into(), t.elapsed().as_secs_f64()));
+    stage_done(&mut timings, "planner", t);
     let t = std::time::Instant::now();
     let plan = Plan {
         plan_id: run_id,
@@ -212,7 +213,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     };
     store.insert_plan(&plan)?;
     let operations = plan.operations;
-    timings.push(("store/operations".into(), t.elapsed().as_secs_f64()));
+    stage_done(&mut timings, "store/operations", t);
     Ok(PlanOutcome {
         run_id,
         apps: infos,
@@ -220,6 +221,13 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         operations,
         timings,
     })
+}
+
+/// Record a plan stage's time (for `-v plan`) and log it with the process's memory.
+fn stage_done(timings: &mut Vec<(String, f64)>, stage: &str, started: std::time::Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::debug!(stage, seconds, memory = %crate::memory::resident(), "plan stage done");
+    timings.push((stage.into(), seconds));
 }
 
 /// A readable label per plan entry: `+` create/add, `~` change, `-` deactivate/remove/delete,

@@ -557,7 +557,9 @@ async fn refresh_user(
         )
     })?;
     store.refresh_user(source.name(), &user)?;
-    let linked = store.user_links(&app.name)?.get(&user.id).cloned();
+    let linked = store
+        .user_links_of(&app.name, &std::collections::HashSet::from([user.id.as_str()]))?
+        .remove(&user.id);
     let account = match &linked {
         Some(sp) => crate::source::app::fetch_user_by_id(client, sp).await?,
         None => crate::source::app::fetch_user(client, login).await?,

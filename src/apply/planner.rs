@@ -183,8 +183,20 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     };
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), users = idp_users.len(), "planner: IdP users read");
     let t = std::time::Instant::now();
-    let links = store.user_links(name)?;
-    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), links = links.len(), "planner: links read");
+    // The links of the users that group operations name: members added, members of new groups.
+    let creating: HashSet<&str> = of("group.missing").filter_map(|f| f.idp_id.as_deref()).collect();
+    let new_group_members = if creating.is_empty() {
+        HashMap::new()
+    } else {
+        store.members_of(&app.idp_source, &creating, true)?
+    };
+    let named: HashSet<&str> = of("group.members")
+        .filter(|f| f.attribute.as_deref() == Some("add"))
+        .filter_map(|f| f.new_value.as_deref())
+        .chain(new_group_members.values().flatten().map(String::as_str))
+        .collect();
+    let links = store.user_links_of(name, &named)?;
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), links = links.len(), memory = %crate::memory::resident(), "planner: links read");
     let t = std::time::Instant::now();
     let missing: HashSet<&str> = of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect();
     // The app id of an IdP user's account: linked, or to be created by this plan.
@@ -318,8 +330,8 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
 
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: user operations");
     let t = std::time::Instant::now();
-    plan_groups(store, app, findings, &member_value, &mut ops, &op)?;
-    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: group operations");
+    plan_groups(store, app, findings, &new_group_members, &member_value, &mut ops, &op)?;
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), memory = %crate::memory::resident(), "planner: group operations");
 
     for f in of("user.orphaned") {
         let Some(sp) = &f.sp_id else { continue };
@@ -357,6 +369,7 @@ fn plan_groups(
     store: &Store,
     app: &AppPlanning,
     findings: &[&Finding],
+    new_group_members: &HashMap<String, Vec<String>>,
     member_value: &dyn Fn(&str) -> Option<Value>,
     ops: &mut Vec<Operation>,
     op: &OpFn,
@@ -365,26 +378,22 @@ fn plan_groups(
     let app_source = app.config.source_name();
     let of = |kind: &'static str| findings.iter().copied().filter(move |f| f.kind == kind);
 
-    let creating: HashSet<&str> = of("group.missing").filter_map(|f| f.idp_id.as_deref()).collect();
-    if !creating.is_empty() {
-        let members = store.members_of(&app.idp_source, &creating, true)?;
-        for f in of("group.missing") {
-            let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
-                continue;
-            };
-            let values: Vec<Value> = members
-                .get(idp_gid)
-                .into_iter()
-                .flatten()
-                .filter_map(|uid| member_value(uid))
-                .map(|v| json!({"value": v}))
-                .collect();
-            let mut body = json!({"schemas": [GROUP_SCHEMA], "displayName": name, "members": values});
-            if profile.groups.external_id {
-                body["externalId"] = json!(idp_gid);
-            }
-            ops.push(op(phase::CREATE_GROUPS, "group.create", "POST", "Groups".into(), Some(body), f));
+    for f in of("group.missing") {
+        let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
+            continue;
+        };
+        let values: Vec<Value> = new_group_members
+            .get(idp_gid)
+            .into_iter()
+            .flatten()
+            .filter_map(|uid| member_value(uid))
+            .map(|v| json!({"value": v}))
+            .collect();
+        let mut body = json!({"schemas": [GROUP_SCHEMA], "displayName": name, "members": values});
+        if profile.groups.external_id {
+            body["externalId"] = json!(idp_gid);
         }
+        ops.push(op(phase::CREATE_GROUPS, "group.create", "POST", "Groups".into(), Some(body), f));
     }
 
     // Per app group: its new name and member changes.

@@ -41,6 +41,8 @@ pub const PAIRS: &str = include_str!("../../queries/pairs.sql");
 pub const ACTIVE_MEMBERS: &str = include_str!("../../queries/active_members.sql");
 pub const PRIOR: &str = include_str!("../../queries/correlate/prior.sql");
 pub const FREE: &str = include_str!("../../queries/correlate/free.sql");
+pub const CANDIDATES: &str = include_str!("../../queries/correlate/candidates.sql");
+pub const CHOSEN: &str = include_str!("../../queries/correlate/chosen.sql");
 pub const DROPPED: &str = include_str!("../../queries/correlate/dropped.sql");
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,15 @@ pub fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>) -> 
     Ok(())
 }
 
+/// Drop a materialised step once the queries that read it have run (its memory goes with it).
+fn deregister(ctx: &SessionContext, name: &str) -> Result<(), EngineError> {
+    ctx.deregister_table(name).map_err(|source| EngineError::Query {
+        query: format!("deregister {name}"),
+        source,
+    })?;
+    Ok(())
+}
+
 async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
     let err = |source| EngineError::Query {
         query: name.to_string(),
@@ -160,10 +171,18 @@ async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<Reco
                 .unwrap_or_default()
         );
     }
+    let started = Instant::now();
     let plan = state.create_logical_plan(sql).await.map_err(err)?;
     let df = DataFrame::new(state, plan);
     let schema = Arc::new(df.schema().as_arrow().clone());
     let mut batches = df.collect().await.map_err(err)?;
+    tracing::debug!(
+        query = name,
+        seconds = started.elapsed().as_secs_f64(),
+        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        memory = %crate::memory::resident(),
+        "query done"
+    );
     if batches.is_empty() {
         batches.push(RecordBatch::new_empty(schema));
     }
@@ -387,7 +406,15 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         register(&ctx, "prior", prior)?;
         let free = collect(&ctx, "correlate/free", FREE).await?;
         register(&ctx, "free", free)?;
+        let candidates = collect(&ctx, "correlate/candidates", CANDIDATES).await?;
+        register(&ctx, "candidates", candidates)?;
+        let chosen = collect(&ctx, "correlate/chosen", CHOSEN).await?;
+        deregister(&ctx, "candidates")?;
+        register(&ctx, "chosen", chosen)?;
         let links = collect(&ctx, "correlate/users", CORRELATE_USERS).await?;
+        for step in ["chosen", "free", "prior"] {
+            deregister(&ctx, step)?;
+        }
         let new_links = links_of(&links, ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"], &["new"]);
         register(&ctx, "links", links)?;
         Ok::<_, EngineError>((new_links, t.elapsed().as_secs_f64()))
@@ -435,6 +462,7 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         for (kind, sql) in with_pairs {
             out.push(run(kind, sql).await?);
         }
+        deregister(&ctx, "pairs")?;
         Ok::<_, EngineError>(out)
     };
     let other_stream = async {
@@ -478,6 +506,8 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
         ("active_members".into(), ACTIVE_MEMBERS),
         ("prior".into(), PRIOR),
         ("free".into(), FREE),
+        ("candidates".into(), CANDIDATES),
+        ("chosen".into(), CHOSEN),
         ("links".into(), CORRELATE_USERS),
         ("group_links".into(), CORRELATE_GROUPS),
         ("scope".into(), SCOPE),
