@@ -63,7 +63,11 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
         }
     }
     tracing::info!(timings = ?outcome.timings, "plan timings (s)");
-    if args.detailed_exitcode && outcome.pending() > 0 {
+    let pending = outcome.pending();
+    // The process ends next: freeing a 1M-user plan's findings and operations one by one
+    // took 0.3 s.
+    std::mem::forget(outcome);
+    if args.detailed_exitcode && pending > 0 {
         return Ok(Outcome::Pending);
     }
     Ok(Outcome::Ok)
