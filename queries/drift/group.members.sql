@@ -25,9 +25,10 @@ desired AS (
 -- Only linked members: an unlinked account in a managed group is never removed.
 actual AS (
     SELECT mg.sp_gid, m.uid AS sp_uid, l.idp_uid
-    FROM managed mg
-    JOIN memberships m ON m.gid = mg.sp_gid
-    JOIN links l ON l.sp_uid = m.uid AND l.status IN ('kept', 'new', 'idp_gone')
+    FROM links l
+    JOIN memberships m ON m.uid = l.sp_uid
+    JOIN managed mg ON mg.sp_gid = m.gid
+    WHERE l.status IN ('kept', 'new', 'idp_gone')
 ),
 diff AS (
     SELECT COALESCE(d.sp_gid, x.sp_gid) AS sp_gid, d.idp_uid AS add_uid, x.sp_uid AS remove_uid
