@@ -199,7 +199,7 @@ pub fn write_generated(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, W
         // The columnar copy is written beside the commit, as `pull` does.
         let mut copied = Ok(());
         let (counts, _) = store.write_snapshot_keyed(&info, run, snap, |keys| {
-            copied = crate::engine::columnar::write(&store_path, &info.name, run, snap, keys)
+            copied = crate::engine::columnar::write(&store_path, &info.name, info.role, run, snap, keys)
         })?;
         copied.map_err(|e| anyhow::anyhow!("columnar copy: {e}"))?;
         timings.push((info.name.clone(), counts, t.elapsed().as_secs_f64()));

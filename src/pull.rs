@@ -88,6 +88,10 @@ async fn fetch_idp(config: &Config, idp: &IdpConfig, base: Option<Baseline>, pro
     Ok(snap)
 }
 
+fn fetched_log(source: &str, started: Instant) {
+    tracing::debug!(source, seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "fetched");
+}
+
 /// Pull the selected sources into `store`, incrementally where an IdP can.
 pub async fn pull(
     config: &Config,
@@ -132,14 +136,18 @@ pub async fn pull_with(
         let sink = progress_for(&idp.source_name());
         async move {
             let t = Instant::now();
-            (fetch_idp(config, idp, base, &*sink).await, t.elapsed().as_secs_f64())
+            let fetched = fetch_idp(config, idp, base, &*sink).await;
+            fetched_log(&idp.source_name(), t);
+            (fetched, t.elapsed().as_secs_f64())
         }
     });
     let app_futures = apps.iter().map(|a| {
         let sink = progress_for(&a.source_name());
         async move {
             let t = Instant::now();
-            (source::app::pull_app(a, &*sink).await, t.elapsed().as_secs_f64())
+            let fetched = source::app::pull_app(a, &*sink).await;
+            fetched_log(&a.source_name(), t);
+            (fetched, t.elapsed().as_secs_f64())
         }
     });
     let (idp_results, app_results) = futures::join!(join_all(idp_futures), join_all(app_futures));
@@ -154,7 +162,7 @@ pub async fn pull_with(
                 // The columnar copy is an accelerator: a failure to write it only slows plans. It
                 // is of `run_id`, so it is not used unless this pull's commit succeeds.
                 let t = Instant::now();
-                if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, run_id, &snap, keys) {
+                if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, info.role, run_id, &snap, keys) {
                     tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
                 }
                 tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "columnar copy written");

@@ -280,18 +280,19 @@ fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep
 /// The drift tables of the store at `path`: each source's users, groups and memberships from
 /// its columnar copy when that is of its last successful pull, else from SQLite; the small
 /// tables (bindings, links) from SQLite. The copies are read and the small tables scanned on
-/// two threads at once. Returns (table name, batches) pieces to concatenate.
-fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, EngineError> {
+/// two threads at once. Returns (table name, batches) pieces to concatenate, and whether any
+/// source was read from SQLite (its `active_members` are then to be computed).
+fn load_tables(path: &Path) -> Result<(Vec<(&'static str, Vec<RecordBatch>)>, bool), EngineError> {
     let sqlite = |source| scan::ScanError::Sqlite { table: "sources", source };
     let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
     let max_uid: i64 = conn
         .query_row("SELECT COALESCE(MAX(uid), 0) FROM users", [], |r| r.get(0))
         .map_err(sqlite)?;
-    let sources: Vec<(String, Option<i64>)> = {
+    let sources: Vec<(String, String, Option<i64>)> = {
         let mut stmt = conn
-            .prepare("SELECT name, last_pull_run FROM sources ORDER BY name")
+            .prepare("SELECT name, role, last_pull_run FROM sources ORDER BY name")
             .map_err(sqlite)?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sqlite)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(sqlite)?;
         rows.collect::<rusqlite::Result<_>>().map_err(sqlite)?
     };
     drop(conn);
@@ -302,8 +303,8 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
     // Jobs: 0 scans the small tables, then one per (source, copied table).
     let copies: Vec<(&str, i64, &'static str)> = sources
         .iter()
-        .filter_map(|(source, run)| run.filter(|_| columnar::enabled()).map(|run| (source.as_str(), run)))
-        .flat_map(|(source, run)| columnar::TABLES.map(|t| (source, run, t)))
+        .filter_map(|(source, role, run)| run.filter(|_| columnar::enabled()).map(|run| (source.as_str(), role, run)))
+        .flat_map(|(source, role, run)| columnar::tables_for(role).map(|t| (source, run, t)))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let copy_slots: Vec<std::sync::Mutex<Option<Vec<RecordBatch>>>> = copies.iter().map(|_| Default::default()).collect();
@@ -331,9 +332,9 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
     }
     let mut pieces: Vec<(&'static str, Vec<RecordBatch>)> = Vec::new();
     let mut missed = Vec::new();
-    for (source, _) in &sources {
+    for (source, role, _) in &sources {
         match read.remove(source.as_str()) {
-            Some(tables) if tables.len() == columnar::TABLES.len() => pieces.extend(tables),
+            Some(tables) if tables.len() == columnar::tables_for(role).len() => pieces.extend(tables),
             _ => missed.push(source.clone()),
         }
     }
@@ -355,10 +356,17 @@ fn load_tables(path: &Path) -> Result<Vec<(&'static str, Vec<RecordBatch>)>, Eng
         };
         let batches = scan::scan_all(path, &tables, 2)?;
         pieces.extend(tables.into_iter().map(|t| t.name).zip(batches));
-        // active_members is then computed from all sources' memberships (see drift()).
-        pieces.retain(|(name, _)| *name != "active_members");
     }
-    Ok(pieces)
+    Ok((pieces, !missed.is_empty()))
+}
+
+fn membership_schema() -> arrow::datatypes::SchemaRef {
+    scan::TableScan {
+        name: "active_members",
+        sql: String::new(),
+        columns: scan::membership_columns(),
+    }
+    .schema()
 }
 
 /// The tables that come from the config (see [`tables`]); with no apps, empty tables of the
@@ -377,21 +385,33 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     let ctx = session();
     let t = Instant::now();
     let path = store_path.to_path_buf();
-    let scanned = tokio::task::block_in_place(|| load_tables(&path))?;
-    // Scans of one table (the halves of users) become one table.
-    let mut by_name: Vec<(&str, Vec<RecordBatch>)> = Vec::new();
+    let (scanned, from_sqlite) = tokio::task::block_in_place(|| load_tables(&path))?;
+    // Scans of one table (the halves of users, each source's copy) become one table; a table
+    // no source provided is registered empty.
+    let mut by_name: Vec<(&str, Vec<RecordBatch>)> = scan::drift_tables(0)
+        .into_iter()
+        .map(|t| (t.name, vec![RecordBatch::new_empty(t.schema())]))
+        .collect();
+    by_name.dedup_by_key(|(name, _)| *name);
+    by_name.push(("active_members", vec![RecordBatch::new_empty(membership_schema())]));
     for (name, batches) in scanned {
-        match by_name.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, all)) => all.extend(batches.into_iter().filter(|b| b.num_rows() > 0)),
-            None => by_name.push((name, batches)),
+        let (_, all) = by_name.iter_mut().find(|(n, _)| *n == name).expect("a drift table");
+        all.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+    }
+    let mut copied_active = Vec::new();
+    for (name, batches) in by_name {
+        match name {
+            // Computed below from what SQLite gave, then joined by the copies' own.
+            "active_members" if from_sqlite => copied_active = batches,
+            _ => register(&ctx, name, batches)?,
         }
     }
-    let have_active = by_name.iter().any(|(n, _)| *n == "active_members");
-    for (name, batches) in by_name {
-        register(&ctx, name, batches)?;
-    }
-    if !have_active {
-        let active = collect(&ctx, "active_members", ACTIVE_MEMBERS).await?;
+    if from_sqlite {
+        // Copies hold an IdP's active memberships and an app's memberships (see
+        // columnar::tables_for), so this recomputes no row a copy gave, except an app's
+        // (never read: they join IdP groups only).
+        let mut active = collect(&ctx, "active_members", ACTIVE_MEMBERS).await?;
+        active.append(&mut copied_active);
         register(&ctx, "active_members", active)?;
     }
     register_config_tables(&ctx, apps)?;

@@ -97,13 +97,13 @@ fn plans_from_the_columnar_copy_equal_plans_from_sqlite() {
     assert!(from_copy.as_array().is_some_and(|f| f.len() > 50), "{from_copy}");
     assert_eq!(from_copy, from_sqlite);
 
-    // A damaged copy is not trusted: the plan reads the store instead and finds the same.
-    std::fs::write(
-        c.path().join("scimsync-demo/scimsync.db.columns/idp.corp.users.arrow"),
-        b"not arrow",
-    )
-    .unwrap();
+    // A damaged copy is not trusted: the plan reads that source from the store instead and
+    // finds the same (an IdP's copy holds its active memberships, an app's its memberships:
+    // both are taken from SQLite then).
+    for damaged in ["idp.corp.users.arrow", "app.quip.memberships.arrow"] {
+        std::fs::write(c.path().join("scimsync-demo/scimsync.db.columns").join(damaged), b"not arrow").unwrap();
+    }
     let (from_damaged, cached) = demo_findings(c.path(), &[]);
-    assert_eq!(cached, "cached=4", "the damaged source is read from the store");
+    assert_eq!(cached, "cached=3", "the damaged sources are read from the store");
     assert_eq!(from_damaged, from_copy);
 }
