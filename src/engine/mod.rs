@@ -277,12 +277,15 @@ fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep
     out
 }
 
+/// Batches of one drift table (several pieces of one table are concatenated).
+type TablePiece = (&'static str, Vec<RecordBatch>);
+
 /// The drift tables of the store at `path`: each source's users, groups and memberships from
 /// its columnar copy when that is of its last successful pull, else from SQLite; the small
 /// tables (bindings, links) from SQLite. The copies are read and the small tables scanned on
 /// two threads at once. Returns (table name, batches) pieces to concatenate, and whether any
 /// source was read from SQLite (its `active_members` are then to be computed).
-fn load_tables(path: &Path) -> Result<(Vec<(&'static str, Vec<RecordBatch>)>, bool), EngineError> {
+fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
     let sqlite = |source| scan::ScanError::Sqlite { table: "sources", source };
     let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
     let max_uid: i64 = conn
@@ -330,7 +333,7 @@ fn load_tables(path: &Path) -> Result<(Vec<(&'static str, Vec<RecordBatch>)>, bo
             read.entry(source).or_default().push((table, batches));
         }
     }
-    let mut pieces: Vec<(&'static str, Vec<RecordBatch>)> = Vec::new();
+    let mut pieces: Vec<TablePiece> = Vec::new();
     let mut missed = Vec::new();
     for (source, role, _) in &sources {
         match read.remove(source.as_str()) {
