@@ -38,16 +38,12 @@ const AS_OF: &[(&str, &str)] = &[
     ("plans", "created_at"),
 ];
 
-/// The `memberships` view of the store (schema 6), planned by DataFusion: SQLite's own view
-/// seeks into `users` and `groups` once per membership (18.8 s for the 9.8M of a 1M-user `gen`
-/// store), where hash joins over the scanned tables take a few seconds. With an instant, the
-/// SQLite view is read (its current rows, then the closed versions).
-const MEMBERSHIPS: &str = "SELECT g.source AS source, g.id AS group_id, u.id AS user_id, k.gid AS gid, k.uid AS uid, \
-     r.snapshot_at AS valid_from, k.run_id AS run_id \
-     FROM member_keys k JOIN groups g ON g.gid = k.gid JOIN users u ON u.uid = k.uid LEFT JOIN runs r ON r.id = k.run_id";
-/// `membership_history` likewise, over the view above.
-const MEMBERSHIP_HISTORY: &str = "SELECT source, group_id, user_id, valid_from, CAST(NULL AS VARCHAR) AS valid_to FROM memberships \
-     UNION ALL SELECT source, group_id, user_id, valid_from, valid_to FROM membership_versions";
+/// Store views DataFusion plans from their own SQL (read from the store) rather than reading
+/// SQLite's rows: SQLite's `memberships` (schema 6) seeks into `users` and `groups` once per
+/// membership (18.8 s for the 9.8M of a 1M-user `gen` store), where hash joins over the scanned
+/// tables take a few seconds. With an instant, SQLite's view is read (its current rows, then
+/// the closed versions); on an older store they are tables.
+const PLANNED_HERE: &[&str] = &["memberships", "membership_history"];
 
 #[derive(Debug)]
 pub struct StoreSchema {
@@ -55,6 +51,8 @@ pub struct StoreSchema {
     at: Option<String>,
     /// Store tables and SQLite views: name → column (name, declared type).
     objects: HashMap<String, Vec<(String, String)>>,
+    /// The SQL of the store's views in [`PLANNED_HERE`].
+    view_sql: HashMap<String, String>,
     loaded: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
@@ -72,13 +70,22 @@ impl StoreSchema {
     /// The objects of the store at `path` (opened read-only), seen at `at` (stored form) if given.
     pub fn new(path: &Path, at: Option<String>) -> rusqlite::Result<StoreSchema> {
         let conn = open(path)?;
-        let names: Vec<String> = {
-            let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
+        let names: Vec<(String, String, Option<String>)> = {
+            let mut stmt =
+                conn.prepare("SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut objects = HashMap::new();
-        for name in names {
+        let mut view_sql = HashMap::new();
+        for (name, kind, sql) in names {
+            // `CREATE VIEW name AS <body>`: the body is planned here.
+            if let Some(body) = sql
+                .filter(|_| kind == "view" && PLANNED_HERE.contains(&name.as_str()))
+                .and_then(|sql| Some(sql[sql.find(" AS")? + 3..].to_string()))
+            {
+                view_sql.insert(name.clone(), body);
+            }
             if VIEWS.iter().any(|(v, _)| *v == name) {
                 continue; // planned by DataFusion from queries/views
             }
@@ -92,6 +99,7 @@ impl StoreSchema {
             path: path.into(),
             at,
             objects,
+            view_sql,
             loaded: Mutex::new(HashMap::new()),
         })
     }
@@ -172,15 +180,8 @@ impl StoreSchema {
     }
 
     /// The SQL of a store view that DataFusion plans better than SQLite reads it, if `name` is one.
-    fn planned_here(&self, name: &str) -> Option<&'static str> {
-        if self.at.is_some() || !self.objects.contains_key("member_keys") {
-            return None;
-        }
-        match name {
-            "memberships" => Some(MEMBERSHIPS),
-            "membership_history" => Some(MEMBERSHIP_HISTORY),
-            _ => None,
-        }
+    fn planned_here(&self, name: &str) -> Option<&str> {
+        self.view_sql.get(name).filter(|_| self.at.is_none()).map(String::as_str)
     }
 
     /// A view of `queries/views`, planned over this schema.
@@ -281,5 +282,24 @@ impl SchemaProvider for SharedSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         self.0.objects.contains_key(name) || VIEWS.iter().any(|(v, _)| *v == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_own_membership_views_are_planned_here_unless_at_an_instant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(crate::store::Store::open(&path).unwrap());
+        let now = StoreSchema::new(&path, None).unwrap();
+        let body = now.planned_here("memberships").expect("a view of the store");
+        assert!(body.trim_start().starts_with("SELECT") && body.contains("member_keys"), "{body}");
+        assert!(now.planned_here("membership_history").is_some());
+        assert_eq!(now.planned_here("users"), None, "tables are read, not planned");
+        let then = StoreSchema::new(&path, Some("2026-01-01T00:00:00Z".into())).unwrap();
+        assert_eq!(then.planned_here("memberships"), None);
     }
 }

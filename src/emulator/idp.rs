@@ -399,7 +399,6 @@ fn json_response(status: StatusCode, body: Value) -> Response {
     r
 }
 
-/// Counting, auth, mutations, faults and Okta's rate limit. `Err` is the answer to give.
 /// Every data route goes through [`gate`] first (the token endpoint does not).
 async fn gated(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     match gate(&s, req.method(), req.uri(), req.headers()).await {
@@ -408,6 +407,7 @@ async fn gated(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
     }
 }
 
+/// Counting, auth, mutations, faults and Okta's rate limit. `Err` is the answer to give.
 async fn gate(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
     let n = {
         let mut t = s.total.lock().expect("not poisoned");

@@ -67,10 +67,15 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
 /// Drop a source's columnar copy (after a single-object refresh made it out of date).
 pub fn invalidate(store: &Path, source: &str) {
     for table in ALL_TABLES {
-        let path = file(store, source, table);
-        let _ = std::fs::remove_file(checksum_file(&path));
-        let _ = std::fs::remove_file(path);
+        remove(store, source, table);
     }
+}
+
+/// Remove one table's copy and its checksum (best effort: a leftover is never read as current).
+fn remove(store: &Path, source: &str, table: &str) {
+    let path = file(store, source, table);
+    let _ = std::fs::remove_file(checksum_file(&path));
+    let _ = std::fs::remove_file(path);
 }
 
 pub fn enabled() -> bool {
@@ -216,14 +221,12 @@ pub fn write(store: &Path, source: &str, role: &str, run_id: i64, snap: &Snapsho
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tables = tables_for(role);
     for stale in ALL_TABLES.iter().filter(|t| !tables.contains(t)) {
-        let path = file(store, source, stale);
-        let _ = std::fs::remove_file(checksum_file(&path));
-        let _ = std::fs::remove_file(path);
+        remove(store, source, stale);
     }
     for table in tables {
         let path = file(store, source, table);
         let tmp = path.with_extension("arrow.tmp");
-        let schema = empty_schema(table);
+        let schema = table_schema(table);
         let mut meta = schema.metadata().clone();
         meta.insert(RUN_KEY.into(), run_id.to_string());
         let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta));
@@ -248,7 +251,8 @@ pub fn write(store: &Path, source: &str, role: &str, run_id: i64, snap: &Snapsho
     Ok(())
 }
 
-fn empty_schema(table: &str) -> SchemaRef {
+/// The engine's scan schema of a copied table (`active_members` has `memberships`'s).
+pub fn table_schema(table: &str) -> SchemaRef {
     match table {
         "users" => schema_of(&scan::user_columns()),
         "groups" => schema_of(&scan::group_columns()),
@@ -264,7 +268,7 @@ pub fn read(store: &Path, source: &str, run_id: i64, table: &str) -> Option<Vec<
     let path = file(store, source, table);
     let bytes = std::fs::read(&path).ok()?;
     let out = match std::fs::read_to_string(checksum_file(&path)) {
-        Ok(sum) => decode_checked(bytes, &sum, run_id, &empty_schema(table)),
+        Ok(sum) => decode_checked(bytes, &sum, run_id, &table_schema(table)),
         Err(e) => Err(format!("no checksum ({e})")),
     };
     match &out {
@@ -332,7 +336,7 @@ mod tests {
     use arrow::array::Int64Array;
 
     fn ipc_file(run_id: i64, rows: i64) -> Vec<u8> {
-        let schema = empty_schema("memberships");
+        let schema = table_schema("memberships");
         let mut meta = schema.metadata().clone();
         meta.insert(RUN_KEY.into(), run_id.to_string());
         let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta));
@@ -350,7 +354,7 @@ mod tests {
 
     #[test]
     fn decodes_its_own_files_in_place() {
-        let batches = decode(Buffer::from_vec(ipc_file(7, 1000)), 7, &empty_schema("memberships")).unwrap();
+        let batches = decode(Buffer::from_vec(ipc_file(7, 1000)), 7, &table_schema("memberships")).unwrap();
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
         let uids = batches[1].column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(uids.value(999), 1999);
@@ -358,9 +362,9 @@ mod tests {
 
     #[test]
     fn a_copy_of_another_pull_or_schema_is_refused() {
-        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 8, &empty_schema("memberships")).unwrap_err();
+        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 8, &table_schema("memberships")).unwrap_err();
         assert_eq!(err, "not of pull 8");
-        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 7, &empty_schema("users")).unwrap_err();
+        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 7, &table_schema("users")).unwrap_err();
         assert_eq!(err, "another schema");
     }
 
@@ -368,7 +372,7 @@ mod tests {
     fn damaged_files_are_errors_not_panics() {
         let good = ipc_file(3, 100);
         let sum = checksum(&good);
-        let schema = empty_schema("memberships");
+        let schema = table_schema("memberships");
         assert!(decode_checked(good.clone(), &sum, 3, &schema).is_ok());
         // Cut anywhere, or a byte changed anywhere: refused by the checksum.
         for cut in (0..good.len()).step_by(7) {

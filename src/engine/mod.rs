@@ -363,15 +363,6 @@ fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
     Ok((pieces, !missed.is_empty()))
 }
 
-fn membership_schema() -> arrow::datatypes::SchemaRef {
-    scan::TableScan {
-        name: "active_members",
-        sql: String::new(),
-        columns: scan::membership_columns(),
-    }
-    .schema()
-}
-
 /// The tables that come from the config (see [`tables`]); with no apps, empty tables of the
 /// same schemas.
 fn register_config_tables(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
@@ -396,7 +387,10 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         .map(|t| (t.name, vec![RecordBatch::new_empty(t.schema())]))
         .collect();
     by_name.dedup_by_key(|(name, _)| *name);
-    by_name.push(("active_members", vec![RecordBatch::new_empty(membership_schema())]));
+    by_name.push((
+        "active_members",
+        vec![RecordBatch::new_empty(columnar::table_schema("active_members"))],
+    ));
     for (name, batches) in scanned {
         let (_, all) = by_name.iter_mut().find(|(n, _)| *n == name).expect("a drift table");
         all.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
