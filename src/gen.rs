@@ -67,7 +67,7 @@ pub fn generate(spec: &GenSpec) -> Generated {
     let mut app_id_of: Vec<Option<String>> = Vec::with_capacity(spec.users);
     for i in 0..spec.users {
         let active = rng.below(100) >= 3;
-        idp.users.push(user(format!("u{i}"), i, active, "Engineer"));
+        idp.users.push(user(format!("u{i}"), i, active, "Engineer").into());
         let missing = active && hit(&mut rng);
         let deprovisioned = !active && rng.below(2) == 0;
         if missing || deprovisioned {
@@ -77,12 +77,12 @@ pub fn generate(spec: &GenSpec) -> Generated {
         let title = if hit(&mut rng) { "Changed By Hand" } else { "Engineer" };
         let app_active = !(active && hit(&mut rng));
         let id = format!("a{i}");
-        app.users.push(user(id.clone(), i, app_active, title));
+        app.users.push(user(id.clone(), i, app_active, title).into());
         app_id_of.push(Some(id));
     }
     let unmanaged = (spec.users as f64 * spec.drift) as usize;
     for k in 0..unmanaged {
-        app.users.push(user(format!("x{k}"), spec.users + k, true, "Contractor"));
+        app.users.push(user(format!("x{k}"), spec.users + k, true, "Contractor").into());
     }
 
     // Groups: the app has each bound group, except a few missing and a few renamed.
@@ -215,7 +215,7 @@ pub fn directory_of(snap: &Snapshot) -> Directory {
         members.entry(m.group_id).or_default().push(json!({"value": m.user_id}));
     }
     let mut d = Directory::default();
-    for u in &snap.users {
+    for u in snap.users.iter().map(crate::model::PackedUser::unpack) {
         let mut user = json!({"userName": u.user_name, "active": u.active});
         let obj = user.as_object_mut().expect("an object");
         let mut put = |k: &str, v: &Option<String>| {
@@ -295,7 +295,11 @@ mod tests {
         assert_eq!(a.idp.memberships, b.idp.memberships);
         assert_eq!(a.idp.users.len(), 2000);
         assert!(a.app.users.len() < 2000 + 100 && a.app.users.len() > 1800);
-        assert!(a.app.users.iter().any(|u| u.title.as_deref() == Some("Changed By Hand")));
+        assert!(a
+            .app
+            .users
+            .iter()
+            .any(|u| u.get(crate::model::UserField::Title) == Some("Changed By Hand")));
         assert!(a.app.groups.iter().any(|g| g.display_name.ends_with("(old)")));
     }
 }

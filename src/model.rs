@@ -23,6 +23,138 @@ pub struct User {
     pub raw: String,
 }
 
+/// A [`User`] in one allocation, as a snapshot holds it: a pull holds a million users per
+/// source, and as a `User` (fourteen strings, each its own allocation) one took ≈ 1.05 KB for
+/// ≈ 390 bytes of JSON; packed, ≈ 0.55 KB. [`PackedUser::unpack`] gives the `User` back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PackedUser {
+    /// The id, then every optional field present, back to back; then `raw`.
+    text: Box<str>,
+    /// End of the id and of each optional field in `text` (an absent field is empty).
+    ends: [u32; 1 + OPTIONAL_FIELDS],
+    /// Bit `i`: optional field `i` is present.
+    present: u16,
+    active: bool,
+}
+
+const OPTIONAL_FIELDS: usize = 12;
+
+/// The optional text fields of a [`User`], as [`PackedUser::get`] reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserField {
+    UserName,
+    ExternalId,
+    GivenName,
+    FamilyName,
+    Formatted,
+    DisplayName,
+    Email,
+    Title,
+    Phone,
+    Timezone,
+    Role,
+    StatusRaw,
+}
+
+/// In [`UserField`]'s order.
+fn optional_fields(u: &User) -> [&Option<String>; OPTIONAL_FIELDS] {
+    [
+        &u.user_name,
+        &u.external_id,
+        &u.given_name,
+        &u.family_name,
+        &u.formatted,
+        &u.display_name,
+        &u.email,
+        &u.title,
+        &u.phone,
+        &u.timezone,
+        &u.role,
+        &u.status_raw,
+    ]
+}
+
+impl From<&User> for PackedUser {
+    fn from(u: &User) -> Self {
+        let fields = optional_fields(u);
+        let len = u.id.len() + fields.iter().filter_map(|f| f.as_ref()).map(String::len).sum::<usize>() + u.raw.len();
+        let mut text = String::with_capacity(len);
+        let end = |text: &String| u32::try_from(text.len()).expect("a user's fields are under 4 GiB");
+        let mut ends = [0; 1 + OPTIONAL_FIELDS];
+        let mut present = 0;
+        text.push_str(&u.id);
+        ends[0] = end(&text);
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(v) = f {
+                text.push_str(v);
+                present |= 1 << i;
+            }
+            ends[i + 1] = end(&text);
+        }
+        text.push_str(&u.raw);
+        PackedUser {
+            text: text.into_boxed_str(),
+            ends,
+            present,
+            active: u.active,
+        }
+    }
+}
+
+impl From<User> for PackedUser {
+    fn from(u: User) -> Self {
+        PackedUser::from(&u)
+    }
+}
+
+impl PackedUser {
+    pub fn id(&self) -> &str {
+        &self.text[..self.ends[0] as usize]
+    }
+
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    pub fn get(&self, field: UserField) -> Option<&str> {
+        let i = field as usize;
+        (self.present & (1 << i) != 0).then(|| &self.text[self.ends[i] as usize..self.ends[i + 1] as usize])
+    }
+
+    /// The object as the source returned it (JSON).
+    pub fn raw(&self) -> &str {
+        &self.text[self.ends[OPTIONAL_FIELDS] as usize..]
+    }
+
+    pub fn unpack(&self) -> User {
+        use UserField::*;
+        let f = |field| self.get(field).map(str::to_string);
+        User {
+            id: self.id().to_string(),
+            user_name: f(UserName),
+            external_id: f(ExternalId),
+            given_name: f(GivenName),
+            family_name: f(FamilyName),
+            formatted: f(Formatted),
+            display_name: f(DisplayName),
+            email: f(Email),
+            title: f(Title),
+            phone: f(Phone),
+            timezone: f(Timezone),
+            role: f(Role),
+            status_raw: f(StatusRaw),
+            active: self.active,
+            raw: self.raw().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PackedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.unpack().fmt(f)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Group {
     pub id: String,
@@ -205,7 +337,7 @@ pub struct Binding {
 /// One consistent, complete pull of a source.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub users: Vec<User>,
+    pub users: Vec<PackedUser>,
     pub groups: Vec<Group>,
     pub memberships: Memberships,
     /// Only for IdP snapshots: the bindings of the apps this IdP provisions.
@@ -248,5 +380,46 @@ mod tests {
         assert_eq!(joined.iter().map(|m| (m.group_id, m.user_id)).collect::<Vec<_>>(), pushed);
         joined.append(Memberships::default());
         assert_eq!(joined.len(), pushed.len());
+    }
+
+    fn text() -> impl proptest::strategy::Strategy<Value = Option<String>> {
+        proptest::option::of(".{0,12}")
+    }
+
+    proptest::proptest! {
+        /// Every field comes back as it went in: absent stays absent, empty stays empty,
+        /// multi-byte text is cut at the right places.
+        #[test]
+        fn a_packed_user_unpacks_to_the_same_user(
+            id in ".{0,8}",
+            a in proptest::collection::vec(text(), OPTIONAL_FIELDS),
+            active: bool,
+            raw in ".{0,40}",
+        ) {
+            let u = User {
+                id,
+                user_name: a[0].clone(),
+                external_id: a[1].clone(),
+                given_name: a[2].clone(),
+                family_name: a[3].clone(),
+                formatted: a[4].clone(),
+                display_name: a[5].clone(),
+                email: a[6].clone(),
+                title: a[7].clone(),
+                phone: a[8].clone(),
+                timezone: a[9].clone(),
+                role: a[10].clone(),
+                status_raw: a[11].clone(),
+                active,
+                raw,
+            };
+            let packed = PackedUser::from(&u);
+            proptest::prop_assert_eq!(packed.unpack(), u.clone());
+            proptest::prop_assert_eq!(packed.id(), u.id.as_str());
+            proptest::prop_assert_eq!(packed.raw(), u.raw.as_str());
+            proptest::prop_assert_eq!(packed.active(), u.active);
+            proptest::prop_assert_eq!(packed.get(UserField::Email), u.email.as_deref());
+            proptest::prop_assert_eq!(packed.get(UserField::StatusRaw), u.status_raw.as_deref());
+        }
     }
 }

@@ -18,7 +18,7 @@ use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 
 use super::scan::{self, normalise_key_into, Col};
-use crate::model::Snapshot;
+use crate::model::{Snapshot, UserField};
 use crate::store::SnapshotKeys;
 
 const RUN_KEY: &str = "scimsync.run_id";
@@ -136,7 +136,7 @@ fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit
                 .users
                 .iter()
                 .zip(&keys.user_keys)
-                .filter(|(u, _)| u.active)
+                .filter(|(u, _)| u.active())
                 .map(|(_, k)| *k)
                 .collect();
             let pairs: Vec<(i64, i64)> = keys.membership_keys.iter().copied().filter(|(_, u)| active.contains(u)).collect();
@@ -150,28 +150,28 @@ type Emit<'a> = &'a mut dyn FnMut(RecordBatch) -> Result<(), ArrowError>;
 fn user_batches(source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit: Emit) -> Result<(), ArrowError> {
     let users_schema = schema_of(&scan::user_columns());
     for (chunk, ks) in snap.users.chunks(scan::BATCH_ROWS).zip(keys.user_keys.chunks(scan::BATCH_ROWS)) {
-        let s = |f: fn(&crate::model::User) -> &Option<String>| chunk.iter().map(move |u| f(u).as_deref());
+        let s = |f: UserField| chunk.iter().map(move |u| u.get(f));
         let mut active = BooleanBuilder::new();
-        chunk.iter().for_each(|u| active.append_value(u.active));
+        chunk.iter().for_each(|u| active.append_value(u.active()));
         let cols: Vec<ArrayRef> = vec![
             text(chunk.iter().map(|_| Some(source))),
             ints(ks.iter().copied()),
-            text(chunk.iter().map(|u| Some(u.id.as_str()))),
-            text(s(|u| &u.user_name)),
-            key(s(|u| &u.user_name)),
-            text(s(|u| &u.external_id)),
-            key(s(|u| &u.external_id)),
-            text(s(|u| &u.email)),
-            key(s(|u| &u.email)),
-            text(s(|u| &u.given_name)),
-            text(s(|u| &u.family_name)),
-            text(s(|u| &u.formatted)),
-            text(s(|u| &u.display_name)),
+            text(chunk.iter().map(|u| Some(u.id()))),
+            text(s(UserField::UserName)),
+            key(s(UserField::UserName)),
+            text(s(UserField::ExternalId)),
+            key(s(UserField::ExternalId)),
+            text(s(UserField::Email)),
+            key(s(UserField::Email)),
+            text(s(UserField::GivenName)),
+            text(s(UserField::FamilyName)),
+            text(s(UserField::Formatted)),
+            text(s(UserField::DisplayName)),
             Arc::new(active.finish()),
-            text(s(|u| &u.title)),
-            text(s(|u| &u.phone)),
-            text(s(|u| &u.timezone)),
-            text(s(|u| &u.role)),
+            text(s(UserField::Title)),
+            text(s(UserField::Phone)),
+            text(s(UserField::Timezone)),
+            text(s(UserField::Role)),
         ];
         emit(RecordBatch::try_new(users_schema.clone(), cols)?)?;
     }

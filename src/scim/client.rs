@@ -10,6 +10,21 @@ use super::spc::ServiceProviderConfig;
 use super::MEDIA_TYPE;
 use crate::http::{detail_of, Http, HttpError, HttpErrorKind, Response};
 
+/// What a page-by-page listing hands its consumer, in collection order.
+pub enum Listed {
+    /// One page's resources.
+    Page(Vec<Box<RawValue>>),
+    /// Forget every page handed so far: the listing starts again from the first page.
+    Restart,
+}
+
+fn collect(out: &mut Vec<Box<RawValue>>, listed: Listed) {
+    match listed {
+        Listed::Page(resources) => out.extend(resources),
+        Listed::Restart => out.clear(),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ScimClient {
     http: Http,
@@ -106,9 +121,7 @@ impl ScimClient {
             .with_page(page_no)
     }
 
-    /// Every resource of a collection (`Users`, `Groups`). The first page tells the total and the
-    /// SP's real page size; the rest are fetched `concurrency` at a time. Any inconsistency (a
-    /// changing total, a short page in the middle, a short tally) is an error: never a partial list.
+    /// Every resource of a collection, collected in one list (see [`ScimClient::list_each`]).
     pub async fn list_all(
         &self,
         resource: &str,
@@ -116,18 +129,43 @@ impl ScimClient {
         concurrency: usize,
         progress: Progress<'_>,
     ) -> Result<Vec<Box<RawValue>>, HttpError> {
+        let mut out = Vec::new();
+        self.list_each(resource, page_size, concurrency, progress, &mut |listed| {
+            collect(&mut out, listed);
+            Ok::<(), Box<HttpError>>(())
+        })
+        .await
+        .map_err(|e| *e)?;
+        Ok(out)
+    }
+
+    /// Every resource of a collection (`Users`, `Groups`), handed to `take` page by page in
+    /// collection order as the pages arrive, so that a consumer keeps its own model of each
+    /// resource and not the text of a whole collection. The first page tells the total and the
+    /// SP's real page size; the rest are fetched `concurrency` at a time. Any inconsistency (a
+    /// changing total, a short page in the middle, a short tally) is an error: never a partial
+    /// list. When the SP's pages turn out uneven, `take` is told to [`Listed::Restart`] and the
+    /// collection is read again one page after another.
+    pub async fn list_each<E: From<HttpError>>(
+        &self,
+        resource: &str,
+        page_size: u32,
+        concurrency: usize,
+        progress: Progress<'_>,
+        take: &mut (dyn FnMut(Listed) -> Result<(), E> + Send),
+    ) -> Result<(), E> {
         let first = self.page(resource, 1, page_size, 1).await?;
         let mut scan = Scan::new();
         scan.accept(&first).map_err(|m| self.paging_error(resource, 1, page_size, 1, m))?;
         let total = scan.total().unwrap_or(0);
         let step = first.resources.len() as u64;
-        let mut out = first.resources;
-        progress(out.len() as u64, total);
+        take(Listed::Page(first.resources))?;
+        progress(scan.collected, total);
         if scan.next_start().is_none() {
-            return Ok(out);
+            return Ok(());
         }
         if step == 0 {
-            return Err(self.paging_error(resource, 1, page_size, 1, scan.short_error()));
+            return Err(self.paging_error(resource, 1, page_size, 1, scan.short_error()).into());
         }
         let starts = planned_starts(total, step, step);
         let fetched = stream::iter(starts.into_iter().enumerate().map(|(i, start)| {
@@ -139,7 +177,7 @@ impl ScimClient {
         while let Some((start, page_no, page)) = fetched.try_next().await? {
             let expected = step.min(total + 1 - start);
             if page.resources.is_empty() {
-                return Err(self.paging_error(resource, start, step as u32, page_no, scan.short_error()));
+                return Err(self.paging_error(resource, start, step as u32, page_no, scan.short_error()).into());
             }
             if page.resources.len() as u64 != expected {
                 // The SP's page size varies: the planned offsets no longer line up. Walk the
@@ -150,23 +188,43 @@ impl ScimClient {
                     start,
                     "uneven pages; rescanning sequentially"
                 );
-                return self.list_sequential(resource, page_size, progress).await;
+                take(Listed::Restart)?;
+                return self.list_sequential_each(resource, page_size, progress, take).await;
             }
             scan.accept(&page)
                 .map_err(|m| self.paging_error(resource, start, step as u32, page_no, m))?;
-            out.extend(page.resources);
-            progress(out.len() as u64, total);
+            take(Listed::Page(page.resources))?;
+            progress(scan.collected, total);
         }
         if scan.next_start().is_some() {
-            return Err(self.paging_error(resource, scan.collected + 1, step as u32, scan.pages + 1, scan.short_error()));
+            return Err(self
+                .paging_error(resource, scan.collected + 1, step as u32, scan.pages + 1, scan.short_error())
+                .into());
         }
-        Ok(out)
+        Ok(())
     }
 
     /// RFC 7644 §3.4.2.4 as written: `startIndex += len(Resources)` until `totalResults`.
     pub async fn list_sequential(&self, resource: &str, page_size: u32, progress: Progress<'_>) -> Result<Vec<Box<RawValue>>, HttpError> {
-        let mut scan = Scan::new();
         let mut out = Vec::new();
+        self.list_sequential_each(resource, page_size, progress, &mut |listed| {
+            collect(&mut out, listed);
+            Ok::<(), Box<HttpError>>(())
+        })
+        .await
+        .map_err(|e| *e)?;
+        Ok(out)
+    }
+
+    /// [`ScimClient::list_sequential`], page by page (as [`ScimClient::list_each`]).
+    async fn list_sequential_each<E: From<HttpError>>(
+        &self,
+        resource: &str,
+        page_size: u32,
+        progress: Progress<'_>,
+        take: &mut (dyn FnMut(Listed) -> Result<(), E> + Send),
+    ) -> Result<(), E> {
+        let mut scan = Scan::new();
         let mut start = 1;
         loop {
             let page_no = scan.pages + 1;
@@ -174,11 +232,11 @@ impl ScimClient {
             let empty = page.resources.is_empty();
             scan.accept(&page)
                 .map_err(|m| self.paging_error(resource, start, page_size, page_no, m))?;
-            out.extend(page.resources);
-            progress(out.len() as u64, scan.total().unwrap_or(0));
+            take(Listed::Page(page.resources))?;
+            progress(scan.collected, scan.total().unwrap_or(0));
             match scan.next_start() {
-                None => return Ok(out),
-                Some(_) if empty => return Err(self.paging_error(resource, start, page_size, page_no, scan.short_error())),
+                None => return Ok(()),
+                Some(_) if empty => return Err(self.paging_error(resource, start, page_size, page_no, scan.short_error()).into()),
                 Some(next) => start = next,
             }
         }

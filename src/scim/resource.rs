@@ -78,6 +78,21 @@ fn object(raw: &str, kind: &str) -> Result<(Map<String, Value>, String), Resourc
 }
 
 pub fn parse_user(raw: &str) -> Result<User, ResourceError> {
+    let mut user = user_fields(raw)?;
+    user.raw = raw.to_string();
+    Ok(user)
+}
+
+/// [`parse_user`] keeping the resource's own text as `raw` (no copy of it).
+pub fn parse_user_owned(raw: Box<serde_json::value::RawValue>) -> Result<User, ResourceError> {
+    let text: Box<str> = raw.into();
+    let mut user = user_fields(&text)?;
+    user.raw = text.into();
+    Ok(user)
+}
+
+/// A User's fields, all but `raw`.
+fn user_fields(raw: &str) -> Result<User, ResourceError> {
     let (obj, id) = object(raw, "User")?;
     let name = get(&obj, "name").and_then(Value::as_object);
     let active = match get(&obj, "active") {
@@ -102,7 +117,7 @@ pub fn parse_user(raw: &str) -> Result<User, ResourceError> {
         timezone: string(&obj, "timezone"),
         role: preferred(&obj, "roles"),
         status_raw: None,
-        raw: raw.to_string(),
+        raw: String::new(),
         id,
     })
 }

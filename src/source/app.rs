@@ -2,7 +2,8 @@
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
 use crate::http::{Auth, Http, HttpSettings, RetryPolicy};
 use crate::model::{Group, Snapshot};
-use crate::scim::resource::{parse_group, parse_user};
+use crate::scim::client::Listed;
+use crate::scim::resource::{parse_group, parse_user, parse_user_owned};
 use crate::scim::ScimClient;
 
 use super::{Progress, SourceError};
@@ -41,30 +42,61 @@ pub async fn pull_scim(client: &ScimClient, page_size: u32, concurrency: usize, 
     let spc = client.service_provider_config().await?;
     let page_size = spc.page_size(page_size);
 
-    let users_raw = client
-        .list_all("Users", page_size, concurrency, &|done, total| progress("users", done, total))
-        .await?;
     let mut snap = Snapshot {
         service_provider_config: serde_json::to_string(&spc).ok(),
         ..Snapshot::default()
     };
-    snap.users.reserve(users_raw.len());
-    for raw in &users_raw {
-        snap.users
-            .push(parse_user(raw.get()).map_err(|e| resource_error(client, "Users", e))?);
-    }
-    drop(users_raw);
-
-    let groups_raw = client
-        .list_all("Groups", page_size, concurrency, &|done, total| progress("groups", done, total))
+    // Each page is parsed as it arrives and its text let go: a million users' JSON and their
+    // parsed form were held at once before (≈ 0.4 GiB more per source at 1M).
+    let users = &mut snap.users;
+    client
+        .list_each(
+            "Users",
+            page_size,
+            concurrency,
+            &|done, total| progress("users", done, total),
+            &mut |listed| {
+                match listed {
+                    Listed::Page(page) => {
+                        users.reserve(page.len());
+                        for raw in page {
+                            users.push(parse_user_owned(raw).map_err(|e| resource_error(client, "Users", e))?.into());
+                        }
+                    }
+                    Listed::Restart => users.clear(),
+                }
+                Ok::<(), SourceError>(())
+            },
+        )
         .await?;
-    for raw in &groups_raw {
-        let (group, members) = parse_group(raw.get()).map_err(|e| resource_error(client, "Groups", e))?;
-        for user_id in &members {
-            snap.memberships.push(&group.id, user_id);
-        }
-        snap.groups.push(group);
-    }
+
+    let (groups, memberships) = (&mut snap.groups, &mut snap.memberships);
+    client
+        .list_each(
+            "Groups",
+            page_size,
+            concurrency,
+            &|done, total| progress("groups", done, total),
+            &mut |listed| {
+                match listed {
+                    Listed::Page(page) => {
+                        for raw in page {
+                            let (group, members) = parse_group(raw.get()).map_err(|e| resource_error(client, "Groups", e))?;
+                            for user_id in &members {
+                                memberships.push(&group.id, user_id);
+                            }
+                            groups.push(group);
+                        }
+                    }
+                    Listed::Restart => {
+                        groups.clear();
+                        *memberships = Default::default();
+                    }
+                }
+                Ok::<(), SourceError>(())
+            },
+        )
+        .await?;
     Ok(snap)
 }
 

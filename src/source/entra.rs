@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{AppConfig, IdpConfig};
 use crate::http::{detail_of, Auth, Http, HttpSettings};
-use crate::model::{Baseline, Binding, Group, Membership, Snapshot, User};
+use crate::model::{Baseline, Binding, Group, Membership, PackedUser, Snapshot, User};
 use crate::secret::Secret;
 
 use super::web::Api;
@@ -310,7 +310,7 @@ impl Entra {
             .unwrap_or_else(|| format!("{}/users/delta?$select={USER_SELECT}", self.base));
         let (raws, users_link) = self.round(api, &users_start).await?;
         progress("users", raws.len() as u64, raws.len() as u64);
-        let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
+        let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id().to_string(), i)).collect();
         let mut gone = std::collections::HashSet::new();
         for raw in &raws {
             let r: Removed = api.parse(&users_start, raw.get().as_bytes())?;
@@ -322,14 +322,14 @@ impl Entra {
             let u = self.user(api, &users_start, raw)?;
             gone.remove(&u.id);
             match index.get(&u.id) {
-                Some(&i) => snap.users[i] = u,
+                Some(&i) => snap.users[i] = u.into(),
                 None => {
                     index.insert(u.id.clone(), snap.users.len());
-                    snap.users.push(u);
+                    snap.users.push(u.into());
                 }
             }
         }
-        snap.users.retain(|u| !gone.contains(&u.id));
+        snap.users.retain(|u| !gone.contains(u.id()));
 
         let groups_start = cursor
             .map(|c| c.groups.clone())
@@ -480,7 +480,7 @@ impl IdpSource for Entra {
             }
         }
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(super::find_user(snap.users, login))
+        Ok(super::find_user(snap.users.iter().map(PackedUser::unpack), login))
     }
 
     /// `POST /users`: an enabled user whose random password must be changed at first sign-in

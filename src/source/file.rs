@@ -82,7 +82,7 @@ pub fn parse_document(text: &str) -> Result<Snapshot, String> {
     let users = in_parts(&doc.users, |first, part| {
         let mut users = Vec::with_capacity(part.len());
         for (i, raw) in (first..).zip(part) {
-            users.push(parse_user(raw, i)?);
+            users.push(parse_user(raw, i)?.into());
         }
         Ok(users)
     })?;
@@ -90,7 +90,7 @@ pub fn parse_document(text: &str) -> Result<Snapshot, String> {
         users: users.into_iter().flatten().collect(),
         ..Snapshot::default()
     };
-    let user_ids: rustc_hash::FxHashSet<&str> = snap.users.iter().map(|u| u.id.as_str()).collect();
+    let user_ids: rustc_hash::FxHashSet<&str> = snap.users.iter().map(|u| u.id()).collect();
     for (groups, memberships) in in_parts(&doc.groups, |first, part| {
         let mut groups = Vec::with_capacity(part.len());
         let mut memberships = Memberships::default();
@@ -232,8 +232,8 @@ mod tests {
     fn reads_users_groups_and_members() {
         let s = parse_document(r#"{"users":[{"id":"u1","username":"a","active":false,"status":"SUSPENDED"},{"id":"u2"}],"groups":[{"id":"g1","name":"Eng","members":["u1","u2"]}]}"#).unwrap();
         assert_eq!(s.users.len(), 2);
-        assert!(!s.users[0].active && s.users[1].active);
-        assert_eq!(s.users[0].status_raw.as_deref(), Some("SUSPENDED"));
+        assert!(!s.users[0].active() && s.users[1].active());
+        assert_eq!(s.users[0].unpack().status_raw.as_deref(), Some("SUSPENDED"));
         assert_eq!(s.memberships.len(), 2);
         assert_eq!(s.groups[0].display_name, "Eng");
     }
@@ -276,7 +276,7 @@ mod tests {
             format!(r#"{{"users":[{}],"groups":[{}]}}"#, users.join(","), groups.join(","))
         };
         let s = parse_document(&doc(None, None)).unwrap();
-        assert!(s.users.iter().enumerate().all(|(i, u)| u.id == format!("u{i}")));
+        assert!(s.users.iter().enumerate().all(|(i, u)| u.id() == format!("u{i}")));
         assert!(s.groups.iter().enumerate().all(|(i, g)| g.id == format!("g{i}")));
         assert_eq!(s.memberships.len(), 2 * n);
         assert!(

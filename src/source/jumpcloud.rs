@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{AppConfig, IdpConfig};
 use crate::http::Auth;
-use crate::model::{Binding, Group, Membership, Snapshot, User};
+use crate::model::{Binding, Group, Membership, PackedUser, Snapshot, User};
 
 use super::web::{bounded, Api};
 use super::{required, Created, IdpSource, Progress, SourceError};
@@ -296,7 +296,7 @@ impl IdpSource for JumpCloud {
         let mut snap = Snapshot::default();
         snap.users.reserve(raws.len());
         for raw in &raws {
-            snap.users.push(self.parse_user(&users_url, raw)?);
+            snap.users.push(self.parse_user(&users_url, raw)?.into());
         }
         drop(raws);
 
@@ -365,7 +365,7 @@ impl IdpSource for JumpCloud {
             }
         }
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(super::find_user(snap.users, login))
+        Ok(super::find_user(snap.users.iter().map(PackedUser::unpack), login))
     }
 
     /// `POST /api/systemusers` (username and email are required): an ACTIVATED user, as

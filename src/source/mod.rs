@@ -91,7 +91,7 @@ pub trait IdpSource: Send + Sync {
     /// API override it.
     async fn fetch_user(&self, login: &str) -> Result<Option<crate::model::User>, SourceError> {
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(find_user(snap.users, login))
+        Ok(find_user(snap.users.iter().map(crate::model::PackedUser::unpack), login))
     }
 
     /// One group by display name (exact, else case-insensitive) with its direct member ids,
@@ -113,7 +113,12 @@ pub trait IdpSource: Send + Sync {
     /// Users by id (those that exist), for members a single-group reconcile has not stored yet.
     async fn fetch_users_by_id(&self, ids: &[String]) -> Result<Vec<crate::model::User>, SourceError> {
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(snap.users.into_iter().filter(|u| ids.contains(&u.id)).collect())
+        Ok(snap
+            .users
+            .iter()
+            .filter(|u| ids.iter().any(|id| id == u.id()))
+            .map(crate::model::PackedUser::unpack)
+            .collect())
     }
 
     /// Create `user` (an app account being imported) in the IdP; returns the new IdP id and a
@@ -203,7 +208,7 @@ pub fn bindings_by_name(app: &AppConfig, groups: &[Group]) -> Vec<Binding> {
 }
 
 /// The user whose userName (else email) is `login`, case-insensitively.
-pub fn find_user(users: Vec<crate::model::User>, login: &str) -> Option<crate::model::User> {
+pub fn find_user(users: impl IntoIterator<Item = crate::model::User>, login: &str) -> Option<crate::model::User> {
     let want = login.trim().to_lowercase();
     let by = |u: &crate::model::User, f: fn(&crate::model::User) -> Option<&String>| f(u).is_some_and(|v| v.trim().to_lowercase() == want);
     let (mut by_name, mut by_email) = (None, None);

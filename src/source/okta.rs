@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{AppConfig, IdpConfig, OktaAuth};
 use crate::http::Auth;
-use crate::model::{Baseline, Binding, Group, Membership, Memberships, Snapshot, User};
+use crate::model::{Baseline, Binding, Group, Membership, Memberships, PackedUser, Snapshot, User};
 
 use super::web::{bounded, next_link, respect_rate_limit, Api};
 use super::{required, Created, IdpSource, Progress, SourceError};
@@ -280,7 +280,7 @@ impl IdpSource for Okta {
             memberships: newest_membership(&groups, EPOCH),
         };
         Ok(Snapshot {
-            users,
+            users: users.into_iter().map(PackedUser::from).collect(),
             groups: groups.into_iter().map(|(g, _)| g).collect(),
             memberships,
             requests: self.api.requests(),
@@ -298,13 +298,13 @@ impl IdpSource for Okta {
         };
         let mut snap = base.snapshot;
         let (changed, users_mark) = self.users_since(&cursor.users, progress).await?;
-        let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
+        let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id().to_string(), i)).collect();
         for u in changed {
             match index.get(&u.id) {
-                Some(&i) => snap.users[i] = u,
+                Some(&i) => snap.users[i] = u.into(),
                 None => {
                     index.insert(u.id.clone(), snap.users.len());
-                    snap.users.push(u);
+                    snap.users.push(u.into());
                 }
             }
         }
@@ -355,7 +355,7 @@ impl IdpSource for Okta {
             }
         }
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(super::find_user(snap.users, login))
+        Ok(super::find_user(snap.users.iter().map(PackedUser::unpack), login))
     }
 
     /// `GET /api/v1/users/{id}` for each (a 404 is a user that is gone).

@@ -50,7 +50,8 @@ impl Store {
                     role: r.get(12)?,
                     status_raw: r.get(13)?,
                     raw: r.get(14)?,
-                })
+                }
+                .into())
             })
             .map_err(err)?
             .collect::<rusqlite::Result<_>>()
@@ -78,7 +79,7 @@ impl Store {
         let group_at: HashMap<i64, usize> = gids.iter().enumerate().map(|(i, &gid)| (gid, i)).collect();
         for (gid, uid) in super::snapshot::stored_memberships(conn, source).map_err(err)? {
             if let (Some(&g), Some(&u)) = (group_at.get(&gid), user_at.get(&uid)) {
-                snapshot.memberships.push(&snapshot.groups[g].id, &snapshot.users[u].id);
+                snapshot.memberships.push(&snapshot.groups[g].id, snapshot.users[u].id());
             }
         }
         Ok(Some(Baseline { snapshot, cursor }))

@@ -8,7 +8,7 @@ use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Result, Store, StoreError};
-use crate::model::{Binding, Group, Ids, Snapshot, User};
+use crate::model::{Binding, Group, Ids, PackedUser, Snapshot, User};
 
 /// The `sources` row of a connection.
 #[derive(Debug, Clone)]
@@ -107,11 +107,12 @@ impl<'t> UserWriter<'t> {
         &mut self,
         tx: &Transaction,
         source: &str,
-        u: &User,
+        u: &PackedUser,
         prior: Option<(i64, i64)>,
         now: &str,
         run_id: i64,
     ) -> rusqlite::Result<(i64, Change)> {
+        use crate::model::UserField::*;
         let hash = user_hash(u);
         match prior {
             Some((uid, h)) if h == hash => Ok((uid, Change::Same)),
@@ -119,20 +120,20 @@ impl<'t> UserWriter<'t> {
                 self.close.execute(params![uid, now, run_id])?;
                 self.update.execute(params![
                     uid,
-                    u.user_name,
-                    u.external_id,
-                    u.given_name,
-                    u.family_name,
-                    u.formatted,
-                    u.display_name,
-                    u.email,
-                    u.active,
-                    u.title,
-                    u.phone,
-                    u.timezone,
-                    u.role,
-                    u.status_raw,
-                    u.raw,
+                    u.get(UserName),
+                    u.get(ExternalId),
+                    u.get(GivenName),
+                    u.get(FamilyName),
+                    u.get(Formatted),
+                    u.get(DisplayName),
+                    u.get(Email),
+                    u.active(),
+                    u.get(Title),
+                    u.get(Phone),
+                    u.get(Timezone),
+                    u.get(Role),
+                    u.get(StatusRaw),
+                    u.raw(),
                     hash,
                     now,
                     run_id
@@ -142,21 +143,21 @@ impl<'t> UserWriter<'t> {
             None => {
                 self.insert.execute(params![
                     source,
-                    u.id,
-                    u.user_name,
-                    u.external_id,
-                    u.given_name,
-                    u.family_name,
-                    u.formatted,
-                    u.display_name,
-                    u.email,
-                    u.active,
-                    u.title,
-                    u.phone,
-                    u.timezone,
-                    u.role,
-                    u.status_raw,
-                    u.raw,
+                    u.id(),
+                    u.get(UserName),
+                    u.get(ExternalId),
+                    u.get(GivenName),
+                    u.get(FamilyName),
+                    u.get(Formatted),
+                    u.get(DisplayName),
+                    u.get(Email),
+                    u.active(),
+                    u.get(Title),
+                    u.get(Phone),
+                    u.get(Timezone),
+                    u.get(Role),
+                    u.get(StatusRaw),
+                    u.raw(),
                     hash,
                     now,
                     run_id
@@ -222,11 +223,11 @@ impl<'t> GroupWriter<'t> {
     }
 }
 
-fn user_hash(u: &User) -> i64 {
+fn user_hash(u: &PackedUser) -> i64 {
     // The raw object carries every attribute; the status word is added because some sources
     // (file) derive it outside the raw object.
-    let mut h = xxh3_64(u.raw.as_bytes());
-    if let Some(s) = &u.status_raw {
+    let mut h = xxh3_64(u.raw().as_bytes());
+    if let Some(s) = u.get(crate::model::UserField::StatusRaw) {
         h ^= xxh3_64(s.as_bytes()).rotate_left(1);
     }
     h as i64
@@ -357,7 +358,7 @@ fn write(
             let mut writer = UserWriter::new(tx)?;
             keys.user_keys.reserve(snap.users.len());
             for u in &snap.users {
-                let (uid, change) = writer.write(tx, source, u, old.remove(u.id.as_str()), now, run_id)?;
+                let (uid, change) = writer.write(tx, source, u, old.remove(u.id()), now, run_id)?;
                 counts.tally(change);
                 keys.user_keys.push(uid);
             }
@@ -438,7 +439,7 @@ impl MemberIndex {
             }
             Ok(at)
         }
-        let user_ids: Ids = snap.users.iter().map(|u| u.id.as_str()).collect();
+        let user_ids: Ids = snap.users.iter().map(|u| u.id()).collect();
         let group_ids: Ids = snap.groups.iter().map(|g| g.id.as_str()).collect();
         let users = positions("User", &user_ids)?;
         let groups = positions("Group", &group_ids)?;
@@ -574,7 +575,7 @@ impl Store {
             .optional()
             .map_err(&err)?;
         let changed = UserWriter::new(&tx)
-            .and_then(|mut w| w.write(&tx, source, u, prior, &now, run_id))
+            .and_then(|mut w| w.write(&tx, source, &PackedUser::from(u), prior, &now, run_id))
             .map_err(&err)?
             .1
             != Change::Same;
@@ -707,7 +708,7 @@ mod tests {
 
     fn snapshot(users: &[&str], groups: &[&str], members: &[(&str, &str)]) -> Snapshot {
         Snapshot {
-            users: users.iter().map(|u| user(u)).collect(),
+            users: users.iter().map(|u| user(u).into()).collect(),
             groups: groups.iter().map(|g| group(g)).collect(),
             memberships: members
                 .iter()
