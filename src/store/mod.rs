@@ -43,6 +43,9 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// SQLite's page cache for a connection to a store, in MiB.
+pub const CACHE_MIB: u32 = 256;
+
 impl Store {
     /// Open (creating if needed) the store for reading and writing, migrating its schema.
     pub fn open(path: &Path) -> Result<Store> {
@@ -83,12 +86,20 @@ impl Store {
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| self.err(e))?;
         self.conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;")
-            .map_err(|e| self.err(e))
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
+            .map_err(|e| self.err(e))?;
+        self.set_cache_mib(CACHE_MIB)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Size SQLite's page cache for this connection ([`CACHE_MIB`] when opened).
+    pub fn set_cache_mib(&self, mib: u32) -> Result<()> {
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{}", u64::from(mib) * 1024))
+            .map_err(|e| self.err(e))
     }
 
     pub fn connection(&self) -> &Connection {
