@@ -113,55 +113,41 @@ impl<'t> UserWriter<'t> {
         run_id: i64,
     ) -> rusqlite::Result<(i64, Change)> {
         use crate::model::UserField::*;
+        use rusqlite::{params_from_iter, ToSql};
         let hash = user_hash(u);
+        if let Some((uid, _)) = prior.filter(|&(_, h)| h == hash) {
+            return Ok((uid, Change::Same));
+        }
+        // What an update and an insert both write, in the statements' order.
+        let row: [&dyn ToSql; 17] = [
+            &u.get(UserName),
+            &u.get(ExternalId),
+            &u.get(GivenName),
+            &u.get(FamilyName),
+            &u.get(Formatted),
+            &u.get(DisplayName),
+            &u.get(Email),
+            &u.active(),
+            &u.get(Title),
+            &u.get(Phone),
+            &u.get(Timezone),
+            &u.get(Role),
+            &u.get(StatusRaw),
+            &u.raw(),
+            &hash,
+            &now,
+            &run_id,
+        ];
         match prior {
-            Some((uid, h)) if h == hash => Ok((uid, Change::Same)),
             Some((uid, _)) => {
                 self.close.execute(params![uid, now, run_id])?;
-                self.update.execute(params![
-                    uid,
-                    u.get(UserName),
-                    u.get(ExternalId),
-                    u.get(GivenName),
-                    u.get(FamilyName),
-                    u.get(Formatted),
-                    u.get(DisplayName),
-                    u.get(Email),
-                    u.active(),
-                    u.get(Title),
-                    u.get(Phone),
-                    u.get(Timezone),
-                    u.get(Role),
-                    u.get(StatusRaw),
-                    u.raw(),
-                    hash,
-                    now,
-                    run_id
-                ])?;
+                self.update
+                    .execute(params_from_iter(std::iter::once(&uid as &dyn ToSql).chain(row)))?;
                 Ok((uid, Change::Changed))
             }
             None => {
-                self.insert.execute(params![
-                    source,
-                    u.id(),
-                    u.get(UserName),
-                    u.get(ExternalId),
-                    u.get(GivenName),
-                    u.get(FamilyName),
-                    u.get(Formatted),
-                    u.get(DisplayName),
-                    u.get(Email),
-                    u.active(),
-                    u.get(Title),
-                    u.get(Phone),
-                    u.get(Timezone),
-                    u.get(Role),
-                    u.get(StatusRaw),
-                    u.raw(),
-                    hash,
-                    now,
-                    run_id
-                ])?;
+                self.insert
+                    .execute(params_from_iter([&source as &dyn ToSql, &u.id()].into_iter().chain(row)))?;
                 Ok((tx.last_insert_rowid(), Change::Added))
             }
         }
