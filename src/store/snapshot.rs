@@ -735,6 +735,39 @@ mod tests {
         .unwrap()
     }
 
+    /// `members_of`: each asked group's member ids, inactive members left out when asked, and
+    /// no entry for a group without members.
+    #[test]
+    fn members_of_gives_each_asked_groups_member_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let users: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
+        let ids: Vec<&str> = users.iter().map(String::as_str).collect();
+        let mut members = vec![("small", "u03"), ("small", "u07")];
+        members.extend(ids.iter().take(12).map(|u| ("big", *u)));
+        let mut snap = snapshot(&ids, &["small", "big", "empty"], &members);
+        let mut gone = user("u07");
+        gone.active = false;
+        gone.raw.push(' ');
+        snap.users[7] = gone.into();
+        pull(&mut store, &snap);
+        let sorted = |m: Option<&Vec<String>>| {
+            let mut v = m.cloned().unwrap_or_default();
+            v.sort();
+            v
+        };
+        let small = store.members_of("idp.corp", &std::collections::HashSet::from(["small"]), false).unwrap();
+        assert_eq!(sorted(small.get("small")), ["u03", "u07"]);
+        let small = store.members_of("idp.corp", &std::collections::HashSet::from(["small", "empty"]), true).unwrap();
+        assert_eq!(sorted(small.get("small")), ["u03"]);
+        assert!(!small.contains_key("empty"));
+        let all = store.members_of("idp.corp", &std::collections::HashSet::from(["small", "big"]), true).unwrap();
+        let mut big: Vec<String> = ids[..12].iter().filter(|u| **u != "u07").map(|u| u.to_string()).collect();
+        big.sort();
+        assert_eq!(sorted(all.get("big")), big);
+        assert_eq!(sorted(all.get("small")), ["u03"]);
+    }
+
     fn pull(store: &mut Store, snap: &Snapshot) -> (SnapshotCounts, String) {
         let run = store.start_run("pull", Some("idp.corp")).unwrap();
         let counts = store.write_snapshot(&info(), run, snap).unwrap();
