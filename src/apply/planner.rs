@@ -199,6 +199,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
             } else {
                 store.members_of(&app.idp_source, &creating, true)?
             };
+            tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), groups = new_group_members.len(), "planner: new groups' members read");
             let named: HashSet<&str> = of("group.members")
                 .filter(|f| f.attribute.as_deref() == Some("add"))
                 .filter_map(|f| f.new_value.as_deref())
