@@ -756,12 +756,18 @@ mod tests {
             v.sort();
             v
         };
-        let small = store.members_of("idp.corp", &std::collections::HashSet::from(["small"]), false).unwrap();
+        let small = store
+            .members_of("idp.corp", &std::collections::HashSet::from(["small"]), false)
+            .unwrap();
         assert_eq!(sorted(small.get("small")), ["u03", "u07"]);
-        let small = store.members_of("idp.corp", &std::collections::HashSet::from(["small", "empty"]), true).unwrap();
+        let small = store
+            .members_of("idp.corp", &std::collections::HashSet::from(["small", "empty"]), true)
+            .unwrap();
         assert_eq!(sorted(small.get("small")), ["u03"]);
         assert!(!small.contains_key("empty"));
-        let all = store.members_of("idp.corp", &std::collections::HashSet::from(["small", "big"]), true).unwrap();
+        let all = store
+            .members_of("idp.corp", &std::collections::HashSet::from(["small", "big"]), true)
+            .unwrap();
         let mut big: Vec<String> = ids[..12].iter().filter(|u| **u != "u07").map(|u| u.to_string()).collect();
         big.sort();
         assert_eq!(sorted(all.get("big")), big);
