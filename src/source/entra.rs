@@ -312,14 +312,15 @@ impl Entra {
         progress("users", raws.len() as u64, raws.len() as u64);
         let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id().to_string(), i)).collect();
         let mut gone = std::collections::HashSet::new();
-        for raw in &raws {
+        // Each response object is let go once parsed.
+        for raw in raws {
             let r: Removed = api.parse(&users_start, raw.get().as_bytes())?;
             if r.removed.is_some() {
                 let id: IdField = api.parse(&users_start, raw.get().as_bytes())?;
                 gone.insert(id.id);
                 continue;
             }
-            let u = self.user(api, &users_start, raw)?;
+            let u = self.user(api, &users_start, &raw)?;
             gone.remove(&u.id);
             match index.get(&u.id) {
                 Some(&i) => snap.users[i] = u.into(),

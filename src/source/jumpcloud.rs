@@ -295,10 +295,10 @@ impl IdpSource for JumpCloud {
         progress("users", raws.len() as u64, raws.len() as u64);
         let mut snap = Snapshot::default();
         snap.users.reserve(raws.len());
-        for raw in &raws {
-            snap.users.push(self.parse_user(&users_url, raw)?.into());
+        // Each response object is let go once parsed.
+        for raw in raws {
+            snap.users.push(self.parse_user(&users_url, &raw)?.into());
         }
-        drop(raws);
 
         let groups_url = format!("{}/usergroups", self.v2);
         for raw in self.list(&groups_url, false).await? {

@@ -178,19 +178,20 @@ impl Okta {
         Ok(items)
     }
 
-    async fn users_since(&self, mark: &str, progress: Progress<'_>) -> Result<(Vec<User>, String), SourceError> {
+    async fn users_since(&self, mark: &str, progress: Progress<'_>) -> Result<(Vec<PackedUser>, String), SourceError> {
         let url = format!("{}/api/v1/users?limit=200&filter={}", self.base, filter_since(mark));
         let raws = self.list(url.clone(), &|n| progress("users", n, n)).await?;
         let mut newest = mark.to_string();
         let mut users = Vec::with_capacity(raws.len());
-        for raw in &raws {
-            let (u, updated) = map_user(raw).map_err(|e| self.api.bad(&url, format!("user {}: {e}", hint(raw))))?;
+        // Each response object is let go once parsed.
+        for raw in raws {
+            let (u, updated) = map_user(&raw).map_err(|e| self.api.bad(&url, format!("user {}: {e}", hint(&raw))))?;
             if let Some(t) = updated {
                 if t > newest {
                     newest = t;
                 }
             }
-            users.push(u);
+            users.push(u.into());
         }
         Ok((users, newest))
     }
@@ -280,7 +281,7 @@ impl IdpSource for Okta {
             memberships: newest_membership(&groups, EPOCH),
         };
         Ok(Snapshot {
-            users: users.into_iter().map(PackedUser::from).collect(),
+            users,
             groups: groups.into_iter().map(|(g, _)| g).collect(),
             memberships,
             requests: self.api.requests(),
@@ -300,11 +301,11 @@ impl IdpSource for Okta {
         let (changed, users_mark) = self.users_since(&cursor.users, progress).await?;
         let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id().to_string(), i)).collect();
         for u in changed {
-            match index.get(&u.id) {
-                Some(&i) => snap.users[i] = u.into(),
+            match index.get(u.id()) {
+                Some(&i) => snap.users[i] = u,
                 None => {
-                    index.insert(u.id.clone(), snap.users.len());
-                    snap.users.push(u.into());
+                    index.insert(u.id().to_string(), snap.users.len());
+                    snap.users.push(u);
                 }
             }
         }
