@@ -186,6 +186,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
 
     let mut operations = Vec::new();
     let mut next_seq = 1;
+    let no_new_groups = std::collections::HashMap::new();
     for input in &inputs {
         let findings: Vec<&Finding> = result.findings.iter().filter(|f| f.app == input.config.name).collect();
         let planned = plan_app(
@@ -194,6 +195,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
                 config: input.config,
                 profile: input.profile,
                 idp_source: input.idp_source.clone(),
+                new_group_members: result.new_group_members.get(&input.config.name).unwrap_or(&no_new_groups),
             },
             &findings,
             &mut next_seq,

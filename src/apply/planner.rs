@@ -17,6 +17,8 @@ pub struct AppPlanning<'a> {
     pub config: &'a AppConfig,
     pub profile: &'a Profile,
     pub idp_source: String,
+    /// IdP group id → its members' IdP ids, for the groups this plan creates (the engine's).
+    pub new_group_members: &'a HashMap<String, Vec<String>>,
 }
 
 /// What planning one app produced.
@@ -179,7 +181,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     // The IdP users are read on a second connection beside the links below: each read scans
     // a million rows at 1M users (0.4 and 0.7 s one after the other).
     let (path, idp_source) = (store.path(), &app.idp_source);
-    let (idp_users, new_group_members, links) = std::thread::scope(|s| {
+    let (idp_users, links) = std::thread::scope(|s| {
         let idp_users = s.spawn(|| {
             let read = || -> Result<HashMap<String, User>> {
                 if wanted.is_empty() {
@@ -193,25 +195,18 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
         });
         // The links of the users that group operations name: members added, members of new groups.
         let links = || -> Result<_> {
-            let creating: HashSet<&str> = of("group.missing").filter_map(|f| f.idp_id.as_deref()).collect();
-            let new_group_members = if creating.is_empty() {
-                HashMap::new()
-            } else {
-                store.members_of(&app.idp_source, &creating, true)?
-            };
-            tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), groups = new_group_members.len(), "planner: new groups' members read");
             let named: HashSet<&str> = of("group.members")
                 .filter(|f| f.attribute.as_deref() == Some("add"))
                 .filter_map(|f| f.new_value.as_deref())
-                .chain(new_group_members.values().flatten().map(String::as_str))
+                .chain(app.new_group_members.values().flatten().map(String::as_str))
                 .collect();
             let links = store.user_links_of(name, &named)?;
             tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), links = links.len(), memory = %crate::memory::resident(), "planner: links read");
-            Ok((new_group_members, links))
+            Ok(links)
         };
         let links = links();
         let idp_users = idp_users.join().expect("reading IdP users does not panic");
-        links.and_then(|(members, links)| Ok((idp_users?, members, links)))
+        links.and_then(|links| Ok((idp_users?, links)))
     })?;
     let t = std::time::Instant::now();
     let missing: HashSet<&str> = of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect();
@@ -346,7 +341,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
 
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: user operations");
     let t = std::time::Instant::now();
-    plan_groups(store, app, findings, &new_group_members, &member_value, &mut ops, &op)?;
+    plan_groups(store, app, findings, &member_value, &mut ops, &op)?;
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), memory = %crate::memory::resident(), "planner: group operations");
 
     for f in of("user.orphaned") {
@@ -385,7 +380,6 @@ fn plan_groups(
     store: &Store,
     app: &AppPlanning,
     findings: &[&Finding],
-    new_group_members: &HashMap<String, Vec<String>>,
     member_value: &dyn Fn(&str) -> Option<Value>,
     ops: &mut Vec<Operation>,
     op: &OpFn,
@@ -398,7 +392,8 @@ fn plan_groups(
         let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
             continue;
         };
-        let values: Vec<Value> = new_group_members
+        let values: Vec<Value> = app
+            .new_group_members
             .get(idp_gid)
             .into_iter()
             .flatten()

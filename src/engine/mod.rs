@@ -3,6 +3,7 @@
 //! `queries/` runs: correlation (links), scope, and one query per finding kind. The joins run
 //! in DataFusion, never pushed down into SQLite.
 pub mod columnar;
+pub mod planner_inputs;
 pub mod scan;
 pub mod tables;
 
@@ -90,6 +91,8 @@ pub struct DriftResult {
     pub group_links: Vec<Link>,
     /// Stored links whose app side is gone: (app, "user" | "group", app id).
     pub dropped: Vec<(String, String, String)>,
+    /// The members of the groups the plan creates (see [`planner_inputs`]).
+    pub new_group_members: planner_inputs::NewGroupMembers,
     /// Seconds per stage: scan, correlate, each query.
     pub timings: Vec<(String, f64)>,
 }
@@ -499,6 +502,9 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         result.timings.push((kind, seconds));
     }
     result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
+    let t = Instant::now();
+    result.new_group_members = planner_inputs::new_group_members(&ctx, &result.findings).await?;
+    result.timings.push(("planner/new_group_members".into(), t.elapsed().as_secs_f64()));
     Ok(result)
 }
 
