@@ -121,24 +121,6 @@ impl ScimClient {
             .with_page(page_no)
     }
 
-    /// Every resource of a collection, collected in one list (see [`ScimClient::list_each`]).
-    pub async fn list_all(
-        &self,
-        resource: &str,
-        page_size: u32,
-        concurrency: usize,
-        progress: Progress<'_>,
-    ) -> Result<Vec<Box<RawValue>>, HttpError> {
-        let mut out = Vec::new();
-        self.list_each(resource, page_size, concurrency, progress, &mut |listed| {
-            collect(&mut out, listed);
-            Ok::<(), Box<HttpError>>(())
-        })
-        .await
-        .map_err(|e| *e)?;
-        Ok(out)
-    }
-
     /// Every resource of a collection (`Users`, `Groups`), handed to `take` page by page in
     /// collection order as the pages arrive, so that a consumer keeps its own model of each
     /// resource and not the text of a whole collection. The first page tells the total and the
