@@ -179,39 +179,39 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     };
     timings.append(&mut result.timings);
     crate::memory::release_freed();
-    let t = std::time::Instant::now();
-    store.write_plan(run_id, &result)?;
-    stage_done(&mut timings, "store/findings and links", t);
-    let t = std::time::Instant::now();
 
-    let mut operations = Vec::new();
-    let mut next_seq = 1;
-    let no_new_groups = std::collections::HashMap::new();
-    for input in &inputs {
-        let findings: Vec<&Finding> = result.findings.iter().filter(|f| f.app == input.config.name).collect();
-        let planned = plan_app(
-            store,
-            &AppPlanning {
-                config: input.config,
-                profile: input.profile,
-                idp_source: input.idp_source.clone(),
-                new_group_members: result.new_group_members.get(&input.config.name).unwrap_or(&no_new_groups),
-            },
-            &findings,
-            &mut next_seq,
-        )?;
-        if let Some(info) = infos.iter_mut().find(|i| i.app == input.config.name) {
-            info.warnings.extend(planned.warnings);
+    // The findings and links are stored on this connection while the planner, which reads
+    // only snapshots (and takes the links from the engine), works on a read-only one beside it.
+    let t = std::time::Instant::now();
+    let path = store.path().to_path_buf();
+    let writer_store = &mut *store;
+    let (written, planned) = std::thread::scope(|s| {
+        let result = &result;
+        let writer = s.spawn(move || {
+            let t = std::time::Instant::now();
+            let written = writer_store.write_plan(run_id, result);
+            (written, t.elapsed().as_secs_f64())
+        });
+        let planned = plan_operations(&path, &inputs, result);
+        (writer.join().expect("storing the findings does not panic"), planned)
+    });
+    let (written, write_seconds) = written;
+    written?;
+    let planned = planned?;
+    for (app, warnings) in planned.warnings {
+        if let Some(info) = infos.iter_mut().find(|i| i.app == app) {
+            info.warnings.extend(warnings);
         }
-        operations.extend(planned.operations);
     }
-    stage_done(&mut timings, "planner", t);
+    timings.push(("store/findings and links".into(), write_seconds));
+    timings.push(("planner".into(), planned.seconds));
+    stage_done(&mut timings, "store/findings and links ∥ planner", t);
     let t = std::time::Instant::now();
     let plan = Plan {
         plan_id: run_id,
         created_at: crate::time::now(),
         snapshots,
-        operations,
+        operations: planned.operations,
     };
     store.insert_plan(&plan)?;
     let operations = plan.operations;
@@ -222,6 +222,48 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         findings: result.findings,
         operations,
         timings,
+    })
+}
+
+/// The operations for every planned app's findings, numbered across apps.
+struct Planned {
+    operations: Vec<Operation>,
+    /// Per app: findings that could not become an operation, and why.
+    warnings: Vec<(String, Vec<String>)>,
+    seconds: f64,
+}
+
+fn plan_operations(path: &std::path::Path, inputs: &[AppInput], result: &DriftResult) -> anyhow::Result<Planned> {
+    let t = std::time::Instant::now();
+    let store = Store::open_read_only(path)?;
+    let (mut operations, mut warnings) = (Vec::new(), Vec::new());
+    let mut next_seq = 1;
+    let none = Default::default();
+    let no_links = Default::default();
+    let no_users = Default::default();
+    for input in inputs {
+        let name = &input.config.name;
+        let findings: Vec<&Finding> = result.findings.iter().filter(|f| &f.app == name).collect();
+        let planned = plan_app(
+            &store,
+            &AppPlanning {
+                config: input.config,
+                profile: input.profile,
+                idp_source: input.idp_source.clone(),
+                new_group_members: result.new_group_members.get(name).unwrap_or(&none),
+                member_links: result.member_links.get(name).unwrap_or(&no_links),
+                idp_users: result.idp_users.get(name).unwrap_or(&no_users),
+            },
+            &findings,
+            &mut next_seq,
+        )?;
+        warnings.push((name.clone(), planned.warnings));
+        operations.extend(planned.operations);
+    }
+    Ok(Planned {
+        operations,
+        warnings,
+        seconds: t.elapsed().as_secs_f64(),
     })
 }
 

@@ -1,5 +1,6 @@
-//! Findings → SCIM operations, through the app's profile. Reads what the findings do not carry
-//! (the IdP user to create, a group's members) from the store; makes no network call.
+//! Findings → SCIM operations, through the app's profile. Reads what the findings and the
+//! engine do not carry (the IdP user to create, a PUT group's current members) from the
+//! snapshots in the store, never the links or findings being written; makes no network call.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
@@ -19,6 +20,12 @@ pub struct AppPlanning<'a> {
     pub idp_source: String,
     /// IdP group id → its members' IdP ids, for the groups this plan creates (the engine's).
     pub new_group_members: &'a HashMap<String, Vec<String>>,
+    /// IdP user id → its linked account, for every user `group.members` adds and every member
+    /// of a group created (the engine's: the links as the plan stores them).
+    pub member_links: &'a HashMap<String, String>,
+    /// IdP user id → the user, for the users to create and those whose name changes (the
+    /// engine's).
+    pub idp_users: &'a HashMap<String, User>,
 }
 
 /// What planning one app produced.
@@ -171,39 +178,8 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     };
     let of = |kind: &'static str| findings.iter().copied().filter(move |f| f.kind == kind);
 
-    // IdP users the operations need whole: those to create, and those whose name changes
-    // (formatted is computed from both names).
-    let wanted: HashSet<&str> = of("user.missing")
-        .chain(of("user.drift").filter(|f| f.attribute.as_deref().is_some_and(|a| a.starts_with("name."))))
-        .filter_map(|f| f.idp_id.as_deref())
-        .collect();
-    let t = std::time::Instant::now();
-    // The IdP users are read on a second connection beside the links below: each read scans
-    // a million rows at 1M users (≈ 0.3 s each).
-    let (path, idp_source) = (store.path(), &app.idp_source);
-    let (idp_users, links) = std::thread::scope(|s| {
-        let idp_users = s.spawn(|| {
-            let read = || -> Result<HashMap<String, User>> {
-                if wanted.is_empty() {
-                    return Ok(HashMap::new());
-                }
-                Store::open_read_only(path)?.users_by_id(idp_source, &wanted)
-            };
-            let users = read();
-            tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), users = users.as_ref().map_or(0, HashMap::len), "planner: IdP users read");
-            users
-        });
-        // The links of the users that group operations name: members added, members of new groups.
-        let named: HashSet<&str> = of("group.members")
-            .filter(|f| f.attribute.as_deref() == Some("add"))
-            .filter_map(|f| f.new_value.as_deref())
-            .chain(app.new_group_members.values().flatten().map(String::as_str))
-            .collect();
-        let links = store.user_links_of(name, &named);
-        tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), links = links.as_ref().map_or(0, HashMap::len), memory = %crate::memory::resident(), "planner: links read");
-        let idp_users = idp_users.join().expect("reading IdP users does not panic");
-        Ok::<_, crate::store::StoreError>((idp_users?, links?))
-    })?;
+    let idp_users = app.idp_users;
+    let links = app.member_links;
     let t = std::time::Instant::now();
     let missing: HashSet<&str> = of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect();
     // The app id of an IdP user's account: linked, or to be created by this plan.

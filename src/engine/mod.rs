@@ -93,6 +93,10 @@ pub struct DriftResult {
     pub dropped: Vec<(String, String, String)>,
     /// The members of the groups the plan creates (see [`planner_inputs`]).
     pub new_group_members: planner_inputs::NewGroupMembers,
+    /// The accounts of the users group operations name (see [`planner_inputs`]).
+    pub member_links: planner_inputs::MemberLinks,
+    /// The IdP users the planner needs whole (see [`planner_inputs`]).
+    pub idp_users: planner_inputs::IdpUsers,
     /// Seconds per stage: scan, correlate, each query.
     pub timings: Vec<(String, f64)>,
 }
@@ -505,6 +509,12 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     let t = Instant::now();
     result.new_group_members = planner_inputs::new_group_members(&ctx, &result.findings).await?;
     result.timings.push(("planner/new_group_members".into(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    result.member_links = planner_inputs::member_links(&ctx, &result.findings, &result.new_group_members).await?;
+    result.timings.push(("planner/member_links".into(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    result.idp_users = planner_inputs::idp_users(&ctx, &result.findings).await?;
+    result.timings.push(("planner/idp_users".into(), t.elapsed().as_secs_f64()));
     Ok(result)
 }
 
@@ -516,8 +526,9 @@ fn reads_pairs(sql: &str) -> bool {
 }
 
 /// A session with every input table empty (the schemas the engine uses) and the correlation,
-/// scope and drift queries registered as views (`links`, `group_links`, `scope`,
-/// `drift_user_missing`, …). The `.slt` tests seed rows with INSERT and query the views.
+/// scope, drift and planner queries registered as views (`links`, `group_links`, `scope`,
+/// `drift_user_missing`, …, `plan_member_links`, …). The `.slt` tests seed rows with INSERT
+/// and query the views.
 pub async fn views_session() -> Result<SessionContext, EngineError> {
     let ctx = session();
     let mut seen = std::collections::HashSet::new();
@@ -541,6 +552,10 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
             .iter()
             .map(|(kind, sql)| (format!("drift_{}", kind.replace('.', "_")), *sql)),
     );
+    for (view, sql, input, columns) in planner_inputs::VIEWS {
+        planner_inputs::register_pairs(&ctx, input, columns, &[])?;
+        views.push((view.into(), sql));
+    }
     for (name, sql) in views {
         let q = format!("CREATE VIEW {name} AS {sql}");
         ctx.sql(&q).await.map_err(|source| EngineError::Query {

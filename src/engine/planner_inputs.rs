@@ -1,18 +1,47 @@
 //! What the planner needs beyond the findings, read here where the tables already are in
-//! memory (from SQLite it took 0.47–0.62 s at 1M users).
-use std::collections::{BTreeMap, HashMap};
+//! memory (from SQLite it took 0.47–0.62 s at 1M users for the new groups' members, and the
+//! links had to be read back after the plan stored them).
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::prelude::SessionContext;
 
 use super::{collect, deregister, register, strings, EngineError, Finding};
+use crate::model::User;
 
 const NEW_GROUP_MEMBERS: &str = include_str!("../../queries/plan/new_group_members.sql");
+const MEMBER_LINKS: &str = include_str!("../../queries/plan/member_links.sql");
+const IDP_USERS: &str = include_str!("../../queries/plan/idp_users.sql");
+
+/// The planner's queries for `views_session` (the `.slt` tests): view name, SQL, and the
+/// two-column table the engine registers for it from the findings.
+pub(super) const VIEWS: [(&str, &str, &str, [&str; 2]); 3] = [
+    ("plan_new_group_members", NEW_GROUP_MEMBERS, "creating", ["app", "group_id"]),
+    ("plan_member_links", MEMBER_LINKS, "named", ["app", "user_id"]),
+    ("plan_idp_users", IDP_USERS, "wanted", ["app", "user_id"]),
+];
 
 /// App → IdP group id → its members' IdP ids (key order), for each group `group.missing`
 /// found: the members a POST /Groups sends.
 pub type NewGroupMembers = BTreeMap<String, HashMap<String, Vec<String>>>;
+
+/// App → IdP user id → its linked app account id, for the users a group operation names.
+pub type MemberLinks = BTreeMap<String, HashMap<String, String>>;
+
+/// App → IdP user id → the user, for the users the planner needs whole.
+pub type IdpUsers = BTreeMap<String, HashMap<String, User>>;
+
+/// Register `rows` as a two-column string table.
+pub(super) fn register_pairs(ctx: &SessionContext, name: &str, columns: [&str; 2], rows: &[(&str, &str)]) -> Result<(), EngineError> {
+    let column = |values: Vec<&str>| Arc::new(StringArray::from(values)) as ArrayRef;
+    let batch = RecordBatch::try_from_iter([
+        (columns[0], column(rows.iter().map(|c| c.0).collect())),
+        (columns[1], column(rows.iter().map(|c| c.1).collect())),
+    ])
+    .expect("two string columns of one length");
+    register(ctx, name, vec![batch])
+}
 
 pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Result<NewGroupMembers, EngineError> {
     let creating: Vec<(&str, &str)> = findings
@@ -24,13 +53,7 @@ pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Re
     if creating.is_empty() {
         return Ok(out);
     }
-    let column = |values: Vec<&str>| Arc::new(StringArray::from(values)) as ArrayRef;
-    let batch = RecordBatch::try_from_iter([
-        ("app", column(creating.iter().map(|c| c.0).collect())),
-        ("group_id", column(creating.iter().map(|c| c.1).collect())),
-    ])
-    .expect("two string columns of one length");
-    register(ctx, "creating", vec![batch])?;
+    register_pairs(ctx, "creating", ["app", "group_id"], &creating)?;
     let batches = collect(ctx, "planner/new_group_members", NEW_GROUP_MEMBERS).await?;
     deregister(ctx, "creating")?;
     for b in &batches {
@@ -39,6 +62,100 @@ pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Re
             if let (Some(app), Some(group), Some(user)) = (app, group, user) {
                 out.entry(app).or_default().entry(group).or_default().push(user);
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The accounts of the IdP users that group operations name: the members `group.members`
+/// adds and those of the groups created (`new_groups`). Read from the plan's `links`, which
+/// are what the store holds once the plan is written.
+pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups: &NewGroupMembers) -> Result<MemberLinks, EngineError> {
+    let named: BTreeSet<(&str, &str)> = findings
+        .iter()
+        .filter(|f| f.kind == "group.members" && f.attribute.as_deref() == Some("add"))
+        .filter_map(|f| Some((f.app.as_str(), f.new_value.as_deref()?)))
+        .chain(
+            new_groups
+                .iter()
+                .flat_map(|(app, groups)| groups.values().flatten().map(move |user| (app.as_str(), user.as_str()))),
+        )
+        .collect();
+    let mut out = MemberLinks::new();
+    if named.is_empty() {
+        return Ok(out);
+    }
+    register_pairs(ctx, "named", ["app", "user_id"], &named.into_iter().collect::<Vec<_>>())?;
+    let batches = collect(ctx, "planner/member_links", MEMBER_LINKS).await?;
+    deregister(ctx, "named")?;
+    for b in &batches {
+        let rows = strings(b, "app")
+            .into_iter()
+            .zip(strings(b, "user_id"))
+            .zip(strings(b, "sp_user_id"));
+        for ((app, user), account) in rows {
+            if let (Some(app), Some(user), Some(account)) = (app, user, account) {
+                out.entry(app).or_default().insert(user, account);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The IdP users whose operations need them whole: each user `user.missing` creates (the POST
+/// body) and each whose given or family name changes (name.formatted is built from both).
+pub async fn idp_users(ctx: &SessionContext, findings: &[Finding]) -> Result<IdpUsers, EngineError> {
+    let renamed = |f: &Finding| f.kind == "user.drift" && f.attribute.as_deref().is_some_and(|a| a.starts_with("name."));
+    let wanted: BTreeSet<(&str, &str)> = findings
+        .iter()
+        .filter(|f| f.kind == "user.missing" || renamed(f))
+        .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)))
+        .collect();
+    let mut out = IdpUsers::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    register_pairs(ctx, "wanted", ["app", "user_id"], &wanted.into_iter().collect::<Vec<_>>())?;
+    let batches = collect(ctx, "planner/idp_users", IDP_USERS).await?;
+    deregister(ctx, "wanted")?;
+    for b in &batches {
+        let active = b.column_by_name("active").expect("idp_users.sql returns active").as_boolean();
+        let mut text = [
+            "app",
+            "id",
+            "user_name",
+            "external_id",
+            "given_name",
+            "family_name",
+            "formatted",
+            "display_name",
+            "email",
+            "title",
+            "phone",
+            "timezone",
+            "role",
+        ]
+        .map(|c| strings(b, c).into_iter());
+        for row in 0..b.num_rows() {
+            let mut next = |i: usize| text[i].next().flatten();
+            let (app, id) = (next(0).unwrap_or_default(), next(1).unwrap_or_default());
+            let user = User {
+                id: id.clone(),
+                user_name: next(2),
+                external_id: next(3),
+                given_name: next(4),
+                family_name: next(5),
+                formatted: next(6),
+                display_name: next(7),
+                email: next(8),
+                active: active.is_valid(row) && active.value(row),
+                title: next(9),
+                phone: next(10),
+                timezone: next(11),
+                role: next(12),
+                ..User::default()
+            };
+            out.entry(app).or_default().insert(id, user);
         }
     }
     Ok(out)
