@@ -439,7 +439,7 @@ fn plan_groups(
     } else {
         // PUT: the full member list, built from the app's current members.
         let ids: HashSet<&str> = changes.keys().copied().collect();
-        let current = store.members_of(&app_source, &ids, false)?;
+        let current = store.members_of(&app_source, &ids)?;
         let names = store.group_names(&app_source)?;
         for (sp, c) in &changes {
             let removed: HashSet<&str> = c.remove.iter().filter_map(|f| f.old_value.as_deref()).collect();

@@ -505,7 +505,9 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         result.findings.extend(findings);
         result.timings.push((kind, seconds));
     }
+    let t = Instant::now();
     result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
+    result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
     result.new_group_members = planner_inputs::new_group_members(&ctx, &result.findings).await?;
     result.timings.push(("planner/new_group_members".into(), t.elapsed().as_secs_f64()));

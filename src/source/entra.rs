@@ -481,7 +481,7 @@ impl IdpSource for Entra {
             }
         }
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(super::find_user(snap.users.iter().map(PackedUser::unpack), login))
+        Ok(super::find_user(&snap.users, login).map(PackedUser::unpack))
     }
 
     /// `POST /users`: an enabled user whose random password must be changed at first sign-in

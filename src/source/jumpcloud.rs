@@ -365,7 +365,7 @@ impl IdpSource for JumpCloud {
             }
         }
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(super::find_user(snap.users.iter().map(PackedUser::unpack), login))
+        Ok(super::find_user(&snap.users, login).map(PackedUser::unpack))
     }
 
     /// `POST /api/systemusers` (username and email are required): an ACTIVATED user, as

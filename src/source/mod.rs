@@ -91,7 +91,7 @@ pub trait IdpSource: Send + Sync {
     /// API override it.
     async fn fetch_user(&self, login: &str) -> Result<Option<crate::model::User>, SourceError> {
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(find_user(snap.users.iter().map(crate::model::PackedUser::unpack), login))
+        Ok(find_user(&snap.users, login).map(crate::model::PackedUser::unpack))
     }
 
     /// One group by display name (exact, else case-insensitive) with its direct member ids,
@@ -207,15 +207,40 @@ pub fn bindings_by_name(app: &AppConfig, groups: &[Group]) -> Vec<Binding> {
         .collect()
 }
 
+/// What [`find_user`] reads of a user: a whole one (a search API's answer) or a snapshot's
+/// packed one (the full-pull fallback, which so unpacks only the user found).
+pub trait Login {
+    fn user_name(&self) -> Option<&str>;
+    fn email(&self) -> Option<&str>;
+}
+
+impl Login for crate::model::User {
+    fn user_name(&self) -> Option<&str> {
+        self.user_name.as_deref()
+    }
+    fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+}
+
+impl Login for &crate::model::PackedUser {
+    fn user_name(&self) -> Option<&str> {
+        self.get(crate::model::UserField::UserName)
+    }
+    fn email(&self) -> Option<&str> {
+        self.get(crate::model::UserField::Email)
+    }
+}
+
 /// The user whose userName (else email) is `login`, case-insensitively.
-pub fn find_user(users: impl IntoIterator<Item = crate::model::User>, login: &str) -> Option<crate::model::User> {
+pub fn find_user<U: Login>(users: impl IntoIterator<Item = U>, login: &str) -> Option<U> {
     let want = login.trim().to_lowercase();
-    let by = |u: &crate::model::User, f: fn(&crate::model::User) -> Option<&String>| f(u).is_some_and(|v| v.trim().to_lowercase() == want);
+    let is = |v: Option<&str>| v.is_some_and(|v| v.trim().to_lowercase() == want);
     let (mut by_name, mut by_email) = (None, None);
     for u in users {
-        if by(&u, |u| u.user_name.as_ref()) {
+        if is(u.user_name()) {
             by_name = Some(u);
-        } else if by_email.is_none() && by(&u, |u| u.email.as_ref()) {
+        } else if by_email.is_none() && is(u.email()) {
             by_email = Some(u);
         }
     }
@@ -270,5 +295,36 @@ mod tests {
             .collect();
         let want = [("Eng", Some("g1")), ("Eng", Some("g3")), ("Ghost", None), ("Ops", Some("g2"))];
         assert_eq!(got, want.map(|(n, g)| (n.to_string(), g.map(str::to_string))));
+    }
+
+    /// A login is a userName first (case and spaces aside), else an email; packed users are
+    /// searched without unpacking and give the same answer as whole ones.
+    #[test]
+    fn find_user_prefers_the_user_name_and_reads_packed_users_too() {
+        use crate::model::{PackedUser, User};
+        let user = |id: &str, name: &str, email: &str| User {
+            id: id.into(),
+            user_name: Some(name.into()),
+            email: Some(email.into()),
+            raw: format!("{{\"id\":\"{id}\"}}"),
+            ..Default::default()
+        };
+        let users = vec![
+            user("1", "ann@x.com", "ann@x.com"),
+            user("2", "bob", "Ann.Other@x.com"),
+            user("3", "Ann.Other@X.com ", "third@x.com"),
+        ];
+        let packed: Vec<PackedUser> = users.iter().map(PackedUser::from).collect();
+        for (login, want) in [
+            ("ann.other@x.com", Some("3")),
+            ("THIRD@x.com", Some("3")),
+            ("bob", Some("2")),
+            ("nobody", None),
+        ] {
+            let whole = find_user(users.clone(), login).map(|u| u.id);
+            let from_packed = find_user(&packed, login).map(|u| u.id().to_string());
+            assert_eq!(whole.as_deref(), want, "{login}");
+            assert_eq!(from_packed.as_deref(), want, "{login}");
+        }
     }
 }

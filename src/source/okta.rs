@@ -356,7 +356,7 @@ impl IdpSource for Okta {
             }
         }
         let snap = self.pull(&|_, _, _| {}).await?;
-        Ok(super::find_user(snap.users.iter().map(PackedUser::unpack), login))
+        Ok(super::find_user(&snap.users, login).map(PackedUser::unpack))
     }
 
     /// `GET /api/v1/users/{id}` for each (a 404 is a user that is gone).
