@@ -43,6 +43,20 @@ pub(super) fn register_pairs(ctx: &SessionContext, name: &str, columns: [&str; 2
     register(ctx, name, vec![batch])
 }
 
+/// Run a planner query with `input` (name, columns, rows) registered as a two-column table for
+/// as long as it runs.
+async fn query_over(
+    ctx: &SessionContext,
+    (name, columns, rows): (&str, [&str; 2], &[(&str, &str)]),
+    query: &str,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    register_pairs(ctx, name, columns, rows)?;
+    let batches = collect(ctx, query, sql).await;
+    deregister(ctx, name)?;
+    batches
+}
+
 pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Result<NewGroupMembers, EngineError> {
     let creating: Vec<(&str, &str)> = findings
         .iter()
@@ -53,9 +67,13 @@ pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Re
     if creating.is_empty() {
         return Ok(out);
     }
-    register_pairs(ctx, "creating", ["app", "group_id"], &creating)?;
-    let batches = collect(ctx, "planner/new_group_members", NEW_GROUP_MEMBERS).await?;
-    deregister(ctx, "creating")?;
+    let batches = query_over(
+        ctx,
+        ("creating", ["app", "group_id"], &creating),
+        "planner/new_group_members",
+        NEW_GROUP_MEMBERS,
+    )
+    .await?;
     for b in &batches {
         let rows = strings(b, "app").into_iter().zip(strings(b, "group_id")).zip(strings(b, "user_id"));
         for ((app, group), user) in rows {
@@ -85,9 +103,8 @@ pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups
     if named.is_empty() {
         return Ok(out);
     }
-    register_pairs(ctx, "named", ["app", "user_id"], &named.into_iter().collect::<Vec<_>>())?;
-    let batches = collect(ctx, "planner/member_links", MEMBER_LINKS).await?;
-    deregister(ctx, "named")?;
+    let named: Vec<_> = named.into_iter().collect();
+    let batches = query_over(ctx, ("named", ["app", "user_id"], &named), "planner/member_links", MEMBER_LINKS).await?;
     for b in &batches {
         let rows = strings(b, "app")
             .into_iter()
@@ -115,9 +132,8 @@ pub async fn idp_users(ctx: &SessionContext, findings: &[Finding]) -> Result<Idp
     if wanted.is_empty() {
         return Ok(out);
     }
-    register_pairs(ctx, "wanted", ["app", "user_id"], &wanted.into_iter().collect::<Vec<_>>())?;
-    let batches = collect(ctx, "planner/idp_users", IDP_USERS).await?;
-    deregister(ctx, "wanted")?;
+    let wanted: Vec<_> = wanted.into_iter().collect();
+    let batches = query_over(ctx, ("wanted", ["app", "user_id"], &wanted), "planner/idp_users", IDP_USERS).await?;
     for b in &batches {
         let active = b.column_by_name("active").expect("idp_users.sql returns active").as_boolean();
         let mut text = [
