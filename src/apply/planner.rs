@@ -36,12 +36,18 @@ pub struct AppOperations {
     pub warnings: Vec<String>,
 }
 
+/// A JSON object of these members, moved in. (`json!` serialises an interpolated value into a
+/// new one: a deep copy of every member list, a quarter of the planner's time at 1M users.)
+fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
 fn patch(ops: Vec<Value>) -> Value {
-    json!({"schemas": [PATCH_SCHEMA], "Operations": ops})
+    object([("schemas", json!([PATCH_SCHEMA])), ("Operations", Value::Array(ops))])
 }
 
 fn replace(path: &str, value: Value) -> Value {
-    json!({"op": "replace", "path": path, "value": value})
+    object([("op", json!("replace")), ("path", json!(path)), ("value", value)])
 }
 
 fn user_path(id: &str) -> String {
@@ -370,9 +376,13 @@ fn plan_groups(
             .into_iter()
             .flatten()
             .filter_map(|uid| member_value(uid))
-            .map(|v| json!({"value": v}))
+            .map(|v| object([("value", v)]))
             .collect();
-        let mut body = json!({"schemas": [GROUP_SCHEMA], "displayName": name, "members": values});
+        let mut body = object([
+            ("schemas", json!([GROUP_SCHEMA])),
+            ("displayName", json!(name)),
+            ("members", Value::Array(values)),
+        ]);
         if profile.groups.external_id {
             body["externalId"] = json!(idp_gid);
         }
@@ -411,8 +421,12 @@ fn plan_groups(
                 .filter_map(|f| Some((member_value(f.new_value.as_deref()?)?, *f)))
                 .collect();
             for chunk in adds.chunks(profile.groups.member_batch) {
-                let values: Vec<Value> = chunk.iter().map(|(v, _)| json!({"value": v})).collect();
-                let body = patch(vec![json!({"op": "add", "path": "members", "value": values})]);
+                let values: Vec<Value> = chunk.iter().map(|(v, _)| object([("value", v.clone())])).collect();
+                let body = patch(vec![object([
+                    ("op", json!("add")),
+                    ("path", json!("members")),
+                    ("value", Value::Array(values)),
+                ])]);
                 let mut o = op(phase::GROUPS, "group.members", "PATCH", group_path(sp), Some(body), chunk[0].1);
                 o.subject = chunk[0].1.subject.clone();
                 ops.push(o);
@@ -456,8 +470,13 @@ fn plan_groups(
                 .and_then(|f| f.new_value.clone())
                 .or_else(|| names.get(*sp).cloned())
                 .unwrap_or_default();
-            let members: Vec<Value> = values.into_iter().map(|v| json!({"value": v})).collect();
-            let body = json!({"schemas": [GROUP_SCHEMA], "id": sp, "displayName": name, "members": members});
+            let members: Vec<Value> = values.into_iter().map(|v| object([("value", v)])).collect();
+            let body = object([
+                ("schemas", json!([GROUP_SCHEMA])),
+                ("id", json!(sp)),
+                ("displayName", json!(name)),
+                ("members", Value::Array(members)),
+            ]);
             let first = c.rename.or(c.add.first().copied()).or(c.remove.first().copied()).expect("a change");
             let action = if c.rename.is_some() && c.add.is_empty() && c.remove.is_empty() {
                 "group.update"

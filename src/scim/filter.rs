@@ -9,7 +9,7 @@ pub fn eq(attr: &str, value: &str) -> String {
 
 /// A JSON string literal for `s`, quotes included.
 pub fn json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
+    serde_json::to_string(s).expect("a string serialises")
 }
 
 #[cfg(test)]
