@@ -249,7 +249,6 @@ fn plan_operations(path: &std::path::Path, inputs: &[AppInput], result: &DriftRe
             &AppPlanning {
                 config: input.config,
                 profile: input.profile,
-                idp_source: input.idp_source.clone(),
                 new_group_members: result.new_group_members.get(name).unwrap_or(&none),
                 member_links: result.member_links.get(name).unwrap_or(&no_links),
                 idp_users: result.idp_users.get(name).unwrap_or(&no_users),

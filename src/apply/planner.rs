@@ -17,7 +17,6 @@ use crate::store::{Result, Store};
 pub struct AppPlanning<'a> {
     pub config: &'a AppConfig,
     pub profile: &'a Profile,
-    pub idp_source: String,
     /// IdP group id → its members' IdP ids, for the groups this plan creates (the engine's).
     pub new_group_members: &'a HashMap<String, Vec<String>>,
     /// IdP user id → its linked account, for every user `group.members` adds and every member

@@ -554,9 +554,9 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
             .iter()
             .map(|(kind, sql)| (format!("drift_{}", kind.replace('.', "_")), *sql)),
     );
-    for (view, sql, input, columns) in planner_inputs::VIEWS {
-        planner_inputs::register_pairs(&ctx, input, columns, &[])?;
-        views.push((view.into(), sql));
+    for query in planner_inputs::QUERIES {
+        planner_inputs::register_pairs(&ctx, query.input, query.columns, &[])?;
+        views.push((query.view.into(), query.sql));
     }
     for (name, sql) in views {
         let q = format!("CREATE VIEW {name} AS {sql}");

@@ -10,17 +10,35 @@ use datafusion::prelude::SessionContext;
 use super::{collect, deregister, register, strings, EngineError, Finding};
 use crate::model::User;
 
-const NEW_GROUP_MEMBERS: &str = include_str!("../../queries/plan/new_group_members.sql");
-const MEMBER_LINKS: &str = include_str!("../../queries/plan/member_links.sql");
-const IDP_USERS: &str = include_str!("../../queries/plan/idp_users.sql");
+/// One of the planner's queries: its SQL reads `input`, a two-column table the engine
+/// registers from the findings; `views_session` gives it to the `.slt` tests as `view`.
+pub(super) struct PlannerQuery {
+    pub view: &'static str,
+    pub sql: &'static str,
+    pub input: &'static str,
+    pub columns: [&'static str; 2],
+}
 
-/// The planner's queries for `views_session` (the `.slt` tests): view name, SQL, and the
-/// two-column table the engine registers for it from the findings.
-pub(super) const VIEWS: [(&str, &str, &str, [&str; 2]); 3] = [
-    ("plan_new_group_members", NEW_GROUP_MEMBERS, "creating", ["app", "group_id"]),
-    ("plan_member_links", MEMBER_LINKS, "named", ["app", "user_id"]),
-    ("plan_idp_users", IDP_USERS, "wanted", ["app", "user_id"]),
-];
+const NEW_GROUP_MEMBERS: PlannerQuery = PlannerQuery {
+    view: "plan_new_group_members",
+    sql: include_str!("../../queries/plan/new_group_members.sql"),
+    input: "creating",
+    columns: ["app", "group_id"],
+};
+const MEMBER_LINKS: PlannerQuery = PlannerQuery {
+    view: "plan_member_links",
+    sql: include_str!("../../queries/plan/member_links.sql"),
+    input: "named",
+    columns: ["app", "user_id"],
+};
+const IDP_USERS: PlannerQuery = PlannerQuery {
+    view: "plan_idp_users",
+    sql: include_str!("../../queries/plan/idp_users.sql"),
+    input: "wanted",
+    columns: ["app", "user_id"],
+};
+
+pub(super) const QUERIES: [PlannerQuery; 3] = [NEW_GROUP_MEMBERS, MEMBER_LINKS, IDP_USERS];
 
 /// App → IdP group id → its members' IdP ids (key order), for each group `group.missing`
 /// found: the members a POST /Groups sends.
@@ -43,17 +61,11 @@ pub(super) fn register_pairs(ctx: &SessionContext, name: &str, columns: [&str; 2
     register(ctx, name, vec![batch])
 }
 
-/// Run a planner query with `input` (name, columns, rows) registered as a two-column table for
-/// as long as it runs.
-async fn query_over(
-    ctx: &SessionContext,
-    (name, columns, rows): (&str, [&str; 2], &[(&str, &str)]),
-    query: &str,
-    sql: &str,
-) -> Result<Vec<RecordBatch>, EngineError> {
-    register_pairs(ctx, name, columns, rows)?;
-    let batches = collect(ctx, query, sql).await;
-    deregister(ctx, name)?;
+/// Run a planner query over `rows`, registered as its input table for as long as it runs.
+async fn query_over(ctx: &SessionContext, query: &PlannerQuery, rows: &[(&str, &str)]) -> Result<Vec<RecordBatch>, EngineError> {
+    register_pairs(ctx, query.input, query.columns, rows)?;
+    let batches = collect(ctx, &format!("planner/{}", query.view.trim_start_matches("plan_")), query.sql).await;
+    deregister(ctx, query.input)?;
     batches
 }
 
@@ -67,13 +79,7 @@ pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Re
     if creating.is_empty() {
         return Ok(out);
     }
-    let batches = query_over(
-        ctx,
-        ("creating", ["app", "group_id"], &creating),
-        "planner/new_group_members",
-        NEW_GROUP_MEMBERS,
-    )
-    .await?;
+    let batches = query_over(ctx, &NEW_GROUP_MEMBERS, &creating).await?;
     for b in &batches {
         let rows = strings(b, "app").into_iter().zip(strings(b, "group_id")).zip(strings(b, "user_id"));
         for ((app, group), user) in rows {
@@ -104,7 +110,7 @@ pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups
         return Ok(out);
     }
     let named: Vec<_> = named.into_iter().collect();
-    let batches = query_over(ctx, ("named", ["app", "user_id"], &named), "planner/member_links", MEMBER_LINKS).await?;
+    let batches = query_over(ctx, &MEMBER_LINKS, &named).await?;
     for b in &batches {
         let rows = strings(b, "app")
             .into_iter()
@@ -133,7 +139,7 @@ pub async fn idp_users(ctx: &SessionContext, findings: &[Finding]) -> Result<Idp
         return Ok(out);
     }
     let wanted: Vec<_> = wanted.into_iter().collect();
-    let batches = query_over(ctx, ("wanted", ["app", "user_id"], &wanted), "planner/idp_users", IDP_USERS).await?;
+    let batches = query_over(ctx, &IDP_USERS, &wanted).await?;
     for b in &batches {
         let active = b.column_by_name("active").expect("idp_users.sql returns active").as_boolean();
         let mut text = [
