@@ -503,7 +503,7 @@ pub async fn reconcile_object(
     {
         keep.push(o.seq);
         if let Some(body) = &o.body {
-            crate::ops::referenced_users(body, &mut referenced);
+            crate::ops::referenced_users(&body.value(), &mut referenced);
         }
     }
     // Members without an account yet: their creation comes with the group.

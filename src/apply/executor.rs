@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::{AppConfig, Config, DeactivationLimit};
 use crate::http::{detail_of, RetryPolicy};
-use crate::ops::{resolve_refs, Operation, Plan};
+use crate::ops::{resolve_refs, Body, Operation, Plan};
 use crate::profile::Profile;
 use crate::scim::filter::json_string;
 use crate::scim::spc::ServiceProviderConfig;
@@ -347,7 +347,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
         }
     }
 
-    let mut body = op.body.clone();
+    let mut body = op.body.as_ref().map(Body::value);
     let mut dropped = Vec::new();
     if let Some(b) = body.as_mut() {
         let links = rt.links.lock().expect("links lock");
@@ -485,7 +485,9 @@ async fn send(
 /// Find the object a create was for: a user by userName, externalId or email; a group by
 /// displayName (filtered when the app filters groups, else listed and matched here).
 async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate::http::HttpError> {
-    let Some(body) = &op.body else { return Ok(None) };
+    let Some(body) = op.body.as_ref().map(Body::value) else {
+        return Ok(None);
+    };
     let str_at = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_string);
     if op.action == "group.create" {
         let Some(name) = str_at("/displayName") else { return Ok(None) };

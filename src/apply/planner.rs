@@ -3,14 +3,12 @@
 //! snapshots in the store, never the links or findings being written; makes no network call.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde_json::{json, Map, Value};
-
+use super::bodies::{members, Email, MemberValue, Name, NewGroup, NewUser, Patch, PatchOp, PatchValue, Phone, Role, WholeGroup};
 use crate::config::{AppConfig, OnUnassign};
 use crate::engine::Finding;
 use crate::model::User;
-use crate::ops::{phase, Operation, IDP_USER_REF};
+use crate::ops::{phase, Body, Operation};
 use crate::profile::Profile;
-use crate::scim::{GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA};
 use crate::store::{Result, Store};
 
 /// One app to plan.
@@ -35,20 +33,6 @@ pub struct AppOperations {
     pub warnings: Vec<String>,
 }
 
-/// A JSON object of these members, moved in. (`json!` serialises an interpolated value into a
-/// new one: a deep copy of every member list, a quarter of the planner's time at 1M users.)
-fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-}
-
-fn patch(ops: Vec<Value>) -> Value {
-    object([("schemas", json!([PATCH_SCHEMA])), ("Operations", Value::Array(ops))])
-}
-
-fn replace(path: &str, value: Value) -> Value {
-    object([("op", json!("replace")), ("path", json!(path)), ("value", value)])
-}
-
 fn user_path(id: &str) -> String {
     format!(
         "Users/{}",
@@ -63,8 +47,35 @@ fn group_path(id: &str) -> String {
     )
 }
 
-fn member_ref(idp_user_id: &str) -> Value {
-    json!({ IDP_USER_REF: idp_user_id })
+fn patch(ops: Vec<PatchOp>) -> Body {
+    Body::of(&Patch::new(ops))
+}
+
+fn primary_email<'a>(profile: &'a Profile, value: String) -> [Email<'a>; 1] {
+    [Email {
+        primary: true,
+        kind: &profile.users.email_type,
+        value,
+    }]
+}
+
+/// The member values of IdP users: their linked accounts, or the accounts this plan creates.
+struct MemberValues<'a> {
+    links: &'a HashMap<String, String>,
+    /// IdP users this plan creates an account for.
+    missing: HashSet<&'a str>,
+}
+
+impl MemberValues<'_> {
+    fn of<'s>(&'s self, idp_id: &'s str) -> Option<MemberValue<'s>> {
+        if let Some(sp) = self.links.get(idp_id) {
+            Some(MemberValue::Account(sp))
+        } else if self.missing.contains(idp_id) {
+            Some(MemberValue::ToCreate(idp_id))
+        } else {
+            None
+        }
+    }
 }
 
 /// The value an app holds for an IdP value of `attribute` (case rules).
@@ -96,68 +107,49 @@ fn formatted(u: &User) -> Option<String> {
 }
 
 /// POST /Users body for an IdP user.
-pub fn create_user_body(profile: &Profile, u: &User) -> Option<Value> {
-    let mut body = Map::new();
-    body.insert("schemas".into(), json!([USER_SCHEMA]));
-    body.insert("userName".into(), json!(user_name_for(profile, u)?));
-    body.insert("active".into(), json!(true));
-    let sends = |a: &str| profile.sends_on_create(a);
-    if let (true, Some(v)) = (sends("externalId"), &u.external_id) {
-        body.insert("externalId".into(), json!(v));
+pub fn create_user_body(profile: &Profile, u: &User) -> Option<Body> {
+    let mut body = NewUser::new(user_name_for(profile, u)?);
+    fn sent<'u>(profile: &Profile, attribute: &str, value: &'u Option<String>) -> Option<&'u str> {
+        value.as_deref().filter(|_| profile.sends_on_create(attribute))
     }
-    let mut name = Map::new();
-    if let (true, Some(v)) = (sends("name.givenName"), &u.given_name) {
-        name.insert("givenName".into(), json!(v));
-    }
-    if let (true, Some(v)) = (sends("name.familyName"), &u.family_name) {
-        name.insert("familyName".into(), json!(v));
-    }
-    if profile.users.formatted == "given_family" {
-        if let Some(f) = formatted(u) {
-            name.insert("formatted".into(), json!(f));
-        }
-    }
-    if !name.is_empty() {
-        body.insert("name".into(), Value::Object(name));
-    }
-    if let (true, Some(v)) = (sends("displayName"), &u.display_name) {
-        body.insert("displayName".into(), json!(v));
-    }
-    if let (true, Some(v)) = (sends("email"), &u.email) {
-        body.insert(
-            "emails".into(),
-            json!([{"value": shaped(profile, "email", v), "type": profile.users.email_type, "primary": true}]),
-        );
-    }
-    if let (true, Some(v)) = (sends("title"), &u.title) {
-        body.insert("title".into(), json!(v));
-    }
-    if let (true, Some(v)) = (sends("phone"), &u.phone) {
-        body.insert("phoneNumbers".into(), json!([{"value": v, "type": "work"}]));
-    }
-    if let (true, Some(v)) = (sends("timezone"), &u.timezone) {
-        body.insert("timezone".into(), json!(v));
-    }
-    Some(Value::Object(body))
+    let sends = |attribute, value| sent(profile, attribute, value);
+    body.external_id = sends("externalId", &u.external_id);
+    let name = Name {
+        family_name: sends("name.familyName", &u.family_name),
+        formatted: formatted(u).filter(|_| profile.users.formatted == "given_family"),
+        given_name: sends("name.givenName", &u.given_name),
+    };
+    body.name = (!name.is_empty()).then_some(name);
+    body.display_name = sends("displayName", &u.display_name);
+    body.emails = sends("email", &u.email).map(|v| primary_email(profile, shaped(profile, "email", v)));
+    body.title = sends("title", &u.title);
+    body.phone_numbers = sends("phone", &u.phone).map(|v| {
+        [Phone {
+            kind: "work",
+            value: v.to_string(),
+        }]
+    });
+    body.timezone = sends("timezone", &u.timezone);
+    Some(Body::of(&body))
 }
 
 /// The PATCH operation(s) that set one drifted attribute to the IdP's value.
-fn attribute_ops(profile: &Profile, attribute: &str, value: &str, idp_user: Option<&User>) -> Vec<Value> {
+fn attribute_ops<'a>(profile: &'a Profile, attribute: &str, value: &'a str, idp_user: Option<&User>) -> Vec<PatchOp<'a>> {
     let v = shaped(profile, attribute, value);
     match attribute {
-        "email" => vec![replace(
-            "emails",
-            json!([{"value": v, "type": profile.users.email_type, "primary": true}]),
+        "email" => vec![PatchOp::replace("emails", PatchValue::Emails(primary_email(profile, v)))],
+        "phone" => vec![PatchOp::replace(
+            "phoneNumbers",
+            PatchValue::Phones([Phone { kind: "work", value: v }]),
         )],
-        "phone" => vec![replace("phoneNumbers", json!([{"value": v, "type": "work"}]))],
         "name.givenName" | "name.familyName" => {
-            let mut ops = vec![replace(attribute, json!(v))];
+            let mut ops = vec![PatchOp::replace(attribute, PatchValue::Text(v))];
             if let (true, Some(f)) = (profile.users.formatted == "given_family", idp_user.and_then(formatted)) {
-                ops.push(replace("name.formatted", json!(f)));
+                ops.push(PatchOp::replace("name.formatted", PatchValue::Text(f)));
             }
             ops
         }
-        _ => vec![replace(attribute, json!(v))],
+        _ => vec![PatchOp::replace(attribute, PatchValue::Text(v))],
     }
 }
 
@@ -168,7 +160,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     let app_source = app.config.source_name();
     let mut out = AppOperations::default();
     let mut ops: Vec<Operation> = Vec::new();
-    let op = |phase: u8, action: &str, method: &str, path: String, body: Option<Value>, f: &Finding| Operation {
+    let op = |phase: u8, action: &str, method: &str, path: String, body: Option<Body>, f: &Finding| Operation {
         seq: 0,
         app: name.clone(),
         phase,
@@ -186,17 +178,11 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     let idp_users = app.idp_users;
     let links = app.member_links;
     let t = std::time::Instant::now();
-    let missing: HashSet<&str> = of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect();
-    // The app id of an IdP user's account: linked, or to be created by this plan.
-    let member_value = |idp_id: &str| -> Option<Value> {
-        if let Some(sp) = links.get(idp_id) {
-            Some(json!(sp))
-        } else if missing.contains(idp_id) {
-            Some(member_ref(idp_id))
-        } else {
-            None
-        }
+    let member_values = MemberValues {
+        links,
+        missing: of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect(),
     };
+    let missing = &member_values.missing;
 
     // Quip: a disabled account holding a new user's email gives it up first.
     let mut released: HashSet<String> = HashSet::new();
@@ -229,9 +215,9 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
                             "user.release_email",
                             "PATCH",
                             user_path(holder),
-                            Some(patch(vec![replace(
+                            Some(patch(vec![PatchOp::replace(
                                 "emails",
-                                json!([{"value": harmless, "type": profile.users.email_type, "primary": true}]),
+                                PatchValue::Emails(primary_email(profile, harmless)),
                             )])),
                             f,
                         );
@@ -267,13 +253,13 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
             "user.reactivate",
             "PATCH",
             user_path(sp),
-            Some(patch(vec![replace("active", json!(true))])),
+            Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(true))])),
             f,
         ));
     }
 
     // Attribute and role changes: one PATCH per account.
-    let mut updates: BTreeMap<&str, (Vec<Value>, &Finding)> = BTreeMap::new();
+    let mut updates: BTreeMap<&str, (Vec<PatchOp>, &Finding)> = BTreeMap::new();
     for f in of("user.drift") {
         let (Some(sp), Some(attr), Some(value)) = (f.sp_id.as_deref(), f.attribute.as_deref(), f.new_value.as_deref()) else {
             continue;
@@ -303,7 +289,13 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
             continue;
         }
         let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
-        entry.0.push(replace("roles", json!([{"value": role, "primary": true}])));
+        entry.0.push(PatchOp::replace(
+            "roles",
+            PatchValue::Roles([Role {
+                primary: true,
+                value: role,
+            }]),
+        ));
     }
     for (sp, (changes, f)) in updates {
         ops.push(op(
@@ -318,7 +310,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
 
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: user operations");
     let t = std::time::Instant::now();
-    plan_groups(store, app, findings, &member_value, &mut ops, &op)?;
+    plan_groups(store, app, findings, &member_values, &mut ops, &op)?;
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), memory = %crate::memory::resident(), "planner: group operations");
 
     for f in of("user.orphaned") {
@@ -330,7 +322,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
                 "user.deactivate",
                 "PATCH",
                 user_path(sp),
-                Some(patch(vec![replace("active", json!(false))])),
+                Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(false))])),
                 f,
             )),
             OnUnassign::Delete => ops.push(op(phase::DEACTIVATE, "user.delete", "DELETE", user_path(sp), None, f)),
@@ -350,14 +342,14 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     Ok(out)
 }
 
-type OpFn<'a> = dyn Fn(u8, &str, &str, String, Option<Value>, &Finding) -> Operation + 'a;
+type OpFn<'a> = dyn Fn(u8, &str, &str, String, Option<Body>, &Finding) -> Operation + 'a;
 
 /// Group creates, renames and member changes: PATCH or PUT as the profile says.
 fn plan_groups(
     store: &Store,
     app: &AppPlanning,
     findings: &[&Finding],
-    member_value: &dyn Fn(&str) -> Option<Value>,
+    member_values: &MemberValues,
     ops: &mut Vec<Operation>,
     op: &OpFn,
 ) -> Result<()> {
@@ -369,23 +361,22 @@ fn plan_groups(
         let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
             continue;
         };
-        let values: Vec<Value> = app
-            .new_group_members
-            .get(idp_gid)
-            .into_iter()
-            .flatten()
-            .filter_map(|uid| member_value(uid))
-            .map(|v| object([("value", v)]))
-            .collect();
-        let mut body = object([
-            ("schemas", json!([GROUP_SCHEMA])),
-            ("displayName", json!(name)),
-            ("members", Value::Array(values)),
-        ]);
-        if profile.groups.external_id {
-            body["externalId"] = json!(idp_gid);
-        }
-        ops.push(op(phase::CREATE_GROUPS, "group.create", "POST", "Groups".into(), Some(body), f));
+        let values = members(
+            app.new_group_members
+                .get(idp_gid)
+                .into_iter()
+                .flatten()
+                .filter_map(|uid| member_values.of(uid)),
+        );
+        let body = NewGroup::new(name, profile.groups.external_id.then_some(idp_gid), values);
+        ops.push(op(
+            phase::CREATE_GROUPS,
+            "group.create",
+            "POST",
+            "Groups".into(),
+            Some(Body::of(&body)),
+            f,
+        ));
     }
 
     // Per app group: its new name and member changes.
@@ -410,34 +401,26 @@ fn plan_groups(
     }
     if profile.patches_groups() {
         for (sp, c) in &changes {
-            if let Some(f) = c.rename {
-                let body = patch(vec![replace("displayName", json!(f.new_value))]);
+            if let Some((f, name)) = c.rename.and_then(|f| Some((f, f.new_value.clone()?))) {
+                let body = patch(vec![PatchOp::replace("displayName", PatchValue::Text(name))]);
                 ops.push(op(phase::GROUPS, "group.update", "PATCH", group_path(sp), Some(body), f));
             }
-            let adds: Vec<(Value, &Finding)> = c
+            let adds: Vec<(MemberValue, &Finding)> = c
                 .add
                 .iter()
-                .filter_map(|f| Some((member_value(f.new_value.as_deref()?)?, *f)))
+                .filter_map(|f| Some((member_values.of(f.new_value.as_deref()?)?, *f)))
                 .collect();
             for chunk in adds.chunks(profile.groups.member_batch) {
-                let values: Vec<Value> = chunk.iter().map(|(v, _)| object([("value", v.clone())])).collect();
-                let body = patch(vec![object([
-                    ("op", json!("add")),
-                    ("path", json!("members")),
-                    ("value", Value::Array(values)),
-                ])]);
+                let body = patch(vec![PatchOp::add_members(members(chunk.iter().map(|(v, _)| *v)))]);
                 let mut o = op(phase::GROUPS, "group.members", "PATCH", group_path(sp), Some(body), chunk[0].1);
                 o.subject = chunk[0].1.subject.clone();
                 ops.push(o);
             }
             let removes: Vec<&Finding> = c.remove.iter().filter(|f| f.old_value.is_some()).copied().collect();
             for chunk in removes.chunks(profile.groups.member_batch) {
-                let list: Vec<Value> = chunk
+                let list: Vec<PatchOp> = chunk
                     .iter()
-                    .map(|f| {
-                        let id = f.old_value.as_deref().expect("filtered");
-                        json!({"op": "remove", "path": format!("members[value eq {}]", crate::scim::filter::json_string(id))})
-                    })
+                    .map(|f| PatchOp::remove_member(f.old_value.as_deref().expect("filtered")))
                     .collect();
                 ops.push(op(
                     phase::GROUPS,
@@ -456,26 +439,20 @@ fn plan_groups(
         let names = store.group_names(&app_source)?;
         for (sp, c) in &changes {
             let removed: HashSet<&str> = c.remove.iter().filter_map(|f| f.old_value.as_deref()).collect();
-            let mut values: Vec<Value> = current
+            let mut values: Vec<MemberValue> = current
                 .get(*sp)
                 .into_iter()
                 .flatten()
                 .filter(|m| !removed.contains(m.as_str()))
-                .map(|m| json!(m))
+                .map(|m| MemberValue::Account(m))
                 .collect();
-            values.extend(c.add.iter().filter_map(|f| member_value(f.new_value.as_deref()?)));
+            values.extend(c.add.iter().filter_map(|f| member_values.of(f.new_value.as_deref()?)));
             let name = c
                 .rename
                 .and_then(|f| f.new_value.clone())
                 .or_else(|| names.get(*sp).cloned())
                 .unwrap_or_default();
-            let members: Vec<Value> = values.into_iter().map(|v| object([("value", v)])).collect();
-            let body = object([
-                ("schemas", json!([GROUP_SCHEMA])),
-                ("id", json!(sp)),
-                ("displayName", json!(name)),
-                ("members", Value::Array(members)),
-            ]);
+            let body = Body::of(&WholeGroup::new(sp, &name, members(values)));
             let first = c.rename.or(c.add.first().copied()).or(c.remove.first().copied()).expect("a change");
             let action = if c.rename.is_some() && c.add.is_empty() && c.remove.is_empty() {
                 "group.update"
