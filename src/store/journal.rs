@@ -406,11 +406,7 @@ impl Store {
             ("group_links", "idp_group_id", "sp_group_id", "idp_gid", "sp_gid", "groups", "gid"),
         ] {
             let unresolved: Vec<UnresolvedLink> = {
-                let mut stmt = tx
-                    .prepare(&format!(
-                        "SELECT {idp_col}, {sp_col}, {idp_key}, {sp_key}, linked_at FROM {table} WHERE app = ?1 AND ({idp_key} IS NULL OR {sp_key} IS NULL)"
-                    ))
-                    .map_err(&err)?;
+                let mut stmt = tx.prepare(&unresolved_links_sql(table, [idp_col, sp_col, idp_key, sp_key])).map_err(&err)?;
                 let rows = stmt
                     .query_map([app], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                     .map_err(&err)?;
@@ -541,9 +537,31 @@ impl Store {
     }
 }
 
+/// The links of app ?1 with an integer key still to find (through the partial index
+/// `{table}_unresolved`, schema_v7.sql). `columns`: the IdP id, app id, IdP key and app key.
+fn unresolved_links_sql(table: &str, [idp_col, sp_col, idp_key, sp_key]: [&str; 4]) -> String {
+    format!("SELECT {idp_col}, {sp_col}, {idp_key}, {sp_key}, linked_at FROM {table} WHERE app = ?1 AND ({idp_key} IS NULL OR {sp_key} IS NULL)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unresolved_links_are_found_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        for (table, columns) in [
+            ("links", ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"]),
+            ("group_links", ["idp_group_id", "sp_group_id", "idp_gid", "sp_gid"]),
+        ] {
+            let plan: String = store
+                .conn
+                .query_row(&format!("EXPLAIN QUERY PLAN {}", unresolved_links_sql(table, columns)), ["wiki"], |r| r.get(3))
+                .unwrap();
+            assert!(plan.contains(&format!("USING INDEX {table}_unresolved")), "{table}: {plan}");
+        }
+    }
 
     fn operation(seq: i64, body: Option<Body>) -> Operation {
         Operation {
