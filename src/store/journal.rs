@@ -95,7 +95,10 @@ impl Store {
                     .map_err(&err)?;
             }
         }
-        tx.commit().map_err(&err)
+        let t = std::time::Instant::now();
+        tx.commit().map_err(&err)?;
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "operations committed");
+        Ok(())
     }
 
     /// The newest stored plan's id.

@@ -132,6 +132,9 @@ impl Store {
             params![run_id, crate::time::now(), counts],
         )
         .map_err(err)?;
-        tx.commit().map_err(err)
+        let t = std::time::Instant::now();
+        tx.commit().map_err(err)?;
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "findings and links committed");
+        Ok(())
     }
 }
