@@ -196,6 +196,41 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_plan_file_keeps_its_bodies() {
+        let body = Body::of(&json!({"members": [{"value": {"$idp_user": "u1"}}], "displayName": "Eng \"core\""}));
+        let plan = Plan {
+            plan_id: 7,
+            created_at: "2026-11-23T00:00:00Z".into(),
+            snapshots: BTreeMap::from([("idp.corp".to_string(), 3)]),
+            operations: vec![Operation {
+                seq: 1,
+                app: "wiki".into(),
+                phase: phase::CREATE_GROUPS,
+                action: "group.create".into(),
+                method: "POST".into(),
+                path: "Groups".into(),
+                body: Some(body.clone()),
+                finding: "group.missing".into(),
+                subject: Some("Eng".into()),
+                idp_id: Some("g1".into()),
+                sp_id: None,
+            }],
+        };
+        let file = serde_json::to_string_pretty(&plan).unwrap();
+        let read: Plan = serde_json::from_str(&file).unwrap();
+        assert_eq!(read, plan);
+        assert_eq!(read.operations[0].body.as_ref().unwrap().text(), body.text());
+        assert_eq!(
+            read.operations[0].body.as_ref().unwrap().value()["members"][0]["value"]["$idp_user"],
+            "u1"
+        );
+        // A body edited by hand (spaced, keys reordered) is the same body.
+        let spaced = Body::from_text(r#"{ "displayName": "Eng \"core\"", "members": [ {"value": {"$idp_user": "u1"}} ] }"#.into()).unwrap();
+        assert_eq!(spaced, body);
+        assert!(Body::from_text("{\"members\": [".into()).is_err());
+    }
+
+    #[test]
     fn references_resolve_and_unknown_members_drop() {
         let mut body = json!({"members": [{"value": "sp1"}, {"value": {"$idp_user": "a"}}, {"value": {"$idp_user": "b"}}],
                               "Operations": [{"op": "add", "path": "members", "value": [{"value": {"$idp_user": "a"}}]}]});

@@ -409,7 +409,9 @@ impl Store {
             ("group_links", "idp_group_id", "sp_group_id", "idp_gid", "sp_gid", "groups", "gid"),
         ] {
             let unresolved: Vec<UnresolvedLink> = {
-                let mut stmt = tx.prepare(&unresolved_links_sql(table, [idp_col, sp_col, idp_key, sp_key])).map_err(&err)?;
+                let mut stmt = tx
+                    .prepare(&unresolved_links_sql(table, [idp_col, sp_col, idp_key, sp_key]))
+                    .map_err(&err)?;
                 let rows = stmt
                     .query_map([app], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                     .map_err(&err)?;
@@ -560,7 +562,11 @@ mod tests {
         ] {
             let plan: String = store
                 .conn
-                .query_row(&format!("EXPLAIN QUERY PLAN {}", unresolved_links_sql(table, columns)), ["wiki"], |r| r.get(3))
+                .query_row(
+                    &format!("EXPLAIN QUERY PLAN {}", unresolved_links_sql(table, columns)),
+                    ["wiki"],
+                    |r| r.get(3),
+                )
                 .unwrap();
             assert!(plan.contains(&format!("USING INDEX {table}_unresolved")), "{table}: {plan}");
         }
