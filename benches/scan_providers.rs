@@ -21,7 +21,7 @@ async fn own(store: &str, query: &str) -> (f64, f64) {
     let ctx = scimsync::engine::session();
     let conn = rusqlite::Connection::open(store).unwrap();
     let max_uid: i64 = conn.query_row("SELECT MAX(uid) FROM users", [], |r| r.get(0)).unwrap();
-    let tables: Vec<_> = scimsync::engine::scan::drift_tables(max_uid)
+    let tables: Vec<_> = scimsync::engine::scan::drift_tables(max_uid, 0)
         .into_iter()
         .filter(|t| matches!(t.name, "users" | "memberships"))
         .collect();

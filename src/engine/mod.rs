@@ -284,6 +284,9 @@ fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep
     out
 }
 
+/// Where a loading job leaves its result.
+type Slot<T> = std::sync::Mutex<Option<T>>;
+
 /// Batches of one drift table (several pieces of one table are concatenated).
 type TablePiece = (&'static str, Vec<RecordBatch>);
 
@@ -295,9 +298,9 @@ type TablePiece = (&'static str, Vec<RecordBatch>);
 fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
     let sqlite = |source| scan::ScanError::Sqlite { table: "sources", source };
     let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
-    let max_uid: i64 = conn
-        .query_row("SELECT COALESCE(MAX(uid), 0) FROM users", [], |r| r.get(0))
-        .map_err(sqlite)?;
+    let max_of = |sql| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(sqlite);
+    let max_uid = max_of("SELECT COALESCE(MAX(uid), 0) FROM users")?;
+    let max_link = max_of("SELECT COALESCE(MAX(rowid), 0) FROM links")?;
     let sources: Vec<(String, String, Option<i64>)> = {
         let mut stmt = conn
             .prepare("SELECT name, role, last_pull_run FROM sources ORDER BY name")
@@ -306,26 +309,28 @@ fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
         rows.collect::<rusqlite::Result<_>>().map_err(sqlite)?
     };
     drop(conn);
-    let small: Vec<scan::TableScan> = scan::drift_tables(0)
+    // The tables always read from SQLite, the links (two halves) first.
+    let mut small: Vec<scan::TableScan> = scan::drift_tables(0, max_link)
         .into_iter()
         .filter(|t| !matches!(t.name, "users" | "groups" | "memberships"))
         .collect();
-    // Jobs: 0 scans the small tables, then one per (source, copied table).
+    small.sort_by_key(|t| t.name != "prior_links");
+    // Jobs: one per table read from SQLite, then one per (source, copied table).
     let copies: Vec<(&str, i64, &'static str)> = sources
         .iter()
         .filter_map(|(source, role, run)| run.filter(|_| columnar::enabled()).map(|run| (source.as_str(), role, run)))
         .flat_map(|(source, role, run)| columnar::tables_for(role).map(|t| (source, run, t)))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let copy_slots: Vec<std::sync::Mutex<Option<Vec<RecordBatch>>>> = copies.iter().map(|_| Default::default()).collect();
-    let small_slot = std::sync::Mutex::new(None);
+    let copy_slots: Vec<Slot<Vec<RecordBatch>>> = copies.iter().map(|_| Default::default()).collect();
+    let small_slots: Vec<Slot<Result<Vec<RecordBatch>, scan::ScanError>>> = small.iter().map(|_| Default::default()).collect();
     std::thread::scope(|s| {
         let work = || loop {
             match next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 => *small_slot.lock().expect("not poisoned") = Some(scan::scan_all(path, &small, 1)),
-                i if i <= copies.len() => {
-                    let (source, run, table) = copies[i - 1];
-                    *copy_slots[i - 1].lock().expect("not poisoned") = columnar::read(path, source, run, table);
+                i if i < small.len() => *small_slots[i].lock().expect("not poisoned") = Some(scan::scan_alone(path, &small[i])),
+                i if i < small.len() + copies.len() => {
+                    let (source, run, table) = copies[i - small.len()];
+                    *copy_slots[i - small.len()].lock().expect("not poisoned") = columnar::read(path, source, run, table);
                 }
                 _ => break,
             }
@@ -349,15 +354,14 @@ fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
         }
     }
     tracing::debug!(cached = sources.len() - missed.len(), from_sqlite = missed.len(), "sources loaded");
-    let small_batches = small_slot
-        .into_inner()
-        .expect("not poisoned")
-        .expect("the small tables were scanned")?;
-    pieces.extend(small.iter().map(|t| t.name).zip(small_batches));
+    for (t, slot) in small.iter().zip(small_slots) {
+        let batches = slot.into_inner().expect("not poisoned").expect("every job ran")?;
+        pieces.push((t.name, batches));
+    }
     if !missed.is_empty() {
         let tables: Vec<scan::TableScan> = if missed.len() == sources.len() {
             // Nothing cached: the whole store, users split across threads.
-            scan::drift_tables(max_uid)
+            scan::drift_tables(max_uid, 0)
                 .into_iter()
                 .filter(|t| matches!(t.name, "users" | "groups" | "memberships"))
                 .collect()
@@ -389,7 +393,7 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     let (scanned, from_sqlite) = tokio::task::block_in_place(|| load_tables(&path))?;
     // Scans of one table (the halves of users, each source's copy) become one table; a table
     // no source provided is registered empty.
-    let mut by_name: Vec<(&str, Vec<RecordBatch>)> = scan::drift_tables(0)
+    let mut by_name: Vec<(&str, Vec<RecordBatch>)> = scan::drift_tables(0, 0)
         .into_iter()
         .map(|t| (t.name, vec![RecordBatch::new_empty(t.schema())]))
         .collect();
@@ -534,7 +538,7 @@ fn reads_pairs(sql: &str) -> bool {
 pub async fn views_session() -> Result<SessionContext, EngineError> {
     let ctx = session();
     let mut seen = std::collections::HashSet::new();
-    for table in scan::drift_tables(0).into_iter().filter(|t| seen.insert(t.name)) {
+    for table in scan::drift_tables(0, 0).into_iter().filter(|t| seen.insert(t.name)) {
         register(&ctx, table.name, vec![RecordBatch::new_empty(table.schema())])?;
     }
     register_config_tables(&ctx, &[])?;

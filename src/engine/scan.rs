@@ -154,6 +154,21 @@ pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) ->
         .collect()
 }
 
+/// [`scan`] of one table on a read-only connection of its own to the store at `path`.
+pub fn scan_alone(path: &std::path::Path, t: &TableScan) -> Result<Vec<RecordBatch>, ScanError> {
+    let sqlite = |source| ScanError::Sqlite { table: t.name, source };
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sqlite)?;
+    let started = std::time::Instant::now();
+    let scanned = scan(&conn, t);
+    tracing::debug!(table = t.name, seconds = started.elapsed().as_secs_f64(), "scanned");
+    scanned
+}
+
 /// Run the scan's SQL and convert every row.
 pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanError> {
     let sqlite = |source| ScanError::Sqlite { table: t.name, source };
@@ -307,11 +322,25 @@ pub fn source_tables(source: &str) -> Vec<TableScan> {
 }
 
 /// The store tables the drift queries read (current state only; `raw` is not needed). The
-/// users table, the widest, is read as two halves of its rowid range so both threads share it;
-/// scans with the same name are registered as one table.
-pub fn drift_tables(max_uid: i64) -> Vec<TableScan> {
+/// users table, the widest, and the links, the longest of those always read from SQLite, are
+/// read as two halves of their rowid ranges (up to `max_uid` and `max_link`) so both threads
+/// share them; scans with the same name are registered as one table.
+pub fn drift_tables(max_uid: i64, max_link: i64) -> Vec<TableScan> {
     use Col::*;
     let mid = max_uid / 2;
+    let link_mid = max_link / 2;
+    let links_scan = |range: String| TableScan {
+        name: "prior_links",
+        sql: format!("SELECT app, idp_user_id, sp_user_id, matched_by, idp_uid, sp_uid FROM links WHERE rowid {range}"),
+        columns: vec![
+            ("app", Text),
+            ("idp_user_id", Text),
+            ("sp_user_id", Text),
+            ("matched_by", Text),
+            ("idp_uid", Int),
+            ("sp_uid", Int),
+        ],
+    };
     vec![
         users_scan(&format!("uid BETWEEN {} AND {mid}", i64::MIN)),
         users_scan(&format!("uid BETWEEN {} AND {}", mid + 1, i64::MAX)),
@@ -322,18 +351,8 @@ pub fn drift_tables(max_uid: i64) -> Vec<TableScan> {
             sql: "SELECT app, idp, group_name, idp_group_id FROM bindings".into(),
             columns: vec![("app", Text), ("idp", Text), ("group_name", Text), ("idp_group_id", Text)],
         },
-        TableScan {
-            name: "prior_links",
-            sql: "SELECT app, idp_user_id, sp_user_id, matched_by, idp_uid, sp_uid FROM links".into(),
-            columns: vec![
-                ("app", Text),
-                ("idp_user_id", Text),
-                ("sp_user_id", Text),
-                ("matched_by", Text),
-                ("idp_uid", Int),
-                ("sp_uid", Int),
-            ],
-        },
+        links_scan(format!("BETWEEN {} AND {link_mid}", i64::MIN)),
+        links_scan(format!("BETWEEN {} AND {}", link_mid + 1, i64::MAX)),
         TableScan {
             name: "prior_group_links",
             sql: "SELECT app, idp_group_id, sp_group_id, matched_by, idp_gid, sp_gid FROM group_links".into(),
