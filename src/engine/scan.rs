@@ -110,10 +110,7 @@ pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) ->
     std::thread::scope(|s| {
         for _ in 0..threads.max(1).min(tables.len()) {
             s.spawn(|| {
-                let conn = match Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                ) {
+                let conn = match open(path) {
                     Ok(c) => c,
                     Err(source) => {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -126,7 +123,6 @@ pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) ->
                         return;
                     }
                 };
-                let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if i >= tables.len() {
@@ -154,15 +150,19 @@ pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) ->
         .collect()
 }
 
-/// [`scan`] of one table on a read-only connection of its own to the store at `path`.
-pub fn scan_alone(path: &std::path::Path, t: &TableScan) -> Result<Vec<RecordBatch>, ScanError> {
-    let sqlite = |source| ScanError::Sqlite { table: t.name, source };
+/// A read-only connection to the store for scans (waiting up to 10 s for a writer's lock).
+fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlite)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sqlite)?;
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// [`scan`] of one table on a read-only connection of its own to the store at `path`.
+pub fn scan_alone(path: &std::path::Path, t: &TableScan) -> Result<Vec<RecordBatch>, ScanError> {
+    let conn = open(path).map_err(|source| ScanError::Sqlite { table: t.name, source })?;
     let started = std::time::Instant::now();
     let scanned = scan(&conn, t);
     tracing::debug!(table = t.name, seconds = started.elapsed().as_secs_f64(), "scanned");
