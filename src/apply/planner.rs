@@ -134,7 +134,7 @@ pub fn create_user_body(profile: &Profile, u: &User) -> Option<Body> {
 }
 
 /// The PATCH operation(s) that set one drifted attribute to the IdP's value.
-fn attribute_ops<'a>(profile: &'a Profile, attribute: &str, value: &'a str, idp_user: Option<&User>) -> Vec<PatchOp<'a>> {
+fn attribute_ops<'a>(profile: &'a Profile, attribute: &str, value: &str, idp_user: Option<&User>) -> Vec<PatchOp<'a>> {
     let v = shaped(profile, attribute, value);
     match attribute {
         "email" => vec![PatchOp::replace("emails", PatchValue::Emails(primary_email(profile, v)))],

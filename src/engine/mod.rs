@@ -310,7 +310,7 @@ fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
     };
     drop(conn);
     // The tables always read from SQLite, the links (two halves) first.
-    let mut small: Vec<scan::TableScan> = scan::drift_tables(0, max_link)
+    let mut small: Vec<scan::TableScan> = scan::drift_tables(max_uid, max_link)
         .into_iter()
         .filter(|t| !matches!(t.name, "users" | "groups" | "memberships"))
         .collect();
@@ -361,7 +361,7 @@ fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
     if !missed.is_empty() {
         let tables: Vec<scan::TableScan> = if missed.len() == sources.len() {
             // Nothing cached: the whole store, users split across threads.
-            scan::drift_tables(max_uid, 0)
+            scan::drift_tables(max_uid, max_link)
                 .into_iter()
                 .filter(|t| matches!(t.name, "users" | "groups" | "memberships"))
                 .collect()

@@ -61,25 +61,30 @@ pub(super) fn register_pairs(ctx: &SessionContext, name: &str, columns: [&str; 2
     register(ctx, name, vec![batch])
 }
 
-/// Run a planner query over `rows`, registered as its input table for as long as it runs.
-async fn query_over(ctx: &SessionContext, query: &PlannerQuery, rows: &[(&str, &str)]) -> Result<Vec<RecordBatch>, EngineError> {
-    register_pairs(ctx, query.input, query.columns, rows)?;
+/// Run a planner query over `rows`, registered as its input table for as long as it runs; no
+/// rows, no query (and no batches).
+async fn query_over<'r>(
+    ctx: &SessionContext,
+    query: &PlannerQuery,
+    rows: impl IntoIterator<Item = (&'r str, &'r str)>,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    let rows: Vec<(&str, &str)> = rows.into_iter().collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    register_pairs(ctx, query.input, query.columns, &rows)?;
     let batches = collect(ctx, &format!("planner/{}", query.view.trim_start_matches("plan_")), query.sql).await;
     deregister(ctx, query.input)?;
     batches
 }
 
 pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Result<NewGroupMembers, EngineError> {
-    let creating: Vec<(&str, &str)> = findings
+    let creating = findings
         .iter()
         .filter(|f| f.kind == "group.missing")
-        .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)))
-        .collect();
+        .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)));
     let mut out = NewGroupMembers::new();
-    if creating.is_empty() {
-        return Ok(out);
-    }
-    let batches = query_over(ctx, &NEW_GROUP_MEMBERS, &creating).await?;
+    let batches = query_over(ctx, &NEW_GROUP_MEMBERS, creating).await?;
     for b in &batches {
         let rows = strings(b, "app").into_iter().zip(strings(b, "group_id")).zip(strings(b, "user_id"));
         for ((app, group), user) in rows {
@@ -106,11 +111,7 @@ pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups
         )
         .collect();
     let mut out = MemberLinks::new();
-    if named.is_empty() {
-        return Ok(out);
-    }
-    let named: Vec<_> = named.into_iter().collect();
-    let batches = query_over(ctx, &MEMBER_LINKS, &named).await?;
+    let batches = query_over(ctx, &MEMBER_LINKS, named).await?;
     for b in &batches {
         let rows = strings(b, "app")
             .into_iter()
@@ -135,11 +136,7 @@ pub async fn idp_users(ctx: &SessionContext, findings: &[Finding]) -> Result<Idp
         .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)))
         .collect();
     let mut out = IdpUsers::new();
-    if wanted.is_empty() {
-        return Ok(out);
-    }
-    let wanted: Vec<_> = wanted.into_iter().collect();
-    let batches = query_over(ctx, &IDP_USERS, &wanted).await?;
+    let batches = query_over(ctx, &IDP_USERS, wanted).await?;
     for b in &batches {
         let active = b.column_by_name("active").expect("idp_users.sql returns active").as_boolean();
         let mut text = [
