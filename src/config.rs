@@ -5,6 +5,7 @@
 //! written inline: `token_env` names an environment variable, `token_file` a file.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -128,6 +129,10 @@ impl DeactivationLimit {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     store: Option<PathBuf>,
+    /// How long one request may wait between retries in all (a duration like "10m").
+    max_retry_wait: Option<String>,
+    /// How long one run (a command, or one reconcile cycle) may wait between retries in all.
+    max_retry_wait_per_run: Option<String>,
     #[serde(default)]
     idp: BTreeMap<String, RawIdp>,
     #[serde(default)]
@@ -155,6 +160,8 @@ struct RawIdp {
     token_url: Option<String>,
     page_size: Option<u32>,
     concurrency: Option<usize>,
+    /// Objects one listing may hold; a server that claims or sends more is refused.
+    max_objects: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +187,8 @@ struct RawApp {
     roles: BTreeMap<String, String>,
     page_size: Option<u32>,
     concurrency: Option<usize>,
+    /// Objects one listing may hold; a server that claims or sends more is refused.
+    max_objects: Option<u64>,
 }
 
 fn default_profile() -> String {
@@ -213,11 +222,40 @@ impl TokenSource {
                 Err(_) => Err(err(format!("environment variable {var} (token_env) is not set"))),
             },
             TokenSource::File(path) => match std::fs::read_to_string(path) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(Secret::new(v.trim()))),
+                Ok(v) if !v.trim().is_empty() => {
+                    warn_if_readable_by_others(source_name, path);
+                    Ok(Some(Secret::new(v.trim())))
+                }
                 Ok(_) => Err(err(format!("token_file '{}' is empty", path.display()))),
                 Err(e) => Err(err(format!("cannot read token_file '{}': {e}", path.display()))),
             },
         }
+    }
+}
+
+/// Warn, as ssh does for a private key, when a token file can be read by its group or by
+/// others.
+fn warn_if_readable_by_others(source_name: &str, path: &Path) {
+    if let Some(mode) = group_or_world_readable(path) {
+        tracing::warn!(
+            "{source_name}: token_file '{}' has mode {mode:04o}: readable by its group or by others; `chmod 600` it",
+            path.display()
+        );
+    }
+}
+
+/// The file's permission bits when its group or others may read it.
+pub fn group_or_world_readable(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o044 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -228,6 +266,8 @@ pub struct HttpSettings {
     pub token: TokenSource,
     pub page_size: u32,
     pub concurrency: usize,
+    /// Objects one listing of this source may hold (users, groups, members of a group).
+    pub max_objects: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -274,11 +314,18 @@ impl AppConfig {
 pub struct Config {
     pub path: PathBuf,
     pub store: PathBuf,
+    /// The retry budget of one request (`max_retry_wait`, default 10m).
+    pub max_retry_wait: Duration,
+    /// The retry budget of one run (`max_retry_wait_per_run`, default 1h).
+    pub max_retry_wait_per_run: Duration,
     pub idps: Vec<IdpConfig>,
     pub apps: Vec<AppConfig>,
 }
 
 const DEFAULT_PAGE_SIZE: u32 = 1000;
+/// The retry budgets when the config sets none.
+pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_MAX_RETRY_WAIT_PER_RUN: Duration = Duration::from_secs(60 * 60);
 const DEFAULT_CONCURRENCY: usize = 4;
 const BUILTIN_PROFILES: &[&str] = &["generic", "whimsical", "quip", "blogin", "workramp"];
 
@@ -331,6 +378,7 @@ impl Config {
                         token,
                         page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
                         concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
+                        max_objects: check_max_objects(r.max_objects).map_err(|m| invalid(&section, "max_objects", m))?,
                     })
                 }
             };
@@ -436,6 +484,7 @@ impl Config {
                     token: token_source(r.token_env, r.token_file.map(relative)).map_err(|m| invalid(&section, "token_env", m))?,
                     page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
                     concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
+                    max_objects: check_max_objects(r.max_objects).map_err(|m| invalid(&section, "max_objects", m))?,
                 },
                 name,
                 idp: r.idp,
@@ -451,9 +500,15 @@ impl Config {
         }
 
         let store = raw.store.map(relative).unwrap_or_else(|| base_dir.join("scimsync.db"));
+        let duration = |key: &str, v: Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(text) => crate::time::parse_duration(&text).map_err(|m| invalid("(top level)", key, m)),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             store,
+            max_retry_wait: duration("max_retry_wait", raw.max_retry_wait, DEFAULT_MAX_RETRY_WAIT)?,
+            max_retry_wait_per_run: duration("max_retry_wait_per_run", raw.max_retry_wait_per_run, DEFAULT_MAX_RETRY_WAIT_PER_RUN)?,
             idps,
             apps,
         })
@@ -483,11 +538,28 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An http(s) URL without credentials in it. The error never repeats a URL that holds
+/// credentials: a password in `https://user:pass@host` belongs in `token_env` or `token_file`,
+/// and would otherwise be stored in `sources.base_url` and printed by `status`.
 fn check_url(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let host = parsed.host_str().unwrap_or_default();
+        return Err(format!(
+            "the URL for {host} holds credentials (user:password@); put the token in token_env or token_file instead"
+        ));
+    }
     match parsed.scheme() {
         "http" | "https" => Ok(()),
         other => Err(format!("'{url}': scheme '{other}' is not http or https")),
+    }
+}
+
+fn check_max_objects(v: Option<u64>) -> Result<u64, String> {
+    match v {
+        None => Ok(crate::paging::DEFAULT_MAX_OBJECTS),
+        Some(0) => Err("must be at least 1".into()),
+        Some(n) => Ok(n),
     }
 }
 
@@ -610,6 +682,42 @@ mod tests {
         let c = parse("store = \"s.db\"\n[idp.corp]\nkind=\"file\"\npath=\"d.json\"\n").unwrap();
         assert_eq!(c.store, PathBuf::from("/etc/scimsync/s.db"));
         assert_eq!(c.idps[0].path.as_deref(), Some(Path::new("/etc/scimsync/d.json")));
+    }
+
+    #[test]
+    fn credentials_in_a_base_url_are_refused_without_repeating_them() {
+        let e = parse("[idp.corp]\nkind = \"scim\"\nbase_url = \"https://admin:hunter2-pass@idp.example.com/scim/v2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[idp.corp] key 'base_url'") && e.contains("credentials"), "{e}");
+        assert!(!e.contains("hunter2-pass") && !e.contains("admin:"), "{e}");
+        let e = parse("[idp.corp]\nkind=\"file\"\npath=\"d.json\"\n[app.q]\nidp=\"corp\"\nbase_url=\"https://tok@q.example.com/scim\"\ngroups=[\"g\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[app.q] key 'base_url'") && !e.contains("tok@"), "{e}");
+    }
+
+    #[test]
+    fn retry_budgets_and_max_objects_are_read() {
+        let c = parse("max_retry_wait = \"90s\"\nmax_retry_wait_per_run = \"2h\"\n[idp.corp]\nkind=\"scim\"\nbase_url=\"http://x\"\nmax_objects = 500\n").unwrap();
+        assert_eq!(c.max_retry_wait, Duration::from_secs(90));
+        assert_eq!(c.max_retry_wait_per_run, Duration::from_secs(7200));
+        assert_eq!(c.idps[0].http.as_ref().unwrap().max_objects, 500);
+        let e = parse("max_retry_wait = \"soon\"\n").unwrap_err().to_string();
+        assert!(e.contains("max_retry_wait"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_readable_by_others_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "tok-abcdef").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(group_or_world_readable(&f), Some(0o644));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(group_or_world_readable(&f), None);
     }
 
     #[test]

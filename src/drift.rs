@@ -12,7 +12,7 @@ use crate::store::{PullState, Store};
 
 /// Finding kinds that call for a change in an app (the rest are for people to look at).
 pub fn is_actionable(kind: &str) -> bool {
-    !matches!(kind, "user.unmanaged" | "user.conflict" | "group.takeover")
+    !matches!(kind, "user.unmanaged" | "user.conflict" | "group.takeover" | "group.duplicate")
 }
 
 /// One app as planned: the snapshots used and what may limit the plan.
@@ -300,6 +300,7 @@ pub fn describe_finding(f: &Finding) -> String {
         ),
         "user.orphaned" | "group.orphaned" | "user.unmanaged" => format!("{subject}  ({})", f.detail.clone().unwrap_or_default()),
         "user.conflict" => format!("{subject}  matches {} by {}", v(&f.old_value), v(&f.attribute)),
+        "group.duplicate" => format!("{subject}  (id {}: {})", v(&f.sp_id), f.detail.clone().unwrap_or_default()),
         _ => subject,
     }
 }

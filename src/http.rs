@@ -4,6 +4,18 @@
 //!
 //! Protocol layers (SCIM, and the IdP connectors) build requests and read responses; they never
 //! touch reqwest themselves.
+//!
+//! What a server says is not trusted:
+//! - Redirects are followed here, not by reqwest: only for GET and HEAD, only to the same origin
+//!   (scheme, host and port), at most [`MAX_REDIRECTS`] times. A redirect to another origin would
+//!   take the credentials (or, for SCIM and Okta, take the snapshot from a server nobody
+//!   configured); a POST is never replayed to a new URL (the Entra token request carries the
+//!   client secret in its body). Either is an error naming both URLs.
+//! - Retries have a budget: the time one request may spend waiting between attempts, and the
+//!   time a whole run may ([`set_retry_budget`]), so that one throttling server cannot stall a
+//!   run for hours.
+//! - Error text that quotes the server passes [`crate::secret::redact`] when displayed.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -71,6 +83,8 @@ pub struct HttpSettings {
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub extra_headers: Vec<(String, String)>,
+    /// Objects one listing of this source may hold (see [`crate::paging`]).
+    pub max_objects: u64,
 }
 
 impl HttpSettings {
@@ -94,13 +108,61 @@ impl HttpSettings {
             concurrency: 4,
             retry: RetryPolicy::default(),
             extra_headers: Vec::new(),
+            max_objects: crate::paging::DEFAULT_MAX_OBJECTS,
         }
     }
 }
 
-/// What went wrong, with where: the connection, the request and (for lists) the page.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {method} {url}{}: {kind}", page.map(|p| format!(" (page {p})")).unwrap_or_default())]
+/// Same-origin redirects followed for one request, at most.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The retry budget: how long one request, and one run (a command, or one reconcile cycle), may
+/// spend waiting between attempts. Process-wide; [`set_retry_budget`] sets it from the config and
+/// flags and starts a new run's budget.
+static RETRY_WAIT_PER_REQUEST_MS: AtomicU64 = AtomicU64::new(10 * 60 * 1000);
+static RETRY_WAIT_PER_RUN_MS: AtomicU64 = AtomicU64::new(60 * 60 * 1000);
+static RETRY_WAITED_THIS_RUN_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Set the retry budget (per request, per run) and start a new run's account.
+pub fn set_retry_budget(per_request: Duration, per_run: Duration) {
+    RETRY_WAIT_PER_REQUEST_MS.store(per_request.as_millis() as u64, Ordering::SeqCst);
+    RETRY_WAIT_PER_RUN_MS.store(per_run.as_millis() as u64, Ordering::SeqCst);
+    RETRY_WAITED_THIS_RUN_MS.store(0, Ordering::SeqCst);
+}
+
+/// Start a new run's account of retry waits (each reconcile cycle is a run).
+pub fn start_retry_budget_run() {
+    RETRY_WAITED_THIS_RUN_MS.store(0, Ordering::SeqCst);
+}
+
+/// Whether waiting `wait` more stays within the budget, given what this request has waited;
+/// the reason when it does not. The run's account is charged when it does.
+fn charge_retry_wait(waited: Duration, wait: Duration) -> Result<(), String> {
+    let per_request = Duration::from_millis(RETRY_WAIT_PER_REQUEST_MS.load(Ordering::SeqCst));
+    if waited + wait > per_request {
+        return Err(format!(
+            "gave up: another {:.1}s wait would pass the retry budget of {} per request (max_retry_wait), {:.1}s already waited",
+            wait.as_secs_f64(),
+            crate::time::human_duration(per_request),
+            waited.as_secs_f64()
+        ));
+    }
+    let per_run = RETRY_WAIT_PER_RUN_MS.load(Ordering::SeqCst);
+    let ms = wait.as_millis() as u64;
+    let before = RETRY_WAITED_THIS_RUN_MS.fetch_add(ms, Ordering::SeqCst);
+    if before + ms > per_run {
+        RETRY_WAITED_THIS_RUN_MS.fetch_sub(ms, Ordering::SeqCst);
+        return Err(format!(
+            "gave up: the run's retry budget of {} (max_retry_wait_per_run) is spent",
+            crate::time::human_duration(Duration::from_millis(per_run))
+        ));
+    }
+    Ok(())
+}
+
+/// What went wrong, with where: the connection, the request and (for lists) the page. Its text
+/// passes [`crate::secret::redact`]: a server may echo a token in what it answers.
+#[derive(Debug)]
 pub struct HttpError {
     pub source_name: String,
     pub method: String,
@@ -108,6 +170,16 @@ pub struct HttpError {
     pub page: Option<u64>,
     pub kind: HttpErrorKind,
 }
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let page = self.page.map(|p| format!(" (page {p})")).unwrap_or_default();
+        let text = format!("{}: {} {}{page}: {}", self.source_name, self.method, self.url, self.kind);
+        f.write_str(&crate::secret::redact(&text))
+    }
+}
+
+impl std::error::Error for HttpError {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpErrorKind {
@@ -129,6 +201,13 @@ pub enum HttpErrorKind {
     BadBody(String),
     #[error("{0}")]
     Paging(String),
+    /// A redirect that is not followed: to another origin, for a method that is not replayed,
+    /// or past [`MAX_REDIRECTS`].
+    #[error("redirected to {to}: {why}; not followed")]
+    Redirect { to: String, why: String },
+    /// The retry budget ran out before the server answered.
+    #[error("HTTP {status}{} after {attempts} attempt(s): {why}", reason(*status))]
+    RetryBudget { status: u16, attempts: u32, why: String },
 }
 
 fn reason(status: u16) -> String {
@@ -250,6 +329,8 @@ impl Http {
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("scimsync/", env!("CARGO_PKG_VERSION")))
+            // Redirects are followed by `send`, which checks the origin and the method first.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("{}: cannot build HTTP client: {e}", settings.source_name))?;
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -264,6 +345,11 @@ impl Http {
         &self.settings.source_name
     }
 
+    /// The checks for one listing of this source.
+    pub fn page_guard(&self) -> crate::paging::PageGuard {
+        crate::paging::PageGuard::new(self.settings.max_objects)
+    }
+
     pub fn error(&self, method: &Method, url: &str, kind: HttpErrorKind) -> HttpError {
         HttpError {
             source_name: self.settings.source_name.clone(),
@@ -274,8 +360,10 @@ impl Http {
         }
     }
 
-    /// Send a request, retrying what is retryable. Returns the final response whatever its
-    /// status; only transport failures (and exhausted retries on retryable statuses) are errors.
+    /// Send a request, retrying what is retryable and following same-origin redirects of a GET
+    /// or HEAD (see the module doc). Returns the final response whatever its status; only
+    /// transport failures, exhausted retries on retryable statuses and refused redirects are
+    /// errors.
     pub async fn send(
         &self,
         method: Method,
@@ -283,8 +371,52 @@ impl Http {
         headers: &[(HeaderName, String)],
         body: Option<Bytes>,
     ) -> Result<Response, HttpError> {
+        let mut current = url.to_string();
+        let mut hops = 0;
+        loop {
+            let resp = self.send_retrying(&method, &current, headers, body.clone()).await?;
+            let Some(location) = redirect_location(&resp) else {
+                return Ok(resp);
+            };
+            let refuse = |to: String, why: String| self.error(&method, &current, HttpErrorKind::Redirect { to, why });
+            let target = match url::Url::parse(&current).and_then(|base| base.join(&location)) {
+                Ok(t) => t,
+                Err(e) => return Err(refuse(location, format!("not a URL ({e})"))),
+            };
+            let (from_origin, to_origin) = (origin(&current), target.origin().ascii_serialization());
+            if from_origin.as_deref() != Some(to_origin.as_str()) {
+                return Err(refuse(
+                    target.to_string(),
+                    format!(
+                        "another origin than {} (the credentials would go with it)",
+                        from_origin.unwrap_or_default()
+                    ),
+                ));
+            }
+            if method != Method::GET && method != Method::HEAD {
+                return Err(refuse(target.to_string(), format!("a {method} is never sent again to a new URL")));
+            }
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(refuse(target.to_string(), format!("more than {MAX_REDIRECTS} redirects")));
+            }
+            tracing::debug!(source = %self.settings.source_name, from = %current, to = %target, "following a same-origin redirect");
+            current = target.to_string();
+        }
+    }
+
+    /// [`Http::send`] without redirects: one URL, retried.
+    async fn send_retrying(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(HeaderName, String)],
+        body: Option<Bytes>,
+    ) -> Result<Response, HttpError> {
+        let method = method.clone();
         let policy = &self.settings.retry;
         let mut attempt = 0u32;
+        let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
             let outcome = {
@@ -365,6 +497,27 @@ impl Http {
                     }
                 };
             }
+            if let Err(why) = charge_retry_wait(waited, wait) {
+                return Err(match outcome {
+                    Ok(resp) => self.error(
+                        &method,
+                        url,
+                        HttpErrorKind::RetryBudget {
+                            status: resp.status,
+                            attempts: attempt,
+                            why,
+                        },
+                    ),
+                    Err(mut e) => {
+                        if let HttpErrorKind::Network { message, attempts } = &mut e.kind {
+                            *attempts = attempt;
+                            message.push_str(&format!("; {why}"));
+                        }
+                        e
+                    }
+                });
+            }
+            waited += wait;
             tracing::debug!(source = %self.settings.source_name, %method, url, attempt, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
         }
@@ -429,6 +582,23 @@ impl Http {
     }
 }
 
+/// The target of a redirect answer (301, 302, 303, 307, 308 with a `Location`).
+fn redirect_location(resp: &Response) -> Option<String> {
+    if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    resp.headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// scheme://host[:port] of a URL.
+pub fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(u.origin().ascii_serialization())
+}
+
 /// A readable cause for a reqwest error, walking its source chain (timeouts, refused
 /// connections, TLS certificate problems).
 fn describe(e: &reqwest::Error) -> String {
@@ -481,7 +651,12 @@ fn certificate_problem(message: &str) -> Option<String> {
 
 /// A short description of an error body for messages: the SCIM detail if it is one, else the
 /// start of the text.
+/// The text passes [`crate::secret::redact`]: servers echo what they were sent.
 pub fn detail_of(body: &[u8]) -> String {
+    crate::secret::redact(&raw_detail_of(body)).into_owned()
+}
+
+fn raw_detail_of(body: &[u8]) -> String {
     if let Some(e) = crate::scim::ScimErrorBody::parse(body) {
         return e.summary();
     }

@@ -33,3 +33,23 @@ fn mib(field: &str) -> f64 {
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// The memory this process may use: the cgroup's limit (a container's `memory.max`) when one is
+/// set, else the machine's physical memory. Linux; elsewhere 8 GiB.
+pub fn available_bytes() -> u64 {
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let physical = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    match (cgroup, physical) {
+        (Some(c), Some(p)) => c.min(p),
+        (Some(c), None) => c,
+        (None, Some(p)) => p,
+        (None, None) => 8 << 30,
+    }
+}

@@ -2,9 +2,7 @@
 //! cycles keep failing are quarantined (retried at growing intervals) while the others go on.
 //! The loop, the store lock and the metrics file live here too; the CLI only prints.
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,6 +140,9 @@ fn quarantine_until(n: i64, after: i64, base: Duration) -> Option<String> {
 pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> anyhow::Result<CycleReport> {
     let mut store = Store::open(store_path)?;
     let mut report = CycleReport::default();
+    // Each cycle is a run of its own for the retry budget: a throttling app spends this
+    // cycle's budget, and the next cycle starts afresh.
+    crate::http::start_retry_budget_run();
     let now = crate::time::now();
     // Quarantined apps sit this cycle out (and are not even pulled) until their time comes.
     let mut active = config.clone();
@@ -320,66 +321,7 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// An exclusive lock on a store for reconcile runs, held while the value lives. The lock file
-/// says who holds it.
-pub struct StoreLock {
-    _file: File,
-    pub path: PathBuf,
-}
-
-impl StoreLock {
-    pub fn acquire(store: &Path) -> anyhow::Result<StoreLock> {
-        let mut name = store.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| anyhow::anyhow!("lock file '{}': {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                anyhow::bail!(
-                    "another scimsync reconcile holds the lock on '{}' ({}); it exits on SIGTERM",
-                    store.display(),
-                    holder.trim()
-                );
-            }
-            Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("lock file '{}': {e}", path.display()),
-        }
-        file.set_len(0)?;
-        file.rewind()?;
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this host".into());
-        write!(file, "pid {} on {host} since {}", std::process::id(), crate::time::now())?;
-        file.flush()?;
-        Ok(StoreLock { _file: file, path })
-    }
-}
-
-/// Parse `30s`, `15m`, `2h`, `1d` (or plain seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration like 30s, 15m, 2h or 1d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m, h or d)")),
-    };
-    if secs == 0 {
-        return Err(format!("'{s}' must be longer than zero"));
-    }
-    Ok(Duration::from_secs(secs))
-}
+pub use crate::time::parse_duration;
 
 /// Sleep `base` ± 10 %, waking early when `stop` is set. Returns false when stopped.
 pub async fn pause(base: Duration, stop: &AtomicBool) -> bool {

@@ -337,6 +337,30 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
         }
     };
 
+    // Claim the operation in the journal first (compare-and-set on what this apply read): an
+    // operation another apply has claimed or finished since is never sent a second time.
+    match store
+        .lock()
+        .expect("store lock")
+        .op_claim(plan_id, op.seq, &entry.status, entry.attempts)
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return Outcome {
+                status: "not_started",
+                error: Some("claimed by another apply; not sent".into()),
+                requests,
+            }
+        }
+        Err(e) => {
+            return Outcome {
+                status: "failed",
+                error: Some(format!("journal: {e}; not sent")),
+                requests,
+            }
+        }
+    }
+
     // An interrupted create may have reached the app: look before creating again.
     if entry.status == "in_flight" && op.creates() {
         requests += 1;
@@ -352,13 +376,6 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
     if let Some(b) = body.as_mut() {
         let links = rt.links.lock().expect("links lock");
         dropped = resolve_refs(b, &|idp| links.get(idp).cloned());
-    }
-    if let Err(e) = store.lock().expect("store lock").op_started(plan_id, op.seq) {
-        return Outcome {
-            status: "failed",
-            error: Some(format!("journal: {e}; not sent")),
-            requests,
-        };
     }
     let method = Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST);
     let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));
@@ -418,9 +435,13 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
                             op,
                             plan_id,
                             Some(status),
-                            &format!("409 on create and no matching object found: {detail}"),
+                            &format!("409 on create and no account carrying its key found (user.conflict; nothing linked): {detail}"),
                         );
-                        failed(Some(status), format!("HTTP 409: {detail}; no matching object found"), requests)
+                        failed(
+                            Some(status),
+                            format!("HTTP 409: {detail}; no account carrying its key found (user.conflict; nothing linked or written)"),
+                            requests,
+                        )
                     }
                     Err(e) => failed(Some(status), format!("HTTP 409, then lookup failed: {e}"), requests),
                 };
@@ -515,13 +536,24 @@ async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate
         ("emails.value", str_at("/emails/0/value")),
     ] {
         let Some(value) = value else { continue };
-        let found: Vec<Value> = rt
+        let answered: Vec<Value> = rt
             .client
             .search("Users", &format!("{attr} eq {}", json_string(&value)), 10)
             .await?
             .iter()
             .filter_map(|r| serde_json::from_str(r.get()).ok())
             .collect();
+        // An app that ignores the filter answers with accounts of other people: linking one
+        // and then writing the new person's names and emails to it would hand it over. Only an
+        // account that carries the key asked for is taken.
+        let (found, strangers): (Vec<Value>, Vec<Value>) = answered.into_iter().partition(|u| carries_key(u, attr, &value));
+        if !strangers.is_empty() {
+            tracing::warn!(
+                app = %op.app,
+                "lookup by {attr} answered {} account(s) that do not carry it (the app ignores the filter?); not linked",
+                strangers.len()
+            );
+        }
         // An email filter also returns disabled accounts (Quip): prefer an active one.
         let active: Vec<&Value> = found
             .iter()
@@ -536,4 +568,40 @@ async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate
         }
     }
     Ok(None)
+}
+
+/// Whether a user resource carries `value` for the lookup key `attr`: userName and emails
+/// compare without case (RFC 7643 §4.1.1, §4.1.2: not caseExact), externalId exactly (§3.1).
+fn carries_key(user: &Value, attr: &str, value: &str) -> bool {
+    fn text(v: Option<&Value>) -> Option<&str> {
+        v.and_then(Value::as_str).map(str::trim)
+    }
+    match attr {
+        "userName" => text(user.get("userName")).is_some_and(|u| u.to_lowercase() == value.trim().to_lowercase()),
+        "externalId" => text(user.get("externalId")) == Some(value.trim()),
+        "emails.value" => user.get("emails").and_then(Value::as_array).is_some_and(|emails| {
+            emails
+                .iter()
+                .any(|e| text(e.get("value")).is_some_and(|v| v.to_lowercase() == value.trim().to_lowercase()))
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_looked_up_account_must_carry_the_key() {
+        let u =
+            serde_json::json!({"id": "9", "userName": "Bob@Example.com", "externalId": "E-1", "emails": [{"value": "bob@example.com"}]});
+        assert!(carries_key(&u, "userName", "bob@example.com"));
+        assert!(!carries_key(&u, "userName", "alice@example.com"));
+        assert!(carries_key(&u, "externalId", "E-1"));
+        assert!(!carries_key(&u, "externalId", "e-1"));
+        assert!(carries_key(&u, "emails.value", "BOB@example.com"));
+        assert!(!carries_key(&u, "emails.value", "eve@example.com"));
+        assert!(!carries_key(&serde_json::json!({"id": "1"}), "userName", "x"));
+    }
 }

@@ -33,18 +33,14 @@ pub struct AppOperations {
     pub warnings: Vec<String>,
 }
 
+/// `Users/{id}`. An id that cannot be addressed (`.`, `..`) gives a path the plan refuses
+/// below: it becomes a warning, never a request.
 fn user_path(id: &str) -> String {
-    format!(
-        "Users/{}",
-        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-    )
+    crate::scim::path::resource_path("Users", id).unwrap_or_else(|_| format!("Users/{id}"))
 }
 
 fn group_path(id: &str) -> String {
-    format!(
-        "Groups/{}",
-        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-    )
+    crate::scim::path::resource_path("Groups", id).unwrap_or_else(|_| format!("Groups/{id}"))
 }
 
 fn patch(ops: Vec<PatchOp>) -> Body {
@@ -333,6 +329,20 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
         ops.push(op(phase::DELETE_GROUPS, "group.delete", "DELETE", group_path(sp), None, f));
     }
 
+    // An SP id that is a URL dot segment cannot be addressed: the request would go to another
+    // resource (the collection, the base URL). The finding stays; no operation is planned.
+    ops.retain(|o| {
+        let safe = crate::scim::path::safe_request_path(&o.path);
+        if !safe {
+            out.warnings.push(format!(
+                "app '{name}': {} {} ({}): the app's id cannot be addressed in a URL; not sent, fix it in the app",
+                o.method,
+                o.path,
+                o.subject.as_deref().unwrap_or_default()
+            ));
+        }
+        safe
+    });
     ops.sort_by_key(|o| o.phase); // stable: keeps finding order within a phase
     for o in &mut ops {
         o.seq = *next_seq;

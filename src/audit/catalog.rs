@@ -230,7 +230,8 @@ impl TableProvider for StoreTable {
 
 /// A fresh DataFusion session whose default schema is `schema`.
 pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
-    let ctx = crate::engine::session();
+    let ctx = crate::engine::session_with_memory_limit(super::limits::session_memory_limit());
+    super::limits::register_bounded_functions(&ctx);
     // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
     let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
     ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));

@@ -4,6 +4,7 @@
 mod catalog;
 pub mod diff;
 pub mod html;
+mod limits;
 pub mod output;
 pub mod reports;
 
@@ -29,6 +30,9 @@ pub enum AuditError {
     Sql { origin: String, message: String },
     #[error("{0}")]
     Input(String),
+    /// The store cannot be read as it is (a newer schema, a damaged file).
+    #[error(transparent)]
+    Schema(#[from] crate::store::StoreError),
 }
 
 /// A result: its schema (also when there are no rows) and its batches.
@@ -58,6 +62,9 @@ impl Auditor {
         if !path.exists() {
             return Err(AuditError::NoStore(path.display().to_string()));
         }
+        // The schema version first: a store from a newer scimsync is refused before it is read
+        // (and one from an older scimsync is upgraded).
+        drop(crate::store::Store::open_read_only(path)?);
         let schema = catalog::StoreSchema::new(path, at).map_err(|source| AuditError::Store {
             path: path.display().to_string(),
             source,

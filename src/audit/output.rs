@@ -2,6 +2,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use arrow::record_batch::RecordBatch;
 use clap::ValueEnum;
 
 use super::{AuditError, Rows};
@@ -36,12 +37,45 @@ impl Format {
     }
 }
 
-/// Write `rows` in `format` to `w`.
+/// Write `rows` in `format` to `w`, with CSV cells that a spreadsheet would run as formulas
+/// made text (see [`write_with`]).
 pub fn write(rows: &Rows, format: Format, w: &mut (dyn Write + Send)) -> Result<(), AuditError> {
+    write_with(rows, format, false, w)
+}
+
+/// Every text column of `batch` passed through `f`; other columns as they are.
+fn map_text(batch: &RecordBatch, f: impl Fn(&str) -> std::borrow::Cow<'_, str>) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Array, ArrayRef, StringArray};
+    use arrow::datatypes::DataType;
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| -> Result<ArrayRef, arrow::error::ArrowError> {
+            if !matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                return Ok(c.clone());
+            }
+            let text = arrow::compute::cast(c, &DataType::Utf8)?;
+            let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+            let mapped: StringArray = text.iter().map(|v| v.map(|v| f(v).into_owned())).collect();
+            arrow::compute::cast(&mapped, c.data_type())
+        })
+        .collect::<Result<_, _>>()?;
+    RecordBatch::try_new(batch.schema(), columns)
+}
+
+/// Write `rows` in `format` to `w`. Human output (the table) escapes control characters, so
+/// directory data cannot drive the terminal; CSV cells starting with `=`, `+`, `-` or `@` get a
+/// leading `'` unless `keep_formulas` (OWASP CSV injection); JSON, NDJSON and Parquet keep the
+/// data as it is.
+pub fn write_with(rows: &Rows, format: Format, keep_formulas: bool, w: &mut (dyn Write + Send)) -> Result<(), AuditError> {
     let io = |e: &dyn std::fmt::Display| AuditError::Input(format!("writing the result: {e}"));
+    let mapped = |f: fn(&str) -> std::borrow::Cow<'_, str>| -> Result<Vec<RecordBatch>, AuditError> {
+        rows.batches.iter().map(|b| map_text(b, f).map_err(|e| io(&e))).collect()
+    };
     match format {
         Format::Table => {
-            let text = arrow::util::pretty::pretty_format_batches(&rows.batches).map_err(|e| io(&e))?;
+            let batches = mapped(crate::terminal::printable)?;
+            let text = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| io(&e))?;
             writeln!(w, "{text}").map_err(|e| io(&e))?;
             writeln!(w, "({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" }).map_err(|e| io(&e))?;
         }
@@ -53,7 +87,14 @@ pub fn write(rows: &Rows, format: Format, w: &mut (dyn Write + Send)) -> Result<
                 drop(writer);
                 writeln!(w, "{}", names.join(",")).map_err(|e| io(&e))?;
             } else {
-                for b in &rows.batches {
+                let guarded;
+                let batches = if keep_formulas {
+                    &rows.batches
+                } else {
+                    guarded = mapped(crate::terminal::csv_cell)?;
+                    &guarded
+                };
+                for b in batches {
                     writer.write(b).map_err(|e| io(&e))?;
                 }
             }

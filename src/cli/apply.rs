@@ -9,7 +9,6 @@ use crate::apply::executor::{check_fresh, check_guard, pending};
 use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
 use crate::config::DeactivationLimit;
 use crate::ops::Plan;
-use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -38,7 +37,7 @@ pub struct ApplyArgs {
 
 pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
     let config = g.load_config()?;
-    let mut store = Store::open(&g.store_path(Some(&config)))?;
+    let (_lock, mut store) = g.open_for_writing(&g.store_path(Some(&config)))?;
     let plan_id = match &args.plan {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("plan file '{}': {e}", path.display()))?;
@@ -130,17 +129,17 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
 pub fn print_report(report: &ApplyReport) {
     let mut t = output::table(&["app", "action", "done", "failed", "skipped"]);
     for ((app, action), (done, failed, skipped)) in &report.counts {
-        t.add_row(vec![
+        t.add_row(super::output::safe_row(vec![
             app.clone(),
             action.clone(),
             done.to_string(),
             failed.to_string(),
             skipped.to_string(),
-        ]);
+        ]));
     }
     println!("{t}");
     for f in report.failures.iter().take(20) {
-        eprintln!("failed: {f}");
+        eprintln!("failed: {}", crate::terminal::printable(f));
     }
     if report.failures.len() > 20 {
         eprintln!("… and {} more failures (scimsync events)", report.failures.len() - 20);

@@ -50,7 +50,7 @@ pub fn run(g: &Globals, args: EventsArgs) -> anyhow::Result<Outcome> {
         EventsFormat::Table => {
             let mut t = output::table(&["at", "event", "app", "subject", "outcome", "http", "message"]);
             for e in &events {
-                t.add_row(vec![
+                t.add_row(super::output::safe_row(vec![
                     e.at.clone(),
                     e.name.clone(),
                     e.app.clone(),
@@ -58,7 +58,7 @@ pub fn run(g: &Globals, args: EventsArgs) -> anyhow::Result<Outcome> {
                     e.outcome.clone(),
                     e.http_status.map(|s| s.to_string()).unwrap_or_default(),
                     e.message.clone().unwrap_or_default(),
-                ]);
+                ]));
             }
             writeln!(out, "{t}")?;
         }

@@ -6,7 +6,6 @@ use clap::{Args, ValueEnum};
 use super::output::table;
 use super::{Globals, Outcome};
 use crate::import::{self, ImportStatus};
-use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ImportFormat {
@@ -34,7 +33,7 @@ pub struct ImportArgs {
 
 pub async fn run(g: &Globals, args: ImportArgs) -> anyhow::Result<Outcome> {
     let config = g.load_config()?;
-    let mut store = Store::open(&g.store_path(Some(&config)))?;
+    let (_lock, mut store) = g.open_for_writing(&g.store_path(Some(&config)))?;
     let mut list = import::list(&config, &mut store, &args.app).await?;
     if args.new_only {
         list.accounts.retain(|c| c.status == ImportStatus::New);
@@ -53,7 +52,7 @@ pub async fn run(g: &Globals, args: ImportArgs) -> anyhow::Result<Outcome> {
     }
     let mut t = table(&["status", "userName", "email", "name", "active", "IdP user", "matched by"]);
     for c in &list.accounts {
-        t.add_row(vec![
+        t.add_row(super::output::safe_row(vec![
             match c.status {
                 ImportStatus::New => "New".to_string(),
                 ImportStatus::Imported => "Imported".to_string(),
@@ -64,7 +63,7 @@ pub async fn run(g: &Globals, args: ImportArgs) -> anyhow::Result<Outcome> {
             if c.active { "yes" } else { "no" }.into(),
             c.idp_user.clone().unwrap_or_default(),
             c.matched_by.clone().unwrap_or_default(),
-        ]);
+        ]));
     }
     let new = list.accounts.iter().filter(|c| c.status == ImportStatus::New).count();
     writeln!(out, "app '{}' against {} (plan run {}):\n{t}", list.app, list.idp, list.plan_run)?;
@@ -84,7 +83,11 @@ pub async fn run(g: &Globals, args: ImportArgs) -> anyhow::Result<Outcome> {
                 list.idp
             )?;
             for c in &to_create {
-                writeln!(out, "  + {}", c.user_name.as_deref().or(c.email.as_deref()).unwrap_or("?"))?;
+                writeln!(
+                    out,
+                    "  + {}",
+                    crate::terminal::printable(c.user_name.as_deref().or(c.email.as_deref()).unwrap_or("?"))
+                )?;
             }
             let inactive = list.accounts.iter().filter(|c| c.status == ImportStatus::New && !c.active).count();
             if inactive > 0 {
@@ -98,11 +101,11 @@ pub async fn run(g: &Globals, args: ImportArgs) -> anyhow::Result<Outcome> {
                 if r.error.is_some() {
                     failed += 1;
                 }
-                t.add_row(vec![
+                t.add_row(super::output::safe_row(vec![
                     r.user_name.clone().unwrap_or_default(),
                     r.idp_id.clone().unwrap_or_else(|| "FAILED".into()),
                     r.error.clone().or(r.note.clone()).unwrap_or_default(),
-                ]);
+                ]));
             }
             writeln!(out, "\ncreated in {}:\n{t}", list.idp)?;
             writeln!(

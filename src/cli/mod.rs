@@ -6,6 +6,7 @@ mod demo;
 mod events;
 mod import;
 mod init;
+mod outfile;
 mod output;
 mod plan;
 mod pull;
@@ -36,6 +37,17 @@ pub struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The most one request may wait between retries in all, like 10m (default: the config's
+    /// `max_retry_wait`, else 10m).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+    pub max_retry_wait: Option<std::time::Duration>,
+    /// The most one run (a command, or a reconcile cycle) may wait between retries in all, like
+    /// 1h (default: the config's `max_retry_wait_per_run`, else 1h).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+    pub max_retry_wait_per_run: Option<std::time::Duration>,
+    /// When another scimsync is writing the store, wait for it instead of exiting with an error.
+    #[arg(long, global = true)]
+    pub wait: bool,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -135,6 +147,7 @@ pub enum Outcome {
 }
 
 pub fn main() -> ExitCode {
+    exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(&cli);
     match run(cli) {
@@ -144,13 +157,33 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e}");
+            let redact = |t: String| crate::secret::redact(&crate::terminal::printable_text(&t)).into_owned();
+            eprintln!("error: {}", redact(e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", redact(cause.to_string()));
             }
             ExitCode::from(1)
         }
     }
+}
+
+/// `scimsync status | head -1`: the reader closed the pipe and has what it wanted. `println!`
+/// panics when stdout is gone; every command takes that as success (exit 0, nothing on stderr),
+/// as other Unix tools do, wherever in the command it happens.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -177,7 +210,9 @@ fn init_logging(cli: &Cli) {
     // Colour only on a terminal: logs sent to files or collectors stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Every log line passes the one redaction point: a server that echoes a token in an
+        // error detail does not get it printed.
+        .with_writer(|| crate::secret::RedactingWriter::new(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -190,6 +225,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         config: cli.config.clone(),
         store: cli.store.clone(),
         quiet: cli.quiet,
+        max_retry_wait: cli.max_retry_wait,
+        max_retry_wait_per_run: cli.max_retry_wait_per_run,
+        wait: cli.wait,
     };
     match cli.command {
         Command::Init(args) => init::run(&globals, args),
@@ -278,11 +316,30 @@ pub struct Globals {
     pub config: PathBuf,
     pub store: Option<PathBuf>,
     pub quiet: bool,
+    pub max_retry_wait: Option<std::time::Duration>,
+    pub max_retry_wait_per_run: Option<std::time::Duration>,
+    pub wait: bool,
 }
 
 impl Globals {
+    /// The store at `path` for a command that writes it (or an app): the store lock first (see
+    /// [`crate::store::StoreLock`]), then the store, with the runs a killed writer left
+    /// `running` marked abandoned.
+    pub fn open_for_writing(&self, path: &std::path::Path) -> anyhow::Result<(crate::store::StoreLock, crate::store::Store)> {
+        let lock = crate::store::StoreLock::acquire(path, self.wait)?;
+        let store = crate::store::Store::open(path)?;
+        store.abandon_unfinished_runs(&lock)?;
+        Ok((lock, store))
+    }
+
+    /// The config, with the retry budget it sets (or the flags override) put in force.
     pub fn load_config(&self) -> anyhow::Result<Config> {
-        Ok(Config::load(&self.config)?)
+        let config = Config::load(&self.config)?;
+        crate::http::set_retry_budget(
+            self.max_retry_wait.unwrap_or(config.max_retry_wait),
+            self.max_retry_wait_per_run.unwrap_or(config.max_retry_wait_per_run),
+        );
+        Ok(config)
     }
 
     /// `--store`, else the config's `store`, else ./scimsync.db.

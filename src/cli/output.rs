@@ -15,3 +15,9 @@ pub fn table(header: &[&str]) -> Table {
 pub fn progress_enabled(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
 }
+
+/// A table row of directory data, every cell escaped for the terminal (see
+/// [`crate::terminal::printable`]).
+pub fn safe_row<S: AsRef<str>>(cells: Vec<S>) -> Vec<String> {
+    cells.iter().map(|c| crate::terminal::printable(c.as_ref()).into_owned()).collect()
+}

@@ -6,7 +6,6 @@ use clap::{Args, ValueEnum};
 
 use super::{Globals, Outcome};
 use crate::drift::{describe_finding, symbol};
-use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum PlanFormat {
@@ -31,15 +30,23 @@ pub struct PlanArgs {
     /// Also write the plan (snapshots and operations) to FILE, for `apply --plan FILE`.
     #[arg(long, value_name = "FILE")]
     out: Option<std::path::PathBuf>,
+    /// Replace the --out file when it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
     let config = g.load_config()?;
-    let mut store = Store::open(&g.store_path(Some(&config)))?;
+    let store_path = g.store_path(Some(&config));
+    let protected = super::outfile::Protected::store_and_config(&store_path, &g.config);
+    if let Some(path) = &args.out {
+        super::outfile::check_target(path, args.force, &protected, "--out")?;
+    }
+    let (_lock, mut store) = g.open_for_writing(&store_path)?;
     let outcome = crate::drift::plan(&config, &mut store, args.app.as_deref()).await?;
     for info in &outcome.apps {
         for w in &info.warnings {
-            eprintln!("warning: app '{}': {w}", info.app);
+            eprintln!("warning: app '{}': {}", info.app, crate::terminal::printable(w));
         }
         if let Some(s) = &info.skipped {
             eprintln!("warning: app '{}' not planned: {s}", info.app);
@@ -47,7 +54,13 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
     }
     if let Some(path) = &args.out {
         let plan = store.load_plan(outcome.run_id)?.expect("plan just stored");
-        std::fs::write(path, serde_json::to_string_pretty(&plan)?).map_err(|e| anyhow::anyhow!("--out '{}': {e}", path.display()))?;
+        super::outfile::write_file(
+            path,
+            serde_json::to_string_pretty(&plan)?.as_bytes(),
+            args.force,
+            &protected,
+            "--out",
+        )?;
     }
     match args.format {
         PlanFormat::Json => {
@@ -89,7 +102,8 @@ fn print_table(out: &mut impl Write, outcome: &crate::drift::PlanOutcome, limit:
             writeln!(out, "  {kind} ({})", fs.len())?;
             let shown = if limit == 0 { fs.len() } else { limit.min(fs.len()) };
             for f in &fs[..shown] {
-                writeln!(out, "    {} {}", symbol(f), describe_finding(f))?;
+                // Directory data: escaped, so a name cannot drive the terminal.
+                writeln!(out, "    {} {}", symbol(f), crate::terminal::printable(&describe_finding(f)))?;
             }
             if shown < fs.len() {
                 writeln!(out, "    … and {} more (--limit 0 or --format json for all)", fs.len() - shown)?;

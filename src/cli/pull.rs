@@ -8,7 +8,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use super::output::{progress_enabled, table};
 use super::{Globals, Outcome};
 use crate::source::ProgressSink;
-use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -22,7 +21,7 @@ pub struct PullArgs {
 
 pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
     let config = g.load_config()?;
-    let mut store = Store::open(&g.store_path(Some(&config)))?;
+    let (_lock, mut store) = g.open_for_writing(&g.store_path(Some(&config)))?;
     let bars = progress_enabled(g.quiet).then(MultiProgress::new);
     let made: Arc<Mutex<HashMap<String, ProgressBar>>> = Arc::default();
     let progress_for = |source: &str| -> ProgressSink {
@@ -62,7 +61,7 @@ pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
     for o in &outcomes {
         match &o.result {
             Ok(c) => {
-                t.add_row(vec![
+                t.add_row(super::output::safe_row(vec![
                     o.source.clone(),
                     o.run_id.to_string(),
                     if c.incremental { "ok (changes only)" } else { "ok" }.into(),
@@ -73,10 +72,10 @@ pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
                     c.changed.to_string(),
                     c.removed.to_string(),
                     format!("{:.2}", o.seconds),
-                ]);
+                ]));
             }
             Err(msg) => {
-                t.add_row(vec![
+                t.add_row(super::output::safe_row(vec![
                     o.source.clone(),
                     o.run_id.to_string(),
                     "FAILED".into(),
@@ -87,7 +86,7 @@ pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
                     "-".into(),
                     "-".into(),
                     format!("{:.2}", o.seconds),
-                ]);
+                ]));
                 failed.push(msg.clone());
             }
         }

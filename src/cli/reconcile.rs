@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::{Globals, Outcome};
 use crate::config::DeactivationLimit;
-use crate::reconcile::{cycle, metrics, parse_duration, pause, write_atomically, CycleOptions, CycleReport, StoreLock, Target};
+use crate::reconcile::{cycle, metrics, parse_duration, pause, write_atomically, CycleOptions, CycleReport, Target};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
@@ -60,7 +60,8 @@ fn print(report: &CycleReport) {
 pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
     let config = g.load_config()?;
     let store = g.store_path(Some(&config));
-    let _lock = StoreLock::acquire(&store)?;
+    let (_lock, opened) = g.open_for_writing(&store)?;
+    drop(opened);
     let stop = super::stop_on_signals();
     let opts = CycleOptions {
         app: args.app.clone(),
@@ -84,7 +85,12 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
     if let (Some(target), Some(app)) = (target, &args.app) {
         let r = crate::reconcile::reconcile_object(&config, &store, app, target, &opts).await?;
         for f in &r.findings {
-            println!("  {} {} {}", crate::drift::symbol(f), f.kind, crate::drift::describe_finding(f));
+            println!(
+                "  {} {} {}",
+                crate::drift::symbol(f),
+                f.kind,
+                crate::terminal::printable(&crate::drift::describe_finding(f))
+            );
         }
         for note in &r.notes {
             println!("  note: {note}");

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::outfile::{write_file, OutputFile, Protected};
 use super::{Globals, Outcome};
 use crate::audit::output::{self, Format};
 use crate::audit::{diff, html, reports, Auditor, Rows};
@@ -16,8 +17,16 @@ pub struct OutputArgs {
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Write to FILE instead of standard output (atomically: a temporary file, then renamed).
+    /// Never the store or the config.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Replace the output file (-o, --html) when it exists.
+    #[arg(long)]
+    force: bool,
+    /// CSV: keep cells that start with = + - @ as they are (by default they get a leading ',
+    /// so that a spreadsheet shows them as text instead of running them as formulas).
+    #[arg(long)]
+    keep_formulas: bool,
 }
 
 #[derive(Debug, Args)]
@@ -76,31 +85,32 @@ fn store(g: &Globals) -> anyhow::Result<PathBuf> {
     Ok(g.store_path(g.optional_config()?.as_ref()))
 }
 
+/// What no output file may replace.
+fn protected(g: &Globals, store: &Path) -> Protected {
+    Protected::store_and_config(store, &g.config)
+}
+
 fn at(store: &Path, at: Option<&str>) -> anyhow::Result<Option<String>> {
     Ok(at.map(|a| diff::resolve_point(store, a)).transpose()?)
 }
 
-/// Write `rows` as asked; to a file through a temporary sibling renamed into place.
-fn emit(rows: &Rows, out: &OutputArgs) -> anyhow::Result<()> {
+/// Write `rows` as asked; to a file through [`OutputFile`] (never over the store, an existing
+/// file only with --force).
+fn emit(rows: &Rows, out: &OutputArgs, protected: &Protected) -> anyhow::Result<()> {
     let format = Format::choose(out.format, out.output.as_deref(), std::io::stdout().is_terminal());
     match &out.output {
         None if format == Format::Parquet && std::io::stdout().is_terminal() => {
             anyhow::bail!("--format parquet is binary: write it to a file with -o FILE.parquet")
         }
-        None => match output::write(rows, format, &mut std::io::BufWriter::new(std::io::stdout())) {
+        None => match output::write_with(rows, format, out.keep_formulas, &mut std::io::BufWriter::new(std::io::stdout())) {
             // `scimsync sql … | head`: the reader has what it wanted.
             Err(e) if e.to_string().contains("Broken pipe") => {}
             r => r?,
         },
         Some(path) => {
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".tmp");
-            let tmp = PathBuf::from(tmp);
-            let mut file =
-                std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| anyhow::anyhow!("-o '{}': {e}", path.display()))?);
-            output::write(rows, format, &mut file)?;
-            drop(file);
-            std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("-o '{}': {e}", path.display()))?;
+            let mut file = OutputFile::create(path, out.force, protected, "-o")?;
+            output::write_with(rows, format, out.keep_formulas, file.writer())?;
+            file.commit()?;
             eprintln!("{} row(s) written to {}", rows.len(), path.display());
         }
     }
@@ -124,7 +134,7 @@ pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
     let store = store(g)?;
     let auditor = Auditor::open(&store, at(&store, args.at.as_deref())?)?;
     let rows = auditor.query(&sql, &origin).await?;
-    emit(&rows, &args.out)?;
+    emit(&rows, &args.out, &protected(g, &store))?;
     Ok(Outcome::Ok)
 }
 
@@ -161,7 +171,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         results.push((r, rows));
     }
     let Some(path) = &args.html else {
-        emit(&results[0].1, &args.out)?;
+        emit(&results[0].1, &args.out, &protected(g, &store))?;
         return Ok(Outcome::Ok);
     };
     let descriptions: Vec<String> = chosen.iter().map(|r| r.header().skip(1).collect::<Vec<_>>().join("\n")).collect();
@@ -201,7 +211,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         None => "scimsync audit overview".to_string(),
     };
     let page = html::page(&heading, &generated, &charts, &sections)?;
-    std::fs::write(path, page).map_err(|e| anyhow::anyhow!("--html '{}': {e}", path.display()))?;
+    write_file(path, page.as_bytes(), args.out.force, &protected(g, &store), "--html")?;
     eprintln!("{} report(s) written to {}", sections.len(), path.display());
     Ok(Outcome::Ok)
 }
@@ -218,6 +228,6 @@ pub async fn run_diff(g: &Globals, args: DiffArgs) -> anyhow::Result<Outcome> {
     if !g.quiet {
         eprintln!("changes from {from} to {to}: {} row(s)", rows.len());
     }
-    emit(&rows, &args.out)?;
+    emit(&rows, &args.out, &protected(g, &store))?;
     Ok(Outcome::Ok)
 }

@@ -42,7 +42,7 @@ pub fn run(g: &Globals, args: StatusArgs) -> anyhow::Result<Outcome> {
             (Some(s), _) => s.clone(),
             (None, _) => "-".into(),
         };
-        t.add_row(vec![
+        t.add_row(super::output::safe_row(vec![
             r.name.clone(),
             r.role.clone(),
             r.kind.clone(),
@@ -53,7 +53,7 @@ pub fn run(g: &Globals, args: StatusArgs) -> anyhow::Result<Outcome> {
             r.active_users.to_string(),
             r.groups.to_string(),
             r.memberships.to_string(),
-        ]);
+        ]));
     }
     println!("{t}");
     for h in store.app_healths()? {

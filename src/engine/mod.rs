@@ -34,6 +34,7 @@ pub const DRIFT_QUERIES: &[(&str, &str)] = &[
     ("group.members", include_str!("../../queries/drift/group.members.sql")),
     ("group.orphaned", include_str!("../../queries/drift/group.orphaned.sql")),
     ("group.takeover", include_str!("../../queries/drift/group.takeover.sql")),
+    ("group.duplicate", include_str!("../../queries/drift/group.duplicate.sql")),
 ];
 pub const CORRELATE_USERS: &str = include_str!("../../queries/correlate/users.sql");
 pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.sql");
@@ -115,12 +116,26 @@ const PARTITIONED: &[&str] = &["group.members"];
 /// A session with two partitions per table (the machine has two cores), plain `Utf8`
 /// strings, and broadcast joins for build sides of up to a million rows (see reference notes).
 pub fn session() -> SessionContext {
+    SessionContext::new_with_config(session_config())
+}
+
+fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new().with_target_partitions(2).with_batch_size(8192);
     let opts = config.options_mut();
     opts.sql_parser.map_string_types_to_utf8view = false;
     opts.optimizer.hash_join_single_partition_threshold = BROADCAST_BYTES;
     opts.optimizer.hash_join_single_partition_threshold_rows = BROADCAST_ROWS;
-    SessionContext::new_with_config(config)
+    config
+}
+
+/// [`session`] whose memory pool holds at most `limit` bytes: operators that would pass it
+/// fail with "resources exhausted" rather than take the process down (auditors' ad-hoc SQL).
+pub fn session_with_memory_limit(limit: usize) -> SessionContext {
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(limit, 1.0)
+        .build_arc()
+        .expect("a runtime with a memory pool builds");
+    SessionContext::new_with_config_rt(session_config(), runtime)
 }
 
 /// Register batches as an in-memory table, split round-robin into two partitions.

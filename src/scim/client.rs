@@ -59,6 +59,15 @@ impl ScimClient {
         if_match: Option<&str>,
     ) -> Result<Response, HttpError> {
         let url = self.url(path);
+        if !super::path::safe_request_path(path) {
+            return Err(self.http.error(
+                &method,
+                &url,
+                HttpErrorKind::BadBody(format!(
+                    "refusing to send: the path '{path}' holds an empty or dot segment and would reach another resource"
+                )),
+            ));
+        }
         let mut headers: Vec<(HeaderName, String)> = vec![(ACCEPT, format!("{MEDIA_TYPE}, application/json"))];
         if body.is_some() {
             headers.push((CONTENT_TYPE, MEDIA_TYPE.to_string()));
@@ -138,8 +147,13 @@ impl ScimClient {
     ) -> Result<(), E> {
         let first = self.page(resource, 1, page_size, 1).await?;
         let mut scan = Scan::new();
+        let mut guard = self.http.page_guard();
         scan.accept(&first).map_err(|m| self.paging_error(resource, 1, page_size, 1, m))?;
         let total = scan.total().unwrap_or(0);
+        guard
+            .claimed_total(total)
+            .and_then(|()| guard.raw_page(&first.resources))
+            .map_err(|m| self.paging_error(resource, 1, page_size, 1, m))?;
         let step = first.resources.len() as u64;
         take(Listed::Page(first.resources))?;
         progress(scan.collected, total);
@@ -150,7 +164,7 @@ impl ScimClient {
             return Err(self.paging_error(resource, 1, page_size, 1, scan.short_error()).into());
         }
         let starts = planned_starts(total, step, step);
-        let fetched = stream::iter(starts.into_iter().enumerate().map(|(i, start)| {
+        let fetched = stream::iter(starts.enumerate().map(|(i, start)| {
             let page_no = i as u64 + 2;
             async move { self.page(resource, start, step as u32, page_no).await.map(|p| (start, page_no, p)) }
         }))
@@ -174,6 +188,7 @@ impl ScimClient {
                 return self.list_sequential_each(resource, page_size, progress, take).await;
             }
             scan.accept(&page)
+                .and_then(|()| guard.raw_page(&page.resources))
                 .map_err(|m| self.paging_error(resource, start, step as u32, page_no, m))?;
             take(Listed::Page(page.resources))?;
             progress(scan.collected, total);
@@ -208,12 +223,15 @@ impl ScimClient {
         take: &mut (dyn FnMut(Listed) -> Result<(), E> + Send),
     ) -> Result<(), E> {
         let mut scan = Scan::new();
+        let mut guard = self.http.page_guard();
         let mut start = 1;
         loop {
             let page_no = scan.pages + 1;
             let page = self.page(resource, start, page_size, page_no).await?;
             let empty = page.resources.is_empty();
             scan.accept(&page)
+                .and_then(|()| guard.claimed_total(scan.total().unwrap_or(0)))
+                .and_then(|()| guard.raw_page(&page.resources))
                 .map_err(|m| self.paging_error(resource, start, page_size, page_no, m))?;
             take(Listed::Page(page.resources))?;
             progress(scan.collected, scan.total().unwrap_or(0));
@@ -223,6 +241,12 @@ impl ScimClient {
                 Some(next) => start = next,
             }
         }
+    }
+
+    /// The error for an id that cannot be addressed: nothing was sent.
+    fn unaddressable(&self, method: Method, resource: &str, id: &str, message: String) -> HttpError {
+        self.http
+            .error(&method, &self.url(&format!("{resource}/{id}")), HttpErrorKind::BadBody(message))
     }
 
     /// A request whose response must be 2xx; returns the JSON body (Null for 204/empty).
@@ -260,8 +284,13 @@ impl ScimClient {
 
     /// GET `/{resource}/{id}` (§3.4.1).
     pub async fn get(&self, resource: &str, id: &str) -> Result<serde_json::Value, HttpError> {
-        self.expect_ok(Method::GET, &format!("{resource}/{}", path_segment(id)), None, None)
-            .await
+        self.expect_ok(
+            Method::GET,
+            &path_of(resource, id).map_err(|m| self.unaddressable(Method::GET, resource, id, m))?,
+            None,
+            None,
+        )
+        .await
     }
 
     /// POST `/{resource}` (§3.3): the created resource.
@@ -277,8 +306,13 @@ impl ScimClient {
         body: &serde_json::Value,
         if_match: Option<&str>,
     ) -> Result<serde_json::Value, HttpError> {
-        self.expect_ok(Method::PUT, &format!("{resource}/{}", path_segment(id)), Some(body), if_match)
-            .await
+        self.expect_ok(
+            Method::PUT,
+            &path_of(resource, id).map_err(|m| self.unaddressable(Method::PUT, resource, id, m))?,
+            Some(body),
+            if_match,
+        )
+        .await
     }
 
     /// PATCH `/{resource}/{id}` (§3.5.2); `Null` when the SP answers 204.
@@ -291,7 +325,7 @@ impl ScimClient {
     ) -> Result<serde_json::Value, HttpError> {
         self.expect_ok(
             Method::PATCH,
-            &format!("{resource}/{}", path_segment(id)),
+            &path_of(resource, id).map_err(|m| self.unaddressable(Method::PATCH, resource, id, m))?,
             Some(&super::patch::body(ops)),
             if_match,
         )
@@ -300,19 +334,19 @@ impl ScimClient {
 
     /// DELETE `/{resource}/{id}` (§3.6).
     pub async fn delete(&self, resource: &str, id: &str, if_match: Option<&str>) -> Result<(), HttpError> {
-        self.expect_ok(Method::DELETE, &format!("{resource}/{}", path_segment(id)), None, if_match)
-            .await
-            .map(|_| ())
+        self.expect_ok(
+            Method::DELETE,
+            &path_of(resource, id).map_err(|m| self.unaddressable(Method::DELETE, resource, id, m))?,
+            None,
+            if_match,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// GET `/{resource}?filter=…` (§3.4.2.2): the matching resources (first page, up to `count`).
     pub async fn search(&self, resource: &str, filter: &str, count: u32) -> Result<Vec<Box<RawValue>>, HttpError> {
-        let q: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter", filter)
-            .append_pair("startIndex", "1")
-            .append_pair("count", &count.to_string())
-            .finish();
-        let path = format!("{resource}?{q}");
+        let path = format!("{resource}?filter={}&startIndex=1&count={count}", super::path::query_value(filter));
         let body = self.get_ok(&path).await?;
         ListPage::parse(&body)
             .map(|p| p.resources)
@@ -320,7 +354,7 @@ impl ScimClient {
     }
 }
 
-/// An id as one URL path segment (ids are the SP's, and may hold any character).
-fn path_segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+/// `{resource}/{id}`, or why it cannot be addressed (then nothing is sent).
+fn path_of(resource: &str, id: &str) -> Result<String, String> {
+    super::path::resource_path(resource, id)
 }

@@ -21,6 +21,7 @@ pub fn scim_client_with(source_name: &str, conn: &ConnSettings, retry: RetryPoli
     };
     let mut settings = HttpSettings::new(source_name, auth);
     settings.concurrency = conn.concurrency;
+    settings.max_objects = conn.max_objects;
     settings.retry = retry;
     let http = Http::new(settings).map_err(|message| SourceError::Unsupported {
         source_name: source_name.to_string(),

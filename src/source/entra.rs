@@ -38,6 +38,7 @@ pub struct Entra {
     name: String,
     base: String,
     concurrency: usize,
+    max_objects: u64,
     credential: Credential,
     /// The Graph client, made at first use (client credentials need a token request first) and
     /// made again with a new token when Graph refuses the old one.
@@ -89,7 +90,9 @@ struct GraphUser {
     given_name: Option<String>,
     surname: Option<String>,
     display_name: Option<String>,
-    account_enabled: Option<bool>,
+    /// Missing (not `$select`ed) and `null` (Graph's schema allows it) are told apart.
+    #[serde(default, deserialize_with = "present")]
+    account_enabled: Option<Option<bool>>,
     employee_id: Option<String>,
     job_title: Option<String>,
     mobile_phone: Option<String>,
@@ -118,9 +121,20 @@ struct MemberDelta {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Assignment {
-    principal_id: String,
-    principal_type: String,
+    /// Nullable in Graph's schema: such an assignment names no principal to bind.
+    principal_id: Option<String>,
+    principal_type: Option<String>,
     principal_display_name: Option<String>,
+}
+
+/// A field that is there (maybe `null`) as `Some(value)`; with `#[serde(default)]`, a missing
+/// one as `None`.
+fn present<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
 }
 
 impl Entra {
@@ -143,6 +157,7 @@ impl Entra {
             name,
             base: conn.base_url.trim_end_matches('/').to_string(),
             concurrency: conn.concurrency,
+            max_objects: conn.max_objects,
             credential,
             api: tokio::sync::RwLock::new(None),
             earlier_requests: Default::default(),
@@ -178,6 +193,7 @@ impl Entra {
         };
         let mut settings = HttpSettings::new(&self.name, Auth::Bearer(token));
         settings.concurrency = self.concurrency;
+        settings.max_objects = self.max_objects;
         Api::with_settings(settings, &self.base)
     }
 
@@ -269,8 +285,13 @@ impl Entra {
     /// no longer knows the token.
     async fn round(&self, api: &Api, start: &str) -> Result<(Vec<Box<RawValue>>, String), SourceError> {
         let mut items = Vec::new();
+        // A delta round may send one object on several pages (a group with the next slice of
+        // its members), so repeats are allowed; a next link followed twice, or more than
+        // max_objects, stops the round.
+        let mut guard = api.http.page_guard().allowing_repeats();
         let mut url = start.to_string();
         loop {
+            guard.follow(&url).map_err(|m| api.bad(&url, m))?;
             let resp = match self.get(&url).await {
                 Err(SourceError::Http(e)) if e.status() == Some(410) => {
                     return Err(resync(&api.source_name, "Graph answered 410 Gone for the stored delta link".into()))
@@ -284,9 +305,13 @@ impl Entra {
                 other => other?,
             };
             let page: Page = api.parse(&url, &resp.body)?;
+            guard.raw_page(&page.value).map_err(|m| api.bad(&url, m))?;
             items.extend(page.value);
             match (page.next, page.delta) {
-                (Some(next), _) => url = next,
+                (Some(next), _) => {
+                    guard.progressing().map_err(|m| api.bad(&url, m))?;
+                    url = next
+                }
                 (None, Some(delta)) => return Ok((items, delta)),
                 (None, None) => return Err(api.bad(&url, "a delta page with neither @odata.nextLink nor @odata.deltaLink".into())),
             }
@@ -399,12 +424,23 @@ impl Entra {
 /// A Graph user as the model's user; `accountEnabled` must be there.
 fn map_user(raw: &RawValue) -> Result<User, String> {
     let u: GraphUser = serde_json::from_str(raw.get()).map_err(|e| format!("unexpected user object: {e}"))?;
-    let enabled = u.account_enabled.ok_or_else(|| {
-        format!(
-            "user '{}': field 'accountEnabled' missing (Graph returns it only when $select names it)",
-            u.id
-        )
-    })?;
+    let enabled = match u.account_enabled {
+        Some(Some(enabled)) => enabled,
+        // Whether the account may sign in is unknown: guessing either way could provision or
+        // deactivate the wrong person, so the pull stops and says which user and why.
+        Some(None) => {
+            return Err(format!(
+                "user '{}': field 'accountEnabled' is null, so whether the account is enabled is unknown; set it in Entra ID",
+                u.id
+            ))
+        }
+        None => {
+            return Err(format!(
+                "user '{}': field 'accountEnabled' missing (Graph returns it only when $select names it)",
+                u.id
+            ))
+        }
+    };
     Ok(User {
         id: u.id,
         user_name: u.user_principal_name,
@@ -539,30 +575,48 @@ impl IdpSource for Entra {
             return Ok(super::bindings_by_name(app, &snapshot.groups));
         };
         let api = self.api().await?;
-        let mut url = format!("{}/servicePrincipals/{sp}/appRoleAssignedTo", self.base);
+        let seg = crate::scim::path::segment(sp).map_err(|m| SourceError::Unsupported {
+            source_name: self.name.clone(),
+            message: format!("app '{}': idp_app_id: {m}", app.name),
+        })?;
+        let mut url = format!("{}/servicePrincipals/{seg}/appRoleAssignedTo", self.base);
         let mut out = Vec::new();
         let mut direct_users = Vec::new();
+        let mut guard = api.http.page_guard();
         loop {
+            guard.follow(&url).map_err(|m| api.bad(&url, m))?;
             let resp = self.get(&url).await?;
             let page: Page = api.parse(&url, &resp.body)?;
+            guard.raw_page(&page.value).map_err(|m| api.bad(&url, m))?;
+            if page.next.is_some() {
+                guard.progressing().map_err(|m| api.bad(&url, m))?;
+            }
             for raw in &page.value {
                 let a: Assignment = api.parse(&url, raw.get().as_bytes())?;
-                match a.principal_type.as_str() {
+                let (Some(principal_id), Some(principal_type)) = (a.principal_id, a.principal_type) else {
+                    tracing::warn!(
+                        source = %self.name,
+                        "app '{}': an app role assignment names no principal (principalId or principalType is null); skipped",
+                        app.name
+                    );
+                    continue;
+                };
+                match principal_type.as_str() {
                     "Group" => {
                         let name = snapshot
                             .groups
                             .iter()
-                            .find(|g| g.id == a.principal_id)
+                            .find(|g| g.id == principal_id)
                             .map(|g| g.display_name.clone())
                             .or(a.principal_display_name)
-                            .unwrap_or_else(|| a.principal_id.clone());
+                            .unwrap_or_else(|| principal_id.clone());
                         out.push(Binding {
                             app: app.name.clone(),
                             group_name: name,
-                            idp_group_id: Some(a.principal_id),
+                            idp_group_id: Some(principal_id),
                         });
                     }
-                    "User" => direct_users.push(a.principal_display_name.unwrap_or(a.principal_id)),
+                    "User" => direct_users.push(a.principal_display_name.unwrap_or(principal_id)),
                     _ => {}
                 }
             }
@@ -599,6 +653,13 @@ mod tests {
         assert!(removed.removed.is_some());
         let missing: Box<RawValue> = serde_json::from_str(r#"{"id":"u1","userPrincipalName":"a@b"}"#).unwrap();
         assert!(map_user(&missing).unwrap_err().contains("accountEnabled"));
+        // Graph's schema lets an assignment's principal be null: it parses (and is skipped).
+        let a: Assignment =
+            serde_json::from_str(r#"{"id":"x","principalId":null,"principalType":null,"principalDisplayName":null}"#).unwrap();
+        assert!(a.principal_id.is_none() && a.principal_type.is_none());
+        let null = RawValue::from_string(r#"{"id":"u-null","accountEnabled":null}"#.to_string()).unwrap();
+        let e = map_user(&null).unwrap_err();
+        assert!(e.contains("'u-null'") && e.contains("is null") && !e.contains("$select"), "{e}");
 
         let page: Page = serde_json::from_str(include_str!("../../tests/fixtures/idp/graph_groups_delta.json")).unwrap();
         assert!(page.next.is_some() && page.delta.is_none());

@@ -76,7 +76,16 @@ impl JumpCloud {
         let page_url = |skip: usize| format!("{url}{sep}limit={LIMIT}&skip={skip}");
         let mut last_problem = String::new();
         for attempt in 1..=SCAN_ATTEMPTS {
+            // A server's total is checked against max_objects before anything is sized from it,
+            // and every page's ids are checked as it arrives: a server that ignores `skip` (the
+            // same page again and again) stops the scan at once, not after a listing that never
+            // ends.
+            let mut guard = self.api.http.page_guard();
             let (first, total) = self.page(&page_url(0), v1).await?;
+            if let Some(t) = total {
+                guard.claimed_total(t as u64).map_err(|m| self.api.bad(url, m))?;
+            }
+            guard.raw_page(&first).map_err(|m| self.api.bad(url, m))?;
             let mut items = first;
             match total {
                 // The total is known: the other pages are fetched concurrently.
@@ -91,6 +100,10 @@ impl JumpCloud {
                         if page_total.is_some_and(|t| t != total) {
                             last_problem = format!("the total changed from {total} to {} during the scan", page_total.unwrap_or(0));
                         }
+                        if let Err(m) = guard.raw_page(&page) {
+                            last_problem = format!("{m} (rows moved between pages?)");
+                            break;
+                        }
                         items.extend(page);
                     }
                     if items.len() != total && last_problem.is_empty() {
@@ -104,15 +117,14 @@ impl JumpCloud {
                 None => {
                     let mut last = items.len();
                     while last == LIMIT {
-                        let (page, _) = self.page(&page_url(items.len()), v1).await?;
+                        let next = page_url(items.len());
+                        let (page, _) = self.page(&next, v1).await?;
+                        // No total to check against: a page that repeats what was read (a
+                        // server ignoring `skip`) is an error at once; retrying would loop again.
+                        guard.raw_page(&page).map_err(|m| self.api.bad(&next, m))?;
                         last = page.len();
                         items.extend(page);
                     }
-                }
-            }
-            if last_problem.is_empty() {
-                if let Some(dup) = first_duplicate(&items) {
-                    last_problem = format!("id '{dup}' appeared twice (rows moved between pages)");
                 }
             }
             if last_problem.is_empty() {
@@ -168,30 +180,6 @@ fn id_hint(raw: &RawValue) -> String {
         Some(id) => format!("'{id}'"),
         None => "(no id)".into(),
     }
-}
-
-fn first_duplicate(items: &[Box<RawValue>]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Ids {
-        #[serde(rename = "_id")]
-        v1: Option<String>,
-        id: Option<String>,
-        to: Option<To>,
-    }
-    #[derive(Deserialize)]
-    struct To {
-        id: String,
-    }
-    let mut seen = rustc_hash::FxHashSet::default();
-    for raw in items {
-        let ids: Ids = serde_json::from_str(raw.get()).ok()?;
-        if let Some(id) = ids.v1.or(ids.id).or(ids.to.map(|t| t.id)) {
-            if !seen.insert(id.clone()) {
-                return Some(id);
-            }
-        }
-    }
-    None
 }
 
 #[derive(Deserialize)]
@@ -319,7 +307,8 @@ impl IdpSource for JumpCloud {
         let members = bounded(ids, self.concurrency, |gid| {
             let done = &done;
             async move {
-                let url = format!("{}/usergroups/{gid}/members", self.v2);
+                let seg = crate::scim::path::segment(&gid).map_err(|m| self.api.bad(&self.v2, format!("user group: {m}")))?;
+                let url = format!("{}/usergroups/{seg}/members", self.v2);
                 let mut out = Vec::new();
                 for raw in self.list(&url, false).await? {
                     let c: Connection = self.api.parse(&url, raw.get().as_bytes())?;
@@ -402,7 +391,8 @@ impl IdpSource for JumpCloud {
         let Some(app_id) = &app.idp_app_id else {
             return Ok(super::bindings_by_name(app, &snapshot.groups));
         };
-        let url = format!("{}/applications/{app_id}/associations?targets=user_group", self.v2);
+        let seg = crate::scim::path::segment(app_id).map_err(|m| self.api.bad(&self.v2, format!("app '{}': idp_app_id: {m}", app.name)))?;
+        let url = format!("{}/applications/{seg}/associations?targets=user_group", self.v2);
         let mut out = Vec::new();
         for raw in self.list(&url, false).await? {
             let c: Connection = self.api.parse(&url, raw.get().as_bytes())?;

@@ -164,14 +164,19 @@ impl Okta {
     /// Every item of a list, following `rel="next"` links.
     async fn list(&self, first: String, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<Box<RawValue>>, SourceError> {
         let mut items = Vec::new();
+        let mut guard = self.api.http.page_guard();
         let mut url = Some(first);
         while let Some(u) = url {
+            // A link followed before (A→B→A), a page that repeats a user, a page with nothing
+            // but a next link, or more than max_objects: the listing stops here.
+            guard.follow(&u).map_err(|m| self.api.bad(&u, m))?;
             let (page, resp): (Vec<Box<RawValue>>, _) = self.api.get_json(&u, &[]).await?;
+            guard.raw_page(&page).map_err(|m| self.api.bad(&u, m))?;
             items.extend(page);
             progress(items.len() as u64);
             url = next_link(&resp);
-            if url.as_deref() == Some(u.as_str()) {
-                return Err(self.api.bad(&u, "the next link points at the same page".into()));
+            if url.is_some() {
+                guard.progressing().map_err(|m| self.api.bad(&u, m))?;
             }
             respect_rate_limit(&self.api.source_name, &resp).await;
         }
@@ -228,7 +233,8 @@ impl Okta {
         let lists = bounded(group_ids, self.concurrency, |gid| {
             let done = &done;
             async move {
-                let url = format!("{}/api/v1/groups/{gid}/users?limit=1000", self.base);
+                let seg = crate::scim::path::segment(&gid).map_err(|m| self.api.bad(&self.base, format!("group: {m}")))?;
+                let url = format!("{}/api/v1/groups/{seg}/users?limit=1000", self.base);
                 let mut out = Vec::new();
                 for raw in self.list(url.clone(), &|_| {}).await? {
                     let m: IdOnly = self.api.parse(&url, raw.get().as_bytes())?;

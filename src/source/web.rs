@@ -40,6 +40,7 @@ impl Api {
         let token = conn.token.resolve(&source_name)?;
         let mut settings = HttpSettings::new(&source_name, auth(token));
         settings.concurrency = conn.concurrency;
+        settings.max_objects = conn.max_objects;
         settings.extra_headers = extra;
         Api::with_settings(settings, &conn.base_url)
     }

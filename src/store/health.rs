@@ -71,7 +71,7 @@ impl Store {
             .execute(
                 "INSERT INTO app_health (app, consecutive_failures, last_error, quarantined_until) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(app) DO UPDATE SET consecutive_failures = ?2, last_error = ?3, quarantined_until = ?4",
-                params![app, n, error, quarantine(n)],
+                params![app, n, crate::secret::redact(error), quarantine(n)],
             )
             .map_err(|e| self.err(e))?;
         Ok(n)

@@ -66,7 +66,13 @@ impl Store {
         self.connection()
             .execute(
                 "INSERT INTO events (at, name, app, subject, outcome, message) VALUES (?1, 'user_import', ?2, ?3, ?4, ?5)",
-                params![crate::time::now(), app, subject, if ok { "success" } else { "failure" }, message],
+                params![
+                    crate::time::now(),
+                    app,
+                    subject,
+                    if ok { "success" } else { "failure" },
+                    crate::secret::redact(message)
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -180,15 +180,20 @@ impl Store {
         }))
     }
 
-    /// Journal: the operation is about to be sent (attempts + 1). Committed before the call.
-    pub fn op_started(&self, plan_id: i64, seq: i64) -> Result<()> {
-        self.conn
+    /// Journal: claim the operation before anything is sent for it (status `in_flight`,
+    /// attempts + 1), committed before the call. A compare-and-set on the status and attempts
+    /// this apply read: `false` when another apply has claimed or finished it since, and then
+    /// nothing may be sent.
+    pub fn op_claim(&self, plan_id: i64, seq: i64, read_status: &str, read_attempts: i64) -> Result<bool> {
+        let n = self
+            .conn
             .execute(
-                "UPDATE operations SET status = 'in_flight', attempts = attempts + 1, started_at = ?3 WHERE plan_id = ?1 AND seq = ?2",
-                params![plan_id, seq, crate::time::now()],
+                "UPDATE operations SET status = 'in_flight', attempts = attempts + 1, started_at = ?3
+                 WHERE plan_id = ?1 AND seq = ?2 AND status = ?4 AND attempts = ?5",
+                params![plan_id, seq, crate::time::now(), read_status, read_attempts],
             )
             .map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Journal: how the operation ended, its event, and (for a create) the link to the new
@@ -209,7 +214,7 @@ impl Store {
                 op.seq,
                 finish.status,
                 finish.http_status,
-                finish.error,
+                finish.error.map(crate::secret::redact),
                 finish.result_id,
                 now
             ],
@@ -237,7 +242,17 @@ impl Store {
         };
         tx.execute(
             "INSERT INTO events (at, name, app, subject, outcome, http_status, message, plan_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![now, op.event_name(), op.app, op.subject, outcome, finish.http_status, message.or(finish.error), plan_id, op.seq],
+            params![
+                now,
+                op.event_name(),
+                op.app,
+                op.subject,
+                outcome,
+                finish.http_status,
+                message.or(finish.error).map(crate::secret::redact),
+                plan_id,
+                op.seq
+            ],
         )
         .map_err(&err)?;
         tx.commit().map_err(&err)
@@ -268,7 +283,7 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO events (at, name, app, subject, outcome, http_status, message, plan_id, seq) VALUES (?1, 'user_lookup_provision', ?2, ?3, 'failure', ?4, ?5, ?6, ?7)",
-                params![crate::time::now(), op.app, op.subject, http_status, message, plan_id, op.seq],
+                params![crate::time::now(), op.app, op.subject, http_status, crate::secret::redact(message), plan_id, op.seq],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -4,6 +4,7 @@ mod baseline;
 mod health;
 mod import;
 mod journal;
+mod lock;
 mod plan;
 mod schema;
 mod snapshot;
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OpenFlags};
 pub use health::AppHealth;
 pub use import::AppAccount;
 pub use journal::{Event, Finish, JournalEntry};
+pub use lock::{LockError, StoreLock};
 pub use plan::PullState;
 pub use schema::VIEWS;
 pub use snapshot::{GroupRefresh, SnapshotCounts, SnapshotKeys, SourceInfo};
@@ -25,7 +27,7 @@ pub use status::SourceStatus;
 pub enum StoreError {
     #[error("store '{path}': {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
-    #[error("store '{path}': schema version {found} is newer than this scimsync understands ({known}); upgrade scimsync")]
+    #[error("store '{path}': schema version {found} is newer than this scimsync understands ({known}); upgrade scimsync (nothing in the store was changed)")]
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("store '{path}': {source_name}: {object}: {message}")]
     Snapshot {
@@ -54,6 +56,9 @@ impl Store {
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { path: path.into(), source })?;
         let store = Store { conn, path: path.into() };
+        // A store from a newer scimsync is refused before anything touches it (journal mode,
+        // migrations, views): an older binary must not rewrite what it does not understand.
+        schema::version(&store.conn).map_err(|e| store.err(e))?.check(path)?;
         store.configure()?;
         schema::migrate(&store.conn).map_err(|e| store.err(e))?.check(path)?;
         Ok(store)
@@ -129,7 +134,7 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
-                params![run_id, crate::time::now(), error],
+                params![run_id, crate::time::now(), crate::secret::redact(error)],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -14,6 +14,8 @@ mod demo;
 mod fault_matrix;
 mod file_source;
 mod gen_serve;
+mod hostile;
+mod hostile_servers;
 mod idp_connectors;
 mod plan_scim2_server;
 mod pull_emulator;

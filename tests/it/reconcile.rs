@@ -144,7 +144,7 @@ fn the_loop_fixes_new_drift_each_cycle_quarantines_a_failing_app_and_stops_clean
     let second = ws.cli(&["reconcile"]);
     assert_eq!(second.status.code(), Some(1));
     assert!(
-        stderr(&second).contains("holds the lock") && stderr(&second).contains(&format!("pid {}", child.id())),
+        stderr(&second).contains("in use by another scimsync") && stderr(&second).contains(&format!("pid {}", child.id())),
         "{}",
         stderr(&second)
     );
