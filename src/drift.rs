@@ -42,7 +42,17 @@ impl PlanOutcome {
     pub fn pending(&self) -> usize {
         self.findings.iter().filter(|f| is_actionable(&f.kind)).count()
     }
+
+    /// Apps planned with an incomplete scope: the deactivations a loss of scope would cause are
+    /// withheld there (a bound group is gone, or a name in `groups` never matched).
+    pub fn withheld(&self) -> Vec<&AppPlanInfo> {
+        self.apps.iter().filter(|a| a.skipped.is_none() && !a.scope_complete).collect()
+    }
 }
+
+/// What an app with an incomplete scope does not get, in words.
+pub const WITHHELD: &str =
+    "its scope is incomplete (a bound group is gone, or a name in `groups` matches no IdP group): deactivations of users who are only out of scope are withheld";
 
 fn describe(p: &PullState) -> String {
     match (&p.last_ok_run, &p.last_ok_at) {

@@ -61,7 +61,16 @@ fn app_info(app: &AppConfig) -> SourceInfo {
     }
 }
 
-async fn fetch_idp(config: &Config, idp: &IdpConfig, base: Option<Baseline>, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
+/// Bindings the IdP's previous pull resolved: (app, name in `groups`, IdP group id).
+type Resolved = [(String, String, String)];
+
+async fn fetch_idp(
+    config: &Config,
+    idp: &IdpConfig,
+    base: Option<Baseline>,
+    resolved: &Resolved,
+    progress: Progress<'_>,
+) -> Result<Snapshot, SourceError> {
     let src = source::idp_source(idp)?;
     let mut snap = match base {
         Some(base) if src.incremental() => match src.pull_changes(base, progress).await {
@@ -74,7 +83,8 @@ async fn fetch_idp(config: &Config, idp: &IdpConfig, base: Option<Baseline>, pro
         _ => src.pull(progress).await?,
     };
     for app in config.apps.iter().filter(|a| a.idp == idp.name) {
-        let bindings = src.bindings(app, &snap).await?;
+        let mut bindings = src.bindings(app, &snap).await?;
+        follow_renamed_groups(app, &idp.source_name(), &snap, resolved, &mut bindings);
         for b in bindings.iter().filter(|b| b.idp_group_id.is_none()) {
             tracing::warn!(
                 "app '{}': bound group '{}' matches no group in {}; the app's scope is incomplete",
@@ -86,6 +96,32 @@ async fn fetch_idp(config: &Config, idp: &IdpConfig, base: Option<Baseline>, pro
         snap.bindings.extend(bindings);
     }
     Ok(snap)
+}
+
+/// A binding, once resolved, follows its IdP group by id: a bound group renamed in the IdP
+/// stays bound (and the plan renames the app group), with a warning naming the stale name in
+/// `groups` and the new one. Only a group that is really gone, or a name that never matched,
+/// stays unresolved.
+fn follow_renamed_groups(
+    app: &crate::config::AppConfig,
+    idp: &str,
+    snap: &Snapshot,
+    resolved: &Resolved,
+    bindings: &mut [crate::model::Binding],
+) {
+    for b in bindings.iter_mut().filter(|b| b.idp_group_id.is_none()) {
+        let earlier = resolved.iter().find(|(a, name, _)| *a == app.name && *name == b.group_name);
+        let Some((_, _, id)) = earlier else { continue };
+        if let Some(g) = snap.groups.iter().find(|g| &g.id == id) {
+            tracing::warn!(
+                "app '{}': bound group '{}' is now named '{}' in {idp}; following it by its id ({id}). Put the new name in `groups`",
+                app.name,
+                b.group_name,
+                g.display_name
+            );
+            b.idp_group_id = Some(id.clone());
+        }
+    }
 }
 
 fn fetched_log(source: &str, started: Instant) {
@@ -124,7 +160,9 @@ pub async fn pull_with(
         jobs.push((info, run));
     }
     let mut bases = Vec::new();
+    let mut resolved = Vec::new();
     for idp in &idps {
+        resolved.push(store.resolved_bindings(&idp.source_name())?);
         bases.push(if full || !idp.kind.incremental() {
             None
         } else {
@@ -132,11 +170,11 @@ pub async fn pull_with(
         });
     }
     let started = Instant::now();
-    let idp_futures = idps.iter().zip(bases).map(|(idp, base)| {
+    let idp_futures = idps.iter().zip(bases).zip(&resolved).map(|((idp, base), resolved)| {
         let sink = progress_for(&idp.source_name());
         async move {
             let t = Instant::now();
-            let fetched = fetch_idp(config, idp, base, &*sink).await;
+            let fetched = fetch_idp(config, idp, base, resolved, &*sink).await;
             fetched_log(&idp.source_name(), t);
             (fetched, t.elapsed().as_secs_f64())
         }

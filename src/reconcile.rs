@@ -35,6 +35,13 @@ pub enum AppState {
     Quarantined {
         until: String,
     },
+    /// Planned and applied, but with an incomplete scope: the deactivations a loss of scope
+    /// would cause were withheld (a person fixes `groups` or the IdP).
+    HeldBack {
+        done: u64,
+        failed: u64,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -63,6 +70,10 @@ impl AppCycle {
                 self.app, self.consecutive_failures
             ),
             AppState::NotPlanned { reason } => format!("app {}: not planned: {reason}", self.app),
+            AppState::HeldBack { done, failed, reason } => format!(
+                "app {}: {n} findings, {} operations: {done} done, {failed} failed; HELD BACK: {reason}",
+                self.app, self.operations
+            ),
             AppState::Quarantined { until } => format!(
                 "app {}: QUARANTINED after {} failed cycles; next try after {until}",
                 self.app, self.consecutive_failures
@@ -71,7 +82,10 @@ impl AppCycle {
     }
 
     fn failed(&self) -> bool {
-        matches!(self.state, AppState::PullFailed { .. } | AppState::Applied { failed: 1.., .. })
+        matches!(
+            self.state,
+            AppState::PullFailed { .. } | AppState::Applied { failed: 1.., .. } | AppState::HeldBack { failed: 1.., .. }
+        )
     }
 }
 
@@ -87,12 +101,21 @@ pub struct CycleReport {
 impl CycleReport {
     /// Exit code of a one-shot run: 1 failed operations, 2 held back, 0 otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.apps.iter().any(|a| matches!(a.state, AppState::Applied { failed: 1.., .. })) {
+        if self.apps.iter().any(|a| {
+            matches!(
+                a.state,
+                AppState::Applied { failed: 1.., .. } | AppState::HeldBack { failed: 1.., .. }
+            )
+        }) {
             1
         } else if self.apps.iter().any(|a| {
             matches!(
                 a.state,
-                AppState::Blocked { .. } | AppState::PullFailed { .. } | AppState::NotPlanned { .. } | AppState::Quarantined { .. }
+                AppState::Blocked { .. }
+                    | AppState::PullFailed { .. }
+                    | AppState::NotPlanned { .. }
+                    | AppState::Quarantined { .. }
+                    | AppState::HeldBack { .. }
             )
         }) {
             2
@@ -210,16 +233,26 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> a
                 AppState::PullFailed { error }
             } else if let Some(reason) = &info.skipped {
                 AppState::NotPlanned { reason: reason.clone() }
-            } else if operations == 0 {
+            } else if operations == 0 && info.scope_complete {
                 AppState::InSync
             } else {
-                match crate::apply::apply(&active, Store::open(store_path)?, plan.run_id, &opts.apply_options(app)).await {
-                    Ok(r) => AppState::Applied {
-                        done: r.done(),
-                        failed: r.failed(),
+                let applied = if operations == 0 {
+                    Ok((0, 0))
+                } else {
+                    match crate::apply::apply(&active, Store::open(store_path)?, plan.run_id, &opts.apply_options(app)).await {
+                        Ok(r) => Ok((r.done(), r.failed())),
+                        Err(e @ ApplyError::Guard { .. }) => Err(e.to_string()),
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                match applied {
+                    Err(reason) => AppState::Blocked { reason },
+                    Ok((done, failed)) if info.scope_complete => AppState::Applied { done, failed },
+                    Ok((done, failed)) => AppState::HeldBack {
+                        done,
+                        failed,
+                        reason: crate::drift::WITHHELD.to_string(),
                     },
-                    Err(e @ ApplyError::Guard { .. }) => AppState::Blocked { reason: e.to_string() },
-                    Err(e) => return Err(e.into()),
                 }
             };
             let mut c = AppCycle {
@@ -234,7 +267,7 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> a
             if c.failed() {
                 let error = c.summary();
                 store.app_failed(app, &error, |n| quarantine_until(n, opts.quarantine_after, opts.quarantine_base))?;
-            } else if matches!(c.state, AppState::InSync | AppState::Applied { .. }) {
+            } else if matches!(c.state, AppState::InSync | AppState::Applied { .. } | AppState::HeldBack { .. }) {
                 store.app_succeeded(app)?;
             }
             let h = store.app_health(app)?;

@@ -1,8 +1,10 @@
 -- user.orphaned ("orphaned deactivation"): a linked app account that is still active (or, with
 -- on_unassign = "delete", still present) while its IdP user is deleted, inactive, or in no
--- bound group. Never planned for an app whose scope is incomplete (apps.scope_complete false:
--- a bound group name the IdP does not have, or no bindings pulled yet), nor with
--- on_unassign = "ignore". App accounts that match no IdP user are never orphaned.
+-- bound group. "In no bound group" is withheld for an app whose scope is incomplete
+-- (apps.scope_complete false: a bound group that is gone, a name the IdP never had, or no
+-- bindings pulled yet): the missing group may hold the user. A user deleted or inactive in the
+-- IdP is orphaned whatever the scope. Never with on_unassign = "ignore". App accounts that
+-- match no IdP user are never orphaned.
 -- Where DELETE only deactivates (Quip), an inactive account is done with.
 -- detail = why. Corrective operation: PATCH active=false (or DELETE per on_unassign).
 -- Output columns: app, kind, subject, idp_id, sp_id, attribute, old_value, new_value, detail.
@@ -18,5 +20,5 @@ LEFT JOIN users i ON i.uid = l.idp_uid
 WHERE l.status IN ('kept', 'new', 'idp_gone')
   AND (s.active OR (a.on_unassign = 'delete' AND a.delete_removes))
   AND a.on_unassign <> 'ignore'
-  AND a.scope_complete
+  AND (a.scope_complete OR i.uid IS NULL OR NOT i.active)
   AND NOT EXISTS (SELECT 1 FROM scope sc WHERE sc.app = l.app AND sc.uid = l.idp_uid)

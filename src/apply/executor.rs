@@ -380,8 +380,27 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
     let method = Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST);
     let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));
     let mut if_match: Option<String> = None;
-    for _ in 0..2 {
-        let resp = match send(rt, op, &method, body.as_ref(), if_match.as_deref(), &mut requests).await {
+    for round in 0..2 {
+        // A PUT replaces the whole resource: it is built on the resource as read now, so that
+        // what scimsync does not manage goes back unchanged (and, with ETags, it is sent only
+        // if the resource is still that version).
+        let sent = if method == Method::PUT {
+            requests += 1;
+            match put_on_current(rt, op, body.as_ref()).await {
+                Ok(Some((merged, version))) => {
+                    if rt.profile.etag {
+                        if_match = version;
+                    }
+                    Some(merged)
+                }
+                Ok(None) if op.is_deactivation() => return done(None, Some(404), Some("already gone"), requests),
+                Ok(None) => return failed(Some(404), format!("{} is gone: nothing to PUT", op.path), requests),
+                Err(e) => return failed(e.status(), format!("reading {} before the PUT: {e}", op.path), requests),
+            }
+        } else {
+            body.clone()
+        };
+        let resp = match send(rt, op, &method, sent.as_ref(), if_match.as_deref(), &mut requests).await {
             Ok(r) => r,
             Err(SendError::Http(e)) => return failed(e.status(), e.to_string(), requests),
             Err(SendError::Found(id)) => {
@@ -449,6 +468,8 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
             404 if matches!(op.action.as_str(), "user.deactivate" | "user.delete" | "group.delete") => {
                 return done(None, Some(status), Some("already gone"), requests);
             }
+            // Read again and merge on the new version.
+            412 if method == Method::PUT && round == 0 => continue,
             412 if if_match.is_none() => {
                 // The object changed since it was read: read it again and retry with its version.
                 requests += 1;
@@ -468,6 +489,54 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
         }
     }
     failed(Some(412), "HTTP 412 twice".into(), requests)
+}
+
+/// The body of a read-modify-write PUT: the resource as the app returns it now, with the
+/// operation's planned change applied ([`crate::scim::patch::put_body`]), and its version.
+/// `None` when the resource is gone.
+async fn put_on_current(rt: &AppRuntime, op: &Operation, planned: Option<&Value>) -> Result<Option<(Value, Option<String>)>, PutError> {
+    let resp = rt.client.request(Method::GET, &op.path, None, None).await.map_err(PutError::Http)?;
+    if resp.status == 404 {
+        return Ok(None);
+    }
+    if !resp.is_success() {
+        return Err(PutError::Read(resp.status, detail_of(&resp.body)));
+    }
+    let current: Value =
+        serde_json::from_slice(&resp.body).map_err(|e| PutError::Read(resp.status, format!("the resource is not JSON: {e}")))?;
+    let version = resp
+        .headers
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| current.pointer("/meta/version").and_then(Value::as_str).map(str::to_string));
+    let merged = crate::scim::patch::put_body(&current, planned.unwrap_or(&Value::Null)).map_err(|m| PutError::Read(resp.status, m))?;
+    Ok(Some((merged, version)))
+}
+
+/// Why the resource a PUT is built on could not be read.
+#[derive(Debug)]
+enum PutError {
+    Http(crate::http::HttpError),
+    Read(u16, String),
+}
+
+impl PutError {
+    fn status(&self) -> Option<u16> {
+        match self {
+            PutError::Http(e) => e.status(),
+            PutError::Read(s, _) => Some(*s),
+        }
+    }
+}
+
+impl std::fmt::Display for PutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PutError::Http(e) => write!(f, "{e}"),
+            PutError::Read(status, m) => write!(f, "HTTP {status}: {m}"),
+        }
+    }
 }
 
 enum SendError {

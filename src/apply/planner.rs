@@ -343,6 +343,14 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
         }
         safe
     });
+    // An app without PATCH gets its accounts changed by PUT: the operation keeps its PATCH
+    // operations as the plan of the change, and apply sends them applied to the account as
+    // read just before (see `crate::scim::patch::put_body`).
+    if !profile.patches_users() {
+        for o in ops.iter_mut().filter(|o| o.method == "PATCH" && o.path.starts_with("Users/")) {
+            o.method = "PUT".into();
+        }
+    }
     ops.sort_by_key(|o| o.phase); // stable: keeps finding order within a phase
     for o in &mut ops {
         o.seq = *next_seq;

@@ -77,10 +77,11 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
     }
     tracing::info!(timings = ?outcome.timings, "plan timings (s)");
     let pending = outcome.pending();
+    let withheld = outcome.withheld().len();
     // The process ends next: freeing a 1M-user plan's findings and operations one by one
     // took 0.3 s.
     std::mem::forget(outcome);
-    if args.detailed_exitcode && pending > 0 {
+    if args.detailed_exitcode && (pending > 0 || withheld > 0) {
         return Ok(Outcome::Pending);
     }
     Ok(Outcome::Ok)
@@ -93,6 +94,9 @@ fn print_table(out: &mut impl Write, outcome: &crate::drift::PlanOutcome, limit:
         let mut by_kind: BTreeMap<&str, Vec<&crate::engine::Finding>> = BTreeMap::new();
         for f in outcome.findings.iter().filter(|f| f.app == info.app) {
             by_kind.entry(f.kind.as_str()).or_default().push(f);
+        }
+        if !info.scope_complete {
+            writeln!(out, "  HELD BACK: {}", crate::drift::WITHHELD)?;
         }
         if by_kind.is_empty() {
             writeln!(out, "  no drift\n")?;

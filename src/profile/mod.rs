@@ -48,6 +48,10 @@ pub struct Profile {
     pub groups: GroupRules,
     pub roles: RoleRules,
     pub paging: PagingRules,
+    /// The SP answers ETags (`meta.version`) and honours `If-Match` (its ServiceProviderConfig
+    /// says so): a read-modify-write PUT sends the version it read. Not a profile key.
+    #[serde(skip)]
+    pub etag: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -79,6 +83,10 @@ pub struct UserRules {
     /// A created account may not be listed until its user first signs in; keep its link.
     #[serde(default)]
     pub created_pending: bool,
+    /// How an account is changed: `patch` (RFC 7644 §3.5.2), or `put`: the whole resource,
+    /// read just before, with only the managed attributes changed (§3.5.1).
+    #[serde(default = "patch")]
+    pub write: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -126,6 +134,9 @@ fn none() -> String {
 }
 fn delete() -> String {
     "delete".into()
+}
+fn patch() -> String {
+    "patch".into()
 }
 fn batch() -> usize {
     100
@@ -175,6 +186,7 @@ impl Profile {
         check("users.formatted", &p.users.formatted, &["none", "given_family"])?;
         check("users.delete", &p.users.delete, &["delete", "deactivate"])?;
         check("users.email_reuse", &p.users.email_reuse, &["none", "rename_disabled"])?;
+        check("users.write", &p.users.write, &["patch", "put"])?;
         check("groups.write", &p.groups.write, &["patch", "put", "both"])?;
         check("roles.model", &p.roles.model, &["attribute", "groups", "none"])?;
         if p.groups.member_batch == 0 {
@@ -185,9 +197,11 @@ impl Profile {
 
     /// The profile as narrowed by the SP's ServiceProviderConfig (generic profile only).
     pub fn with_service_provider_config(mut self, spc: Option<&ServiceProviderConfig>) -> Profile {
+        self.etag = spc.is_some_and(|s| s.etag.supported);
         if let (true, Some(spc)) = (self.read_service_provider_config, spc) {
             if !spc.patch.supported {
                 self.groups.write = "put".into();
+                self.users.write = "put".into();
             }
             if !spc.filter.supported {
                 self.groups.filter = false;
@@ -214,6 +228,11 @@ impl Profile {
     /// PATCH on /Groups (else PUT with the full member list).
     pub fn patches_groups(&self) -> bool {
         self.groups.write != "put"
+    }
+
+    /// PATCH on /Users (else a read-modify-write PUT of the whole account).
+    pub fn patches_users(&self) -> bool {
+        self.users.write == "patch"
     }
 
     /// DELETE /Users/{id} removes the account (rather than deactivating it).
@@ -258,7 +277,7 @@ mod tests {
 
     #[test]
     fn bad_profiles_name_the_key() {
-        let text = include_str!("generic.toml").replace("write = \"patch\"", "write = \"post\"");
+        let text = include_str!("generic.toml").replace("write = \"patch\"\nfilter", "write = \"post\"\nfilter");
         let e = Profile::parse("file 'x.toml'", &text).unwrap_err().to_string();
         assert!(e.contains("x.toml") && e.contains("groups.write") && e.contains("post"), "{e}");
         let text = include_str!("generic.toml").replace("[paging]", "[paging]\nbogus = 1");
@@ -274,6 +293,8 @@ mod tests {
         let spc = ServiceProviderConfig::parse(br#"{"patch":{"supported":false},"filter":{"supported":false}}"#).unwrap();
         let g = Profile::load("generic").unwrap().with_service_provider_config(Some(&spc));
         assert!(!g.patches_groups() && !g.groups.filter);
+        assert!(!g.patches_users(), "an SP without PATCH gets its users by PUT too");
+        assert!(Profile::load("generic").unwrap().patches_users());
         let w = Profile::load("workramp").unwrap().with_service_provider_config(Some(&spc));
         assert!(w.patches_groups());
     }

@@ -150,9 +150,74 @@ pub fn apply(resource: &mut Value, operations: &[Value]) -> Result<(), String> {
     Ok(())
 }
 
+/// The body of a read-modify-write PUT (RFC 7644 §3.5.1 replaces the whole resource, and a
+/// server may clear what the body leaves out): the resource as the SP just returned it, with
+/// only what scimsync manages changed, so extension schemas, phone numbers and anything the app
+/// added go back unchanged. `planned` is either a PatchOp body (its operations are applied) or
+/// a whole resource as planned (a group's `displayName` and `members`: each attribute it names
+/// replaces the current one; `schemas` and `id` are the server's). `meta` is read-only
+/// (RFC 7643 §3.1) and is not sent back.
+pub fn put_body(current: &Value, planned: &Value) -> Result<Value, String> {
+    let mut resource = current.clone();
+    if !resource.is_object() {
+        return Err("the current resource is not a JSON object".into());
+    }
+    match planned.get("Operations").and_then(Value::as_array) {
+        Some(ops) => apply(&mut resource, ops)?,
+        None => {
+            let planned = planned.as_object().ok_or("the planned body is not a JSON object")?;
+            let obj = resource.as_object_mut().expect("checked above");
+            for (k, v) in planned {
+                if k == "schemas" || k == "id" {
+                    continue;
+                }
+                let key = key_of(obj, k);
+                obj.insert(key, v.clone());
+            }
+        }
+    }
+    if let Some(obj) = resource.as_object_mut() {
+        let meta = key_of(obj, "meta");
+        obj.remove(&meta);
+    }
+    Ok(resource)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_put_body_changes_only_what_is_managed() {
+        let current = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "id": "u1", "userName": "ann", "active": true, "externalId": "E1",
+            "name": {"givenName": "Ann", "familyName": "Old", "middleName": "Q"},
+            "phoneNumbers": [{"value": "555", "type": "mobile"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"},
+            "meta": {"resourceType": "User", "version": "W/\"3\""}
+        });
+        let planned = body(&[
+            Operation::replace("name.familyName", json!("New")),
+            Operation::replace("active", json!(false)),
+        ]);
+        let put = put_body(&current, &planned).unwrap();
+        let mut want = current.clone();
+        want["name"]["familyName"] = json!("New");
+        want["active"] = json!(false);
+        want.as_object_mut().unwrap().remove("meta");
+        assert_eq!(put, want);
+
+        let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g1", "displayName": "Old",
+                           "externalId": "idp-g1", "members": [{"value": "a"}], "meta": {"version": "1"}});
+        let whole = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g1", "displayName": "New", "members": [{"value": "b"}]});
+        let put = put_body(&group, &whole).unwrap();
+        assert_eq!(
+            put,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g1", "displayName": "New",
+                   "externalId": "idp-g1", "members": [{"value": "b"}]})
+        );
+    }
 
     #[test]
     fn apply_handles_the_forms_scimsync_sends() {

@@ -58,6 +58,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The bindings an IdP's last pull resolved to a group: (app, name in `groups`, IdP group
+    /// id). A later pull follows a binding by this id when its name no longer matches (the IdP
+    /// group was renamed).
+    pub fn resolved_bindings(&self, idp: &str) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT app, group_name, idp_group_id FROM bindings WHERE idp = ?1 AND idp_group_id IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([idp], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
     /// Store a plan run's results in one transaction: links whose app side is gone are dropped,
     /// the links correlation made are added, and the findings are recorded under `run_id`.
     pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {

@@ -20,10 +20,16 @@ fn free_port() -> u16 {
 
 impl Scim2Server {
     pub fn start(tenants: &[&str]) -> Scim2Server {
+        Scim2Server::start_with(tenants, &[])
+    }
+
+    /// [`Scim2Server::start`] with more of its options (`--service-provider-config FILE`, …).
+    pub fn start_with(tenants: &[&str], options: &[&str]) -> Scim2Server {
         let bin = std::env::var("SCIM2_SERVER").unwrap_or_else(|_| "scim2-server".into());
         let port = free_port();
         let mut cmd = Command::new(&bin);
         cmd.args(["--port", &port.to_string(), "--bearer-token", TOKEN]);
+        cmd.args(options);
         for t in tenants {
             cmd.args(["--tenant", t]);
         }
