@@ -185,6 +185,9 @@ struct RawApp {
     max_deactivations: Option<toml::Value>,
     #[serde(default)]
     roles: BTreeMap<String, String>,
+    /// Link (and reactivate) an inactive account that matches a new IdP user only by email.
+    #[serde(default)]
+    reactivate_by_email: bool,
     page_size: Option<u32>,
     concurrency: Option<usize>,
     /// Objects one listing may hold; a server that claims or sends more is refused.
@@ -302,6 +305,10 @@ pub struct AppConfig {
     pub on_unassign: OnUnassign,
     pub max_deactivations: Option<DeactivationLimit>,
     pub roles: BTreeMap<String, String>,
+    /// An inactive account matching a new IdP user only by email is linked and reactivated
+    /// (a rehire whose other keys changed) instead of being a conflict. Off by default: it is
+    /// usually a departed person's account whose address was given to someone new.
+    pub reactivate_by_email: bool,
 }
 
 impl AppConfig {
@@ -496,6 +503,7 @@ impl Config {
                 on_unassign: r.on_unassign,
                 max_deactivations,
                 roles: r.roles,
+                reactivate_by_email: r.reactivate_by_email,
             });
         }
 

@@ -562,6 +562,42 @@ async fn refresh_group(
             source.name()
         )
     })?;
+    // The binding, resolved as a full pull would: a group bound in the config since the last
+    // full pull is bound now; a group the app is not bound to is an error, never a quiet
+    // "nothing to do".
+    match &app.idp_app_id {
+        None => {
+            let Some(bound_as) = app.groups.iter().find(|n| **n == group.display_name || n.as_str() == name) else {
+                anyhow::bail!(
+                    "group '{}' is not bound to app '{}' (not in its `groups`): nothing to reconcile",
+                    group.display_name,
+                    app.name
+                );
+            };
+            if store.bind_group(&app.name, source.name(), bound_as, &group.id)? {
+                tracing::info!(
+                    "app '{}': bound group '{bound_as}' resolved to {} ({})",
+                    app.name,
+                    group.id,
+                    source.name()
+                );
+            }
+        }
+        Some(_) => {
+            if !store
+                .resolved_bindings(source.name())?
+                .iter()
+                .any(|(a, _, id)| *a == app.name && *id == group.id)
+            {
+                anyhow::bail!(
+                    "group '{}' is not among app '{}''s assignments in {} as of the last full pull: run a full `scimsync reconcile` (or `pull`) to read them",
+                    group.display_name,
+                    app.name,
+                    source.name()
+                );
+            }
+        }
+    }
     let mut notes = Vec::new();
     let r = store.refresh_group(source.name(), &group, &members)?;
     if !r.unknown_members.is_empty() {

@@ -16,9 +16,17 @@ SELECT app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
 FROM prior
 UNION ALL
 SELECT c.app, c.idp_uid, c.sp_uid, i.id AS idp_user_id, s.id AS sp_user_id, c.matched_by,
-       CASE WHEN pi.n = 1 AND ps.n = 1 THEN 'new' ELSE 'conflict' END AS status
+       CASE WHEN c.matched_by = 'email' AND NOT s.active AND COALESCE(r.policy, 'conflict') = 'conflict' THEN 'conflict'
+            WHEN pi.n = 1 AND ps.n = 1 THEN 'new' ELSE 'conflict' END AS status
 FROM chosen c
 JOIN per_idp pi ON pi.app = c.app AND pi.idp_uid = c.idp_uid
 JOIN per_sp ps ON ps.app = c.app AND ps.sp_uid = c.sp_uid
 JOIN free i ON i.side = 'idp' AND i.app = c.app AND i.uid = c.idp_uid
 JOIN free s ON s.side = 'sp' AND s.app = c.app AND s.uid = c.sp_uid
+LEFT JOIN app_email_reuse r ON r.app = c.app
+-- Reused emails: an inactive account that matches a new IdP user only by email is a departed
+-- person's account, not a rehire. It is never linked (and so never reactivated or renamed)
+-- unless the app opts in (policy 'reactivate'): it is a conflict ('conflict', the default), or
+-- (policy 'release', Quip) not a candidate at all, so that the user is created after the old
+-- account gives up the email.
+WHERE NOT (c.matched_by = 'email' AND NOT s.active AND COALESCE(r.policy, 'conflict') = 'release')

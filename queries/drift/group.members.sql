@@ -17,10 +17,13 @@ WITH managed AS (
     WHERE gl.status IN ('kept', 'takeover') AND a.manage_groups
       AND EXISTS (SELECT 1 FROM bindings b WHERE b.app = gl.app AND b.idp = a.idp_source AND b.idp_group_id = gl.idp_group_id)
 ),
+-- A member held back by a user.conflict has no account that can be added: the conflict reports
+-- it once; it is not group drift that stays pending forever.
 desired AS (
     SELECT mg.sp_gid, m.uid AS idp_uid
     FROM managed mg
     JOIN active_members m ON m.gid = mg.idp_gid
+    WHERE NOT EXISTS (SELECT 1 FROM links c WHERE c.app = mg.app AND c.idp_uid = m.uid AND c.status = 'conflict')
 ),
 -- Only linked members: an unlinked account in a managed group is never removed.
 actual AS (

@@ -394,6 +394,7 @@ fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
 fn register_config_tables(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
     register(ctx, "apps", vec![tables::apps(apps)])?;
     register(ctx, "app_match", vec![tables::app_match(apps)])?;
+    register(ctx, "app_email_reuse", vec![tables::app_email_reuse(apps)])?;
     register(ctx, "app_roles", vec![tables::app_roles(apps)])?;
     register(ctx, "app_attributes", vec![tables::app_attributes(apps)])
 }

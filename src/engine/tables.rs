@@ -65,6 +65,30 @@ pub fn apps(apps: &[AppInput]) -> RecordBatch {
     )
 }
 
+/// `app_email_reuse(app, policy)`: what an inactive account that matches a new IdP user only by
+/// email is. `conflict` (default): a conflict, never linked; `release` (profiles with
+/// `email_reuse = "rename_disabled"`, Quip): not a candidate, the old account gives the email
+/// up and a new one is created; `reactivate` (`reactivate_by_email = true`): linked and
+/// reactivated, as a rehire.
+pub fn app_email_reuse(apps: &[AppInput]) -> RecordBatch {
+    let policy = |a: &AppInput| {
+        if a.config.reactivate_by_email {
+            "reactivate"
+        } else if a.profile.users.email_reuse == "rename_disabled" {
+            "release"
+        } else {
+            "conflict"
+        }
+    };
+    batch(
+        &[("app", DataType::Utf8), ("policy", DataType::Utf8)],
+        vec![
+            strings(apps.iter().map(|a| a.config.name.clone()).collect()),
+            strings(apps.iter().map(|a| policy(a).to_string()).collect()),
+        ],
+    )
+}
+
 /// `app_match(app, key, rank)`: the correlation keys in precedence order (rank 1 first).
 pub fn app_match(apps: &[AppInput]) -> RecordBatch {
     let (mut app, mut key, mut rank) = (Vec::new(), Vec::new(), Vec::new());

@@ -72,6 +72,47 @@ impl Store {
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
+    /// Bind `group_name` of `app` to the IdP group `idp_group_id` (single-object reconcile of a
+    /// group bound since the last full pull): the unresolved row of that name is resolved, or a
+    /// row is added. Returns whether anything changed.
+    pub fn bind_group(&self, app: &str, idp: &str, group_name: &str, idp_group_id: &str) -> Result<bool> {
+        let exists: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM bindings WHERE app = ?1 AND idp = ?2 AND group_name = ?3 AND idp_group_id = ?4",
+                params![app, idp, group_name, idp_group_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if exists > 0 {
+            return Ok(false);
+        }
+        let resolved = self
+            .conn
+            .execute(
+                "UPDATE bindings SET idp_group_id = ?4 WHERE app = ?1 AND idp = ?2 AND group_name = ?3 AND idp_group_id IS NULL",
+                params![app, idp, group_name, idp_group_id],
+            )
+            .map_err(|e| self.err(e))?;
+        if resolved == 0 {
+            let run: i64 = self
+                .conn
+                .query_row(
+                    "SELECT COALESCE(MAX(id), 0) FROM runs WHERE kind IN ('pull', 'refresh') AND source = ?1 AND status = 'ok'",
+                    [idp],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            self.conn
+                .execute(
+                    "INSERT INTO bindings (app, idp, group_name, idp_group_id, valid_from, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![app, idp, group_name, idp_group_id, crate::time::now(), run],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(true)
+    }
+
     /// Store a plan run's results in one transaction: links whose app side is gone are dropped,
     /// the links correlation made are added, and the findings are recorded under `run_id`.
     pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {

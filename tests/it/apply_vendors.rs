@@ -150,7 +150,7 @@ fn whimsical_gets_lower_case_emails_keeps_names_and_never_creates_twice() {
     dir.add_user(app_user("bob@x.com", "Bob", "B", true, None));
     let host = EmulatorHost::start_as(dir, Vendor::Whimsical, true);
     let mut directory = json!({"users": [person("a", "Ann.Upper@X.com", "Ann", "A", true), person("b", "bob@x.com", "Bob", "B", true)],
-                               "groups": [{"id": "g1", "name": "Eng", "members": ["a", "b"]}]});
+                               "groups": [{"id": "g1", "name": "Eng", "members": ["a", "b"]}, {"id": "g2", "name": "Ops", "members": []}]});
     let ws = workspace(&host, "whimsical", &directory, "match = [\"email\"]\n");
     reconcile(&ws);
     let users = users_by_name(&host);
@@ -193,7 +193,9 @@ fn blogin_sends_title_timezone_and_formatted() {
     let mut a = person("a", "ann@x.com", "Ann", "A", true);
     a["timezone"] = json!("Europe/Paris");
     a["phone"] = json!("+33 1 23");
-    let directory = json!({"users": [a], "groups": [{"id": "g1", "name": "Eng", "members": ["a"]}]});
+    // Both bound groups exist (a bound name the IdP lacks would hold the plan back).
+    let directory =
+        json!({"users": [a], "groups": [{"id": "g1", "name": "Eng", "members": ["a"]}, {"id": "g2", "name": "Ops", "members": []}]});
     let ws = workspace(&host, "blogin", &directory, "");
     reconcile(&ws);
     let ann = &users_by_name(&host)["ann@x.com"];

@@ -24,6 +24,7 @@ mod put_only_apps;
 mod readme_walkthrough;
 mod reconcile;
 mod renamed_groups;
+mod reused_emails;
 mod scim_client;
 mod secrets;
 mod tls;

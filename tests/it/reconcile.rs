@@ -352,3 +352,39 @@ fn one_group_is_reconciled_on_demand_with_its_new_members() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(stderr(&unknown).contains("no group 'Nope' in idp.corp"), "{}", stderr(&unknown));
 }
+
+#[test]
+fn a_group_bound_since_the_last_pull_is_reconciled_and_an_unbound_one_is_an_error() {
+    let host = EmulatorHost::start(Directory::default());
+    let config = |groups: &str| {
+        format!(
+            "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n\n[app.wiki]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [{groups}]\n",
+            host.emulator.base_url
+        )
+    };
+    let ws = Workspace::new(&config("\"Eng\""));
+    let mut doc = directory(&[true; 4]);
+    doc["groups"] = json!([
+        {"id": "g1", "name": "Eng", "members": ["u0", "u1"]},
+        {"id": "g2", "name": "Ops", "members": ["u1", "u2", "u3"]}
+    ]);
+    std::fs::write(ws.path("directory.json"), doc.to_string()).unwrap();
+    assert_ok(&ws.cli(&["reconcile"]));
+    // Ops is bound in the config; no full pull has run since.
+    std::fs::write(ws.path("scimsync.toml"), config("\"Eng\", \"Ops\"")).unwrap();
+    let out = ws.cli(&["reconcile", "--app", "wiki", "--group", "Ops"]);
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("0 finding(s), 0 operation(s)"), "{}", stdout(&out));
+    let ops = host.emulator.with_directory(|d| {
+        d.groups
+            .values()
+            .find(|g| g["displayName"] == "Ops")
+            .map(|g| g["members"].as_array().map_or(0, Vec::len))
+    });
+    assert_eq!(ops, Some(3), "Ops was created with its three members");
+    // A group the app is not bound to is not "in sync": it is an error saying why.
+    std::fs::write(ws.path("scimsync.toml"), config("\"Eng\"")).unwrap();
+    let unbound = ws.cli(&["reconcile", "--app", "wiki", "--group", "Ops"]);
+    assert_eq!(unbound.status.code(), Some(1), "{}", stdout(&unbound));
+    assert!(stderr(&unbound).contains("is not bound to app 'wiki'"), "{}", stderr(&unbound));
+}
