@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (a Python venv with scim2-server), then runs
-# every test with `cargo test`. Integration tests start their own scim2-server processes from
-# the venv on free loopback ports, so they are isolated from each other.
+# The test command: installs what the tests need (a Python venv with scim2-server), checks
+# formatting and clippy, then runs every test with `cargo test`. Integration tests start their
+# own scim2-server processes from the venv on free loopback ports, so they are isolated from
+# each other.
 #
 #   ./scripts/test.sh              # everything
 #   ./scripts/test.sh pull         # extra arguments go to `cargo test`
@@ -28,6 +29,12 @@ if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The house rules: formatted, and clippy-clean on every target with warnings as errors.
+echo "==> cargo fmt --check"
+cargo fmt --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets --quiet -- -D warnings
 
 echo "==> cargo test"
 cargo test --locked "$@"
