@@ -9,14 +9,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Two third-party SCIM service providers: scim2-server, and django-scim2 (Django with the
+# package's views, started by tests/it/django_scim.rs from tests/django_scim/).
 SCIM2_SERVER_VERSION=0.8.3
+DJANGO_SCIM2_VERSION=0.23.0
 venv="${SCIMSYNC_VENV:-$HOME/.cache/scimsync/venv}"
-if [ ! -x "$venv/bin/scim2-server" ] || ! "$venv/bin/pip" show scim2-server 2>/dev/null | grep -q "^Version: $SCIM2_SERVER_VERSION$"; then
-  echo "==> installing scim2-server $SCIM2_SERVER_VERSION into $venv"
+installed() { "$venv/bin/pip" show "$1" 2>/dev/null | grep -q "^Version: $2$"; }
+if [ ! -x "$venv/bin/scim2-server" ] || ! installed scim2-server "$SCIM2_SERVER_VERSION" || ! installed django-scim2 "$DJANGO_SCIM2_VERSION"; then
+  echo "==> installing scim2-server $SCIM2_SERVER_VERSION and django-scim2 $DJANGO_SCIM2_VERSION into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$SCIM2_SERVER_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$SCIM2_SERVER_VERSION" "django-scim2==$DJANGO_SCIM2_VERSION"
 fi
 export SCIM2_SERVER="$venv/bin/scim2-server"
+export SCIMSYNC_PYTHON="$venv/bin/python"
 
 # Debian packages the tests and checks use: openssl (a self-signed certificate for the TLS test),
 # sqlite3 (the store read by another tool) and chromium (the HTML audit page).

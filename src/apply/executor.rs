@@ -441,6 +441,26 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
                     Err(e) => failed(Some(status), format!("{detail}, then lookup failed: {e}"), requests),
                 };
             }
+            // The answer is the resource as written (RFC 7644 §3.3, §3.5.1): a group whose
+            // members the app left out did not take the change. A PUT that did not take is a
+            // failure saying so (sending it again every cycle would change nothing); a create
+            // is done (the group exists and is linked), its missing members added next time.
+            match ignored_members(sent.as_ref(), &resp.body) {
+                Some(n) if method == Method::PUT => {
+                    return failed(
+                        Some(status),
+                        format!(
+                            "HTTP {status}, but the app's answer lacks {n} of the members the PUT sent: it ignores members on PUT (without PATCH, this app cannot have its groups' members managed)"
+                        ),
+                        requests,
+                    )
+                }
+                Some(n) => {
+                    let note = format!("the app created the group without {n} of its members; the next plan adds them");
+                    return done(result_id.as_deref(), Some(status), Some(&note), requests);
+                }
+                None => {}
+            }
             return done(result_id.as_deref(), Some(status), note.as_deref(), requests);
         }
         match status {
@@ -512,6 +532,22 @@ async fn put_on_current(rt: &AppRuntime, op: &Operation, planned: Option<&Value>
         .or_else(|| current.pointer("/meta/version").and_then(Value::as_str).map(str::to_string));
     let merged = crate::scim::patch::put_body(&current, planned.unwrap_or(&Value::Null)).map_err(|m| PutError::Read(resp.status, m))?;
     Ok(Some((merged, version)))
+}
+
+/// How many of the members `sent` names the app's answer leaves out, when the answer lists
+/// members at all (a server may leave `members` out of its answers; that says nothing).
+fn ignored_members(sent: Option<&Value>, answer: &[u8]) -> Option<usize> {
+    let values = |v: &Value| -> Option<std::collections::BTreeSet<String>> {
+        v.get("members")?.as_array().map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+    };
+    let sent = values(sent?)?;
+    let answered = values(&serde_json::from_slice::<Value>(answer).ok()?)?;
+    let missing = sent.difference(&answered).count();
+    (missing > 0).then_some(missing)
 }
 
 /// Why the resource a PUT is built on could not be read.
@@ -660,6 +696,23 @@ fn carries_key(user: &Value, attr: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_an_answer_leaves_out_are_counted() {
+        let sent = serde_json::json!({"displayName": "Eng", "members": [{"value": "1"}, {"value": "2"}]});
+        assert_eq!(ignored_members(Some(&sent), br#"{"id":"g","members":[]}"#), Some(2));
+        assert_eq!(
+            ignored_members(Some(&sent), br#"{"id":"g","members":[{"value":"2"},{"value":"1"}]}"#),
+            None
+        );
+        assert_eq!(
+            ignored_members(Some(&sent), br#"{"id":"g"}"#),
+            None,
+            "no members in the answer says nothing"
+        );
+        assert_eq!(ignored_members(Some(&sent), b""), None);
+        assert_eq!(ignored_members(None, br#"{"members":[]}"#), None);
+    }
 
     #[test]
     fn a_looked_up_account_must_carry_the_key() {

@@ -11,6 +11,7 @@ mod config_errors;
 mod convergence;
 mod crash_trials;
 mod demo;
+mod django_scim;
 mod fault_matrix;
 mod file_source;
 mod gen_serve;

@@ -62,6 +62,81 @@ impl Drop for Scim2Server {
     }
 }
 
+/// django-scim2 (PyPI), a second third-party SCIM service provider: Django with the package's
+/// views, middleware and model mixins, configured by `tests/django_scim/` (settings only, and
+/// the models the package documents), on a free loopback port; killed on drop. With
+/// `without_patch` its ServiceProviderConfig announces no PATCH.
+pub struct DjangoScim {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub base_url: String,
+}
+
+impl DjangoScim {
+    pub fn start(without_patch: bool) -> DjangoScim {
+        let python = std::env::var("SCIMSYNC_PYTHON").unwrap_or_else(|_| "python3".into());
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/django_scim");
+        std::fs::create_dir_all(dir.path().join("scimapp")).unwrap();
+        for f in ["settings.py", "urls.py", "scimapp/__init__.py", "scimapp/models.py"] {
+            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        }
+        let django = |args: &[&str]| {
+            let mut c = Command::new(&python);
+            c.args(["-m", "django"])
+                .args(args)
+                .current_dir(dir.path())
+                .env("PYTHONPATH", dir.path())
+                .env("DJANGO_SETTINGS_MODULE", "settings")
+                .env("SCIM_DB", dir.path().join("db.sqlite3"));
+            if without_patch {
+                c.env("SCIM_NO_PATCH", "1");
+            }
+            c
+        };
+        for step in [&["makemigrations", "scimapp"][..], &["migrate"][..]] {
+            let out = django(step).output().unwrap_or_else(|e| panic!("cannot run {python} -m django: {e}. Run the tests with ./scripts/test.sh, which installs django-scim2 and sets SCIMSYNC_PYTHON."));
+            assert!(out.status.success(), "django {step:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("requests.log")).unwrap();
+        let child = django(&["runserver", &format!("127.0.0.1:{port}"), "--noreload"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = DjangoScim {
+            child,
+            dir,
+            base_url: format!("http://127.0.0.1:{port}/scim/v2"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if http("GET", &format!("{}/ServiceProviderConfig", server.base_url), None).0 == 200 {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("django-scim2 did not answer on port {port} within 60 s");
+    }
+
+    /// The request lines the server logged ("PATCH /scim/v2/Users/3 HTTP/1.1", …).
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for DjangoScim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One blocking HTTP request with the test token; returns the status and the JSON body (Null if none).
 pub fn http(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
