@@ -1,6 +1,7 @@
 //! The main crate's parser modules, compiled from their own source files: the sans-I/O SCIM
 //! layer (list, error, resource, filter, PATCH, ServiceProviderConfig), the model it fills, and
-//! the config parser with its secret type. `crate::…` paths inside them resolve here as there.
+//! the config parser with what it reads (its secret type, durations, the paging cap).
+//! `crate::…` paths inside them resolve here as there.
 #![allow(dead_code)]
 
 #[path = "../../src/model.rs"]
@@ -9,5 +10,9 @@ pub mod model;
 pub mod secret;
 #[path = "../../src/config.rs"]
 pub mod config;
+#[path = "../../src/paging.rs"]
+pub mod paging;
+#[path = "../../src/time.rs"]
+pub mod time;
 
 pub mod scim;
