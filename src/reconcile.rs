@@ -300,7 +300,7 @@ pub fn metrics(report: &CycleReport) -> String {
     out.push_str("# HELP scimsync_operations Operations of the last cycle by outcome.\n# TYPE scimsync_operations gauge\n");
     for a in &report.apps {
         let (done, failed) = match a.state {
-            AppState::Applied { done, failed } => (done, failed),
+            AppState::Applied { done, failed } | AppState::HeldBack { done, failed, .. } => (done, failed),
             _ => (0, 0),
         };
         out.push_str(&format!("scimsync_operations{{app=\"{}\",outcome=\"done\"}} {done}\n", esc(&a.app)));
@@ -378,6 +378,31 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn a_held_back_app_counts_its_operations_in_the_metrics() {
+        let report = CycleReport {
+            apps: vec![AppCycle {
+                app: "wiki".into(),
+                state: AppState::HeldBack {
+                    done: 3,
+                    failed: 1,
+                    reason: crate::drift::WITHHELD.into(),
+                },
+                findings: BTreeMap::new(),
+                operations: 4,
+                consecutive_failures: 1,
+                last_success_at: None,
+                quarantined_until: None,
+            }],
+            ..CycleReport::default()
+        };
+        let text = metrics(&report);
+        assert!(text.contains("scimsync_operations{app=\"wiki\",outcome=\"done\"} 3"), "{text}");
+        assert!(text.contains("scimsync_operations{app=\"wiki\",outcome=\"failed\"} 1"), "{text}");
+        assert_eq!(report.exit_code(), 1, "a failed operation wins over held back");
+        assert!(report.apps[0].summary().contains("HELD BACK"));
     }
 
     #[test]
