@@ -22,11 +22,8 @@ pub struct Api {
     origin: String,
 }
 
-/// scheme://host[:port] of a URL.
-pub fn origin_of(url: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    Some(u.origin().ascii_serialization())
-}
+/// scheme://host[:port] of a URL (the transport's rule, which redirects are held to as well).
+pub use crate::http::origin as origin_of;
 
 impl Api {
     /// An API client for an IdP section with `auth` and its page concurrency.
