@@ -330,9 +330,10 @@ pub struct Config {
 }
 
 const DEFAULT_PAGE_SIZE: u32 = 1000;
-/// The retry budgets when the config sets none.
+/// The retry budgets when the config sets none (also the transport's until a config is loaded).
 pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_MAX_RETRY_WAIT_PER_RUN: Duration = Duration::from_secs(60 * 60);
+
 const DEFAULT_CONCURRENCY: usize = 4;
 const BUILTIN_PROFILES: &[&str] = &["generic", "whimsical", "quip", "blogin", "workramp"];
 

@@ -117,10 +117,10 @@ impl HttpSettings {
 pub const MAX_REDIRECTS: usize = 5;
 
 /// The retry budget: how long one request, and one run (a command, or one reconcile cycle), may
-/// spend waiting between attempts. Process-wide; [`set_retry_budget`] sets it from the config and
-/// flags and starts a new run's budget.
-static RETRY_WAIT_PER_REQUEST_MS: AtomicU64 = AtomicU64::new(10 * 60 * 1000);
-static RETRY_WAIT_PER_RUN_MS: AtomicU64 = AtomicU64::new(60 * 60 * 1000);
+/// spend waiting between attempts (the config's defaults until set). Process-wide;
+/// [`set_retry_budget`] sets it from the config and flags and starts a new run's budget.
+static RETRY_WAIT_PER_REQUEST_MS: AtomicU64 = AtomicU64::new(crate::config::DEFAULT_MAX_RETRY_WAIT.as_millis() as u64);
+static RETRY_WAIT_PER_RUN_MS: AtomicU64 = AtomicU64::new(crate::config::DEFAULT_MAX_RETRY_WAIT_PER_RUN.as_millis() as u64);
 static RETRY_WAITED_THIS_RUN_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Set the retry budget (per request, per run) and start a new run's account.

@@ -8,6 +8,8 @@
 //! next link was followed already (a cycle), when link-paged pages stop bringing anything, or
 //! when more objects arrive than the source's `max_objects`. Memory stays bounded by the pages
 //! in flight and one 8-byte hash per object seen.
+use std::borrow::Cow;
+
 use rustc_hash::FxHashSet;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -50,10 +52,6 @@ impl PageGuard {
         self
     }
 
-    pub fn max_objects(&self) -> u64 {
-        self.max_objects
-    }
-
     /// A count the server claims (`totalResults`, `totalCount`, `x-total-count`): refused when
     /// over the cap, so nothing is ever sized from it.
     pub fn claimed_total(&self, total: u64) -> Result<(), String> {
@@ -77,17 +75,22 @@ impl PageGuard {
     }
 
     /// One page's objects, by id (`None` for an object without one). Refused when an id was
-    /// seen on an earlier page or the listing passes the cap.
-    pub fn page<'a>(&mut self, ids: impl IntoIterator<Item = Option<&'a str>>) -> Result<(), String> {
+    /// seen on an earlier page or the listing passes the cap. Where repeats are allowed, ids
+    /// are only counted.
+    pub fn page<S: AsRef<str>>(&mut self, ids: impl IntoIterator<Item = Option<S>>) -> Result<(), String> {
         let mut n = 0u64;
         for id in ids {
             n += 1;
-            if let Some(id) = id {
-                if !self.seen.insert(xxhash_rust::xxh3::xxh3_64(id.as_bytes())) && !self.repeats_allowed {
-                    return Err(format!(
-                        "object '{id}' came back on a later page: the server ignores the page position or repeats pages"
-                    ));
+            match id {
+                Some(id) if !self.repeats_allowed => {
+                    let id = id.as_ref();
+                    if !self.seen.insert(xxhash_rust::xxh3::xxh3_64(id.as_bytes())) {
+                        return Err(format!(
+                            "object '{id}' came back on a later page: the server ignores the page position or repeats pages"
+                        ));
+                    }
                 }
+                _ => {}
             }
         }
         self.objects += n;
@@ -114,36 +117,44 @@ impl PageGuard {
         Ok(())
     }
 
-    /// Objects accepted so far.
-    pub fn objects(&self) -> u64 {
-        self.objects
-    }
-
-    /// [`PageGuard::page`] for raw JSON objects, reading each one's id.
+    /// [`PageGuard::page`] for raw JSON objects, reading each one's id (borrowed from the text
+    /// unless it holds an escape).
     pub fn raw_page(&mut self, items: &[Box<RawValue>]) -> Result<(), String> {
-        let ids: Vec<Option<String>> = items.iter().map(|r| object_id(r)).collect();
-        self.page(ids.iter().map(Option::as_deref))
+        if self.repeats_allowed {
+            return self.page(items.iter().map(|_| None::<&str>));
+        }
+        self.page(items.iter().map(|r| object_id(r)))
     }
 }
 
-/// The id of a JSON object as the APIs name it: `id` (SCIM, Okta, Graph), `_id` (JumpCloud v1),
-/// or `to.id` (JumpCloud v2 associations).
-pub fn object_id(raw: &RawValue) -> Option<String> {
+/// The id of a JSON object as the APIs name it: `id` (SCIM, Okta, Graph; a number is taken as
+/// its text), `_id` (JumpCloud v1), or `to.id` (JumpCloud v2 associations).
+pub fn object_id(raw: &RawValue) -> Option<Cow<'_, str>> {
     #[derive(Deserialize)]
-    struct Ids {
-        #[serde(rename = "_id")]
-        v1: Option<String>,
-        id: Option<serde_json::Value>,
-        to: Option<To>,
+    #[serde(untagged)]
+    enum Id<'a> {
+        Text(#[serde(borrow)] Cow<'a, str>),
+        Number(serde_json::Number),
+        Other(serde::de::IgnoredAny),
     }
     #[derive(Deserialize)]
-    struct To {
-        id: Option<String>,
+    struct To<'a> {
+        #[serde(borrow)]
+        id: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Ids<'a> {
+        #[serde(rename = "_id", borrow)]
+        v1: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        id: Option<Id<'a>>,
+        #[serde(borrow)]
+        to: Option<To<'a>>,
     }
     let ids: Ids = serde_json::from_str(raw.get()).ok()?;
     let id = match ids.id {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(Id::Text(s)) => Some(s),
+        Some(Id::Number(n)) => Some(Cow::Owned(n.to_string())),
         _ => None,
     };
     ids.v1.or(id).or(ids.to.and_then(|t| t.id))

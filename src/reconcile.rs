@@ -347,13 +347,6 @@ pub fn metrics(report: &CycleReport) -> String {
     out
 }
 
-/// Write `text` to `path` atomically (a temp file beside it, then a rename).
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
-}
-
 pub use crate::time::parse_duration;
 
 /// Sleep `base` ± 10 %, waking early when `stop` is set. Returns false when stopped.

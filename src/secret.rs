@@ -91,11 +91,6 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// [`redact`] for an optional message, as stored.
-pub fn redact_opt(text: Option<&str>) -> Option<Cow<'_, str>> {
-    text.map(redact)
-}
-
 /// A writer that redacts what it is given before passing it on: the log output. It gathers one
 /// log event (the formatter writes an event in one or more calls) and writes it redacted when
 /// dropped, so a secret split over two calls is still found.

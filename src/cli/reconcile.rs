@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::{Globals, Outcome};
 use crate::config::DeactivationLimit;
-use crate::reconcile::{cycle, metrics, parse_duration, pause, write_atomically, CycleOptions, CycleReport, Target};
+use crate::reconcile::{cycle, metrics, parse_duration, pause, CycleOptions, CycleReport, Target};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
@@ -71,9 +71,12 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
         quarantine_after: args.quarantine_after.max(1),
         quarantine_base: args.every.unwrap_or(Duration::from_secs(60)),
     };
+    // Replaced every cycle, like any output file: never over the store or the config, through
+    // a temporary file created exclusively beside it.
+    let protected = super::outfile::Protected::store_and_config(&store, &g.config);
     let write_metrics = |report: &CycleReport| -> anyhow::Result<()> {
         if let Some(path) = &args.metrics_file {
-            write_atomically(path, &metrics(report)).map_err(|e| anyhow::anyhow!("--metrics-file '{}': {e}", path.display()))?;
+            super::outfile::write_file(path, metrics(report).as_bytes(), true, &protected, "--metrics-file")?;
         }
         Ok(())
     };

@@ -243,10 +243,24 @@ impl ScimClient {
         }
     }
 
-    /// The error for an id that cannot be addressed: nothing was sent.
-    fn unaddressable(&self, method: Method, resource: &str, id: &str, message: String) -> HttpError {
-        self.http
-            .error(&method, &self.url(&format!("{resource}/{id}")), HttpErrorKind::BadBody(message))
+    /// [`ScimClient::expect_ok`] on `/{resource}/{id}`; an id that cannot be addressed is an
+    /// error before anything is sent.
+    async fn by_id(
+        &self,
+        method: Method,
+        resource: &str,
+        id: &str,
+        body: Option<&serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> Result<serde_json::Value, HttpError> {
+        let path = match super::path::resource_path(resource, id) {
+            Ok(p) => p,
+            Err(m) => {
+                let url = self.url(&format!("{resource}/{id}"));
+                return Err(self.http.error(&method, &url, HttpErrorKind::BadBody(m)));
+            }
+        };
+        self.expect_ok(method, &path, body, if_match).await
     }
 
     /// A request whose response must be 2xx; returns the JSON body (Null for 204/empty).
@@ -284,13 +298,7 @@ impl ScimClient {
 
     /// GET `/{resource}/{id}` (§3.4.1).
     pub async fn get(&self, resource: &str, id: &str) -> Result<serde_json::Value, HttpError> {
-        self.expect_ok(
-            Method::GET,
-            &path_of(resource, id).map_err(|m| self.unaddressable(Method::GET, resource, id, m))?,
-            None,
-            None,
-        )
-        .await
+        self.by_id(Method::GET, resource, id, None, None).await
     }
 
     /// POST `/{resource}` (§3.3): the created resource.
@@ -306,13 +314,7 @@ impl ScimClient {
         body: &serde_json::Value,
         if_match: Option<&str>,
     ) -> Result<serde_json::Value, HttpError> {
-        self.expect_ok(
-            Method::PUT,
-            &path_of(resource, id).map_err(|m| self.unaddressable(Method::PUT, resource, id, m))?,
-            Some(body),
-            if_match,
-        )
-        .await
+        self.by_id(Method::PUT, resource, id, Some(body), if_match).await
     }
 
     /// PATCH `/{resource}/{id}` (§3.5.2); `Null` when the SP answers 204.
@@ -323,25 +325,13 @@ impl ScimClient {
         ops: &[super::patch::Operation],
         if_match: Option<&str>,
     ) -> Result<serde_json::Value, HttpError> {
-        self.expect_ok(
-            Method::PATCH,
-            &path_of(resource, id).map_err(|m| self.unaddressable(Method::PATCH, resource, id, m))?,
-            Some(&super::patch::body(ops)),
-            if_match,
-        )
-        .await
+        self.by_id(Method::PATCH, resource, id, Some(&super::patch::body(ops)), if_match)
+            .await
     }
 
     /// DELETE `/{resource}/{id}` (§3.6).
     pub async fn delete(&self, resource: &str, id: &str, if_match: Option<&str>) -> Result<(), HttpError> {
-        self.expect_ok(
-            Method::DELETE,
-            &path_of(resource, id).map_err(|m| self.unaddressable(Method::DELETE, resource, id, m))?,
-            None,
-            if_match,
-        )
-        .await
-        .map(|_| ())
+        self.by_id(Method::DELETE, resource, id, None, if_match).await.map(|_| ())
     }
 
     /// GET `/{resource}?filter=…` (§3.4.2.2): the matching resources (first page, up to `count`).
@@ -352,9 +342,4 @@ impl ScimClient {
             .map(|p| p.resources)
             .map_err(|m| self.http.error(&Method::GET, &self.url(&path), HttpErrorKind::BadBody(m)))
     }
-}
-
-/// `{resource}/{id}`, or why it cannot be addressed (then nothing is sent).
-fn path_of(resource: &str, id: &str) -> Result<String, String> {
-    super::path::resource_path(resource, id)
 }

@@ -24,23 +24,20 @@ pub fn addressable(id: &str) -> bool {
     !id.is_empty() && !dot_segment(id)
 }
 
-/// `{resource}/{id}` with the id encoded; `Err` naming the id when it cannot be addressed.
-pub fn resource_path(resource: &str, id: &str) -> Result<String, String> {
-    if !addressable(id) {
-        return Err(format!(
-            "the id '{id}' cannot be addressed in a URL ('{resource}/{id}' would resolve to another resource)"
-        ));
-    }
-    Ok(format!("{resource}/{}", utf8_percent_encode(id, NOT_UNRESERVED)))
-}
-
-/// An id from a server or the config as one path segment of another API's URL (an IdP group's
-/// members, an app's assignments); `Err` when it cannot be addressed.
+/// An id (an SP's, an IdP's, or from the config) as one path segment; `Err` naming the id when
+/// it cannot be addressed.
 pub fn segment(id: &str) -> Result<String, String> {
     if !addressable(id) {
-        return Err(format!("the id '{id}' cannot be addressed in a URL path"));
+        return Err(format!(
+            "the id '{id}' cannot be addressed in a URL path (it would resolve to another resource)"
+        ));
     }
     Ok(utf8_percent_encode(id, NOT_UNRESERVED).to_string())
+}
+
+/// `{resource}/{id}` with the id as one [`segment`].
+pub fn resource_path(resource: &str, id: &str) -> Result<String, String> {
+    segment(id).map(|s| format!("{resource}/{s}"))
 }
 
 /// Whether a relative request path (as an operation stores it) holds no dot segment and no
