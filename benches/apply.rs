@@ -33,7 +33,7 @@ fn main() {
             let mut store = Store::open(&config.store).unwrap();
             let quiet = |_: &str| -> ProgressSink { Box::new(|_: &str, _, _| {}) };
             scimsync::pull::pull(&config, &mut store, None, &quiet).await.unwrap();
-            let plan = scimsync::drift::plan(&config, &mut store, None).await.unwrap();
+            let plan = scimsync::plan::plan(&config, &mut store, None).await.unwrap();
             let ops = plan.operations.len();
             let opts = ApplyOptions {
                 app: None,

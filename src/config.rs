@@ -1,6 +1,6 @@
 //! `scimsync.toml`: the connections (one IdP or more, and the apps they provision) and the store.
 //!
-//! Keys follow the config contract of DESIGN.md. Unknown keys are refused, so a typo is an
+//! Keys are the README's ("Configuration"). Unknown keys are refused, so a typo is an
 //! error naming the file and the key rather than a silently ignored setting. Tokens are never
 //! written inline: `token_env` names an environment variable, `token_file` a file.
 use std::collections::BTreeMap;

@@ -67,7 +67,7 @@ pub async fn list(config: &Config, store: &mut Store, app: &str) -> anyhow::Resu
         .app(app)
         .ok_or_else(|| anyhow::anyhow!("no app '{app}' in {}", config.path.display()))?;
     let idp = config.idp(&app_config.idp).expect("config validation checks app.idp");
-    let outcome = crate::drift::plan(config, store, Some(app)).await?;
+    let outcome = crate::plan::plan(config, store, Some(app)).await?;
     if let Some(info) = outcome.apps.iter().find(|i| i.app == app) {
         if let Some(why) = &info.skipped {
             anyhow::bail!("app '{app}': cannot list import candidates: {why}");

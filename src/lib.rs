@@ -1,21 +1,28 @@
 //! scimsync mirrors an identity provider (IdP) and the SaaS apps it provisions over SCIM 2.0
 //! into one SQLite file, so that drift between them can be found with SQL and fixed.
 //!
-//! The pipeline, one module per stage:
-//! - [`source`] pulls a consistent snapshot from each IdP (`scim`, `file`, …) and each app
-//!   (a SCIM service provider) through [`scim`], the sans-I/O protocol layer, and its transport;
-//! - [`store`] writes each snapshot in one transaction, keeping history and run records;
-//! - [`pull`] drives the sources and the store for `scimsync pull`;
-//! - [`cli`] is the command line; [`emulator`] is an in-process SCIM service provider used by
-//!   tests, the demo and benchmarks.
+//! The pipeline, each stage using only the ones before it (docs/architecture.md has the whole
+//! map, what each module may use and which tables each writes):
 //!
-//! Dependencies run one way: `cli` → `pull` → (`source`, `store`) → (`scim`, `model`, `config`).
+//! 1. [`source`] pulls each IdP (JumpCloud, Okta, Entra, SCIM, file) and each app over
+//!    [`sp`] (the SCIM client: [`scim`]'s sans-I/O rules over the [`http`] transport);
+//! 2. [`store`] writes each snapshot in one transaction, with history, runs, links and events;
+//!    [`pull`] drives sources into the store;
+//! 3. [`engine`] runs the `queries/` over the store with DataFusion: correlation, scope, one
+//!    drift query per finding kind;
+//! 4. [`plan`] turns findings into SCIM operations through each app's [`profile`], and keeps the
+//!    plan and its journal;
+//! 5. [`apply`] runs a plan's operations against the apps, journaled before and after.
+//!
+//! On top: [`reconcile`] (pull → plan → apply on a schedule), [`import`], [`audit`] (auditor
+//! SQL and reports) and [`cli`]. Shared leaves: [`vocab`] and [`model`] (the domain's words and
+//! data), [`config`], [`secret`], [`time`], [`paging`], [`memory`], [`terminal`]. The test and
+//! demo side: [`emulator`] (in-process SCIM apps and IdP fakes), [`gen`] and [`sample`].
 
 pub mod apply;
 pub mod audit;
 pub mod cli;
 pub mod config;
-pub mod drift;
 pub mod emulator;
 pub mod engine;
 pub mod gen;
@@ -23,8 +30,8 @@ pub mod http;
 pub mod import;
 pub mod memory;
 pub mod model;
-pub mod ops;
 pub mod paging;
+pub mod plan;
 pub mod profile;
 pub mod pull;
 pub mod reconcile;
@@ -32,6 +39,8 @@ pub mod sample;
 pub mod scim;
 pub mod secret;
 pub mod source;
+pub mod sp;
 pub mod store;
 pub mod terminal;
 pub mod time;
+pub mod vocab;

@@ -1,6 +1,7 @@
 //! The vendor-neutral directory model every connector produces and the store writes.
 
-/// A user as mirrored from any source, with the SCIM attribute names of DESIGN.md's mapping.
+/// A user as mirrored from any source, with the SCIM attribute names of the mapping in
+/// docs/architecture.md.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct User {
     pub id: String,

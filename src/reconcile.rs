@@ -48,7 +48,7 @@ pub enum AppState {
 pub struct AppCycle {
     pub app: String,
     pub state: AppState,
-    pub findings: BTreeMap<String, u64>,
+    pub findings: BTreeMap<crate::vocab::FindingKind, u64>,
     pub operations: u64,
     pub consecutive_failures: i64,
     pub last_success_at: Option<String>,
@@ -215,7 +215,7 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> a
     let plan = if active.apps.is_empty() {
         None
     } else {
-        Some(crate::drift::plan(&active, &mut store, None).await?)
+        Some(crate::plan::plan(&active, &mut store, None).await?)
     };
     report.plan_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -225,7 +225,7 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> a
             let app = &info.app;
             let mut findings = BTreeMap::new();
             for f in plan.findings.iter().filter(|f| &f.app == app) {
-                *findings.entry(f.kind.clone()).or_insert(0u64) += 1;
+                *findings.entry(f.kind).or_insert(0u64) += 1;
             }
             let operations = plan.operations.iter().filter(|o| &o.app == app).count() as u64;
             let pull_failed = pull_error(&info.sp.source).or_else(|| pull_error(&info.idp.source));
@@ -251,7 +251,7 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> a
                     Ok((done, failed)) => AppState::HeldBack {
                         done,
                         failed,
-                        reason: crate::drift::WITHHELD.to_string(),
+                        reason: crate::plan::WITHHELD.to_string(),
                     },
                 }
             };
@@ -293,7 +293,7 @@ pub fn metrics(report: &CycleReport) -> String {
             out.push_str(&format!(
                 "scimsync_findings{{app=\"{}\",kind=\"{}\"}} {n}\n",
                 esc(&a.app),
-                esc(kind)
+                esc(kind.as_str())
             ));
         }
     }
@@ -381,7 +381,7 @@ mod tests {
                 state: AppState::HeldBack {
                     done: 3,
                     failed: 1,
-                    reason: crate::drift::WITHHELD.into(),
+                    reason: crate::plan::WITHHELD.into(),
                 },
                 findings: BTreeMap::new(),
                 operations: 4,
@@ -479,11 +479,8 @@ pub async fn reconcile_object(
     crate::engine::columnar::invalidate(store_path, &idp_name);
     crate::engine::columnar::invalidate(store_path, &app_source);
 
-    let plan = crate::drift::plan_with(config, &mut store, Some(&app.name), true).await?;
-    let prefix = match target {
-        Target::User(_) => "user.",
-        Target::Group(_) => "group.",
-    };
+    let plan = crate::plan::plan_with(config, &mut store, Some(&app.name), true).await?;
+    let about_groups = matches!(target, Target::Group(_));
     let concerns = |idp_id: &Option<String>, sp: &Option<String>| {
         idp_id.as_deref() == Some(refreshed.idp_id.as_str()) || (sp.is_some() && sp == &refreshed.sp_id)
     };
@@ -492,25 +489,25 @@ pub async fn reconcile_object(
     for o in plan
         .operations
         .iter()
-        .filter(|o| o.action.starts_with(prefix) && concerns(&o.idp_id, &o.sp_id))
+        .filter(|o| o.action.is_group() == about_groups && concerns(&o.idp_id, &o.sp_id))
     {
         keep.push(o.seq);
         if let Some(body) = &o.body {
-            crate::ops::referenced_users(&body.value(), &mut referenced);
+            crate::plan::referenced_users(&body.value(), &mut referenced);
         }
     }
     // Members without an account yet: their creation comes with the group.
     keep.extend(
         plan.operations
             .iter()
-            .filter(|o| o.action == "user.create" && o.idp_id.as_ref().is_some_and(|id| referenced.contains(id)))
+            .filter(|o| o.action == crate::vocab::Action::UserCreate && o.idp_id.as_ref().is_some_and(|id| referenced.contains(id)))
             .map(|o| o.seq),
     );
     store.skip_operations_except(plan.run_id, &keep, &format!("single-object reconcile of {target}"))?;
     let findings: Vec<_> = plan
         .findings
         .into_iter()
-        .filter(|f| f.kind.starts_with(prefix) && concerns(&f.idp_id, &f.sp_id))
+        .filter(|f| f.kind.is_group() == about_groups && concerns(&f.idp_id, &f.sp_id))
         .collect();
     let mut out = ObjectReconcile {
         app: app.name.clone(),
@@ -539,7 +536,7 @@ pub async fn reconcile_object(
 async fn refresh_user(
     store: &mut Store,
     source: &dyn crate::source::IdpSource,
-    client: &crate::scim::ScimClient,
+    client: &crate::sp::ScimClient,
     app: &crate::config::AppConfig,
     login: &str,
 ) -> anyhow::Result<Refreshed> {
@@ -570,7 +567,7 @@ async fn refresh_user(
 async fn refresh_group(
     store: &mut Store,
     source: &dyn crate::source::IdpSource,
-    client: &crate::scim::ScimClient,
+    client: &crate::sp::ScimClient,
     app: &crate::config::AppConfig,
     name: &str,
 ) -> anyhow::Result<Refreshed> {

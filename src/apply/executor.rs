@@ -11,12 +11,13 @@ use serde_json::Value;
 
 use crate::config::{AppConfig, Config, DeactivationLimit};
 use crate::http::{detail_of, RetryPolicy};
-use crate::ops::{resolve_refs, Body, Operation, Plan};
+use crate::plan::{resolve_refs, Body, Operation, Plan};
+use crate::plan::{Finish, JournalEntry};
 use crate::profile::Profile;
 use crate::scim::filter::json_string;
-use crate::scim::spc::ServiceProviderConfig;
-use crate::scim::ScimClient;
-use crate::store::{Finish, JournalEntry, Store};
+use crate::sp::ScimClient;
+use crate::store::Store;
+use crate::vocab::{Action, OpStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -68,7 +69,7 @@ impl ApplyOptions {
 pub struct ApplyReport {
     pub plan_id: i64,
     /// (app, action) → (done, failed, skipped).
-    pub counts: BTreeMap<(String, String), (u64, u64, u64)>,
+    pub counts: BTreeMap<(String, Action), (u64, u64, u64)>,
     pub failures: Vec<String>,
     pub requests: u64,
     pub seconds: f64,
@@ -89,7 +90,7 @@ pub fn pending<'a>(entries: &'a [JournalEntry], app: Option<&str>) -> Vec<&'a Jo
 }
 
 fn is_pending(e: &JournalEntry, app: Option<&str>) -> bool {
-    matches!(e.status.as_str(), "planned" | "in_flight" | "failed") && app.is_none_or(|a| e.op.app == a)
+    e.status.is_pending() && app.is_none_or(|a| e.op.app == a)
 }
 
 /// Refuse a plan made from snapshots that have since been replaced.
@@ -139,10 +140,8 @@ pub fn check_guard(config: &Config, store: &Store, todo: &[&JournalEntry], opts:
 
 /// The app's profile, narrowed by the ServiceProviderConfig its last pull read.
 pub fn app_profile(store: &Store, app: &AppConfig) -> Result<Profile, ApplyError> {
-    let spc = store
-        .service_provider_config(&app.source_name())?
-        .and_then(|s| ServiceProviderConfig::parse(s.as_bytes()).ok());
-    Ok(Profile::load(&app.profile)?.with_service_provider_config(spc.as_ref()))
+    let spc = store.service_provider_config(&app.source_name())?;
+    Ok(Profile::of_app(&app.profile, spc.as_deref())?)
 }
 
 struct AppRuntime {
@@ -230,7 +229,7 @@ pub async fn apply_loaded(
                 for e in chain {
                     let outcome = if opts.stopping() {
                         Outcome {
-                            status: "not_started",
+                            status: OpStatus::NotStarted,
                             error: None,
                             requests: 0,
                         }
@@ -248,10 +247,10 @@ pub async fn apply_loaded(
         .await;
         for (op, outcome) in results {
             report.requests += outcome.requests;
-            let c = report.counts.entry((op.app.clone(), op.action.clone())).or_default();
+            let c = report.counts.entry((op.app.clone(), op.action)).or_default();
             match outcome.status {
-                "done" => c.0 += 1,
-                "failed" => {
+                OpStatus::Done => c.0 += 1,
+                OpStatus::Failed => {
                     c.1 += 1;
                     report.failures.push(format!(
                         "app '{}': {} {} ({}): {}",
@@ -271,7 +270,7 @@ pub async fn apply_loaded(
 }
 
 struct Outcome {
-    status: &'static str,
+    status: OpStatus,
     error: Option<String>,
     requests: u64,
 }
@@ -296,7 +295,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
     let op = &entry.op;
     let mut requests = 0u64;
     let done = |result_id: Option<&str>, http_status: Option<u16>, message: Option<&str>, requests: u64| {
-        if let (Some(id), Some(idp), "user.create") = (result_id, op.idp_id.as_deref(), op.action.as_str()) {
+        if let (Some(id), Some(idp), Action::UserCreate) = (result_id, op.idp_id.as_deref(), op.action) {
             rt.links.lock().expect("links lock").insert(idp.to_string(), id.to_string());
         }
         let error = finish(
@@ -304,7 +303,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
             plan_id,
             op,
             Finish {
-                status: "done",
+                status: OpStatus::Done,
                 http_status,
                 error: None,
                 result_id,
@@ -312,7 +311,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
             message,
         );
         Outcome {
-            status: if error.is_none() { "done" } else { "failed" },
+            status: if error.is_none() { OpStatus::Done } else { OpStatus::Failed },
             error,
             requests,
         }
@@ -323,7 +322,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
             plan_id,
             op,
             Finish {
-                status: "failed",
+                status: OpStatus::Failed,
                 http_status,
                 error: Some(&error),
                 result_id: None,
@@ -331,7 +330,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
             None,
         );
         Outcome {
-            status: "failed",
+            status: OpStatus::Failed,
             error: Some(error),
             requests,
         }
@@ -342,19 +341,19 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
     match store
         .lock()
         .expect("store lock")
-        .op_claim(plan_id, op.seq, &entry.status, entry.attempts)
+        .op_claim(plan_id, op.seq, entry.status, entry.attempts)
     {
         Ok(true) => {}
         Ok(false) => {
             return Outcome {
-                status: "not_started",
+                status: OpStatus::NotStarted,
                 error: Some("claimed by another apply; not sent".into()),
                 requests,
             }
         }
         Err(e) => {
             return Outcome {
-                status: "failed",
+                status: OpStatus::Failed,
                 error: Some(format!("journal: {e}; not sent")),
                 requests,
             }
@@ -362,7 +361,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
     }
 
     // An interrupted create may have reached the app: look before creating again.
-    if entry.status == "in_flight" && op.creates() {
+    if entry.status == OpStatus::InFlight && op.creates() {
         requests += 1;
         match lookup(rt, op).await {
             Ok(Some(id)) => return done(Some(&id), None, Some("found after an interrupted apply; linked"), requests),
@@ -377,7 +376,12 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
         let links = rt.links.lock().expect("links lock");
         dropped = resolve_refs(b, &|idp| links.get(idp).cloned());
     }
-    let method = Method::from_bytes(op.method.as_bytes()).unwrap_or(Method::POST);
+    let method = match op.method {
+        crate::vocab::Method::Post => Method::POST,
+        crate::vocab::Method::Put => Method::PUT,
+        crate::vocab::Method::Patch => Method::PATCH,
+        crate::vocab::Method::Delete => Method::DELETE,
+    };
     let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));
     let mut if_match: Option<String> = None;
     for round in 0..2 {
@@ -485,7 +489,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
                     Err(e) => failed(Some(status), format!("HTTP 409, then lookup failed: {e}"), requests),
                 };
             }
-            404 if matches!(op.action.as_str(), "user.deactivate" | "user.delete" | "group.delete") => {
+            404 if matches!(op.action, Action::UserDeactivate | Action::UserDelete | Action::GroupDelete) => {
                 return done(None, Some(status), Some("already gone"), requests);
             }
             // Read again and merge on the new version.
@@ -615,7 +619,7 @@ async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate
         return Ok(None);
     };
     let str_at = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_string);
-    if op.action == "group.create" {
+    if op.action == Action::GroupCreate {
         let Some(name) = str_at("/displayName") else { return Ok(None) };
         let found = if rt.profile.groups.filter {
             rt.client

@@ -1,7 +1,5 @@
-//! From findings to changes in the apps: [`planner`] turns findings into SCIM operations through
-//! each app's profile; [`executor`] runs them with the journal, retries and the guard.
-mod bodies;
+//! A plan's operations carried out in the apps: [`executor`] runs them with the journal, retries
+//! and the deletion guard (the operations themselves come from [`crate::plan`]).
 pub mod executor;
-pub mod planner;
 
 pub use executor::{apply, apply_loaded, ApplyError, ApplyOptions, ApplyReport};

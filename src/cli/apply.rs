@@ -8,7 +8,7 @@ use super::{output, Globals, Outcome};
 use crate::apply::executor::{check_fresh, check_guard, pending};
 use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
 use crate::config::DeactivationLimit;
-use crate::ops::Plan;
+use crate::plan::Plan;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -131,7 +131,7 @@ pub fn print_report(report: &ApplyReport) {
     for ((app, action), (done, failed, skipped)) in &report.counts {
         t.add_row(super::output::safe_row(vec![
             app.clone(),
-            action.clone(),
+            action.to_string(),
             done.to_string(),
             failed.to_string(),
             skipped.to_string(),

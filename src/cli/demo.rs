@@ -139,13 +139,13 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     println!("pull ({:.2}s):\n{t}\n", started.elapsed().as_secs_f64());
 
     let started = std::time::Instant::now();
-    let plan = crate::drift::plan(&config, &mut store, None).await?;
+    let plan = crate::plan::plan(&config, &mut store, None).await?;
     let mut t = table(&["app", "finding", "count", "example"]);
     let mut counts: std::collections::BTreeMap<(&str, &str), (usize, String)> = Default::default();
     for f in &plan.findings {
         let e = counts
             .entry((f.app.as_str(), f.kind.as_str()))
-            .or_insert((0, crate::drift::describe_finding(f)));
+            .or_insert((0, crate::plan::describe_finding(f)));
         e.0 += 1;
     }
     for ((app, kind), (n, example)) in &counts {
@@ -186,7 +186,7 @@ async fn apply_and_check(config: &Config, store: &mut Store, plan_id: i64) -> an
     println!("apply:");
     super::apply::print_report(&report);
     pull_all(config, store).await?;
-    let after = crate::drift::plan(config, store, None).await?;
+    let after = crate::plan::plan(config, store, None).await?;
     let mut left: std::collections::BTreeMap<&str, usize> = Default::default();
     for f in &after.findings {
         *left.entry(f.kind.as_str()).or_default() += 1;

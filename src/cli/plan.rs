@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::{Args, ValueEnum};
 
 use super::{Globals, Outcome};
-use crate::drift::{describe_finding, symbol};
+use crate::plan::{describe_finding, symbol};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum PlanFormat {
@@ -43,7 +43,7 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
         super::outfile::check_target(path, args.force, &protected, "--out")?;
     }
     let (_lock, mut store) = g.open_for_writing(&store_path)?;
-    let outcome = crate::drift::plan(&config, &mut store, args.app.as_deref()).await?;
+    let outcome = crate::plan::plan(&config, &mut store, args.app.as_deref()).await?;
     for info in &outcome.apps {
         for w in &info.warnings {
             eprintln!("warning: app '{}': {}", info.app, crate::terminal::printable(w));
@@ -87,7 +87,7 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn print_table(out: &mut impl Write, outcome: &crate::drift::PlanOutcome, limit: usize) -> std::io::Result<()> {
+fn print_table(out: &mut impl Write, outcome: &crate::plan::PlanOutcome, limit: usize) -> std::io::Result<()> {
     for info in outcome.apps.iter().filter(|i| i.skipped.is_none()) {
         let at = |p: &crate::store::PullState| format!("{} pull #{}", p.source, p.last_ok_run.unwrap_or_default());
         writeln!(out, "app {}: from {} and {}", info.app, at(&info.idp), at(&info.sp))?;
@@ -96,7 +96,7 @@ fn print_table(out: &mut impl Write, outcome: &crate::drift::PlanOutcome, limit:
             by_kind.entry(f.kind.as_str()).or_default().push(f);
         }
         if !info.scope_complete {
-            writeln!(out, "  HELD BACK: {}", crate::drift::WITHHELD)?;
+            writeln!(out, "  HELD BACK: {}", crate::plan::WITHHELD)?;
         }
         if by_kind.is_empty() {
             writeln!(out, "  no drift\n")?;

@@ -90,9 +90,9 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
         for f in &r.findings {
             println!(
                 "  {} {} {}",
-                crate::drift::symbol(f),
+                crate::plan::symbol(f),
                 f.kind,
-                crate::terminal::printable(&crate::drift::describe_finding(f))
+                crate::terminal::printable(&crate::plan::describe_finding(f))
             );
         }
         for note in &r.notes {

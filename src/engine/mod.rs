@@ -20,21 +20,26 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use tables::AppInput;
 
+use crate::vocab::FindingKind;
+
 /// Drift queries, one per finding kind, in the order findings are reported.
-pub const DRIFT_QUERIES: &[(&str, &str)] = &[
-    ("user.missing", include_str!("../../queries/drift/user.missing.sql")),
-    ("user.drift", include_str!("../../queries/drift/user.drift.sql")),
-    ("user.orphaned", include_str!("../../queries/drift/user.orphaned.sql")),
-    ("user.reactivate", include_str!("../../queries/drift/user.reactivate.sql")),
-    ("user.role_mismatch", include_str!("../../queries/drift/user.role_mismatch.sql")),
-    ("user.unmanaged", include_str!("../../queries/drift/user.unmanaged.sql")),
-    ("user.conflict", include_str!("../../queries/drift/user.conflict.sql")),
-    ("group.missing", include_str!("../../queries/drift/group.missing.sql")),
-    ("group.renamed", include_str!("../../queries/drift/group.renamed.sql")),
-    ("group.members", include_str!("../../queries/drift/group.members.sql")),
-    ("group.orphaned", include_str!("../../queries/drift/group.orphaned.sql")),
-    ("group.takeover", include_str!("../../queries/drift/group.takeover.sql")),
-    ("group.duplicate", include_str!("../../queries/drift/group.duplicate.sql")),
+pub const DRIFT_QUERIES: &[(FindingKind, &str)] = &[
+    (FindingKind::UserMissing, include_str!("../../queries/drift/user.missing.sql")),
+    (FindingKind::UserDrift, include_str!("../../queries/drift/user.drift.sql")),
+    (FindingKind::UserOrphaned, include_str!("../../queries/drift/user.orphaned.sql")),
+    (FindingKind::UserReactivate, include_str!("../../queries/drift/user.reactivate.sql")),
+    (
+        FindingKind::UserRoleMismatch,
+        include_str!("../../queries/drift/user.role_mismatch.sql"),
+    ),
+    (FindingKind::UserUnmanaged, include_str!("../../queries/drift/user.unmanaged.sql")),
+    (FindingKind::UserConflict, include_str!("../../queries/drift/user.conflict.sql")),
+    (FindingKind::GroupMissing, include_str!("../../queries/drift/group.missing.sql")),
+    (FindingKind::GroupRenamed, include_str!("../../queries/drift/group.renamed.sql")),
+    (FindingKind::GroupMembers, include_str!("../../queries/drift/group.members.sql")),
+    (FindingKind::GroupOrphaned, include_str!("../../queries/drift/group.orphaned.sql")),
+    (FindingKind::GroupTakeover, include_str!("../../queries/drift/group.takeover.sql")),
+    (FindingKind::GroupDuplicate, include_str!("../../queries/drift/group.duplicate.sql")),
 ];
 pub const CORRELATE_USERS: &str = include_str!("../../queries/correlate/users.sql");
 pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.sql");
@@ -56,13 +61,15 @@ pub enum EngineError {
         query: String,
         source: datafusion::error::DataFusionError,
     },
+    #[error("query {query}: column kind: {source}")]
+    Kind { query: String, source: crate::vocab::UnknownName },
 }
 
 /// One finding, as every drift query returns it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub app: String,
-    pub kind: String,
+    pub kind: FindingKind,
     pub subject: Option<String>,
     pub idp_id: Option<String>,
     pub sp_id: Option<String>,
@@ -111,7 +118,7 @@ const BROADCAST_BYTES: usize = 128 << 20;
 
 /// Queries whose joins are partitioned whatever their build side: the membership diff, where
 /// millions of pairs meet millions (measured 0.75 s partitioned, 0.9 s broadcast).
-const PARTITIONED: &[&str] = &["group.members"];
+const PARTITIONED: &[FindingKind] = &[FindingKind::GroupMembers];
 
 /// A session with two partitions per table (the machine has two cores), plain `Utf8`
 /// strings, and broadcast joins for build sides of up to a million rows (see reference notes).
@@ -177,7 +184,7 @@ async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<Reco
         source,
     };
     let mut state = ctx.state();
-    if PARTITIONED.iter().any(|q| name.ends_with(q)) {
+    if PARTITIONED.iter().any(|q| name.ends_with(q.as_str())) {
         let opts = state.config_mut().options_mut();
         opts.optimizer.hash_join_single_partition_threshold = 0;
         opts.optimizer.hash_join_single_partition_threshold_rows = 0;
@@ -221,8 +228,9 @@ fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-/// The rows of a drift query's output batch.
-fn findings_of(b: &RecordBatch) -> Vec<Finding> {
+/// The rows of a drift query's output batch; a `kind` that is no finding kind is an error
+/// naming the query (a query under `queries/drift/` was changed without the vocabulary).
+fn findings_of(query: &str, b: &RecordBatch) -> Result<Vec<Finding>, EngineError> {
     let mut cols = [
         "app",
         "kind",
@@ -238,9 +246,12 @@ fn findings_of(b: &RecordBatch) -> Vec<Finding> {
     (0..b.num_rows())
         .map(|_| {
             let mut next = |i: usize| cols[i].next().flatten();
-            Finding {
+            Ok(Finding {
                 app: next(0).unwrap_or_default(),
-                kind: next(1).unwrap_or_default(),
+                kind: next(1).unwrap_or_default().parse().map_err(|source| EngineError::Kind {
+                    query: query.to_string(),
+                    source,
+                })?,
                 subject: next(2),
                 idp_id: next(3),
                 sp_id: next(4),
@@ -248,7 +259,7 @@ fn findings_of(b: &RecordBatch) -> Vec<Finding> {
                 old_value: next(6),
                 new_value: next(7),
                 detail: next(8),
-            }
+            })
         })
         .collect()
 }
@@ -488,12 +499,16 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     // Then two streams of queries side by side (a query leaves a core idle while it builds a
     // hash table or gathers its output, and the other fills it): the linked pairs and the
     // three queries that read them; and the membership diff, the longest, then the rest.
-    let run = |kind: &'static str, sql: &'static str| {
+    let run = |kind: FindingKind, sql: &'static str| {
         let ctx = &ctx;
         async move {
             let t = Instant::now();
-            let batches = collect(ctx, &format!("drift/{kind}"), sql).await?;
-            let findings: Vec<Finding> = batches.iter().flat_map(findings_of).collect();
+            let query = format!("drift/{kind}");
+            let batches = collect(ctx, &query, sql).await?;
+            let mut findings = Vec::new();
+            for b in &batches {
+                findings.extend(findings_of(&query, b)?);
+            }
             Ok::<_, EngineError>((kind.to_string(), findings, t.elapsed().as_secs_f64()))
         }
     };
@@ -503,7 +518,7 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         let pairs = collect(&ctx, "pairs", PAIRS).await?;
         register(&ctx, "pairs", pairs)?;
         let mut out = vec![("correlate/pairs".to_string(), Vec::new(), t.elapsed().as_secs_f64())];
-        for (kind, sql) in with_pairs {
+        for &(kind, sql) in with_pairs {
             out.push(run(kind, sql).await?);
         }
         deregister(&ctx, "pairs")?;
@@ -515,7 +530,7 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
             .filter(|(kind, _)| PARTITIONED.contains(kind))
             .chain(without.iter().filter(|(kind, _)| !PARTITIONED.contains(kind)));
         let mut out = Vec::new();
-        for (kind, sql) in longest_first {
+        for &&(kind, sql) in longest_first {
             out.push(run(kind, sql).await?);
         }
         Ok::<_, EngineError>(out)
@@ -572,7 +587,7 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
     views.extend(
         DRIFT_QUERIES
             .iter()
-            .map(|(kind, sql)| (format!("drift_{}", kind.replace('.', "_")), *sql)),
+            .map(|(kind, sql)| (format!("drift_{}", kind.as_str().replace('.', "_")), *sql)),
     );
     for query in planner_inputs::QUERIES {
         planner_inputs::register_pairs(&ctx, query.input, query.columns, &[])?;
@@ -595,7 +610,7 @@ mod pair_tests {
         let readers: Vec<&str> = super::DRIFT_QUERIES
             .iter()
             .filter(|(_, sql)| super::reads_pairs(sql))
-            .map(|(kind, _)| *kind)
+            .map(|(kind, _)| kind.as_str())
             .collect();
         assert_eq!(readers, ["user.drift", "user.reactivate", "user.role_mismatch"]);
     }

@@ -9,6 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use super::{collect, deregister, register, strings, EngineError, Finding};
 use crate::model::User;
+use crate::vocab::FindingKind;
 
 /// One of the planner's queries: its SQL reads `input`, a two-column table the engine
 /// registers from the findings; `views_session` gives it to the `.slt` tests as `view`.
@@ -81,7 +82,7 @@ async fn query_over<'r>(
 pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Result<NewGroupMembers, EngineError> {
     let creating = findings
         .iter()
-        .filter(|f| f.kind == "group.missing")
+        .filter(|f| f.kind == FindingKind::GroupMissing)
         .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)));
     let mut out = NewGroupMembers::new();
     let batches = query_over(ctx, &NEW_GROUP_MEMBERS, creating).await?;
@@ -102,7 +103,7 @@ pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Re
 pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups: &NewGroupMembers) -> Result<MemberLinks, EngineError> {
     let named: BTreeSet<(&str, &str)> = findings
         .iter()
-        .filter(|f| f.kind == "group.members" && f.attribute.as_deref() == Some("add"))
+        .filter(|f| f.kind == FindingKind::GroupMembers && f.attribute.as_deref() == Some("add"))
         .filter_map(|f| Some((f.app.as_str(), f.new_value.as_deref()?)))
         .chain(
             new_groups
@@ -129,10 +130,10 @@ pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups
 /// The IdP users whose operations need them whole: each user `user.missing` creates (the POST
 /// body) and each whose given or family name changes (name.formatted is built from both).
 pub async fn idp_users(ctx: &SessionContext, findings: &[Finding]) -> Result<IdpUsers, EngineError> {
-    let renamed = |f: &Finding| f.kind == "user.drift" && f.attribute.as_deref().is_some_and(|a| a.starts_with("name."));
+    let renamed = |f: &Finding| f.kind == FindingKind::UserDrift && f.attribute.as_deref().is_some_and(|a| a.starts_with("name."));
     let wanted: BTreeSet<(&str, &str)> = findings
         .iter()
-        .filter(|f| f.kind == "user.missing" || renamed(f))
+        .filter(|f| f.kind == FindingKind::UserMissing || renamed(f))
         .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)))
         .collect();
     let mut out = IdpUsers::new();

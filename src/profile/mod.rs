@@ -16,7 +16,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("workramp", include_str!("workramp.toml")),
 ];
 
-/// The user attributes of DESIGN.md's mapping, by their SCIM names.
+/// The user attributes of the mapping (docs/architecture.md), by their SCIM names.
 pub const ATTRIBUTES: &[&str] = &[
     "userName",
     "externalId",
@@ -143,6 +143,13 @@ fn batch() -> usize {
 }
 
 impl Profile {
+    /// An app's profile: its `profile` setting, narrowed by the ServiceProviderConfig its last
+    /// pull stored (`stored_spc`, the JSON text; unreadable text narrows nothing).
+    pub fn of_app(profile: &str, stored_spc: Option<&str>) -> Result<Profile, ProfileError> {
+        let spc = stored_spc.and_then(|s| ServiceProviderConfig::parse(s.as_bytes()).ok());
+        Ok(Profile::load(profile)?.with_service_provider_config(spc.as_ref()))
+    }
+
     /// A built-in profile by name, or a profile file (a name ending in `.toml`).
     pub fn load(name: &str) -> Result<Profile, ProfileError> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name) {

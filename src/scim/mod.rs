@@ -1,6 +1,5 @@
-//! SCIM 2.0 (RFC 7643/7644). Everything but [`transport`] is sans-I/O: it builds requests and
-//! reads responses, so protocol rules are tested without a server.
-pub mod client;
+//! SCIM 2.0 (RFC 7643/7644), sans-I/O: it builds requests and reads responses, so protocol rules
+//! are tested without a server. The client that sends them is [`crate::sp`].
 pub mod error;
 pub mod filter;
 pub mod list;
@@ -10,6 +9,5 @@ pub mod resource;
 mod schemas;
 pub mod spc;
 
-pub use client::ScimClient;
 pub use error::ScimErrorBody;
 pub use schemas::*;

@@ -2,9 +2,9 @@
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
 use crate::http::{Auth, Http, HttpSettings, RetryPolicy};
 use crate::model::{Group, Snapshot};
-use crate::scim::client::Listed;
 use crate::scim::resource::{parse_group, parse_user, parse_user_owned};
-use crate::scim::ScimClient;
+use crate::sp::Listed;
+use crate::sp::ScimClient;
 
 use super::{Progress, SourceError};
 

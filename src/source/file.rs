@@ -1,5 +1,5 @@
 //! `kind = "file"`: a JSON snapshot exported from any directory. The format (documented in
-//! the README) uses the IdP attribute names of DESIGN.md's mapping:
+//! the README) uses JumpCloud's attribute names (docs/architecture.md, "The attribute mapping"):
 //!
 //! ```json
 //! {"users":  [{"id": "u1", "username": "alice@example.com", "email": "alice@example.com",

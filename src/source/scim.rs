@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::config::IdpConfig;
 use crate::model::Snapshot;
-use crate::scim::ScimClient;
+use crate::sp::ScimClient;
 
 use super::app::{pull_scim, scim_client};
 use super::{IdpSource, Progress, SourceError};

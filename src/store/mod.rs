@@ -1,11 +1,12 @@
 //! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
 //! (current state plus closed versions), the run records and, later, plans and the journal.
 mod baseline;
+mod events;
 mod health;
 mod import;
-mod journal;
+mod links;
 mod lock;
-mod plan;
+mod pulls;
 mod schema;
 mod snapshot;
 mod status;
@@ -14,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags};
 
+pub use events::Event;
 pub use health::AppHealth;
 pub use import::AppAccount;
-pub use journal::{Event, Finish, JournalEntry};
 pub use lock::{LockError, StoreLock};
-pub use plan::PullState;
+pub use pulls::PullState;
 pub use schema::VIEWS;
 pub use snapshot::{GroupRefresh, SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::SourceStatus;
@@ -41,8 +42,10 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    /// Crate-visible so that the stages above the store (the plan's journal) can keep their
+    /// tables with their own types, without the store depending on them.
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
 }
 
 /// SQLite's page cache for a connection to a store, in MiB.

@@ -3,8 +3,8 @@ use scimsync::http::{Auth, Http, HttpSettings};
 use scimsync::scim::filter;
 use scimsync::scim::patch::Operation;
 use scimsync::scim::resource::{parse_group, parse_user};
-use scimsync::scim::ScimClient;
 use scimsync::secret::Secret;
+use scimsync::sp::ScimClient;
 use serde_json::json;
 
 use crate::support::*;

@@ -4,7 +4,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::ops::IDP_USER_REF;
+use crate::plan::IDP_USER_REF;
 use crate::scim::{GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA};
 
 /// A group member's value: the app id of a linked account, or a reference to the account a

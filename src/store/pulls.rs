@@ -1,9 +1,8 @@
-//! What `scimsync plan` reads and writes: the state of each side's pulls, the links decided by
-//! correlation, and the findings of a plan run.
+//! What a plan reads before it runs: the state of each side's pulls, and the app bindings
+//! (which IdP groups an app's `groups` resolved to).
 use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store};
-use crate::engine::DriftResult;
 
 /// The pull a plan uses for one source, and whether a later pull failed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -111,85 +110,5 @@ impl Store {
                 .map_err(|e| self.err(e))?;
         }
         Ok(true)
-    }
-
-    /// Store a plan run's results in one transaction: links whose app side is gone are dropped,
-    /// the links correlation made are added, and the findings are recorded under `run_id`.
-    pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {
-        let path = self.path.clone();
-        let now = crate::time::now();
-        let err = |source| super::StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut drop_user = tx
-                .prepare_cached("DELETE FROM links WHERE app = ?1 AND sp_user_id = ?2")
-                .map_err(err)?;
-            let mut drop_group = tx
-                .prepare_cached("DELETE FROM group_links WHERE app = ?1 AND sp_group_id = ?2")
-                .map_err(err)?;
-            for (app, kind, sp_id) in &result.dropped {
-                if kind == "group" {
-                    drop_group.execute(params![app, sp_id])
-                } else {
-                    drop_user.execute(params![app, sp_id])
-                }
-                .map_err(err)?;
-            }
-            for (table, cols, rows) in [
-                (
-                    "links",
-                    "app, idp_user_id, sp_user_id, matched_by, linked_at, idp_uid, sp_uid",
-                    &result.links,
-                ),
-                (
-                    "group_links",
-                    "app, idp_group_id, sp_group_id, matched_by, linked_at, idp_gid, sp_gid",
-                    &result.group_links,
-                ),
-            ] {
-                let mut insert = tx
-                    .prepare_cached(&format!(
-                        "INSERT OR REPLACE INTO {table} ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                    ))
-                    .map_err(err)?;
-                for l in rows.iter() {
-                    insert
-                        .execute(params![l.app, l.idp_id, l.sp_id, l.matched_by, now, l.idp_key, l.sp_key])
-                        .map_err(err)?;
-                }
-            }
-            let mut insert = tx
-                .prepare_cached("INSERT INTO findings (run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
-                .map_err(err)?;
-            for f in &result.findings {
-                insert
-                    .execute(params![
-                        run_id,
-                        f.app,
-                        f.kind,
-                        f.subject,
-                        f.detail,
-                        f.idp_id,
-                        f.sp_id,
-                        f.attribute,
-                        f.old_value,
-                        f.new_value
-                    ])
-                    .map_err(err)?;
-            }
-        }
-        let counts = serde_json::json!({"findings": result.findings.len(), "new_links": result.links.len(), "new_group_links": result.group_links.len(), "dropped_links": result.dropped.len()}).to_string();
-        tx.execute(
-            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
-            params![run_id, crate::time::now(), counts],
-        )
-        .map_err(err)?;
-        let t = std::time::Instant::now();
-        tx.commit().map_err(err)?;
-        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "findings and links committed");
-        Ok(())
     }
 }

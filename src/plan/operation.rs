@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-/// The order operations run in, phase by phase (DESIGN.md: create users → create groups →
-/// memberships → updates → deactivations).
+use crate::vocab::{Action, FindingKind, Method};
+
+/// The order operations run in, phase by phase: create users → create groups → memberships →
+/// updates → deactivations (docs/architecture.md, "The plan as data").
 pub mod phase {
     /// Quip: give a disabled account's email away before a new account takes it.
     pub const RELEASE: u8 = 1;
@@ -31,15 +33,13 @@ pub struct Operation {
     pub seq: i64,
     pub app: String,
     pub phase: u8,
-    /// `user.create`, `user.update`, `user.reactivate`, `user.deactivate`, `user.delete`,
-    /// `user.release_email`, `group.create`, `group.update`, `group.members`, `group.delete`.
-    pub action: String,
-    pub method: String,
+    pub action: Action,
+    pub method: Method,
     /// Relative to the app's base URL: `Users`, `Users/{id}`, `Groups/{id}`.
     pub path: String,
     pub body: Option<Body>,
     /// The finding kind this corrects.
-    pub finding: String,
+    pub finding: FindingKind,
     pub subject: Option<String>,
     pub idp_id: Option<String>,
     pub sp_id: Option<String>,
@@ -48,24 +48,24 @@ pub struct Operation {
 impl Operation {
     /// The JumpCloud Directory Insights event name for this operation.
     pub fn event_name(&self) -> &'static str {
-        match self.action.as_str() {
-            "user.create" => "user_create_provision",
-            "user.deactivate" => "user_deprovision",
-            "user.delete" => "user_delete_provision",
-            "group.create" => "group_create_provision",
-            "group.delete" => "group_delete_provision",
-            a if a.starts_with("group.") => "group_update_provision",
+        match self.action {
+            Action::UserCreate => "user_create_provision",
+            Action::UserDeactivate => "user_deprovision",
+            Action::UserDelete => "user_delete_provision",
+            Action::GroupCreate => "group_create_provision",
+            Action::GroupDelete => "group_delete_provision",
+            a if a.is_group() => "group_update_provision",
             _ => "user_update_provision",
         }
     }
 
     /// Operations that take an account away (counted by the deactivation guard).
     pub fn is_deactivation(&self) -> bool {
-        matches!(self.action.as_str(), "user.deactivate" | "user.delete")
+        matches!(self.action, Action::UserDeactivate | Action::UserDelete)
     }
 
     pub fn creates(&self) -> bool {
-        matches!(self.action.as_str(), "user.create" | "group.create")
+        matches!(self.action, Action::UserCreate | Action::GroupCreate)
     }
 }
 
@@ -206,11 +206,11 @@ mod tests {
                 seq: 1,
                 app: "wiki".into(),
                 phase: phase::CREATE_GROUPS,
-                action: "group.create".into(),
-                method: "POST".into(),
+                action: Action::GroupCreate,
+                method: Method::Post,
                 path: "Groups".into(),
                 body: Some(body.clone()),
-                finding: "group.missing".into(),
+                finding: FindingKind::GroupMissing,
                 subject: Some("Eng".into()),
                 idp_id: Some("g1".into()),
                 sp_id: None,

@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::bodies::{members, Email, MemberValue, Name, NewGroup, NewUser, Patch, PatchOp, PatchValue, Phone, Role, WholeGroup};
+use super::{phase, Action, Body, FindingKind, Method, Operation};
 use crate::config::{AppConfig, OnUnassign};
 use crate::engine::Finding;
 use crate::model::User;
-use crate::ops::{phase, Body, Operation};
 use crate::profile::Profile;
 use crate::store::{Result, Store};
 
@@ -156,27 +156,27 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     let app_source = app.config.source_name();
     let mut out = AppOperations::default();
     let mut ops: Vec<Operation> = Vec::new();
-    let op = |phase: u8, action: &str, method: &str, path: String, body: Option<Body>, f: &Finding| Operation {
+    let op = |phase: u8, action: Action, method: Method, path: String, body: Option<Body>, f: &Finding| Operation {
         seq: 0,
         app: name.clone(),
         phase,
-        action: action.into(),
-        method: method.into(),
+        action,
+        method,
         path,
         body,
-        finding: f.kind.clone(),
+        finding: f.kind,
         subject: f.subject.clone(),
         idp_id: f.idp_id.clone(),
         sp_id: f.sp_id.clone(),
     };
-    let of = |kind: &'static str| findings.iter().copied().filter(move |f| f.kind == kind);
+    let of = |kind: FindingKind| findings.iter().copied().filter(move |f| f.kind == kind);
 
     let idp_users = app.idp_users;
     let links = app.member_links;
     let t = std::time::Instant::now();
     let member_values = MemberValues {
         links,
-        missing: of("user.missing").filter_map(|f| f.idp_id.as_deref()).collect(),
+        missing: of(FindingKind::UserMissing).filter_map(|f| f.idp_id.as_deref()).collect(),
     };
     let missing = &member_values.missing;
 
@@ -190,7 +190,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
             .collect();
         if !emails.is_empty() {
             let holders = store.accounts_by_email(&app_source, &emails)?;
-            for f in of("user.missing") {
+            for f in of(FindingKind::UserMissing) {
                 let Some(email) = f.idp_id.as_deref().and_then(|id| idp_users.get(id)?.email.as_ref()) else {
                     continue;
                 };
@@ -208,8 +208,8 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
                         );
                         let mut o = op(
                             phase::RELEASE,
-                            "user.release_email",
-                            "PATCH",
+                            Action::UserReleaseEmail,
+                            Method::Patch,
                             user_path(holder),
                             Some(patch(vec![PatchOp::replace(
                                 "emails",
@@ -217,7 +217,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
                             )])),
                             f,
                         );
-                        o.finding = "user.conflict".into();
+                        o.finding = FindingKind::UserConflict;
                         o.subject = user_name.clone().or(Some(holder.clone()));
                         o.idp_id = None;
                         o.sp_id = Some(holder.clone());
@@ -228,26 +228,33 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
         }
     }
 
-    for f in of("user.missing") {
+    for f in of(FindingKind::UserMissing) {
         let body = f
             .idp_id
             .as_deref()
             .and_then(|id| idp_users.get(id))
             .and_then(|u| create_user_body(profile, u));
         match body {
-            Some(b) => ops.push(op(phase::CREATE_USERS, "user.create", "POST", "Users".into(), Some(b), f)),
+            Some(b) => ops.push(op(
+                phase::CREATE_USERS,
+                Action::UserCreate,
+                Method::Post,
+                "Users".into(),
+                Some(b),
+                f,
+            )),
             None => out.warnings.push(format!(
                 "{}: the IdP user has neither userName nor email; not created",
                 f.subject.clone().unwrap_or_default()
             )),
         }
     }
-    for f in of("user.reactivate") {
+    for f in of(FindingKind::UserReactivate) {
         let Some(sp) = &f.sp_id else { continue };
         ops.push(op(
             phase::REACTIVATE,
-            "user.reactivate",
-            "PATCH",
+            Action::UserReactivate,
+            Method::Patch,
             user_path(sp),
             Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(true))])),
             f,
@@ -256,7 +263,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
 
     // Attribute and role changes: one PATCH per account.
     let mut updates: BTreeMap<&str, (Vec<PatchOp>, &Finding)> = BTreeMap::new();
-    for f in of("user.drift") {
+    for f in of(FindingKind::UserDrift) {
         let (Some(sp), Some(attr), Some(value)) = (f.sp_id.as_deref(), f.attribute.as_deref(), f.new_value.as_deref()) else {
             continue;
         };
@@ -271,7 +278,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
             }
         }
     }
-    for f in of("user.role_mismatch") {
+    for f in of(FindingKind::UserRoleMismatch) {
         let (Some(sp), Some(role)) = (f.sp_id.as_deref(), f.new_value.as_deref()) else {
             continue;
         };
@@ -296,8 +303,8 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     for (sp, (changes, f)) in updates {
         ops.push(op(
             phase::UPDATE_USERS,
-            "user.update",
-            "PATCH",
+            Action::UserUpdate,
+            Method::Patch,
             user_path(sp),
             Some(patch(changes)),
             f,
@@ -309,24 +316,31 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     plan_groups(store, app, findings, &member_values, &mut ops, &op)?;
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), memory = %crate::memory::resident(), "planner: group operations");
 
-    for f in of("user.orphaned") {
+    for f in of(FindingKind::UserOrphaned) {
         let Some(sp) = &f.sp_id else { continue };
         match app.config.on_unassign {
             OnUnassign::Ignore => {}
             OnUnassign::Deactivate => ops.push(op(
                 phase::DEACTIVATE,
-                "user.deactivate",
-                "PATCH",
+                Action::UserDeactivate,
+                Method::Patch,
                 user_path(sp),
                 Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(false))])),
                 f,
             )),
-            OnUnassign::Delete => ops.push(op(phase::DEACTIVATE, "user.delete", "DELETE", user_path(sp), None, f)),
+            OnUnassign::Delete => ops.push(op(phase::DEACTIVATE, Action::UserDelete, Method::Delete, user_path(sp), None, f)),
         }
     }
-    for f in of("group.orphaned") {
+    for f in of(FindingKind::GroupOrphaned) {
         let Some(sp) = &f.sp_id else { continue };
-        ops.push(op(phase::DELETE_GROUPS, "group.delete", "DELETE", group_path(sp), None, f));
+        ops.push(op(
+            phase::DELETE_GROUPS,
+            Action::GroupDelete,
+            Method::Delete,
+            group_path(sp),
+            None,
+            f,
+        ));
     }
 
     // An SP id that is a URL dot segment cannot be addressed: the request would go to another
@@ -347,8 +361,8 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     // operations as the plan of the change, and apply sends them applied to the account as
     // read just before (see `crate::scim::patch::put_body`).
     if !profile.patches_users() {
-        for o in ops.iter_mut().filter(|o| o.method == "PATCH" && o.path.starts_with("Users/")) {
-            o.method = "PUT".into();
+        for o in ops.iter_mut().filter(|o| o.method == Method::Patch && o.path.starts_with("Users/")) {
+            o.method = Method::Put;
         }
     }
     ops.sort_by_key(|o| o.phase); // stable: keeps finding order within a phase
@@ -360,7 +374,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     Ok(out)
 }
 
-type OpFn<'a> = dyn Fn(u8, &str, &str, String, Option<Body>, &Finding) -> Operation + 'a;
+type OpFn<'a> = dyn Fn(u8, Action, Method, String, Option<Body>, &Finding) -> Operation + 'a;
 
 /// Group creates, renames and member changes: PATCH or PUT as the profile says.
 fn plan_groups(
@@ -373,9 +387,9 @@ fn plan_groups(
 ) -> Result<()> {
     let profile = app.profile;
     let app_source = app.config.source_name();
-    let of = |kind: &'static str| findings.iter().copied().filter(move |f| f.kind == kind);
+    let of = |kind: FindingKind| findings.iter().copied().filter(move |f| f.kind == kind);
 
-    for f in of("group.missing") {
+    for f in of(FindingKind::GroupMissing) {
         let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
             continue;
         };
@@ -389,8 +403,8 @@ fn plan_groups(
         let body = NewGroup::new(name, profile.groups.external_id.then_some(idp_gid), values);
         ops.push(op(
             phase::CREATE_GROUPS,
-            "group.create",
-            "POST",
+            Action::GroupCreate,
+            Method::Post,
             "Groups".into(),
             Some(Body::of(&body)),
             f,
@@ -405,11 +419,11 @@ fn plan_groups(
         remove: Vec<&'f Finding>,
     }
     let mut changes: BTreeMap<&str, Change> = BTreeMap::new();
-    for f in of("group.renamed").chain(of("group.members")) {
+    for f in of(FindingKind::GroupRenamed).chain(of(FindingKind::GroupMembers)) {
         let Some(sp) = f.sp_id.as_deref() else { continue };
         let c = changes.entry(sp).or_default();
-        match (f.kind.as_str(), f.attribute.as_deref()) {
-            ("group.renamed", _) => c.rename = Some(f),
+        match (f.kind, f.attribute.as_deref()) {
+            (FindingKind::GroupRenamed, _) => c.rename = Some(f),
             (_, Some("add")) => c.add.push(f),
             _ => c.remove.push(f),
         }
@@ -421,7 +435,7 @@ fn plan_groups(
         for (sp, c) in &changes {
             if let Some((f, name)) = c.rename.and_then(|f| Some((f, f.new_value.clone()?))) {
                 let body = patch(vec![PatchOp::replace("displayName", PatchValue::Text(name))]);
-                ops.push(op(phase::GROUPS, "group.update", "PATCH", group_path(sp), Some(body), f));
+                ops.push(op(phase::GROUPS, Action::GroupUpdate, Method::Patch, group_path(sp), Some(body), f));
             }
             let adds: Vec<(MemberValue, &Finding)> = c
                 .add
@@ -430,7 +444,14 @@ fn plan_groups(
                 .collect();
             for chunk in adds.chunks(profile.groups.member_batch) {
                 let body = patch(vec![PatchOp::add_members(members(chunk.iter().map(|(v, _)| *v)))]);
-                let mut o = op(phase::GROUPS, "group.members", "PATCH", group_path(sp), Some(body), chunk[0].1);
+                let mut o = op(
+                    phase::GROUPS,
+                    Action::GroupMembers,
+                    Method::Patch,
+                    group_path(sp),
+                    Some(body),
+                    chunk[0].1,
+                );
                 o.subject = chunk[0].1.subject.clone();
                 ops.push(o);
             }
@@ -442,8 +463,8 @@ fn plan_groups(
                     .collect();
                 ops.push(op(
                     phase::GROUPS,
-                    "group.members",
-                    "PATCH",
+                    Action::GroupMembers,
+                    Method::Patch,
                     group_path(sp),
                     Some(patch(list)),
                     chunk[0],
@@ -473,11 +494,11 @@ fn plan_groups(
             let body = Body::of(&WholeGroup::new(sp, &name, members(values)));
             let first = c.rename.or(c.add.first().copied()).or(c.remove.first().copied()).expect("a change");
             let action = if c.rename.is_some() && c.add.is_empty() && c.remove.is_empty() {
-                "group.update"
+                Action::GroupUpdate
             } else {
-                "group.members"
+                Action::GroupMembers
             };
-            ops.push(op(phase::GROUPS, action, "PUT", group_path(sp), Some(body), first));
+            ops.push(op(phase::GROUPS, action, Method::Put, group_path(sp), Some(body), first));
         }
     }
     Ok(())

@@ -1,14 +1,14 @@
-//! A SCIM 2.0 client: the protocol rules of this module's siblings, moved over [`crate::http`].
+//! A SCIM 2.0 client: the protocol rules of [`crate::scim`], moved over [`crate::http`].
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::{HeaderName, ACCEPT, CONTENT_TYPE, IF_MATCH};
 use reqwest::Method;
 use serde_json::value::RawValue;
 
-use super::list::{planned_starts, ListPage, Scan};
-use super::spc::ServiceProviderConfig;
-use super::MEDIA_TYPE;
 use crate::http::{detail_of, Http, HttpError, HttpErrorKind, Response};
+use crate::scim::list::{planned_starts, ListPage, Scan};
+use crate::scim::spc::ServiceProviderConfig;
+use crate::scim::MEDIA_TYPE;
 
 /// What a page-by-page listing hands its consumer, in collection order.
 pub enum Listed {
@@ -59,7 +59,7 @@ impl ScimClient {
         if_match: Option<&str>,
     ) -> Result<Response, HttpError> {
         let url = self.url(path);
-        if !super::path::safe_request_path(path) {
+        if !crate::scim::path::safe_request_path(path) {
             return Err(self.http.error(
                 &method,
                 &url,
@@ -253,7 +253,7 @@ impl ScimClient {
         body: Option<&serde_json::Value>,
         if_match: Option<&str>,
     ) -> Result<serde_json::Value, HttpError> {
-        let path = match super::path::resource_path(resource, id) {
+        let path = match crate::scim::path::resource_path(resource, id) {
             Ok(p) => p,
             Err(m) => {
                 let url = self.url(&format!("{resource}/{id}"));
@@ -322,10 +322,10 @@ impl ScimClient {
         &self,
         resource: &str,
         id: &str,
-        ops: &[super::patch::Operation],
+        ops: &[crate::scim::patch::Operation],
         if_match: Option<&str>,
     ) -> Result<serde_json::Value, HttpError> {
-        self.by_id(Method::PATCH, resource, id, Some(&super::patch::body(ops)), if_match)
+        self.by_id(Method::PATCH, resource, id, Some(&crate::scim::patch::body(ops)), if_match)
             .await
     }
 
@@ -336,7 +336,10 @@ impl ScimClient {
 
     /// GET `/{resource}?filter=…` (§3.4.2.2): the matching resources (first page, up to `count`).
     pub async fn search(&self, resource: &str, filter: &str, count: u32) -> Result<Vec<Box<RawValue>>, HttpError> {
-        let path = format!("{resource}?filter={}&startIndex=1&count={count}", super::path::query_value(filter));
+        let path = format!(
+            "{resource}?filter={}&startIndex=1&count={count}",
+            crate::scim::path::query_value(filter)
+        );
         let body = self.get_ok(&path).await?;
         ListPage::parse(&body)
             .map(|p| p.resources)

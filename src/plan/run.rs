@@ -1,19 +1,14 @@
-//! `scimsync plan`, the finding half: check that each app and its IdP have a complete snapshot,
-//! run the drift engine over the store, and record links and findings as a plan run.
+//! A plan run, start to end: check that each app and its IdP have a complete snapshot, run the
+//! drift engine over the store, turn its findings into operations, and record links, findings and
+//! operations as a plan run.
 use std::collections::BTreeMap;
 
-use crate::apply::executor::app_profile;
-use crate::apply::planner::{plan_app, AppPlanning};
+use super::planner::{plan_app, AppPlanning};
+use super::{Operation, Plan};
 use crate::config::{AppConfig, Config};
 use crate::engine::{self, AppInput, DriftResult, Finding};
-use crate::ops::{Operation, Plan};
 use crate::profile::Profile;
 use crate::store::{PullState, Store};
-
-/// Finding kinds that call for a change in an app (the rest are for people to look at).
-pub fn is_actionable(kind: &str) -> bool {
-    !matches!(kind, "user.unmanaged" | "user.conflict" | "group.takeover" | "group.duplicate")
-}
 
 /// One app as planned: the snapshots used and what may limit the plan.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -40,7 +35,7 @@ pub struct PlanOutcome {
 
 impl PlanOutcome {
     pub fn pending(&self) -> usize {
-        self.findings.iter().filter(|f| is_actionable(&f.kind)).count()
+        self.findings.iter().filter(|f| f.kind.is_actionable()).count()
     }
 
     /// Apps planned with an incomplete scope: the deactivations a loss of scope would cause are
@@ -100,7 +95,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     };
     let mut profiles = Vec::new();
     for a in &selected {
-        let profile = app_profile(store, a)?;
+        let profile = Profile::of_app(&a.profile, store.service_provider_config(&a.source_name())?.as_deref())?;
         check_roles(config, a, &profile)?;
         profiles.push(profile);
     }
@@ -281,36 +276,4 @@ fn stage_done(timings: &mut Vec<(String, f64)>, stage: &str, started: std::time:
     let seconds = started.elapsed().as_secs_f64();
     tracing::debug!(stage, seconds, memory = %crate::memory::resident(), "plan stage done");
     timings.push((stage.into(), seconds));
-}
-
-/// A readable label per plan entry: `+` create/add, `~` change, `-` deactivate/remove/delete,
-/// `!` needs a person, `?` informational.
-pub fn symbol(f: &Finding) -> &'static str {
-    match (f.kind.as_str(), f.attribute.as_deref()) {
-        ("user.missing" | "group.missing" | "user.reactivate", _) | ("group.members", Some("add")) => "+",
-        ("user.orphaned" | "group.orphaned", _) | ("group.members", Some("remove")) => "-",
-        ("user.conflict", _) => "!",
-        ("user.unmanaged", _) => "?",
-        _ => "~",
-    }
-}
-
-/// One line describing a finding for people.
-pub fn describe_finding(f: &Finding) -> String {
-    let subject = f.subject.clone().unwrap_or_default();
-    let v = |o: &Option<String>| o.clone().unwrap_or_else(|| "∅".into());
-    match f.kind.as_str() {
-        "user.drift" | "user.role_mismatch" | "group.renamed" => {
-            format!("{subject}  {}: {} → {}", v(&f.attribute), v(&f.old_value), v(&f.new_value))
-        }
-        "group.members" => format!(
-            "{subject}  {} {}",
-            f.attribute.as_deref().unwrap_or(""),
-            f.detail.clone().unwrap_or_default()
-        ),
-        "user.orphaned" | "group.orphaned" | "user.unmanaged" => format!("{subject}  ({})", f.detail.clone().unwrap_or_default()),
-        "user.conflict" => format!("{subject}  matches {} by {}", v(&f.old_value), v(&f.attribute)),
-        "group.duplicate" => format!("{subject}  (id {}: {})", v(&f.sp_id), f.detail.clone().unwrap_or_default()),
-        _ => subject,
-    }
 }

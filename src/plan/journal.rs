@@ -1,0 +1,406 @@
+//! What a plan run keeps in the store, and the journal `apply` keeps of it: a plan run's findings
+//! and links, the plan and its operations (`plans`, `operations`), each operation's claim and
+//! end, and the provisioning event of each end. These are `Store` methods defined here, beside
+//! the types they store, so that the store itself knows nothing of plans.
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Body, Operation, Plan};
+use crate::engine::DriftResult;
+use crate::store::{Result, Store, StoreError};
+use crate::vocab::OpStatus;
+
+/// One journal row: the operation and what happened to it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JournalEntry {
+    pub op: Operation,
+    pub status: OpStatus,
+    pub http_status: Option<i64>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub result_id: Option<String>,
+}
+
+/// How an operation ended.
+pub struct Finish<'a> {
+    pub status: OpStatus,
+    pub http_status: Option<u16>,
+    pub error: Option<&'a str>,
+    pub result_id: Option<&'a str>,
+}
+
+impl Store {
+    /// Store a plan run's results in one transaction: links whose app side is gone are dropped,
+    /// the links correlation made are added, and the findings are recorded under `run_id`.
+    pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {
+        let path = self.path.clone();
+        let now = crate::time::now();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut drop_user = tx
+                .prepare_cached("DELETE FROM links WHERE app = ?1 AND sp_user_id = ?2")
+                .map_err(err)?;
+            let mut drop_group = tx
+                .prepare_cached("DELETE FROM group_links WHERE app = ?1 AND sp_group_id = ?2")
+                .map_err(err)?;
+            for (app, kind, sp_id) in &result.dropped {
+                if kind == "group" {
+                    drop_group.execute(params![app, sp_id])
+                } else {
+                    drop_user.execute(params![app, sp_id])
+                }
+                .map_err(err)?;
+            }
+            for (table, cols, rows) in [
+                (
+                    "links",
+                    "app, idp_user_id, sp_user_id, matched_by, linked_at, idp_uid, sp_uid",
+                    &result.links,
+                ),
+                (
+                    "group_links",
+                    "app, idp_group_id, sp_group_id, matched_by, linked_at, idp_gid, sp_gid",
+                    &result.group_links,
+                ),
+            ] {
+                let mut insert = tx
+                    .prepare_cached(&format!(
+                        "INSERT OR REPLACE INTO {table} ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    ))
+                    .map_err(err)?;
+                for l in rows.iter() {
+                    insert
+                        .execute(params![l.app, l.idp_id, l.sp_id, l.matched_by, now, l.idp_key, l.sp_key])
+                        .map_err(err)?;
+                }
+            }
+            let mut insert = tx
+                .prepare_cached("INSERT INTO findings (run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+                .map_err(err)?;
+            for f in &result.findings {
+                insert
+                    .execute(params![
+                        run_id,
+                        f.app,
+                        f.kind,
+                        f.subject,
+                        f.detail,
+                        f.idp_id,
+                        f.sp_id,
+                        f.attribute,
+                        f.old_value,
+                        f.new_value
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        let counts = serde_json::json!({"findings": result.findings.len(), "new_links": result.links.len(), "new_group_links": result.group_links.len(), "dropped_links": result.dropped.len()}).to_string();
+        tx.execute(
+            "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3 WHERE id = ?1",
+            params![run_id, crate::time::now(), counts],
+        )
+        .map_err(err)?;
+        let t = std::time::Instant::now();
+        tx.commit().map_err(err)?;
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "findings and links committed");
+        Ok(())
+    }
+
+    /// Store a plan and its operations (status 'planned'); a plan already stored is left as it is
+    /// (its journal rows keep their state).
+    pub fn insert_plan(&mut self, plan: &Plan) -> Result<()> {
+        let path = &self.path;
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM plans WHERE plan_id = ?1", [plan.plan_id], |_| Ok(true))
+            .optional()
+            .map_err(&err)?
+            .unwrap_or(false);
+        if !exists {
+            tx.execute(
+                "INSERT INTO plans (plan_id, created_at, snapshots) VALUES (?1, ?2, ?3)",
+                params![
+                    plan.plan_id,
+                    plan.created_at,
+                    serde_json::to_string(&plan.snapshots).expect("a map serialises")
+                ],
+            )
+            .map_err(&err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO operations (plan_id, seq, app, phase, action, method, path, body, finding, subject, idp_id, sp_id, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned')",
+                )
+                .map_err(&err)?;
+            for op in &plan.operations {
+                insert
+                    .execute(params![
+                        plan.plan_id,
+                        op.seq,
+                        op.app,
+                        op.phase,
+                        op.action,
+                        op.method,
+                        op.path,
+                        op.body.as_ref().map(Body::text),
+                        op.finding,
+                        op.subject,
+                        op.idp_id,
+                        op.sp_id
+                    ])
+                    .map_err(&err)?;
+            }
+        }
+        let t = std::time::Instant::now();
+        tx.commit().map_err(&err)?;
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "operations committed");
+        Ok(())
+    }
+
+    /// The newest stored plan's id.
+    pub fn latest_plan_id(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT MAX(plan_id) FROM plans", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// A stored plan's head and its journal. The operations are the entries' `op`s and are not
+    /// repeated in the returned `Plan::operations` (a 1M-user plan's bodies are hundreds of MB);
+    /// [`Store::load_plan`] gives the whole plan.
+    pub fn load_journal(&self, plan_id: i64) -> Result<Option<(Plan, Vec<JournalEntry>)>> {
+        let head: Option<(String, String)> = self
+            .conn
+            .query_row("SELECT created_at, snapshots FROM plans WHERE plan_id = ?1", [plan_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((created_at, snapshots)) = head else {
+            return Ok(None);
+        };
+        let snapshots: BTreeMap<String, i64> = serde_json::from_str(&snapshots).unwrap_or_default();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, app, phase, action, method, path, body, finding, subject, idp_id, sp_id, status, http_status, attempts, error, result_id
+                 FROM operations WHERE plan_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([plan_id], |r| {
+                let seq: i64 = r.get(0)?;
+                let body = match r.get::<_, Option<String>>(6)? {
+                    Some(text) => Some(Body::from_text(text).map_err(|e| {
+                        let why = format!("table operations, plan {plan_id}, seq {seq}: column body is not JSON ({e})");
+                        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, why.into())
+                    })?),
+                    None => None,
+                };
+                Ok(JournalEntry {
+                    op: Operation {
+                        seq,
+                        app: r.get(1)?,
+                        phase: r.get(2)?,
+                        action: r.get(3)?,
+                        method: r.get(4)?,
+                        path: r.get(5)?,
+                        body,
+                        finding: r.get(7)?,
+                        subject: r.get(8)?,
+                        idp_id: r.get(9)?,
+                        sp_id: r.get(10)?,
+                    },
+                    status: r.get(11)?,
+                    http_status: r.get(12)?,
+                    attempts: r.get(13)?,
+                    error: r.get(14)?,
+                    result_id: r.get(15)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let entries: Vec<JournalEntry> = rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?;
+        let plan = Plan {
+            plan_id,
+            created_at,
+            snapshots,
+            operations: Vec::new(),
+        };
+        Ok(Some((plan, entries)))
+    }
+
+    /// A stored plan, whole (as `plan --out` writes it).
+    pub fn load_plan(&self, plan_id: i64) -> Result<Option<Plan>> {
+        Ok(self.load_journal(plan_id)?.map(|(mut plan, entries)| {
+            plan.operations = entries.into_iter().map(|e| e.op).collect();
+            plan
+        }))
+    }
+
+    /// Journal: claim the operation before anything is sent for it (status `in_flight`,
+    /// attempts + 1), committed before the call. A compare-and-set on the status and attempts
+    /// this apply read: `false` when another apply has claimed or finished it since, and then
+    /// nothing may be sent.
+    pub fn op_claim(&self, plan_id: i64, seq: i64, read_status: OpStatus, read_attempts: i64) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE operations SET status = 'in_flight', attempts = attempts + 1, started_at = ?3
+                 WHERE plan_id = ?1 AND seq = ?2 AND status = ?4 AND attempts = ?5",
+                params![plan_id, seq, crate::time::now(), read_status, read_attempts],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    /// Journal: how the operation ended, its event, and (for a create) the link to the new
+    /// object, in one transaction.
+    pub fn op_finished(&mut self, plan_id: i64, op: &Operation, finish: &Finish, message: Option<&str>) -> Result<()> {
+        let path = &self.path;
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let now = crate::time::now();
+        let tx = self.conn.transaction().map_err(&err)?;
+        tx.execute(
+            "UPDATE operations SET status = ?3, http_status = ?4, error = ?5, result_id = COALESCE(?6, result_id), finished_at = ?7
+             WHERE plan_id = ?1 AND seq = ?2",
+            params![
+                plan_id,
+                op.seq,
+                finish.status,
+                finish.http_status,
+                finish.error.map(crate::secret::redact),
+                finish.result_id,
+                now
+            ],
+        )
+        .map_err(&err)?;
+        if let (Some(new_id), Some(idp_id), OpStatus::Done) = (finish.result_id, op.idp_id.as_deref(), finish.status) {
+            let table = if op.action == crate::vocab::Action::UserCreate {
+                "links"
+            } else {
+                "group_links"
+            };
+            let cols = if table == "links" {
+                "app, idp_user_id, sp_user_id, matched_by, linked_at"
+            } else {
+                "app, idp_group_id, sp_group_id, matched_by, linked_at"
+            };
+            if op.creates() {
+                tx.execute(
+                    &format!("INSERT OR REPLACE INTO {table} ({cols}) VALUES (?1, ?2, ?3, 'created', ?4)"),
+                    params![op.app, idp_id, new_id, now],
+                )
+                .map_err(&err)?;
+            }
+        }
+        let outcome = match finish.status {
+            OpStatus::Done => "success",
+            OpStatus::Skipped => "skipped",
+            _ => "failure",
+        };
+        tx.execute(
+            "INSERT INTO events (at, name, app, subject, outcome, http_status, message, plan_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                now,
+                op.event_name(),
+                op.app,
+                op.subject,
+                outcome,
+                finish.http_status,
+                message.or(finish.error).map(crate::secret::redact),
+                plan_id,
+                op.seq
+            ],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// Mark every not-yet-done operation of a plan but `keep` as skipped, with `why`.
+    pub fn skip_operations_except(&self, plan_id: i64, keep: &[i64], why: &str) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("UPDATE operations SET status = 'skipped', error = ?3 WHERE plan_id = ?1 AND seq = ?2 AND status = 'planned'")
+            .map_err(|e| self.err(e))?;
+        let seqs: Vec<i64> = {
+            let mut q = self
+                .conn
+                .prepare("SELECT seq FROM operations WHERE plan_id = ?1")
+                .map_err(|e| self.err(e))?;
+            let rows = q.query_map([plan_id], |r| r.get(0)).map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
+        };
+        for seq in seqs.into_iter().filter(|s| !keep.contains(s)) {
+            stmt.execute(params![plan_id, seq, why]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// A lookup that found nothing usable (`user_lookup_provision`).
+    pub fn lookup_event(&self, op: &Operation, plan_id: i64, http_status: Option<u16>, message: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO events (at, name, app, subject, outcome, http_status, message, plan_id, seq) VALUES (?1, 'user_lookup_provision', ?2, ?3, 'failure', ?4, ?5, ?6, ?7)",
+                params![crate::time::now(), op.app, op.subject, http_status, crate::secret::redact(message), plan_id, op.seq],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation(seq: i64, body: Option<Body>) -> Operation {
+        Operation {
+            seq,
+            app: "wiki".into(),
+            phase: crate::plan::phase::GROUPS,
+            action: crate::vocab::Action::GroupMembers,
+            method: crate::vocab::Method::Patch,
+            path: "Groups/g1".into(),
+            body,
+            finding: crate::vocab::FindingKind::GroupMembers,
+            subject: Some("Eng".into()),
+            idp_id: None,
+            sp_id: Some("g1".into()),
+        }
+    }
+
+    #[test]
+    fn bodies_come_back_as_stored_and_a_broken_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan_id = store.start_run("plan", None).unwrap();
+        let body = Body::of(&serde_json::json!({"Operations": [{"op": "add", "value": [{"value": {"$idp_user": "u1"}}]}]}));
+        let plan = Plan {
+            plan_id,
+            created_at: "2026-11-23T00:00:00Z".into(),
+            snapshots: BTreeMap::new(),
+            operations: vec![operation(1, Some(body.clone())), operation(2, None)],
+        };
+        store.insert_plan(&plan).unwrap();
+        let loaded = store.load_plan(plan_id).unwrap().unwrap();
+        assert_eq!(loaded.operations, plan.operations);
+        assert_eq!(loaded.operations[0].body.as_ref().unwrap().text(), body.text());
+
+        store
+            .conn
+            .execute("UPDATE operations SET body = '{\"Operations\": [' WHERE seq = 2", [])
+            .unwrap();
+        let err = store.load_plan(plan_id).unwrap_err().to_string();
+        assert!(err.contains(&format!("plan {plan_id}, seq 2: column body is not JSON")), "{err}");
+    }
+}
