@@ -41,8 +41,9 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
     let plan_id = match &args.plan {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("plan file '{}': {e}", path.display()))?;
-            let plan: Plan =
-                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("plan file '{}': not a scimsync plan: {e}", path.display()))?;
+            // The error names the field (`operations[3].method: unknown method 'GET' …`).
+            let plan: Plan = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+                .map_err(|e| anyhow::anyhow!("plan file '{}': not a scimsync plan: {e}", path.display()))?;
             check_fresh(&store, &plan, args.app.as_deref())?;
             store.insert_plan(&plan)?;
             plan.plan_id

@@ -676,6 +676,37 @@ fn an_app_id_that_is_a_dot_segment_is_never_a_request() {
     assert!(writes[0].ends_with("/Users/ok-id_1"), "{writes:?}");
 }
 
+/// A hand-edited plan file whose operation names a method that is no SCIM write (it was sent as
+/// POST before the vocabulary was typed) is refused whole, naming the field; nothing is sent.
+#[test]
+fn a_plan_file_with_an_unknown_method_is_refused_naming_the_field() {
+    let app = EmulatorHost::start(Directory::default());
+    let front = Hostile::in_front_of(Some(&origin(&app.emulator.base_url)));
+    let ws = workspace(
+        &format!("{}{}", front.base_url, path_of(&app.emulator.base_url)),
+        0,
+        "manage_groups = false\n",
+    );
+    std::fs::write(
+        ws.path("directory.json"),
+        json!({"users": [{"id": "u1", "username": "new@x.com", "email": "new@x.com", "active": true}],
+               "groups": [{"id": "g1", "name": "Eng", "members": ["u1"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    assert_ok(&ws.cli(&["pull"]));
+    assert_ok(&ws.cli(&["plan", "--out", "plan.json"]));
+    let mut plan: Value = serde_json::from_str(&std::fs::read_to_string(ws.path("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["operations"][0]["method"], "POST", "{plan}");
+    plan["operations"][0]["method"] = json!("GET");
+    std::fs::write(ws.path("edited.json"), plan.to_string()).unwrap();
+    let before = front.seen().len();
+    let out = ws.cli(&["apply", "--yes", "--plan", "edited.json"]);
+    let err = fails(&out);
+    assert!(err.contains("operations[0].method") && err.contains("unknown method 'GET'"), "{err}");
+    assert_eq!(front.seen().len(), before, "nothing may be sent for a refused plan file");
+}
+
 // 14. Runs a killed process left running.
 
 #[test]
