@@ -15,6 +15,7 @@ use crate::plan::{resolve_refs, Body, Operation, Plan};
 use crate::plan::{Finish, JournalEntry};
 use crate::profile::Profile;
 use crate::scim::filter::json_string;
+use crate::scim::outcome::{self, Next};
 use crate::sp::ScimClient;
 use crate::store::Store;
 use crate::vocab::{Action, OpStatus};
@@ -42,7 +43,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
+    Connect(#[from] crate::sp::ConnectError),
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
 }
@@ -158,7 +159,7 @@ fn client_for(app: &AppConfig) -> Result<ScimClient, ApplyError> {
         max_throttled_attempts: 60,
         ..RetryPolicy::default()
     };
-    Ok(crate::source::app::scim_client_with(&app.source_name(), &app.http, retry)?)
+    Ok(crate::sp::connect(&app.source_name(), &app.http, retry)?)
 }
 
 /// Run the pending operations of a stored plan.
@@ -417,17 +418,20 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
             }
         };
         let status = resp.status;
-        if resp.is_success() {
-            let result_id = if op.creates() {
-                serde_json::from_slice::<Value>(&resp.body).ok().as_ref().and_then(resource_id)
-            } else {
-                None
-            };
-            if op.creates() && result_id.is_none() && !rt.profile.users.created_pending {
-                // A success whose answer names no id (empty, truncated, not JSON): whether the
-                // object exists is unknown until it is looked up. Not found, the operation
-                // fails and is sent again by the next apply; a pending-until-login app
-                // (Whimsical) cannot be looked up, so there it counts as done, never twice.
+        let write = outcome::Write {
+            creates: op.creates(),
+            removes: matches!(op.action, Action::UserDeactivate | Action::UserDelete | Action::GroupDelete),
+            put: method == Method::PUT,
+            conditional: if_match.is_some(),
+            sent: sent.as_ref(),
+            created_pending: rt.profile.users.created_pending,
+            first_try: round == 0,
+        };
+        match outcome::next(&write, status, &resp.body) {
+            Next::Done { id } => return done(id.as_deref(), Some(status), note.as_deref(), requests),
+            Next::LookUpCreated => {
+                // Whether the object exists is unknown until it is looked up. Not found, the
+                // operation fails and is sent again by the next apply.
                 let detail = format!("HTTP {status} but the answer names no id ({})", detail_of(&resp.body));
                 requests += 1;
                 return match lookup(rt, op).await {
@@ -445,30 +449,23 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
                     Err(e) => failed(Some(status), format!("{detail}, then lookup failed: {e}"), requests),
                 };
             }
-            // The answer is the resource as written (RFC 7644 §3.3, §3.5.1): a group whose
-            // members the app left out did not take the change. A PUT that did not take is a
-            // failure saying so (sending it again every cycle would change nothing); a create
-            // is done (the group exists and is linked), its missing members added next time.
-            match ignored_members(sent.as_ref(), &resp.body) {
-                Some(n) if method == Method::PUT => {
-                    return failed(
-                        Some(status),
-                        format!(
-                            "HTTP {status}, but the app's answer lacks {n} of the members the PUT sent: it ignores members on PUT (without PATCH, this app cannot have its groups' members managed)"
-                        ),
-                        requests,
-                    )
-                }
-                Some(n) => {
-                    let note = format!("the app created the group without {n} of its members; the next plan adds them");
-                    return done(result_id.as_deref(), Some(status), Some(&note), requests);
-                }
-                None => {}
+            // A PUT that did not take is a failure saying so (sending it again every cycle
+            // would change nothing); a create is done (the group exists and is linked), its
+            // missing members added next time.
+            Next::MembersIgnored { missing, .. } if write.put => {
+                return failed(
+                    Some(status),
+                    format!(
+                        "HTTP {status}, but the app's answer lacks {missing} of the members the PUT sent: it ignores members on PUT (without PATCH, this app cannot have its groups' members managed)"
+                    ),
+                    requests,
+                )
             }
-            return done(result_id.as_deref(), Some(status), note.as_deref(), requests);
-        }
-        match status {
-            409 if op.creates() => {
+            Next::MembersIgnored { id, missing } => {
+                let note = format!("the app created the group without {missing} of its members; the next plan adds them");
+                return done(id.as_deref(), Some(status), Some(&note), requests);
+            }
+            Next::LookUpExisting => {
                 requests += 1;
                 return match lookup(rt, op).await {
                     Ok(Some(id)) => done(Some(&id), Some(status), Some("already in the app; linked"), requests),
@@ -489,13 +486,11 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
                     Err(e) => failed(Some(status), format!("HTTP 409, then lookup failed: {e}"), requests),
                 };
             }
-            404 if matches!(op.action, Action::UserDeactivate | Action::UserDelete | Action::GroupDelete) => {
-                return done(None, Some(status), Some("already gone"), requests);
-            }
-            // Read again and merge on the new version.
-            412 if method == Method::PUT && round == 0 => continue,
-            412 if if_match.is_none() => {
-                // The object changed since it was read: read it again and retry with its version.
+            Next::AlreadyGone => return done(None, Some(status), Some("already gone"), requests),
+            // A PUT reads the resource again before it is sent: the next round merges on the
+            // new version.
+            Next::ReadAgainAndRetry if write.put && write.first_try => continue,
+            Next::ReadAgainAndRetry => {
                 requests += 1;
                 match rt.client.get_ok(&op.path).await {
                     Ok(b) => {
@@ -509,7 +504,7 @@ async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &Jo
                     Err(e) => return failed(e.status(), format!("HTTP 412, then re-read failed: {e}"), requests),
                 }
             }
-            _ => return failed(Some(status), format!("HTTP {status}: {}", detail_of(&resp.body)), requests),
+            Next::Fail => return failed(Some(status), format!("HTTP {status}: {}", detail_of(&resp.body)), requests),
         }
     }
     failed(Some(412), "HTTP 412 twice".into(), requests)
@@ -536,22 +531,6 @@ async fn put_on_current(rt: &AppRuntime, op: &Operation, planned: Option<&Value>
         .or_else(|| current.pointer("/meta/version").and_then(Value::as_str).map(str::to_string));
     let merged = crate::scim::patch::put_body(&current, planned.unwrap_or(&Value::Null)).map_err(|m| PutError::Read(resp.status, m))?;
     Ok(Some((merged, version)))
-}
-
-/// How many of the members `sent` names the app's answer leaves out, when the answer lists
-/// members at all (a server may leave `members` out of its answers; that says nothing).
-fn ignored_members(sent: Option<&Value>, answer: &[u8]) -> Option<usize> {
-    let values = |v: &Value| -> Option<std::collections::BTreeSet<String>> {
-        v.get("members")?.as_array().map(|ms| {
-            ms.iter()
-                .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
-    };
-    let sent = values(sent?)?;
-    let answered = values(&serde_json::from_slice::<Value>(answer).ok()?)?;
-    let missing = sent.difference(&answered).count();
-    (missing > 0).then_some(missing)
 }
 
 /// Why the resource a PUT is built on could not be read.
@@ -700,23 +679,6 @@ fn carries_key(user: &Value, attr: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn members_an_answer_leaves_out_are_counted() {
-        let sent = serde_json::json!({"displayName": "Eng", "members": [{"value": "1"}, {"value": "2"}]});
-        assert_eq!(ignored_members(Some(&sent), br#"{"id":"g","members":[]}"#), Some(2));
-        assert_eq!(
-            ignored_members(Some(&sent), br#"{"id":"g","members":[{"value":"2"},{"value":"1"}]}"#),
-            None
-        );
-        assert_eq!(
-            ignored_members(Some(&sent), br#"{"id":"g"}"#),
-            None,
-            "no members in the answer says nothing"
-        );
-        assert_eq!(ignored_members(Some(&sent), b""), None);
-        assert_eq!(ignored_members(None, br#"{"members":[]}"#), None);
-    }
 
     #[test]
     fn a_looked_up_account_must_carry_the_key() {

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod filter;
 pub mod list;
+pub mod outcome;
 pub mod patch;
 pub mod path;
 pub mod resource;

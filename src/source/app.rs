@@ -1,6 +1,6 @@
 //! The SP side: every app is a SCIM 2.0 service provider, read with its Users and Groups.
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
-use crate::http::{Auth, Http, HttpSettings, RetryPolicy};
+use crate::http::RetryPolicy;
 use crate::model::{Group, Snapshot};
 use crate::scim::resource::{parse_group, parse_user, parse_user_owned};
 use crate::sp::Listed;
@@ -13,21 +13,12 @@ pub fn scim_client(source_name: &str, conn: &ConnSettings) -> Result<ScimClient,
     scim_client_with(source_name, conn, RetryPolicy::default())
 }
 
-/// [`scim_client`] with its own retry policy (apply waits out longer storms than a pull).
+/// [`scim_client`] with its own retry policy.
 pub fn scim_client_with(source_name: &str, conn: &ConnSettings, retry: RetryPolicy) -> Result<ScimClient, SourceError> {
-    let auth = match conn.token.resolve(source_name)? {
-        Some(t) => Auth::Bearer(t),
-        None => Auth::None,
-    };
-    let mut settings = HttpSettings::new(source_name, auth);
-    settings.concurrency = conn.concurrency;
-    settings.max_objects = conn.max_objects;
-    settings.retry = retry;
-    let http = Http::new(settings).map_err(|message| SourceError::Unsupported {
-        source_name: source_name.to_string(),
-        message,
-    })?;
-    Ok(ScimClient::new(&conn.base_url, http))
+    crate::sp::connect(source_name, conn, retry).map_err(|e| match e {
+        crate::sp::ConnectError::Token(e) => e.into(),
+        crate::sp::ConnectError::Client { source_name, message } => SourceError::Unsupported { source_name, message },
+    })
 }
 
 fn resource_error(client: &ScimClient, resource: &str, error: crate::scim::resource::ResourceError) -> SourceError {

@@ -703,7 +703,10 @@ fn a_plan_file_with_an_unknown_method_is_refused_naming_the_field() {
     let before = front.seen().len();
     let out = ws.cli(&["apply", "--yes", "--plan", "edited.json"]);
     let err = fails(&out);
-    assert!(err.contains("operations[0].method") && err.contains("unknown method 'GET'"), "{err}");
+    assert!(
+        err.contains("operations[0].method") && err.contains("unknown method 'GET'"),
+        "{err}"
+    );
     assert_eq!(front.seen().len(), before, "nothing may be sent for a refused plan file");
 }
 
