@@ -273,22 +273,85 @@ pub struct HttpSettings {
     pub max_objects: u64,
 }
 
+/// One `[idp.NAME]` section, validated.
 #[derive(Debug, Clone)]
 pub struct IdpConfig {
+    /// The section's name (`corp` in `[idp.corp]`).
     pub name: String,
-    pub kind: IdpKind,
-    pub http: Option<HttpSettings>,
-    pub path: Option<PathBuf>,
-    pub org_id: Option<String>,
-    pub okta_auth: OktaAuth,
-    /// Entra ID with a client id: the token is fetched with the client credentials grant.
-    pub client_credentials: Option<ClientCredentials>,
+    /// Its kind, with exactly the settings that kind takes.
+    pub settings: IdpSettings,
+}
+
+/// An IdP's settings, one variant per kind: a connector receives exactly what its kind has.
+#[derive(Debug, Clone)]
+pub enum IdpSettings {
+    /// JumpCloud (v1 systemusers, v2 groups).
+    Jumpcloud {
+        /// Connection.
+        http: HttpSettings,
+        /// Multi-tenant admins: the `x-org-id` header.
+        org_id: Option<String>,
+    },
+    /// Okta (management API).
+    Okta {
+        /// Connection.
+        http: HttpSettings,
+        /// API token (`SSWS`) or OAuth access token.
+        auth: OktaAuth,
+    },
+    /// Microsoft Entra ID (Graph).
+    Entra {
+        /// Connection.
+        http: HttpSettings,
+        /// With a client id: the token is fetched with the client credentials grant.
+        client_credentials: Option<ClientCredentials>,
+    },
+    /// Any SCIM 2.0 service used as the IdP.
+    Scim {
+        /// Connection.
+        http: HttpSettings,
+    },
+    /// A JSON snapshot file.
+    File {
+        /// The file (relative paths are resolved against the config file).
+        path: PathBuf,
+    },
 }
 
 impl IdpConfig {
     /// The `source` value of this IdP's rows in the store.
     pub fn source_name(&self) -> String {
         format!("idp.{}", self.name)
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> IdpKind {
+        match self.settings {
+            IdpSettings::Jumpcloud { .. } => IdpKind::Jumpcloud,
+            IdpSettings::Okta { .. } => IdpKind::Okta,
+            IdpSettings::Entra { .. } => IdpKind::Entra,
+            IdpSettings::Scim { .. } => IdpKind::Scim,
+            IdpSettings::File { .. } => IdpKind::File,
+        }
+    }
+
+    /// Its connection, for the kinds read over HTTP.
+    pub fn http(&self) -> Option<&HttpSettings> {
+        match &self.settings {
+            IdpSettings::Jumpcloud { http, .. }
+            | IdpSettings::Okta { http, .. }
+            | IdpSettings::Entra { http, .. }
+            | IdpSettings::Scim { http } => Some(http),
+            IdpSettings::File { .. } => None,
+        }
+    }
+
+    /// Where it is read from: the base URL, or the file.
+    pub fn location(&self) -> String {
+        match &self.settings {
+            IdpSettings::File { path } => path.display().to_string(),
+            _ => self.http().map(|h| h.base_url.clone()).unwrap_or_default(),
+        }
     }
 }
 
@@ -335,7 +398,8 @@ pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_MAX_RETRY_WAIT_PER_RUN: Duration = Duration::from_secs(60 * 60);
 
 const DEFAULT_CONCURRENCY: usize = 4;
-const BUILTIN_PROFILES: &[&str] = &["generic", "whimsical", "quip", "blogin", "workramp"];
+/// The built-in profiles' names: the one list (`profile` holds their rules in this order).
+pub const BUILTIN_PROFILES: [&str; 5] = ["generic", "whimsical", "quip", "blogin", "workramp"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -365,30 +429,18 @@ impl Config {
             let section = format!("idp.{name}");
             check_name(&name).map_err(|m| invalid(&section, "(name)", m))?;
             let token = token_source(r.token_env, r.token_file.map(relative)).map_err(|m| invalid(&section, "token_env", m))?;
-            let http = match r.kind {
-                IdpKind::File => {
-                    if r.path.is_none() {
-                        return Err(invalid(
-                            &section,
-                            "path",
-                            "a `file` IdP needs `path`, the JSON snapshot to read".into(),
-                        ));
-                    }
-                    None
-                }
-                _ => {
-                    let base_url = r
-                        .base_url
-                        .ok_or_else(|| invalid(&section, "base_url", format!("a `{}` IdP needs `base_url`", r.kind.as_str())))?;
-                    check_url(&base_url).map_err(|m| invalid(&section, "base_url", m))?;
-                    Some(HttpSettings {
-                        base_url: base_url.trim_end_matches('/').to_string(),
-                        token,
-                        page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
-                        concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
-                        max_objects: check_max_objects(r.max_objects).map_err(|m| invalid(&section, "max_objects", m))?,
-                    })
-                }
+            let (kind, base_url) = (r.kind, r.base_url.clone());
+            let connection = || -> Result<HttpSettings, ConfigError> {
+                let base_url =
+                    base_url.ok_or_else(|| invalid(&section, "base_url", format!("a `{}` IdP needs `base_url`", kind.as_str())))?;
+                check_url(&base_url).map_err(|m| invalid(&section, "base_url", m))?;
+                Ok(HttpSettings {
+                    base_url: base_url.trim_end_matches('/').to_string(),
+                    token,
+                    page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
+                    concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
+                    max_objects: check_max_objects(r.max_objects).map_err(|m| invalid(&section, "max_objects", m))?,
+                })
             };
             let only = |key: &str, set: bool, kind: IdpKind| -> Result<(), ConfigError> {
                 if set && r.kind != kind {
@@ -421,15 +473,28 @@ impl Config {
                     Some(ClientCredentials { client_id, token_url })
                 }
             };
-            idps.push(IdpConfig {
-                name,
-                kind: r.kind,
-                http,
-                path: r.path.map(relative),
-                org_id: r.org_id,
-                okta_auth: r.auth.unwrap_or_default(),
-                client_credentials,
-            });
+            let settings = match kind {
+                IdpKind::File => IdpSettings::File {
+                    path: relative(
+                        r.path
+                            .ok_or_else(|| invalid(&section, "path", "a `file` IdP needs `path`, the JSON snapshot to read".into()))?,
+                    ),
+                },
+                IdpKind::Jumpcloud => IdpSettings::Jumpcloud {
+                    http: connection()?,
+                    org_id: r.org_id,
+                },
+                IdpKind::Okta => IdpSettings::Okta {
+                    http: connection()?,
+                    auth: r.auth.unwrap_or_default(),
+                },
+                IdpKind::Entra => IdpSettings::Entra {
+                    http: connection()?,
+                    client_credentials,
+                },
+                IdpKind::Scim => IdpSettings::Scim { http: connection()? },
+            };
+            idps.push(IdpConfig { name, settings });
         }
 
         let mut apps = Vec::new();
@@ -525,6 +590,11 @@ impl Config {
 
     pub fn idp(&self, name: &str) -> Option<&IdpConfig> {
         self.idps.iter().find(|i| i.name == name)
+    }
+
+    /// The IdP an app of this config names (validation refused an app naming no IdP).
+    pub fn idp_of(&self, app: &AppConfig) -> &IdpConfig {
+        self.idp(&app.idp).expect("config validation checks that every app names an IdP")
     }
 
     pub fn app(&self, name: &str) -> Option<&AppConfig> {
@@ -636,13 +706,15 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let c = parse(&uncommented).expect("the uncommented example must parse");
-        let kinds: Vec<&str> = c.idps.iter().map(|i| i.kind.as_str()).collect();
+        let kinds: Vec<&str> = c.idps.iter().map(|i| i.kind().as_str()).collect();
         for k in ["scim", "file", "jumpcloud", "okta", "entra"] {
             assert!(kinds.contains(&k), "the example shows kind = {k}: {kinds:?}");
         }
-        let entra = c.idps.iter().find(|i| i.kind == IdpKind::Entra).unwrap();
-        assert!(entra
-            .client_credentials
+        let entra = c.idps.iter().find(|i| i.kind() == IdpKind::Entra).unwrap();
+        let IdpSettings::Entra { client_credentials, .. } = &entra.settings else {
+            panic!("an entra section has entra settings")
+        };
+        assert!(client_credentials
             .as_ref()
             .unwrap()
             .token_url
@@ -690,7 +762,7 @@ mod tests {
     fn paths_are_relative_to_the_config_file() {
         let c = parse("store = \"s.db\"\n[idp.corp]\nkind=\"file\"\npath=\"d.json\"\n").unwrap();
         assert_eq!(c.store, PathBuf::from("/etc/scimsync/s.db"));
-        assert_eq!(c.idps[0].path.as_deref(), Some(Path::new("/etc/scimsync/d.json")));
+        assert_eq!(c.idps[0].location(), "/etc/scimsync/d.json");
     }
 
     #[test]
@@ -711,7 +783,7 @@ mod tests {
         let c = parse("max_retry_wait = \"90s\"\nmax_retry_wait_per_run = \"2h\"\n[idp.corp]\nkind=\"scim\"\nbase_url=\"http://x\"\nmax_objects = 500\n").unwrap();
         assert_eq!(c.max_retry_wait, Duration::from_secs(90));
         assert_eq!(c.max_retry_wait_per_run, Duration::from_secs(7200));
-        assert_eq!(c.idps[0].http.as_ref().unwrap().max_objects, 500);
+        assert_eq!(c.idps[0].http().unwrap().max_objects, 500);
         let e = parse("max_retry_wait = \"soon\"\n").unwrap_err().to_string();
         assert!(e.contains("max_retry_wait"), "{e}");
     }

@@ -61,16 +61,55 @@ pub struct CreateOutcome {
     pub error: Option<String>,
 }
 
+/// Why import candidates could not be listed or created.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The app is not in the config.
+    #[error("no app '{app}' in {}", config.display())]
+    UnknownApp {
+        /// The name asked for.
+        app: String,
+        /// The config file.
+        config: std::path::PathBuf,
+    },
+    /// The plan could not plan the app (no complete pull of both sides, …).
+    #[error("app '{app}': cannot list import candidates: {why}")]
+    NotPlanned {
+        /// The app.
+        app: String,
+        /// Why, as the plan says it.
+        why: String,
+    },
+    /// Reading or writing the store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The IdP.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// Planning.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+}
+
+/// The app's config section, or the error naming it and the config.
+fn app_config<'c>(config: &'c Config, app: &str) -> Result<&'c crate::config::AppConfig, ImportError> {
+    config.app(app).ok_or_else(|| ImportError::UnknownApp {
+        app: app.to_string(),
+        config: config.path.clone(),
+    })
+}
+
 /// Plan `app` and list its accounts as New or Imported.
-pub async fn list(config: &Config, store: &mut Store, app: &str) -> anyhow::Result<ImportList> {
-    let app_config = config
-        .app(app)
-        .ok_or_else(|| anyhow::anyhow!("no app '{app}' in {}", config.path.display()))?;
-    let idp = config.idp(&app_config.idp).expect("config validation checks app.idp");
+pub async fn list(config: &Config, store: &mut Store, app: &str) -> Result<ImportList, ImportError> {
+    let app_config = app_config(config, app)?;
+    let idp = config.idp_of(app_config);
     let outcome = crate::plan::plan(config, store, Some(app)).await?;
     if let Some(info) = outcome.apps.iter().find(|i| i.app == app) {
         if let Some(why) = &info.skipped {
-            anyhow::bail!("app '{app}': cannot list import candidates: {why}");
+            return Err(ImportError::NotPlanned {
+                app: app.to_string(),
+                why: why.clone(),
+            });
         }
     }
     let accounts = store
@@ -109,9 +148,8 @@ pub async fn list(config: &Config, store: &mut Store, app: &str) -> anyhow::Resu
 
 /// Create the list's new active accounts in the IdP, one by one, each recorded as a
 /// `user_import` event. A failure is reported and the others still go ahead.
-pub async fn create(config: &Config, store: &Store, list: &ImportList) -> anyhow::Result<Vec<CreateOutcome>> {
-    let app_config = config.app(&list.app).expect("listed from this config");
-    let idp = config.idp(&app_config.idp).expect("config validation checks app.idp");
+pub async fn create(config: &Config, store: &Store, list: &ImportList) -> Result<Vec<CreateOutcome>, ImportError> {
+    let idp = config.idp_of(app_config(config, &list.app)?);
     let source = source::idp_source(idp)?;
     let mut out = Vec::new();
     for c in list.to_create() {

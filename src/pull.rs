@@ -32,7 +32,7 @@ pub fn targets<'a>(config: &'a Config, app: Option<&str>) -> Result<(Vec<&'a Idp
                     if known.is_empty() { "none".into() } else { known.join(", ") }
                 )
             })?;
-            Ok((vec![config.idp(&a.idp).expect("config validation checks app.idp")], vec![a]))
+            Ok((vec![config.idp_of(a)], vec![a]))
         }
     }
 }
@@ -41,13 +41,9 @@ fn idp_info(idp: &IdpConfig) -> SourceInfo {
     SourceInfo {
         name: idp.source_name(),
         role: "idp",
-        kind: idp.kind.as_str().to_string(),
+        kind: idp.kind().as_str().to_string(),
         profile: None,
-        base_url: idp
-            .http
-            .as_ref()
-            .map(|h| h.base_url.clone())
-            .or_else(|| idp.path.as_ref().map(|p| p.display().to_string())),
+        base_url: Some(idp.location()),
     }
 }
 
@@ -163,7 +159,7 @@ pub async fn pull_with(
     let mut resolved = Vec::new();
     for idp in &idps {
         resolved.push(store.resolved_bindings(&idp.source_name())?);
-        bases.push(if full || !idp.kind.incremental() {
+        bases.push(if full || !idp.kind().incremental() {
             None
         } else {
             store.baseline(&idp.source_name())?

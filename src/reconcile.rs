@@ -2,7 +2,7 @@
 //! cycles keep failing are quarantined (retried at growing intervals) while the others go on.
 //! The loop, the store lock and the metrics file live here too; the CLI only prints.
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -159,8 +159,69 @@ fn quarantine_until(n: i64, after: i64, base: Duration) -> Option<String> {
     Some(until.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
+/// Why a reconcile cycle or a single-object reconcile could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// `--app` names no app of the config.
+    #[error("no app '{app}' in {}", config.display())]
+    UnknownApp {
+        /// The name asked for.
+        app: String,
+        /// The config file.
+        config: PathBuf,
+    },
+    /// A single-object reconcile before any full pull.
+    #[error("single-object reconcile needs a full pull of {idp_name} and {app_source} first: run `scimsync reconcile` or `scimsync pull`")]
+    NotPulled {
+        /// The IdP's source name.
+        idp_name: String,
+        /// The app's source name.
+        app_source: String,
+    },
+    /// The user or group to reconcile is not in the IdP.
+    #[error("no {what} '{name}' in {source_name} (a {what} deleted in the IdP is handled by the next full cycle)")]
+    NotInIdp {
+        /// `user` or `group`.
+        what: &'static str,
+        /// The login or group name given.
+        name: String,
+        /// The IdP's source name.
+        source_name: String,
+    },
+    /// The group is not in the app's `groups`.
+    #[error("group '{group}' is not bound to app '{app}' (not in its `groups`): nothing to reconcile")]
+    NotBound {
+        /// The group's name in the IdP.
+        group: String,
+        /// The app.
+        app: String,
+    },
+    /// The group is not among the app's assignments as of the last full pull.
+    #[error("group '{group}' is not among app '{app}''s assignments in {source_name} as of the last full pull: run a full `scimsync reconcile` (or `pull`) to read them")]
+    NotAssigned {
+        /// The group's name in the IdP.
+        group: String,
+        /// The app.
+        app: String,
+        /// The IdP's source name.
+        source_name: String,
+    },
+    /// Reading or writing the store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Reading a source.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// Planning.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// Applying.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
 /// Run one cycle.
-pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> anyhow::Result<CycleReport> {
+pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> Result<CycleReport, ReconcileError> {
     let mut store = Store::open(store_path)?;
     let mut report = CycleReport::default();
     // Each cycle is a run of its own for the retry budget: a throttling app spends this
@@ -173,7 +234,10 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> a
     active.apps.retain(|a| opts.app.as_ref().is_none_or(|want| want == &a.name));
     if let Some(want) = &opts.app {
         if active.apps.is_empty() {
-            anyhow::bail!("no app '{want}' in {}", config.path.display());
+            return Err(ReconcileError::UnknownApp {
+                app: want.clone(),
+                config: config.path.clone(),
+            });
         }
     }
     let mut kept = Vec::new();
@@ -458,17 +522,16 @@ pub async fn reconcile_object(
     app_name: &str,
     target: Target<'_>,
     opts: &CycleOptions,
-) -> anyhow::Result<ObjectReconcile> {
-    let app = config
-        .app(app_name)
-        .ok_or_else(|| anyhow::anyhow!("no app '{app_name}' in {}", config.path.display()))?;
-    let idp = config.idp(&app.idp).expect("config validation checks app.idp");
+) -> Result<ObjectReconcile, ReconcileError> {
+    let app = config.app(app_name).ok_or_else(|| ReconcileError::UnknownApp {
+        app: app_name.to_string(),
+        config: config.path.clone(),
+    })?;
+    let idp = config.idp_of(app);
     let (idp_name, app_source) = (idp.source_name(), app.source_name());
     let mut store = Store::open(store_path)?;
     if store.pull_state(&idp_name)?.last_ok_run.is_none() || store.pull_state(&app_source)?.last_ok_run.is_none() {
-        anyhow::bail!(
-            "single-object reconcile needs a full pull of {idp_name} and {app_source} first: run `scimsync reconcile` or `scimsync pull`"
-        );
+        return Err(ReconcileError::NotPulled { idp_name, app_source });
     }
     let source = crate::source::idp_source(idp)?;
     let client = crate::source::app::scim_client(&app_source, &app.http)?;
@@ -539,12 +602,11 @@ async fn refresh_user(
     client: &crate::sp::ScimClient,
     app: &crate::config::AppConfig,
     login: &str,
-) -> anyhow::Result<Refreshed> {
-    let user = source.fetch_user(login).await?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no user '{login}' in {} (a user deleted in the IdP is handled by the next full cycle)",
-            source.name()
-        )
+) -> Result<Refreshed, ReconcileError> {
+    let user = source.fetch_user(login).await?.ok_or_else(|| ReconcileError::NotInIdp {
+        what: "user",
+        name: login.to_string(),
+        source_name: source.name().to_string(),
     })?;
     store.refresh_user(source.name(), &user)?;
     let linked = store
@@ -570,12 +632,11 @@ async fn refresh_group(
     client: &crate::sp::ScimClient,
     app: &crate::config::AppConfig,
     name: &str,
-) -> anyhow::Result<Refreshed> {
-    let (group, members) = source.fetch_group(name).await?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no group '{name}' in {} (a group deleted in the IdP is handled by the next full cycle)",
-            source.name()
-        )
+) -> Result<Refreshed, ReconcileError> {
+    let (group, members) = source.fetch_group(name).await?.ok_or_else(|| ReconcileError::NotInIdp {
+        what: "group",
+        name: name.to_string(),
+        source_name: source.name().to_string(),
     })?;
     // The binding, resolved as a full pull would: a group bound in the config since the last
     // full pull is bound now; a group the app is not bound to is an error, never a quiet
@@ -583,11 +644,10 @@ async fn refresh_group(
     match &app.idp_app_id {
         None => {
             let Some(bound_as) = app.groups.iter().find(|n| **n == group.display_name || n.as_str() == name) else {
-                anyhow::bail!(
-                    "group '{}' is not bound to app '{}' (not in its `groups`): nothing to reconcile",
-                    group.display_name,
-                    app.name
-                );
+                return Err(ReconcileError::NotBound {
+                    group: group.display_name,
+                    app: app.name.clone(),
+                });
             };
             if store.bind_group(&app.name, source.name(), bound_as, &group.id)? {
                 tracing::info!(
@@ -604,12 +664,11 @@ async fn refresh_group(
                 .iter()
                 .any(|(a, _, id)| *a == app.name && *id == group.id)
             {
-                anyhow::bail!(
-                    "group '{}' is not among app '{}''s assignments in {} as of the last full pull: run a full `scimsync reconcile` (or `pull`) to read them",
-                    group.display_name,
-                    app.name,
-                    source.name()
-                );
+                return Err(ReconcileError::NotAssigned {
+                    group: group.display_name,
+                    app: app.name.clone(),
+                    source_name: source.name().to_string(),
+                });
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::http::{detail_of, RetryPolicy};
 use crate::plan::{resolve_refs, Body, Operation, Plan};
 use crate::plan::{Finish, JournalEntry};
 use crate::profile::Profile;
-use crate::scim::filter::json_string;
+use crate::scim::filter;
 use crate::scim::outcome::{self, Next};
 use crate::sp::ScimClient;
 use crate::store::Store;
@@ -292,222 +292,239 @@ fn resource_id(v: &Value) -> Option<String> {
     v.get("id").and_then(Value::as_str).map(str::to_string)
 }
 
+/// Carry out one operation: claim it, look for an interrupted create, send it (a PUT built on
+/// the resource as read now), and take the step [`outcome::next`] decides from the answer; the
+/// end is journaled whatever happens.
 async fn run_one(rt: &AppRuntime, store: &Mutex<Store>, plan_id: i64, entry: &JournalEntry) -> Outcome {
-    let op = &entry.op;
-    let mut requests = 0u64;
-    let done = |result_id: Option<&str>, http_status: Option<u16>, message: Option<&str>, requests: u64| {
-        if let (Some(id), Some(idp), Action::UserCreate) = (result_id, op.idp_id.as_deref(), op.action) {
-            rt.links.lock().expect("links lock").insert(idp.to_string(), id.to_string());
+    let mut one = OneOp {
+        rt,
+        store,
+        plan_id,
+        op: &entry.op,
+        requests: 0,
+    };
+    if let Some(refused) = one.claim(entry) {
+        return refused;
+    }
+    // An interrupted create may have reached the app: look before creating again.
+    if entry.status == OpStatus::InFlight && one.op.creates() {
+        one.requests += 1;
+        match lookup(rt, one.op).await {
+            Ok(Some(id)) => return one.done(Some(&id), None, Some("found after an interrupted apply; linked")),
+            Ok(None) => {}
+            Err(e) => return one.failed(None, format!("lookup after an interrupted apply: {e}")),
         }
-        let error = finish(
-            store,
-            plan_id,
-            op,
-            Finish {
-                status: OpStatus::Done,
-                http_status,
-                error: None,
-                result_id,
-            },
-            message,
-        );
+    }
+    one.send_and_follow().await
+}
+
+/// One operation being carried out: where its end is journaled, and the requests it took.
+struct OneOp<'a> {
+    rt: &'a AppRuntime,
+    store: &'a Mutex<Store>,
+    plan_id: i64,
+    op: &'a Operation,
+    requests: u64,
+}
+
+impl OneOp<'_> {
+    /// Journal the operation done (and remember the account a create made, for the members
+    /// of groups later in this apply).
+    fn done(&self, result_id: Option<&str>, http_status: Option<u16>, message: Option<&str>) -> Outcome {
+        let op = self.op;
+        if let (Some(id), Some(idp), Action::UserCreate) = (result_id, op.idp_id.as_deref(), op.action) {
+            self.rt.links.lock().expect("links lock").insert(idp.to_string(), id.to_string());
+        }
+        let finished = Finish {
+            status: OpStatus::Done,
+            http_status,
+            error: None,
+            result_id,
+        };
+        let error = finish(self.store, self.plan_id, op, finished, message);
         Outcome {
             status: if error.is_none() { OpStatus::Done } else { OpStatus::Failed },
             error,
-            requests,
+            requests: self.requests,
         }
-    };
-    let failed = |http_status: Option<u16>, error: String, requests: u64| {
-        finish(
-            store,
-            plan_id,
-            op,
-            Finish {
-                status: OpStatus::Failed,
-                http_status,
-                error: Some(&error),
-                result_id: None,
-            },
-            None,
-        );
+    }
+
+    /// Journal the operation failed.
+    fn failed(&self, http_status: Option<u16>, error: String) -> Outcome {
+        let finished = Finish {
+            status: OpStatus::Failed,
+            http_status,
+            error: Some(&error),
+            result_id: None,
+        };
+        finish(self.store, self.plan_id, self.op, finished, None);
         Outcome {
             status: OpStatus::Failed,
             error: Some(error),
-            requests,
+            requests: self.requests,
         }
-    };
+    }
 
-    // Claim the operation in the journal first (compare-and-set on what this apply read): an
-    // operation another apply has claimed or finished since is never sent a second time.
-    match store
-        .lock()
-        .expect("store lock")
-        .op_claim(plan_id, op.seq, entry.status, entry.attempts)
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return Outcome {
-                status: OpStatus::NotStarted,
-                error: Some("claimed by another apply; not sent".into()),
-                requests,
+    /// Claim the operation in the journal first (compare-and-set on what this apply read): an
+    /// operation another apply has claimed or finished since is never sent a second time.
+    /// `Some` when it may not be sent.
+    fn claim(&self, entry: &JournalEntry) -> Option<Outcome> {
+        let claimed = self
+            .store
+            .lock()
+            .expect("store lock")
+            .op_claim(self.plan_id, self.op.seq, entry.status, entry.attempts);
+        let (status, error) = match claimed {
+            Ok(true) => return None,
+            Ok(false) => (OpStatus::NotStarted, "claimed by another apply; not sent".to_string()),
+            Err(e) => (OpStatus::Failed, format!("journal: {e}; not sent")),
+        };
+        Some(Outcome {
+            status,
+            error: Some(error),
+            requests: self.requests,
+        })
+    }
+
+    /// Send the operation and follow the answer (a 412 is retried once).
+    async fn send_and_follow(&mut self) -> Outcome {
+        let (rt, op) = (self.rt, self.op);
+        let mut body = op.body.as_ref().map(Body::value);
+        let mut dropped = Vec::new();
+        if let Some(b) = body.as_mut() {
+            let links = rt.links.lock().expect("links lock");
+            dropped = resolve_refs(b, &|idp| links.get(idp).cloned());
+        }
+        let method = http_method(op.method);
+        let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));
+        let mut if_match: Option<String> = None;
+        for round in 0..2 {
+            // A PUT replaces the whole resource: it is built on the resource as read now, so
+            // that what scimsync does not manage goes back unchanged (and, with ETags, it is
+            // sent only if the resource is still that version).
+            let sent = if method == Method::PUT {
+                self.requests += 1;
+                match put_on_current(rt, op, body.as_ref()).await {
+                    Ok(Some((merged, version))) => {
+                        if rt.profile.etag {
+                            if_match = version;
+                        }
+                        Some(merged)
+                    }
+                    Ok(None) if op.is_deactivation() => return self.done(None, Some(404), Some("already gone")),
+                    Ok(None) => return self.failed(Some(404), format!("{} is gone: nothing to PUT", op.path)),
+                    Err(e) => return self.failed(e.status(), format!("reading {} before the PUT: {e}", op.path)),
+                }
+            } else {
+                body.clone()
+            };
+            let resp = match send(rt, op, &method, sent.as_ref(), if_match.as_deref(), &mut self.requests).await {
+                Ok(r) => r,
+                Err(SendError::Http(e)) => return self.failed(e.status(), e.to_string()),
+                Err(SendError::Found(id)) => return self.done(Some(&id), None, Some("the connection dropped; found by lookup and linked")),
+            };
+            let write = outcome::Write {
+                creates: op.creates(),
+                removes: matches!(op.action, Action::UserDeactivate | Action::UserDelete | Action::GroupDelete),
+                put: method == Method::PUT,
+                conditional: if_match.is_some(),
+                sent: sent.as_ref(),
+                created_pending: rt.profile.users.created_pending,
+                first_try: round == 0,
+            };
+            let status = resp.status;
+            match outcome::next(&write, status, &resp.body) {
+                Next::Done { id } => return self.done(id.as_deref(), Some(status), note.as_deref()),
+                Next::LookUpCreated => return self.look_up_created(status, &resp.body).await,
+                // A PUT that did not take is a failure saying so (sending it again every cycle
+                // would change nothing); a create is done (the group exists and is linked), its
+                // missing members added next time.
+                Next::MembersIgnored { missing, .. } if write.put => {
+                    return self.failed(
+                        Some(status),
+                        format!(
+                            "HTTP {status}, but the app's answer lacks {missing} of the members the PUT sent: it ignores members on PUT (without PATCH, this app cannot have its groups' members managed)"
+                        ),
+                    )
+                }
+                Next::MembersIgnored { id, missing } => {
+                    let note = format!("the app created the group without {missing} of its members; the next plan adds them");
+                    return self.done(id.as_deref(), Some(status), Some(&note));
+                }
+                Next::LookUpExisting => return self.look_up_existing(status, &resp.body).await,
+                Next::AlreadyGone => return self.done(None, Some(status), Some("already gone")),
+                // A PUT reads the resource again before it is sent: the next round merges on
+                // the new version.
+                Next::ReadAgainAndRetry if write.put && write.first_try => continue,
+                Next::ReadAgainAndRetry => match self.read_version(status).await {
+                    Ok(version) => if_match = Some(version),
+                    Err(failed) => return failed,
+                },
+                Next::Fail => return self.failed(Some(status), format!("HTTP {status}: {}", detail_of(&resp.body))),
             }
         }
-        Err(e) => {
-            return Outcome {
-                status: OpStatus::Failed,
-                error: Some(format!("journal: {e}; not sent")),
-                requests,
+        self.failed(Some(412), "HTTP 412 twice".into())
+    }
+
+    /// A create the app accepted without naming an id: whether the object exists is unknown
+    /// until it is looked up. Not found, the operation fails and is sent again by the next
+    /// apply.
+    async fn look_up_created(&mut self, status: u16, answer: &[u8]) -> Outcome {
+        let detail = format!("HTTP {status} but the answer names no id ({})", detail_of(answer));
+        self.requests += 1;
+        match lookup(self.rt, self.op).await {
+            Ok(Some(id)) => self.done(Some(&id), Some(status), Some("the answer named no id; found by lookup and linked")),
+            Ok(None) => self.failed(
+                Some(status),
+                format!("{detail}; no such object found, so it is sent again next time"),
+            ),
+            Err(e) => self.failed(Some(status), format!("{detail}, then lookup failed: {e}")),
+        }
+    }
+
+    /// A 409 to a create: link the existing object only if it carries the key asked for.
+    async fn look_up_existing(&mut self, status: u16, answer: &[u8]) -> Outcome {
+        self.requests += 1;
+        match lookup(self.rt, self.op).await {
+            Ok(Some(id)) => self.done(Some(&id), Some(status), Some("already in the app; linked")),
+            Ok(None) => {
+                let detail = detail_of(answer);
+                let _ = self.store.lock().expect("store lock").lookup_event(
+                    self.op,
+                    self.plan_id,
+                    Some(status),
+                    &format!("409 on create and no account carrying its key found (user.conflict; nothing linked): {detail}"),
+                );
+                self.failed(
+                    Some(status),
+                    format!("HTTP 409: {detail}; no account carrying its key found (user.conflict; nothing linked or written)"),
+                )
             }
+            Err(e) => self.failed(Some(status), format!("HTTP 409, then lookup failed: {e}")),
         }
     }
 
-    // An interrupted create may have reached the app: look before creating again.
-    if entry.status == OpStatus::InFlight && op.creates() {
-        requests += 1;
-        match lookup(rt, op).await {
-            Ok(Some(id)) => return done(Some(&id), None, Some("found after an interrupted apply; linked"), requests),
-            Ok(None) => {}
-            Err(e) => return failed(None, format!("lookup after an interrupted apply: {e}"), requests),
+    /// After a 412: the object's version as read now, for `If-Match`.
+    async fn read_version(&mut self, status: u16) -> Result<String, Outcome> {
+        self.requests += 1;
+        match self.rt.client.get_ok(&self.op.path).await {
+            Ok(b) => serde_json::from_slice::<Value>(&b)
+                .ok()
+                .and_then(|v| v.pointer("/meta/version").and_then(Value::as_str).map(str::to_string))
+                .ok_or_else(|| self.failed(Some(status), "HTTP 412 and the object has no meta.version".into())),
+            Err(e) => Err(self.failed(e.status(), format!("HTTP 412, then re-read failed: {e}"))),
         }
     }
+}
 
-    let mut body = op.body.as_ref().map(Body::value);
-    let mut dropped = Vec::new();
-    if let Some(b) = body.as_mut() {
-        let links = rt.links.lock().expect("links lock");
-        dropped = resolve_refs(b, &|idp| links.get(idp).cloned());
-    }
-    let method = match op.method {
+/// An operation's method, for the HTTP client.
+fn http_method(method: crate::vocab::Method) -> Method {
+    match method {
         crate::vocab::Method::Post => Method::POST,
         crate::vocab::Method::Put => Method::PUT,
         crate::vocab::Method::Patch => Method::PATCH,
         crate::vocab::Method::Delete => Method::DELETE,
-    };
-    let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));
-    let mut if_match: Option<String> = None;
-    for round in 0..2 {
-        // A PUT replaces the whole resource: it is built on the resource as read now, so that
-        // what scimsync does not manage goes back unchanged (and, with ETags, it is sent only
-        // if the resource is still that version).
-        let sent = if method == Method::PUT {
-            requests += 1;
-            match put_on_current(rt, op, body.as_ref()).await {
-                Ok(Some((merged, version))) => {
-                    if rt.profile.etag {
-                        if_match = version;
-                    }
-                    Some(merged)
-                }
-                Ok(None) if op.is_deactivation() => return done(None, Some(404), Some("already gone"), requests),
-                Ok(None) => return failed(Some(404), format!("{} is gone: nothing to PUT", op.path), requests),
-                Err(e) => return failed(e.status(), format!("reading {} before the PUT: {e}", op.path), requests),
-            }
-        } else {
-            body.clone()
-        };
-        let resp = match send(rt, op, &method, sent.as_ref(), if_match.as_deref(), &mut requests).await {
-            Ok(r) => r,
-            Err(SendError::Http(e)) => return failed(e.status(), e.to_string(), requests),
-            Err(SendError::Found(id)) => {
-                return done(
-                    Some(&id),
-                    None,
-                    Some("the connection dropped; found by lookup and linked"),
-                    requests,
-                )
-            }
-        };
-        let status = resp.status;
-        let write = outcome::Write {
-            creates: op.creates(),
-            removes: matches!(op.action, Action::UserDeactivate | Action::UserDelete | Action::GroupDelete),
-            put: method == Method::PUT,
-            conditional: if_match.is_some(),
-            sent: sent.as_ref(),
-            created_pending: rt.profile.users.created_pending,
-            first_try: round == 0,
-        };
-        match outcome::next(&write, status, &resp.body) {
-            Next::Done { id } => return done(id.as_deref(), Some(status), note.as_deref(), requests),
-            Next::LookUpCreated => {
-                // Whether the object exists is unknown until it is looked up. Not found, the
-                // operation fails and is sent again by the next apply.
-                let detail = format!("HTTP {status} but the answer names no id ({})", detail_of(&resp.body));
-                requests += 1;
-                return match lookup(rt, op).await {
-                    Ok(Some(id)) => done(
-                        Some(&id),
-                        Some(status),
-                        Some("the answer named no id; found by lookup and linked"),
-                        requests,
-                    ),
-                    Ok(None) => failed(
-                        Some(status),
-                        format!("{detail}; no such object found, so it is sent again next time"),
-                        requests,
-                    ),
-                    Err(e) => failed(Some(status), format!("{detail}, then lookup failed: {e}"), requests),
-                };
-            }
-            // A PUT that did not take is a failure saying so (sending it again every cycle
-            // would change nothing); a create is done (the group exists and is linked), its
-            // missing members added next time.
-            Next::MembersIgnored { missing, .. } if write.put => {
-                return failed(
-                    Some(status),
-                    format!(
-                        "HTTP {status}, but the app's answer lacks {missing} of the members the PUT sent: it ignores members on PUT (without PATCH, this app cannot have its groups' members managed)"
-                    ),
-                    requests,
-                )
-            }
-            Next::MembersIgnored { id, missing } => {
-                let note = format!("the app created the group without {missing} of its members; the next plan adds them");
-                return done(id.as_deref(), Some(status), Some(&note), requests);
-            }
-            Next::LookUpExisting => {
-                requests += 1;
-                return match lookup(rt, op).await {
-                    Ok(Some(id)) => done(Some(&id), Some(status), Some("already in the app; linked"), requests),
-                    Ok(None) => {
-                        let detail = detail_of(&resp.body);
-                        let _ = store.lock().expect("store lock").lookup_event(
-                            op,
-                            plan_id,
-                            Some(status),
-                            &format!("409 on create and no account carrying its key found (user.conflict; nothing linked): {detail}"),
-                        );
-                        failed(
-                            Some(status),
-                            format!("HTTP 409: {detail}; no account carrying its key found (user.conflict; nothing linked or written)"),
-                            requests,
-                        )
-                    }
-                    Err(e) => failed(Some(status), format!("HTTP 409, then lookup failed: {e}"), requests),
-                };
-            }
-            Next::AlreadyGone => return done(None, Some(status), Some("already gone"), requests),
-            // A PUT reads the resource again before it is sent: the next round merges on the
-            // new version.
-            Next::ReadAgainAndRetry if write.put && write.first_try => continue,
-            Next::ReadAgainAndRetry => {
-                requests += 1;
-                match rt.client.get_ok(&op.path).await {
-                    Ok(b) => {
-                        if_match = serde_json::from_slice::<Value>(&b)
-                            .ok()
-                            .and_then(|v| v.pointer("/meta/version").and_then(Value::as_str).map(str::to_string));
-                        if if_match.is_none() {
-                            return failed(Some(status), "HTTP 412 and the object has no meta.version".into(), requests);
-                        }
-                    }
-                    Err(e) => return failed(e.status(), format!("HTTP 412, then re-read failed: {e}"), requests),
-                }
-            }
-            Next::Fail => return failed(Some(status), format!("HTTP {status}: {}", detail_of(&resp.body)), requests),
-        }
     }
-    failed(Some(412), "HTTP 412 twice".into(), requests)
 }
 
 /// The body of a read-modify-write PUT: the resource as the app returns it now, with the
@@ -601,9 +618,7 @@ async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate
     if op.action == Action::GroupCreate {
         let Some(name) = str_at("/displayName") else { return Ok(None) };
         let found = if rt.profile.groups.filter {
-            rt.client
-                .search("Groups", &format!("displayName eq {}", json_string(&name)), 10)
-                .await?
+            rt.client.search("Groups", &filter::eq("displayName", &name), 10).await?
         } else {
             rt.client.list_sequential("Groups", 100, &|_, _| {}).await?
         };
@@ -626,7 +641,7 @@ async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate
         let Some(value) = value else { continue };
         let answered: Vec<Value> = rt
             .client
-            .search("Users", &format!("{attr} eq {}", json_string(&value)), 10)
+            .search("Users", &filter::eq(attr, &value), 10)
             .await?
             .iter()
             .filter_map(|r| serde_json::from_str(r.get()).ok())

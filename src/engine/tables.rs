@@ -74,7 +74,7 @@ pub fn app_email_reuse(apps: &[AppInput]) -> RecordBatch {
     let policy = |a: &AppInput| {
         if a.config.reactivate_by_email {
             "reactivate"
-        } else if a.profile.users.email_reuse == "rename_disabled" {
+        } else if a.profile.users.email_reuse == crate::profile::EmailReuse::RenameDisabled {
             "release"
         } else {
             "conflict"
@@ -120,7 +120,10 @@ const ROLE_ORDER: &[&str] = &["owner", "admin", "editor", "member", "contributor
 /// attribute (role groups of a `groups` profile are managed as groups).
 pub fn app_roles(apps: &[AppInput]) -> RecordBatch {
     let (mut app, mut role, mut group, mut rank) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for a in apps.iter().filter(|a| a.profile.roles.model == "attribute") {
+    for a in apps
+        .iter()
+        .filter(|a| a.profile.roles.model == crate::profile::RoleModel::Attribute)
+    {
         let mut roles: Vec<(&String, &String)> = a.config.roles.iter().collect();
         roles.sort_by_key(|(r, _)| {
             (

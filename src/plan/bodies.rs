@@ -5,7 +5,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::plan::IDP_USER_REF;
-use crate::scim::{GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA};
+use crate::scim::{GROUP_SCHEMA, USER_SCHEMA};
 
 /// A group member's value: the app id of a linked account, or a reference to the account a
 /// create in the same plan makes for an IdP user (`{"$idp_user": id}`, resolved by apply).
@@ -70,56 +70,15 @@ pub enum PatchValue<'a> {
     Members(Vec<Member<'a>>),
 }
 
-#[derive(Debug, PartialEq, Serialize)]
-pub struct PatchOp<'a> {
-    pub op: &'static str,
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<PatchValue<'a>>,
-}
-
-impl<'a> PatchOp<'a> {
-    pub fn replace(path: &str, value: PatchValue<'a>) -> PatchOp<'a> {
-        PatchOp {
-            op: "replace",
-            path: path.to_string(),
-            value: Some(value),
-        }
-    }
-
-    pub fn add_members(values: Vec<Member<'a>>) -> PatchOp<'a> {
-        PatchOp {
-            op: "add",
-            path: "members".into(),
-            value: Some(PatchValue::Members(values)),
-        }
-    }
-
-    /// Remove the member whose value is `id` (a SCIM filter in the path).
-    pub fn remove_member(id: &str) -> PatchOp<'a> {
-        PatchOp {
-            op: "remove",
-            path: format!("members[value eq {}]", crate::scim::filter::json_string(id)),
-            value: None,
-        }
-    }
-}
+/// A PATCH operation as the planner writes it (`crate::scim::patch`'s model, with typed values).
+pub type PatchOp<'a> = crate::scim::patch::Operation<PatchValue<'a>>;
 
 /// A PATCH request's body.
-#[derive(Debug, Serialize)]
-pub struct Patch<'a> {
-    #[serde(rename = "Operations")]
-    pub operations: Vec<PatchOp<'a>>,
-    pub schemas: [&'static str; 1],
-}
+pub type Patch<'a> = crate::scim::patch::Request<PatchValue<'a>>;
 
-impl<'a> Patch<'a> {
-    pub fn new(operations: Vec<PatchOp<'a>>) -> Patch<'a> {
-        Patch {
-            operations,
-            schemas: [PATCH_SCHEMA],
-        }
-    }
+/// §3.5.2.1: add members (appended; re-adding an existing member changes nothing).
+pub fn add_members(values: Vec<Member<'_>>) -> PatchOp<'_> {
+    PatchOp::add("members", PatchValue::Members(values))
 }
 
 /// POST /Groups.
@@ -227,6 +186,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+    use crate::scim::PATCH_SCHEMA;
 
     /// Each payload prints its keys in the order a `serde_json::Value` of it would.
     fn same_text_as_value<T: Serialize>(payload: &T) -> Value {
@@ -239,7 +199,7 @@ mod tests {
     #[test]
     fn payloads_print_as_sorted_json() {
         let patch = Patch::new(vec![
-            PatchOp::add_members(members([MemberValue::Account("sp1"), MemberValue::ToCreate("u2")])),
+            add_members(members([MemberValue::Account("sp1"), MemberValue::ToCreate("u2")])),
             PatchOp::remove_member("sp\"3"),
             PatchOp::replace(
                 "emails",

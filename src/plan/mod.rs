@@ -26,4 +26,4 @@ pub use crate::vocab::{Action, FindingKind, Method, OpStatus};
 pub use journal::{Finish, JournalEntry};
 pub use operation::*;
 pub use render::{describe_finding, symbol};
-pub use run::{plan, plan_with, AppPlanInfo, PlanOutcome, WITHHELD};
+pub use run::{plan, plan_with, AppPlanInfo, PlanError, PlanOutcome, WITHHELD};

@@ -3,12 +3,14 @@
 //! snapshots in the store, never the links or findings being written; makes no network call.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::bodies::{members, Email, MemberValue, Name, NewGroup, NewUser, Patch, PatchOp, PatchValue, Phone, Role, WholeGroup};
+use super::bodies::{
+    add_members, members, Email, MemberValue, Name, NewGroup, NewUser, Patch, PatchOp, PatchValue, Phone, Role, WholeGroup,
+};
 use super::{phase, Action, Body, FindingKind, Method, Operation};
 use crate::config::{AppConfig, OnUnassign};
 use crate::engine::Finding;
 use crate::model::User;
-use crate::profile::Profile;
+use crate::profile::{EmailReuse, Formatted, Profile, UserNameFrom};
 use crate::store::{Result, Store};
 
 /// One app to plan.
@@ -85,7 +87,7 @@ fn shaped(profile: &Profile, attribute: &str, value: &str) -> String {
 
 /// The userName to create an account with.
 fn user_name_for(profile: &Profile, u: &User) -> Option<String> {
-    let raw = if profile.users.user_name_from == "email" {
+    let raw = if profile.users.user_name_from == UserNameFrom::Email {
         u.email.as_ref().or(u.user_name.as_ref())
     } else {
         u.user_name.as_ref().or(u.email.as_ref())
@@ -112,7 +114,7 @@ pub fn create_user_body(profile: &Profile, u: &User) -> Option<Body> {
     body.external_id = sends("externalId", &u.external_id);
     let name = Name {
         family_name: sends("name.familyName", &u.family_name),
-        formatted: formatted(u).filter(|_| profile.users.formatted == "given_family"),
+        formatted: formatted(u).filter(|_| profile.users.formatted == Formatted::GivenFamily),
         given_name: sends("name.givenName", &u.given_name),
     };
     body.name = (!name.is_empty()).then_some(name);
@@ -140,7 +142,7 @@ fn attribute_ops<'a>(profile: &'a Profile, attribute: &str, value: &str, idp_use
         )],
         "name.givenName" | "name.familyName" => {
             let mut ops = vec![PatchOp::replace(attribute, PatchValue::Text(v))];
-            if let (true, Some(f)) = (profile.users.formatted == "given_family", idp_user.and_then(formatted)) {
+            if let (true, Some(f)) = (profile.users.formatted == Formatted::GivenFamily, idp_user.and_then(formatted)) {
                 ops.push(PatchOp::replace("name.formatted", PatchValue::Text(f)));
             }
             ops
@@ -150,205 +152,251 @@ fn attribute_ops<'a>(profile: &'a Profile, attribute: &str, value: &str, idp_use
 }
 
 /// Plan the operations for one app's findings. `next_seq` numbers them across apps.
+///
+/// The steps run in the order their operations are listed before the sort by phase (stable, so
+/// finding order is kept within a phase): released emails, new accounts, reactivations,
+/// attribute and role updates, groups, deactivations, group deletions.
 pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_seq: &mut i64) -> Result<AppOperations> {
-    let profile = app.profile;
-    let name = &app.config.name;
-    let app_source = app.config.source_name();
+    let steps = Steps { store, app, findings };
     let mut out = AppOperations::default();
     let mut ops: Vec<Operation> = Vec::new();
-    let op = |phase: u8, action: Action, method: Method, path: String, body: Option<Body>, f: &Finding| Operation {
-        seq: 0,
-        app: name.clone(),
-        phase,
-        action,
-        method,
-        path,
-        body,
-        finding: f.kind,
-        subject: f.subject.clone(),
-        idp_id: f.idp_id.clone(),
-        sp_id: f.sp_id.clone(),
-    };
-    let of = |kind: FindingKind| findings.iter().copied().filter(move |f| f.kind == kind);
-
-    let idp_users = app.idp_users;
-    let links = app.member_links;
     let t = std::time::Instant::now();
     let member_values = MemberValues {
-        links,
-        missing: of(FindingKind::UserMissing).filter_map(|f| f.idp_id.as_deref()).collect(),
+        links: app.member_links,
+        missing: steps.of(FindingKind::UserMissing).filter_map(|f| f.idp_id.as_deref()).collect(),
     };
-    let missing = &member_values.missing;
+    steps.release_emails(&member_values.missing, &mut ops, &mut out.warnings)?;
+    steps.create_users(&mut ops, &mut out.warnings);
+    steps.reactivate_users(&mut ops);
+    steps.update_users(&mut ops, &mut out.warnings);
+    let name = &app.config.name;
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: user operations");
+    let t = std::time::Instant::now();
+    plan_groups(
+        store,
+        app,
+        findings,
+        &member_values,
+        &mut ops,
+        &|phase, action, method, path, body, f| steps.op(phase, action, method, path, body, f),
+    )?;
+    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), memory = %crate::memory::resident(), "planner: group operations");
+    steps.remove_users(&mut ops);
+    steps.delete_groups(&mut ops);
+    finish(app, ops, &mut out.warnings, next_seq, &mut out.operations);
+    Ok(out)
+}
 
-    // Quip: a disabled account holding a new user's email gives it up first.
-    let mut released: HashSet<String> = HashSet::new();
-    if profile.users.email_reuse == "rename_disabled" {
+/// What every step of planning one app reads.
+struct Steps<'a> {
+    store: &'a Store,
+    app: &'a AppPlanning<'a>,
+    findings: &'a [&'a Finding],
+}
+
+impl<'a> Steps<'a> {
+    /// The app's findings of one kind, in finding order.
+    fn of(&self, kind: FindingKind) -> impl Iterator<Item = &'a Finding> + 'a {
+        self.findings.iter().copied().filter(move |f| f.kind == kind)
+    }
+
+    /// An operation correcting `f` (numbered later).
+    fn op(&self, phase: u8, action: Action, method: Method, path: String, body: Option<Body>, f: &Finding) -> Operation {
+        Operation {
+            seq: 0,
+            app: self.app.config.name.clone(),
+            phase,
+            action,
+            method,
+            path,
+            body,
+            finding: f.kind,
+            subject: f.subject.clone(),
+            idp_id: f.idp_id.clone(),
+            sp_id: f.sp_id.clone(),
+        }
+    }
+
+    /// Quip (`email_reuse = "rename_disabled"`): a disabled account holding a new user's email
+    /// gives it up first; an active one holding it is a warning.
+    fn release_emails(&self, missing: &HashSet<&str>, ops: &mut Vec<Operation>, warnings: &mut Vec<String>) -> Result<()> {
+        let (profile, idp_users) = (self.app.profile, self.app.idp_users);
+        if profile.users.email_reuse != EmailReuse::RenameDisabled {
+            return Ok(());
+        }
         let emails: HashSet<String> = missing
             .iter()
             .filter_map(|id| idp_users.get(*id)?.email.as_ref())
             .map(|e| e.trim().to_lowercase())
             .collect();
-        if !emails.is_empty() {
-            let holders = store.accounts_by_email(&app_source, &emails)?;
-            for f in of(FindingKind::UserMissing) {
-                let Some(email) = f.idp_id.as_deref().and_then(|id| idp_users.get(id)?.email.as_ref()) else {
-                    continue;
-                };
-                for (holder, active, user_name) in holders.get(&email.trim().to_lowercase()).into_iter().flatten() {
-                    if *active {
-                        out.warnings.push(format!(
-                            "{}: the active account {} already holds {email}; creating it will fail until that is resolved",
-                            f.subject.clone().unwrap_or_default(),
-                            user_name.clone().unwrap_or_else(|| holder.clone())
-                        ));
-                    } else if released.insert(holder.clone()) {
-                        let harmless = format!(
-                            "released-{}@scimsync.invalid",
-                            holder.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
-                        );
-                        let mut o = op(
-                            phase::RELEASE,
-                            Action::UserReleaseEmail,
-                            Method::Patch,
-                            user_path(holder),
-                            Some(patch(vec![PatchOp::replace(
-                                "emails",
-                                PatchValue::Emails(primary_email(profile, harmless)),
-                            )])),
-                            f,
-                        );
-                        o.finding = FindingKind::UserConflict;
-                        o.subject = user_name.clone().or(Some(holder.clone()));
-                        o.idp_id = None;
-                        o.sp_id = Some(holder.clone());
-                        ops.push(o);
-                    }
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let holders = self.store.accounts_by_email(&self.app.config.source_name(), &emails)?;
+        let mut released: HashSet<String> = HashSet::new();
+        for f in self.of(FindingKind::UserMissing) {
+            let Some(email) = f.idp_id.as_deref().and_then(|id| idp_users.get(id)?.email.as_ref()) else {
+                continue;
+            };
+            for (holder, active, user_name) in holders.get(&email.trim().to_lowercase()).into_iter().flatten() {
+                if *active {
+                    warnings.push(format!(
+                        "{}: the active account {} already holds {email}; creating it will fail until that is resolved",
+                        f.subject.clone().unwrap_or_default(),
+                        user_name.clone().unwrap_or_else(|| holder.clone())
+                    ));
+                } else if released.insert(holder.clone()) {
+                    let harmless = format!(
+                        "released-{}@scimsync.invalid",
+                        holder.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                    );
+                    let mut o = self.op(
+                        phase::RELEASE,
+                        Action::UserReleaseEmail,
+                        Method::Patch,
+                        user_path(holder),
+                        Some(patch(vec![PatchOp::replace(
+                            "emails",
+                            PatchValue::Emails(primary_email(profile, harmless)),
+                        )])),
+                        f,
+                    );
+                    o.finding = FindingKind::UserConflict;
+                    o.subject = user_name.clone().or(Some(holder.clone()));
+                    o.idp_id = None;
+                    o.sp_id = Some(holder.clone());
+                    ops.push(o);
                 }
             }
         }
+        Ok(())
     }
 
-    for f in of(FindingKind::UserMissing) {
-        let body = f
-            .idp_id
-            .as_deref()
-            .and_then(|id| idp_users.get(id))
-            .and_then(|u| create_user_body(profile, u));
-        match body {
-            Some(b) => ops.push(op(
-                phase::CREATE_USERS,
-                Action::UserCreate,
-                Method::Post,
-                "Users".into(),
-                Some(b),
-                f,
-            )),
-            None => out.warnings.push(format!(
-                "{}: the IdP user has neither userName nor email; not created",
-                f.subject.clone().unwrap_or_default()
-            )),
-        }
-    }
-    for f in of(FindingKind::UserReactivate) {
-        let Some(sp) = &f.sp_id else { continue };
-        ops.push(op(
-            phase::REACTIVATE,
-            Action::UserReactivate,
-            Method::Patch,
-            user_path(sp),
-            Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(true))])),
-            f,
-        ));
-    }
-
-    // Attribute and role changes: one PATCH per account.
-    let mut updates: BTreeMap<&str, (Vec<PatchOp>, &Finding)> = BTreeMap::new();
-    for f in of(FindingKind::UserDrift) {
-        let (Some(sp), Some(attr), Some(value)) = (f.sp_id.as_deref(), f.attribute.as_deref(), f.new_value.as_deref()) else {
-            continue;
-        };
-        if !profile.manages(attr) {
-            continue;
-        }
-        let idp_user = f.idp_id.as_deref().and_then(|id| idp_users.get(id));
-        let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
-        for o in attribute_ops(profile, attr, value, idp_user) {
-            if !entry.0.contains(&o) {
-                entry.0.push(o);
+    /// `user.missing` → POST /Users (a user without userName or email is a warning).
+    fn create_users(&self, ops: &mut Vec<Operation>, warnings: &mut Vec<String>) {
+        for f in self.of(FindingKind::UserMissing) {
+            let body = f
+                .idp_id
+                .as_deref()
+                .and_then(|id| self.app.idp_users.get(id))
+                .and_then(|u| create_user_body(self.app.profile, u));
+            match body {
+                Some(b) => ops.push(self.op(phase::CREATE_USERS, Action::UserCreate, Method::Post, "Users".into(), Some(b), f)),
+                None => warnings.push(format!(
+                    "{}: the IdP user has neither userName nor email; not created",
+                    f.subject.clone().unwrap_or_default()
+                )),
             }
         }
     }
-    for f in of(FindingKind::UserRoleMismatch) {
-        let (Some(sp), Some(role)) = (f.sp_id.as_deref(), f.new_value.as_deref()) else {
-            continue;
-        };
-        let held_fixed = f.old_value.as_deref().is_some_and(|old| !profile.role_settable(old));
-        if !profile.role_settable(role) || held_fixed {
-            out.warnings.push(format!(
-                "{}: role {} → {role} is not settable over SCIM in this app; left as it is",
-                f.subject.clone().unwrap_or_default(),
-                f.old_value.as_deref().unwrap_or("∅")
-            ));
-            continue;
-        }
-        let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
-        entry.0.push(PatchOp::replace(
-            "roles",
-            PatchValue::Roles([Role {
-                primary: true,
-                value: role,
-            }]),
-        ));
-    }
-    for (sp, (changes, f)) in updates {
-        ops.push(op(
-            phase::UPDATE_USERS,
-            Action::UserUpdate,
-            Method::Patch,
-            user_path(sp),
-            Some(patch(changes)),
-            f,
-        ));
-    }
 
-    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: user operations");
-    let t = std::time::Instant::now();
-    plan_groups(store, app, findings, &member_values, &mut ops, &op)?;
-    tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), memory = %crate::memory::resident(), "planner: group operations");
-
-    for f in of(FindingKind::UserOrphaned) {
-        let Some(sp) = &f.sp_id else { continue };
-        match app.config.on_unassign {
-            OnUnassign::Ignore => {}
-            OnUnassign::Deactivate => ops.push(op(
-                phase::DEACTIVATE,
-                Action::UserDeactivate,
+    /// `user.reactivate` → `active: true`.
+    fn reactivate_users(&self, ops: &mut Vec<Operation>) {
+        for f in self.of(FindingKind::UserReactivate) {
+            let Some(sp) = &f.sp_id else { continue };
+            ops.push(self.op(
+                phase::REACTIVATE,
+                Action::UserReactivate,
                 Method::Patch,
                 user_path(sp),
-                Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(false))])),
+                Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(true))])),
                 f,
-            )),
-            OnUnassign::Delete => ops.push(op(phase::DEACTIVATE, Action::UserDelete, Method::Delete, user_path(sp), None, f)),
+            ));
         }
     }
-    for f in of(FindingKind::GroupOrphaned) {
-        let Some(sp) = &f.sp_id else { continue };
-        ops.push(op(
-            phase::DELETE_GROUPS,
-            Action::GroupDelete,
-            Method::Delete,
-            group_path(sp),
-            None,
-            f,
-        ));
+
+    /// `user.drift` and `user.role_mismatch` → one PATCH per account with every change (a role
+    /// the app does not let SCIM set is a warning).
+    fn update_users(&self, ops: &mut Vec<Operation>, warnings: &mut Vec<String>) {
+        let (profile, idp_users) = (self.app.profile, self.app.idp_users);
+        let mut updates: BTreeMap<&str, (Vec<PatchOp>, &Finding)> = BTreeMap::new();
+        for f in self.of(FindingKind::UserDrift) {
+            let (Some(sp), Some(attr), Some(value)) = (f.sp_id.as_deref(), f.attribute.as_deref(), f.new_value.as_deref()) else {
+                continue;
+            };
+            if !profile.manages(attr) {
+                continue;
+            }
+            let idp_user = f.idp_id.as_deref().and_then(|id| idp_users.get(id));
+            let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
+            for o in attribute_ops(profile, attr, value, idp_user) {
+                if !entry.0.contains(&o) {
+                    entry.0.push(o);
+                }
+            }
+        }
+        for f in self.of(FindingKind::UserRoleMismatch) {
+            let (Some(sp), Some(role)) = (f.sp_id.as_deref(), f.new_value.as_deref()) else {
+                continue;
+            };
+            let held_fixed = f.old_value.as_deref().is_some_and(|old| !profile.role_settable(old));
+            if !profile.role_settable(role) || held_fixed {
+                warnings.push(format!(
+                    "{}: role {} → {role} is not settable over SCIM in this app; left as it is",
+                    f.subject.clone().unwrap_or_default(),
+                    f.old_value.as_deref().unwrap_or("∅")
+                ));
+                continue;
+            }
+            let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
+            entry.0.push(PatchOp::replace(
+                "roles",
+                PatchValue::Roles([Role {
+                    primary: true,
+                    value: role,
+                }]),
+            ));
+        }
+        for (sp, (changes, f)) in updates {
+            ops.push(self.op(
+                phase::UPDATE_USERS,
+                Action::UserUpdate,
+                Method::Patch,
+                user_path(sp),
+                Some(patch(changes)),
+                f,
+            ));
+        }
     }
 
+    /// `user.orphaned` → deactivate, delete or nothing, as `on_unassign` says.
+    fn remove_users(&self, ops: &mut Vec<Operation>) {
+        for f in self.of(FindingKind::UserOrphaned) {
+            let Some(sp) = &f.sp_id else { continue };
+            match self.app.config.on_unassign {
+                OnUnassign::Ignore => {}
+                OnUnassign::Deactivate => ops.push(self.op(
+                    phase::DEACTIVATE,
+                    Action::UserDeactivate,
+                    Method::Patch,
+                    user_path(sp),
+                    Some(patch(vec![PatchOp::replace("active", PatchValue::Flag(false))])),
+                    f,
+                )),
+                OnUnassign::Delete => ops.push(self.op(phase::DEACTIVATE, Action::UserDelete, Method::Delete, user_path(sp), None, f)),
+            }
+        }
+    }
+
+    /// `group.orphaned` → DELETE.
+    fn delete_groups(&self, ops: &mut Vec<Operation>) {
+        for f in self.of(FindingKind::GroupOrphaned) {
+            let Some(sp) = &f.sp_id else { continue };
+            ops.push(self.op(phase::DELETE_GROUPS, Action::GroupDelete, Method::Delete, group_path(sp), None, f));
+        }
+    }
+}
+
+/// The last step: drop what cannot be addressed, turn PATCH into PUT for apps without PATCH,
+/// order by phase and number the operations into `out`.
+fn finish(app: &AppPlanning, mut ops: Vec<Operation>, warnings: &mut Vec<String>, next_seq: &mut i64, out: &mut Vec<Operation>) {
+    let name = &app.config.name;
     // An SP id that is a URL dot segment cannot be addressed: the request would go to another
     // resource (the collection, the base URL). The finding stays; no operation is planned.
     ops.retain(|o| {
         let safe = crate::scim::path::safe_request_path(&o.path);
         if !safe {
-            out.warnings.push(format!(
+            warnings.push(format!(
                 "app '{name}': {} {} ({}): the app's id cannot be addressed in a URL; not sent, fix it in the app",
                 o.method,
                 o.path,
@@ -360,7 +408,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     // An app without PATCH gets its accounts changed by PUT: the operation keeps its PATCH
     // operations as the plan of the change, and apply sends them applied to the account as
     // read just before (see `crate::scim::patch::put_body`).
-    if !profile.patches_users() {
+    if !app.profile.patches_users() {
         for o in ops.iter_mut().filter(|o| o.method == Method::Patch && o.path.starts_with("Users/")) {
             o.method = Method::Put;
         }
@@ -370,8 +418,7 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
         o.seq = *next_seq;
         *next_seq += 1;
     }
-    out.operations = ops;
-    Ok(out)
+    *out = ops;
 }
 
 type OpFn<'a> = dyn Fn(u8, Action, Method, String, Option<Body>, &Finding) -> Operation + 'a;
@@ -443,7 +490,7 @@ fn plan_groups(
                 .filter_map(|f| Some((member_values.of(f.new_value.as_deref()?)?, *f)))
                 .collect();
             for chunk in adds.chunks(profile.groups.member_batch) {
-                let body = patch(vec![PatchOp::add_members(members(chunk.iter().map(|(v, _)| *v)))]);
+                let body = patch(vec![add_members(members(chunk.iter().map(|(v, _)| *v)))]);
                 let mut o = op(
                     phase::GROUPS,
                     Action::GroupMembers,

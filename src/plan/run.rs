@@ -2,13 +2,14 @@
 //! drift engine over the store, turn its findings into operations, and record links, findings and
 //! operations as a plan run.
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::planner::{plan_app, AppPlanning};
 use super::{Operation, Plan};
 use crate::config::{AppConfig, Config};
-use crate::engine::{self, AppInput, DriftResult, Finding};
-use crate::profile::Profile;
-use crate::store::{PullState, Store};
+use crate::engine::{self, AppInput, DriftResult, EngineError, Finding};
+use crate::profile::{Profile, ProfileError, RoleModel};
+use crate::store::{PullState, Store, StoreError};
 
 /// One app as planned: the snapshots used and what may limit the plan.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -56,41 +57,78 @@ fn describe(p: &PullState) -> String {
     }
 }
 
+/// Why a plan run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// `--app` names no app of the config.
+    #[error("no app '{app}' in {}", config.display())]
+    UnknownApp {
+        /// The name asked for.
+        app: String,
+        /// The config file.
+        config: PathBuf,
+    },
+    /// An app's `roles` names a role its profile cannot set.
+    #[error("config file '{}': [app.{app}] key 'roles': profile {profile} cannot set role '{role}' (it conveys {conveys})", config.display())]
+    Role {
+        /// The config file.
+        config: PathBuf,
+        /// The app.
+        app: String,
+        /// Its profile.
+        profile: String,
+        /// The role.
+        role: String,
+        /// What the profile can set, in words.
+        conveys: String,
+    },
+    /// Reading or writing the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The app's profile.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The drift engine.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
 /// The app's `roles` must be ones its profile can convey.
-fn check_roles(config: &Config, app: &AppConfig, profile: &Profile) -> anyhow::Result<()> {
+fn check_roles(config: &Config, app: &AppConfig, profile: &Profile) -> Result<(), PlanError> {
     for role in app.roles.keys() {
-        let ok = match profile.roles.model.as_str() {
-            "none" => false,
+        let ok = match profile.roles.model {
+            RoleModel::None => false,
             _ => profile.roles.settable.is_empty() || profile.roles.settable.iter().any(|r| r.eq_ignore_ascii_case(role)),
         };
         if !ok {
-            anyhow::bail!(
-                "config file '{}': [app.{}] key 'roles': profile {} cannot set role '{role}' (it conveys {})",
-                config.path.display(),
-                app.name,
-                profile.name,
-                match profile.roles.model.as_str() {
-                    "none" => "no roles".to_string(),
+            return Err(PlanError::Role {
+                config: config.path.clone(),
+                app: app.name.clone(),
+                profile: profile.name.clone(),
+                role: role.clone(),
+                conveys: match profile.roles.model {
+                    RoleModel::None => "no roles".to_string(),
                     _ => format!("only {}", profile.roles.settable.join(", ")),
-                }
-            );
+                },
+            });
         }
     }
     Ok(())
 }
 
 /// Plan `app` (or every app): findings from the last successful snapshot of each side.
-pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> anyhow::Result<PlanOutcome> {
+pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> Result<PlanOutcome, PlanError> {
     plan_with(config, store, app, false).await
 }
 
 /// [`plan`]; `after_refresh`: the app's objects of interest were just refreshed one by one
 /// (single-object reconcile), so an apply since its last full pull does not stop the plan.
-pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, after_refresh: bool) -> anyhow::Result<PlanOutcome> {
+pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, after_refresh: bool) -> Result<PlanOutcome, PlanError> {
     let selected: Vec<_> = match app {
-        Some(name) => vec![config
-            .app(name)
-            .ok_or_else(|| anyhow::anyhow!("no app '{name}' in {}", config.path.display()))?],
+        Some(name) => vec![config.app(name).ok_or_else(|| PlanError::UnknownApp {
+            app: name.to_string(),
+            config: config.path.clone(),
+        })?],
         None => config.apps.iter().collect(),
     };
     let mut profiles = Vec::new();
@@ -105,69 +143,9 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     let mut timings: Vec<(String, f64)> = Vec::new();
     let started = std::time::Instant::now();
     for (a, profile) in selected.iter().copied().zip(&profiles) {
-        let idp_source = format!("idp.{}", a.idp);
-        let idp = store.pull_state(&idp_source)?;
-        let sp = store.pull_state(&a.source_name())?;
-        let mut warnings = Vec::new();
-        for side in [&idp, &sp] {
-            if let Some(e) = &side.latest_failed {
-                warnings.push(format!(
-                    "THE LATEST PULL OF {} FAILED; planning from its last successful snapshot. Error: {e}",
-                    side.source
-                ));
-            }
-        }
-        let (bound, unresolved) = store.binding_counts(&a.name, &idp_source)?;
-        let scope_complete = bound > 0 && unresolved == 0;
-        if unresolved > 0 {
-            warnings.push(format!("{unresolved} bound group name(s) match no group in {idp_source}: no deactivation or deletion is planned for this app until `groups` is fixed"));
-        } else if bound == 0 && idp.last_ok_run.is_some() {
-            warnings.push(format!(
-                "no bound groups resolved by {idp_source}: pull again after changing `groups`; no deactivation is planned"
-            ));
-        }
-        let sp_pulled_at = match sp.last_ok_run {
-            Some(run) => store.run_started_at(run)?,
-            None => None,
-        };
-        let changed_since = match &sp_pulled_at {
-            Some(at) if !after_refresh => store.changed_by_apply_after(&a.name, at)?,
-            _ => None,
-        };
-        let skipped = if idp.last_ok_run.is_none() || sp.last_ok_run.is_none() {
-            Some(format!(
-                "needs a successful pull of both sides first: {}, {}",
-                describe(&idp),
-                describe(&sp)
-            ))
-        } else {
-            changed_since.map(|at| format!("apply changed it at {at}, after its last pull ({}): pull it first", describe(&sp)))
-        };
-        if skipped.is_none() {
-            store.resolve_links(
-                &a.name,
-                &idp_source,
-                &a.source_name(),
-                profile.users.created_pending,
-                sp_pulled_at.as_deref(),
-            )?;
-            snapshots.insert(idp_source.clone(), idp.last_ok_run.unwrap_or_default());
-            snapshots.insert(a.source_name(), sp.last_ok_run.unwrap_or_default());
-            inputs.push(AppInput {
-                config: a,
-                idp_source,
-                scope_complete,
-                profile,
-            });
-        }
-        infos.push(AppPlanInfo {
-            app: a.name.clone(),
-            idp,
-            sp,
-            scope_complete,
-            skipped,
-            warnings,
-        });
+        let (info, input) = check_app(store, a, profile, after_refresh, &mut snapshots)?;
+        infos.push(info);
+        inputs.extend(input);
     }
 
     stage_done(&mut timings, "store/links and state", started);
@@ -230,6 +208,83 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     })
 }
 
+/// One app's two sides as a plan finds them: what limits its plan (a failed latest pull, an
+/// incomplete scope, an apply since its last pull), and, when it can be planned, its links
+/// brought up to date, its snapshots noted and its engine input.
+fn check_app<'a>(
+    store: &mut Store,
+    a: &'a AppConfig,
+    profile: &'a Profile,
+    after_refresh: bool,
+    snapshots: &mut BTreeMap<String, i64>,
+) -> Result<(AppPlanInfo, Option<AppInput<'a>>), PlanError> {
+    let idp_source = format!("idp.{}", a.idp);
+    let idp = store.pull_state(&idp_source)?;
+    let sp = store.pull_state(&a.source_name())?;
+    let mut warnings = Vec::new();
+    for side in [&idp, &sp] {
+        if let Some(e) = &side.latest_failed {
+            warnings.push(format!(
+                "THE LATEST PULL OF {} FAILED; planning from its last successful snapshot. Error: {e}",
+                side.source
+            ));
+        }
+    }
+    let (bound, unresolved) = store.binding_counts(&a.name, &idp_source)?;
+    let scope_complete = bound > 0 && unresolved == 0;
+    if unresolved > 0 {
+        warnings.push(format!("{unresolved} bound group name(s) match no group in {idp_source}: no deactivation or deletion is planned for this app until `groups` is fixed"));
+    } else if bound == 0 && idp.last_ok_run.is_some() {
+        warnings.push(format!(
+            "no bound groups resolved by {idp_source}: pull again after changing `groups`; no deactivation is planned"
+        ));
+    }
+    let sp_pulled_at = match sp.last_ok_run {
+        Some(run) => store.run_started_at(run)?,
+        None => None,
+    };
+    let changed_since = match &sp_pulled_at {
+        Some(at) if !after_refresh => store.changed_by_apply_after(&a.name, at)?,
+        _ => None,
+    };
+    let skipped = if idp.last_ok_run.is_none() || sp.last_ok_run.is_none() {
+        Some(format!(
+            "needs a successful pull of both sides first: {}, {}",
+            describe(&idp),
+            describe(&sp)
+        ))
+    } else {
+        changed_since.map(|at| format!("apply changed it at {at}, after its last pull ({}): pull it first", describe(&sp)))
+    };
+    let mut input = None;
+    if skipped.is_none() {
+        store.resolve_links(
+            &a.name,
+            &idp_source,
+            &a.source_name(),
+            profile.users.created_pending,
+            sp_pulled_at.as_deref(),
+        )?;
+        snapshots.insert(idp_source.clone(), idp.last_ok_run.unwrap_or_default());
+        snapshots.insert(a.source_name(), sp.last_ok_run.unwrap_or_default());
+        input = Some(AppInput {
+            config: a,
+            idp_source,
+            scope_complete,
+            profile,
+        });
+    }
+    let info = AppPlanInfo {
+        app: a.name.clone(),
+        idp,
+        sp,
+        scope_complete,
+        skipped,
+        warnings,
+    };
+    Ok((info, input))
+}
+
 /// The operations for every planned app's findings, numbered across apps.
 struct Planned {
     operations: Vec<Operation>,
@@ -238,7 +293,7 @@ struct Planned {
     seconds: f64,
 }
 
-fn plan_operations(path: &std::path::Path, inputs: &[AppInput], result: &DriftResult) -> anyhow::Result<Planned> {
+fn plan_operations(path: &Path, inputs: &[AppInput], result: &DriftResult) -> Result<Planned, PlanError> {
     let t = std::time::Instant::now();
     let store = Store::open_read_only(path)?;
     let (mut operations, mut warnings) = (Vec::new(), Vec::new());

@@ -5,16 +5,23 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::BUILTIN_PROFILES;
 use crate::scim::spc::ServiceProviderConfig;
 
-/// The built-in profiles, by name.
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("generic", include_str!("generic.toml")),
-    ("whimsical", include_str!("whimsical.toml")),
-    ("quip", include_str!("quip.toml")),
-    ("blogin", include_str!("blogin.toml")),
-    ("workramp", include_str!("workramp.toml")),
+/// The built-in profiles' rules, in the order of [`BUILTIN_PROFILES`] (the one list of their
+/// names, which the config checks `profile` against); the array's length is that list's.
+const BUILTIN_RULES: [&str; BUILTIN_PROFILES.len()] = [
+    include_str!("generic.toml"),
+    include_str!("whimsical.toml"),
+    include_str!("quip.toml"),
+    include_str!("blogin.toml"),
+    include_str!("workramp.toml"),
 ];
+
+/// A built-in profile's rules (TOML), by name.
+pub fn builtin(name: &str) -> Option<&'static str> {
+    BUILTIN_PROFILES.iter().position(|n| *n == name).map(|i| BUILTIN_RULES[i])
+}
 
 /// The user attributes of the mapping (docs/architecture.md), by their SCIM names.
 pub const ATTRIBUTES: &[&str] = &[
@@ -66,34 +73,34 @@ pub struct UserRules {
     #[serde(default)]
     pub lowercase: Vec<String>,
     /// Where the app's userName comes from: the IdP's `userName` or its `email`.
-    #[serde(default = "user_name_from")]
-    pub user_name_from: String,
+    #[serde(default)]
+    pub user_name_from: UserNameFrom,
     #[serde(default = "work")]
     pub email_type: String,
     /// `given_family`: name.formatted is always "givenName familyName".
-    #[serde(default = "none")]
-    pub formatted: String,
+    #[serde(default)]
+    pub formatted: Formatted,
     /// What DELETE /Users/{id} does in this app: `delete` or `deactivate`.
-    #[serde(default = "delete")]
-    pub delete: String,
+    #[serde(default)]
+    pub delete: DeleteMeans,
     /// `rename_disabled`: before creating a user whose email a disabled account holds, give the
     /// disabled account a unique harmless email.
-    #[serde(default = "none")]
-    pub email_reuse: String,
+    #[serde(default)]
+    pub email_reuse: EmailReuse,
     /// A created account may not be listed until its user first signs in; keep its link.
     #[serde(default)]
     pub created_pending: bool,
     /// How an account is changed: `patch` (RFC 7644 §3.5.2), or `put`: the whole resource,
     /// read just before, with only the managed attributes changed (§3.5.1).
-    #[serde(default = "patch")]
-    pub write: String,
+    #[serde(default)]
+    pub write: UserWrite,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GroupRules {
     /// `patch`, `put` or `both` (PATCH is used).
-    pub write: String,
+    pub write: GroupWrite,
     /// GET /Groups accepts `filter`; otherwise groups are listed and matched by name here.
     pub filter: bool,
     #[serde(default)]
@@ -109,7 +116,7 @@ pub struct GroupRules {
 #[serde(deny_unknown_fields)]
 pub struct RoleRules {
     /// `attribute` (SCIM `roles`), `groups` (role groups, managed as groups) or `none`.
-    pub model: String,
+    pub model: RoleModel,
     /// Roles scimsync may set; empty = any.
     #[serde(default)]
     pub settable: Vec<String>,
@@ -123,20 +130,103 @@ pub struct PagingRules {
     pub start_index_required: bool,
 }
 
-fn user_name_from() -> String {
-    "userName".into()
+/// A profile rule's values, as a serde enum: an unknown value is refused with the key's name
+/// (`key 'groups.write': unknown variant `post`, expected one of `patch`, `put`, `both``).
+macro_rules! rule {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal $(($default:ident))?,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $(#[$default])? $variant,)*
+        }
+
+        impl $name {
+            /// The value as the profile file writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+    };
 }
+
+rule! {
+    /// `users.user_name_from`.
+    UserNameFrom {
+        /// The IdP's userName.
+        UserName = "userName" (default),
+        /// The IdP's email.
+        Email = "email",
+    }
+}
+
+rule! {
+    /// `users.formatted`.
+    Formatted {
+        /// Not sent.
+        None = "none" (default),
+        /// Always "givenName familyName".
+        GivenFamily = "given_family",
+    }
+}
+
+rule! {
+    /// `users.delete`: what DELETE /Users/{id} does in the app.
+    DeleteMeans {
+        /// Removes the account.
+        Delete = "delete" (default),
+        /// Deactivates it.
+        Deactivate = "deactivate",
+    }
+}
+
+rule! {
+    /// `users.email_reuse`.
+    EmailReuse {
+        /// Nothing special.
+        None = "none" (default),
+        /// A disabled account holding a new user's email gives it up first (Quip).
+        RenameDisabled = "rename_disabled",
+    }
+}
+
+rule! {
+    /// `users.write`.
+    UserWrite {
+        /// PATCH (RFC 7644 §3.5.2).
+        Patch = "patch" (default),
+        /// Read-modify-write PUT (§3.5.1).
+        Put = "put",
+    }
+}
+
+rule! {
+    /// `groups.write`.
+    GroupWrite {
+        /// PATCH.
+        Patch = "patch" (default),
+        /// PUT with the full member list.
+        Put = "put",
+        /// Both accepted; PATCH is used.
+        Both = "both",
+    }
+}
+
+rule! {
+    /// `roles.model`.
+    RoleModel {
+        /// SCIM `roles`.
+        Attribute = "attribute",
+        /// Role groups, managed as groups.
+        Groups = "groups",
+        /// No roles.
+        None = "none" (default),
+    }
+}
+
 fn work() -> String {
     "work".into()
-}
-fn none() -> String {
-    "none".into()
-}
-fn delete() -> String {
-    "delete".into()
-}
-fn patch() -> String {
-    "patch".into()
 }
 fn batch() -> usize {
     100
@@ -152,7 +242,7 @@ impl Profile {
 
     /// A built-in profile by name, or a profile file (a name ending in `.toml`).
     pub fn load(name: &str) -> Result<Profile, ProfileError> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        if let Some(text) = builtin(name) {
             return Profile::parse(&format!("built-in '{name}'"), text);
         }
         let path = Path::new(name);
@@ -189,13 +279,6 @@ impl Profile {
                 check(key, a, ATTRIBUTES)?;
             }
         }
-        check("users.user_name_from", &p.users.user_name_from, &["userName", "email"])?;
-        check("users.formatted", &p.users.formatted, &["none", "given_family"])?;
-        check("users.delete", &p.users.delete, &["delete", "deactivate"])?;
-        check("users.email_reuse", &p.users.email_reuse, &["none", "rename_disabled"])?;
-        check("users.write", &p.users.write, &["patch", "put"])?;
-        check("groups.write", &p.groups.write, &["patch", "put", "both"])?;
-        check("roles.model", &p.roles.model, &["attribute", "groups", "none"])?;
         if p.groups.member_batch == 0 {
             return Err(err("key 'groups.member_batch': must be at least 1".into()));
         }
@@ -207,8 +290,8 @@ impl Profile {
         self.etag = spc.is_some_and(|s| s.etag.supported);
         if let (true, Some(spc)) = (self.read_service_provider_config, spc) {
             if !spc.patch.supported {
-                self.groups.write = "put".into();
-                self.users.write = "put".into();
+                self.groups.write = GroupWrite::Put;
+                self.users.write = UserWrite::Put;
             }
             if !spc.filter.supported {
                 self.groups.filter = false;
@@ -234,22 +317,22 @@ impl Profile {
 
     /// PATCH on /Groups (else PUT with the full member list).
     pub fn patches_groups(&self) -> bool {
-        self.groups.write != "put"
+        self.groups.write != GroupWrite::Put
     }
 
     /// PATCH on /Users (else a read-modify-write PUT of the whole account).
     pub fn patches_users(&self) -> bool {
-        self.users.write == "patch"
+        self.users.write == UserWrite::Patch
     }
 
     /// DELETE /Users/{id} removes the account (rather than deactivating it).
     pub fn delete_removes(&self) -> bool {
-        self.users.delete == "delete"
+        self.users.delete == DeleteMeans::Delete
     }
 
     /// Whether scimsync may set `role` (and take it away).
     pub fn role_settable(&self, role: &str) -> bool {
-        self.roles.model == "attribute"
+        self.roles.model == RoleModel::Attribute
             && (self.roles.settable.is_empty() || self.roles.settable.iter().any(|r| r.eq_ignore_ascii_case(role)))
     }
 }
@@ -260,9 +343,9 @@ mod tests {
 
     #[test]
     fn every_builtin_parses() {
-        for (name, _) in BUILTIN {
+        for name in BUILTIN_PROFILES {
             let p = Profile::load(name).unwrap();
-            assert_eq!(&p.name, name);
+            assert_eq!(p.name, name);
         }
     }
 
@@ -273,13 +356,13 @@ mod tests {
         assert!(!quip.groups.filter && !quip.groups.external_id);
         assert!(!quip.delete_removes());
         assert!(!quip.manages("userName"));
-        assert_eq!(quip.users.email_reuse, "rename_disabled");
+        assert_eq!(quip.users.email_reuse, EmailReuse::RenameDisabled);
         let workramp = Profile::load("workramp").unwrap();
         assert!(workramp.patches_groups() && workramp.paging.start_index_required);
         let whimsical = Profile::load("whimsical").unwrap();
         assert!(!whimsical.manages("name.givenName") && whimsical.sends_on_create("name.givenName"));
         assert!(whimsical.lowercases("email") && whimsical.users.created_pending);
-        assert_eq!(whimsical.roles.model, "groups");
+        assert_eq!(whimsical.roles.model, RoleModel::Groups);
     }
 
     #[test]

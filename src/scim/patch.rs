@@ -1,4 +1,7 @@
-//! RFC 7644 §3.5.2 PatchOp bodies. Strict out: lower-case `op` names, JSON booleans.
+//! RFC 7644 §3.5.2 PatchOp bodies, the one PATCH model: [`Operation`] over any value type (the
+//! planner's typed, borrowed values; JSON values elsewhere) and [`Request`], the body. Strict
+//! out: lower-case `op` names, JSON booleans. Also applying a PATCH to a resource (the
+//! emulators, the read-modify-write PUT).
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -13,17 +16,19 @@ pub enum Op {
     Replace,
 }
 
+/// One PATCH operation; `V` is what its value is made of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Operation {
+pub struct Operation<V = Value> {
     pub op: Op,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
+    pub value: Option<V>,
 }
 
-impl Operation {
-    pub fn replace(path: &str, value: Value) -> Self {
+impl<V> Operation<V> {
+    /// §3.5.2.3: replace the value at `path`.
+    pub fn replace(path: &str, value: V) -> Self {
         Operation {
             op: Op::Replace,
             path: Some(path.to_string()),
@@ -31,13 +36,12 @@ impl Operation {
         }
     }
 
-    /// §3.5.2.1: add members (appended; re-adding an existing member changes nothing).
-    pub fn add_members<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
-        let members: Vec<Value> = ids.into_iter().map(|id| json!({"value": id})).collect();
+    /// §3.5.2.1: add `value` at `path`.
+    pub fn add(path: &str, value: V) -> Self {
         Operation {
             op: Op::Add,
-            path: Some("members".into()),
-            value: Some(Value::Array(members)),
+            path: Some(path.to_string()),
+            value: Some(value),
         }
     }
 
@@ -47,6 +51,36 @@ impl Operation {
             op: Op::Remove,
             path: Some(format!("members[value eq {}]", json_string(id))),
             value: None,
+        }
+    }
+}
+
+/// A PatchOp request body (§3.5.2): its operations, in order.
+#[derive(Debug, Serialize)]
+pub struct Request<V> {
+    #[serde(rename = "Operations")]
+    pub operations: Vec<Operation<V>>,
+    pub schemas: [&'static str; 1],
+}
+
+impl<V> Request<V> {
+    /// The body for `operations`.
+    pub fn new(operations: Vec<Operation<V>>) -> Request<V> {
+        Request {
+            operations,
+            schemas: [PATCH_SCHEMA],
+        }
+    }
+}
+
+impl Operation {
+    /// §3.5.2.1: add members (appended; re-adding an existing member changes nothing).
+    pub fn add_members<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        let members: Vec<Value> = ids.into_iter().map(|id| json!({"value": id})).collect();
+        Operation {
+            op: Op::Add,
+            path: Some("members".into()),
+            value: Some(Value::Array(members)),
         }
     }
 }
@@ -227,7 +261,7 @@ mod tests {
             &[
                 json!({"op": "replace", "path": "displayName", "value": "b"}),
                 json!({"op": "add", "path": "members", "value": [{"value": "1"}, {"value": "2"}]}),
-                serde_json::to_value(Operation::remove_member("x\"y")).unwrap(),
+                serde_json::to_value(Operation::<Value>::remove_member("x\"y")).unwrap(),
             ],
         )
         .unwrap();
@@ -258,7 +292,7 @@ mod tests {
 
     #[test]
     fn member_removal_escapes_the_id() {
-        let op = Operation::remove_member(r#"a"b\c"#);
+        let op = Operation::<Value>::remove_member(r#"a"b\c"#);
         assert_eq!(op.path.as_deref(), Some(r#"members[value eq "a\"b\\c"]"#));
         assert_eq!(
             serde_json::to_value(&op).unwrap(),

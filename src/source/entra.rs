@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::config::{AppConfig, IdpConfig};
+use crate::config::{AppConfig, ClientCredentials, HttpSettings as ConnSettings};
 use crate::http::{detail_of, Auth, Http, HttpSettings};
 use crate::model::{Baseline, Binding, Group, Membership, PackedUser, Snapshot, User};
 use crate::secret::Secret;
@@ -138,14 +138,14 @@ where
 }
 
 impl Entra {
-    pub fn new(idp: &IdpConfig) -> Result<Entra, SourceError> {
-        let name = idp.source_name();
-        let conn = idp.http.as_ref().expect("config validation gives every HTTP IdP its settings");
+    /// A connector for `name` (`idp.NAME`) over `conn`; with `client_credentials`, its token
+    /// is the client secret of that grant.
+    pub fn new(name: String, conn: &ConnSettings, client_credentials: Option<&ClientCredentials>) -> Result<Entra, SourceError> {
         let secret = conn.token.resolve(&name)?.ok_or_else(|| SourceError::Unsupported {
             source_name: name.clone(),
             message: "an entra IdP needs its client secret (with client_id) or an access token in `token_env` or `token_file`".into(),
         })?;
-        let credential = match &idp.client_credentials {
+        let credential = match client_credentials {
             Some(c) => Credential::Client {
                 client_id: c.client_id.clone(),
                 token_url: c.token_url.clone(),

@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::config::IdpConfig;
 use crate::model::{Group, Memberships, Snapshot, User};
 
 use super::{IdpSource, Progress, SourceError};
@@ -27,11 +26,9 @@ pub struct FileIdp {
 }
 
 impl FileIdp {
-    pub fn new(idp: &IdpConfig) -> FileIdp {
-        FileIdp {
-            name: idp.source_name(),
-            path: idp.path.clone().expect("config validation gives every file IdP a path"),
-        }
+    /// A connector for `name` (`idp.NAME`) reading `path`.
+    pub fn new(name: String, path: PathBuf) -> FileIdp {
+        FileIdp { name, path }
     }
 }
 

@@ -16,7 +16,7 @@ use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::config::{AppConfig, IdpConfig};
+use crate::config::{AppConfig, HttpSettings as ConnSettings};
 use crate::http::Auth;
 use crate::model::{Binding, Group, Membership, PackedUser, Snapshot, User};
 
@@ -35,16 +35,16 @@ pub struct JumpCloud {
 }
 
 impl JumpCloud {
-    pub fn new(idp: &IdpConfig) -> Result<JumpCloud, SourceError> {
-        let name = idp.source_name();
-        let conn = idp.http.as_ref().expect("config validation gives every HTTP IdP its settings");
+    /// A connector for `name` (`idp.NAME`) over `conn`, for the tenant `org_id` if given.
+    pub fn new(name: String, conn: &ConnSettings, org_id: Option<&str>) -> Result<JumpCloud, SourceError> {
         let mut extra = Vec::new();
-        if let Some(org) = &idp.org_id {
-            extra.push(("x-org-id".to_string(), org.clone()));
+        if let Some(org) = org_id {
+            extra.push(("x-org-id".to_string(), org.to_string()));
         }
         let mut missing = false;
         let api = Api::new(
-            idp,
+            &name,
+            conn,
             |token| match token {
                 Some(token) => Auth::Header { name: "x-api-key", token },
                 None => {

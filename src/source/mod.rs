@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::config::{AppConfig, ConfigError, IdpConfig, IdpKind};
+use crate::config::{AppConfig, ConfigError, IdpConfig, IdpSettings};
 use crate::http::HttpError;
 use crate::model::{Baseline, Binding, Group, Snapshot};
 use crate::scim::resource::ResourceError;
@@ -263,12 +263,13 @@ pub fn find_group(groups: Vec<Group>, name: &str) -> Option<Group> {
 }
 
 pub fn idp_source(idp: &IdpConfig) -> Result<Box<dyn IdpSource>, SourceError> {
-    match idp.kind {
-        IdpKind::Scim => Ok(Box::new(scim::ScimIdp::new(idp)?)),
-        IdpKind::File => Ok(Box::new(file::FileIdp::new(idp))),
-        IdpKind::Jumpcloud => Ok(Box::new(jumpcloud::JumpCloud::new(idp)?)),
-        IdpKind::Okta => Ok(Box::new(okta::Okta::new(idp)?)),
-        IdpKind::Entra => Ok(Box::new(entra::Entra::new(idp)?)),
+    let name = idp.source_name();
+    match &idp.settings {
+        IdpSettings::Scim { http } => Ok(Box::new(scim::ScimIdp::new(name, http)?)),
+        IdpSettings::File { path } => Ok(Box::new(file::FileIdp::new(name, path.clone()))),
+        IdpSettings::Jumpcloud { http, org_id } => Ok(Box::new(jumpcloud::JumpCloud::new(name, http, org_id.as_deref())?)),
+        IdpSettings::Okta { http, auth } => Ok(Box::new(okta::Okta::new(name, http, *auth)?)),
+        IdpSettings::Entra { http, client_credentials } => Ok(Box::new(entra::Entra::new(name, http, client_credentials.as_ref())?)),
     }
 }
 

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::config::{AppConfig, IdpConfig, OktaAuth};
+use crate::config::{AppConfig, HttpSettings as ConnSettings, OktaAuth};
 use crate::http::Auth;
 use crate::model::{Baseline, Binding, Group, Membership, Memberships, PackedUser, Snapshot, User};
 
@@ -132,12 +132,12 @@ fn filter_since(mark: &str) -> String {
 }
 
 impl Okta {
-    pub fn new(idp: &IdpConfig) -> Result<Okta, SourceError> {
-        let conn = idp.http.as_ref().expect("config validation gives every HTTP IdP its settings");
+    /// A connector for `name` (`idp.NAME`) over `conn`, sending its token as `scheme` says.
+    pub fn new(name: String, conn: &ConnSettings, scheme: OktaAuth) -> Result<Okta, SourceError> {
         let mut missing = false;
-        let scheme = idp.okta_auth;
         let api = Api::new(
-            idp,
+            &name,
+            conn,
             |token| match (token, scheme) {
                 (Some(token), OktaAuth::Ssws) => Auth::Scheme { scheme: "SSWS", token },
                 (Some(token), OktaAuth::Bearer) => Auth::Bearer(token),
@@ -150,7 +150,7 @@ impl Okta {
         )?;
         if missing {
             return Err(SourceError::Unsupported {
-                source_name: idp.source_name(),
+                source_name: name,
                 message: "an okta IdP needs its API token in `token_env` or `token_file`".into(),
             });
         }
@@ -346,7 +346,7 @@ impl IdpSource for Okta {
     /// finds the user (Okta's `eq` may differ in case from scimsync's case-insensitive match).
     async fn fetch_user(&self, login: &str) -> Result<Option<User>, SourceError> {
         for field in ["profile.login", "profile.email"] {
-            let filter = format!("{field} eq {}", crate::scim::filter::json_string(login.trim()));
+            let filter = crate::scim::filter::eq(field, login.trim());
             let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
             let url = format!("{}/api/v1/users?limit=200&filter={encoded}", self.base);
             let mut users = Vec::new();

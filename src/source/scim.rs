@@ -3,7 +3,7 @@
 //! Nested groups (members of `type` "Group") are not expanded: scope follows direct members.
 use async_trait::async_trait;
 
-use crate::config::IdpConfig;
+use crate::config::HttpSettings as ConnSettings;
 use crate::model::Snapshot;
 use crate::sp::ScimClient;
 
@@ -18,9 +18,8 @@ pub struct ScimIdp {
 }
 
 impl ScimIdp {
-    pub fn new(idp: &IdpConfig) -> Result<ScimIdp, SourceError> {
-        let name = idp.source_name();
-        let conn = idp.http.as_ref().expect("config validation gives every scim IdP http settings");
+    /// A connector for `name` (`idp.NAME`) over `conn`.
+    pub fn new(name: String, conn: &ConnSettings) -> Result<ScimIdp, SourceError> {
         Ok(ScimIdp {
             client: scim_client(&name, conn)?,
             page_size: conn.page_size,

@@ -8,7 +8,7 @@ use reqwest::header::HeaderName;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
-use crate::config::IdpConfig;
+use crate::config::HttpSettings as ConnSettings;
 use crate::http::{detail_of, Auth, Http, HttpErrorKind, HttpSettings, Response};
 
 use super::SourceError;
@@ -26,16 +26,15 @@ pub struct Api {
 pub use crate::http::origin as origin_of;
 
 impl Api {
-    /// An API client for an IdP section with `auth` and its page concurrency.
+    /// An API client for an IdP's connection with `auth` and its page concurrency.
     pub fn new(
-        idp: &IdpConfig,
+        source_name: &str,
+        conn: &ConnSettings,
         auth: impl FnOnce(Option<crate::secret::Secret>) -> Auth,
         extra: Vec<(String, String)>,
     ) -> Result<Api, SourceError> {
-        let source_name = idp.source_name();
-        let conn = idp.http.as_ref().expect("config validation gives every HTTP IdP its settings");
-        let token = conn.token.resolve(&source_name)?;
-        let mut settings = HttpSettings::new(&source_name, auth(token));
+        let token = conn.token.resolve(source_name)?;
+        let mut settings = HttpSettings::new(source_name, auth(token));
         settings.concurrency = conn.concurrency;
         settings.max_objects = conn.max_objects;
         settings.extra_headers = extra;
