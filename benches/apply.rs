@@ -5,20 +5,20 @@ use std::time::Instant;
 
 use scimsync::apply::{apply, ApplyOptions};
 use scimsync::config::Config;
-use scimsync::emulator::{Directory, Emulator};
 use scimsync::source::ProgressSink;
 use scimsync::store::Store;
+use scimsync_emulator::{Directory, Emulator};
 
 fn main() {
     let n: usize = std::env::var("APPLY_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     for concurrency in [1usize, 16] {
         let dir = tempfile::tempdir().unwrap();
-        let company = scimsync::sample::Company::generate(n, 0, 1);
+        let company = scimsync_emulator::sample::Company::generate(n, 0, 1);
         std::fs::write(dir.path().join("directory.json"), company.to_file_json(0, 1)).unwrap();
         rt.block_on(async {
             let emulator = Emulator::start(Directory::default(), None).await.unwrap();
-            let groups: Vec<String> = scimsync::sample::DEPARTMENTS.iter().map(|d| format!("\"{d}\"")).collect();
+            let groups: Vec<String> = scimsync_emulator::sample::DEPARTMENTS.iter().map(|d| format!("\"{d}\"")).collect();
             let config_path = dir.path().join("scimsync.toml");
             std::fs::write(
                 &config_path,

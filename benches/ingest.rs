@@ -2,9 +2,9 @@
 //! `cargo bench --bench ingest`. For the 1,000,000-user end-to-end number use
 //! `benches/ingest-1m.sh`, which times the real `scimsync pull` of a `file` source.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use scimsync::sample::Company;
 use scimsync::source::file::parse_document;
 use scimsync::store::{SourceInfo, Store};
+use scimsync_emulator::sample::Company;
 
 fn info() -> SourceInfo {
     SourceInfo {

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use scimsync::config::Config;
-use scimsync::emulator::{Directory, Emulator, IdpDirectory, IdpFake, IdpVendor};
 use scimsync::source::ProgressSink;
 use scimsync::store::Store;
+use scimsync_emulator::{Directory, Emulator, IdpDirectory, IdpFake, IdpVendor};
 
 const TOKEN: &str = "bench-token";
 

@@ -37,7 +37,7 @@ fi
 
 # The house rules: formatted, and clippy-clean on every target with warnings as errors.
 echo "==> cargo fmt --check"
-cargo fmt --check
+cargo fmt --all --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets --quiet -- -D warnings
 

@@ -14,16 +14,19 @@
 //!    plan and its journal;
 //! 5. [`apply`] runs a plan's operations against the apps, journaled before and after.
 //!
-//! On top: [`reconcile`] (pull → plan → apply on a schedule), [`import`], [`audit`] (auditor
-//! SQL and reports) and [`cli`]. Shared leaves: [`vocab`] and [`model`] (the domain's words and
-//! data), [`config`], [`secret`], [`time`], [`paging`], [`memory`], [`terminal`]. The test and
-//! demo side: [`emulator`] (in-process SCIM apps and IdP fakes), [`gen`] and [`sample`].
+//! On top: [`reconcile`] (pull → plan → apply on a schedule), [`import`] and [`audit`]
+//! (auditor SQL and reports); [`gen`] writes synthetic stores for benchmarks. Shared leaves:
+//! [`vocab`] and [`model`] (the domain's words and data), [`config`], [`secret`], [`time`],
+//! [`paging`], [`memory`], [`terminal`], [`rng`].
+//!
+//! Not here: the command line is the `scimsync` binary's (`src/main.rs`, `src/cli/`), and the
+//! emulators (in-process SCIM apps, IdP fakes) and the demo's sample company are the
+//! `scimsync-emulator` crate (`crates/emulator`), which the binary, the tests and the benchmarks
+//! use and the library does not.
 
 pub mod apply;
 pub mod audit;
-pub mod cli;
 pub mod config;
-pub mod emulator;
 pub mod engine;
 pub mod gen;
 pub mod http;
@@ -35,7 +38,7 @@ pub mod plan;
 pub mod profile;
 pub mod pull;
 pub mod reconcile;
-pub mod sample;
+pub mod rng;
 pub mod scim;
 pub mod secret;
 pub mod source;

@@ -1,6 +1,9 @@
-//! The `scimsync` binary: parse arguments, hand over to the library, map the outcome to an exit code.
+//! The `scimsync` binary: the command line ([`cli`]) over the library, with the emulator crate
+//! for `demo` and `gen --serve`. Parses arguments, hands over, maps the outcome to an exit code.
 use std::process::ExitCode;
 
+mod cli;
+
 fn main() -> ExitCode {
-    scimsync::cli::main()
+    cli::main()
 }

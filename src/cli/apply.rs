@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{output, Globals, Outcome};
-use crate::apply::executor::{check_fresh, check_guard, pending};
-use crate::apply::{ApplyError, ApplyOptions, ApplyReport};
-use crate::config::DeactivationLimit;
-use crate::plan::Plan;
+use scimsync::apply::executor::{check_fresh, check_guard, pending};
+use scimsync::apply::{ApplyError, ApplyOptions, ApplyReport};
+use scimsync::config::DeactivationLimit;
+use scimsync::plan::Plan;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -109,7 +109,7 @@ pub async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Ok);
         }
     }
-    let report = match crate::apply::apply_loaded(&config, store, &plan, entries, &opts).await {
+    let report = match scimsync::apply::apply_loaded(&config, store, &plan, entries, &opts).await {
         Ok(r) => r,
         Err(e @ ApplyError::Guard { .. }) => {
             eprintln!("error: {e}");
@@ -140,7 +140,7 @@ pub fn print_report(report: &ApplyReport) {
     }
     println!("{t}");
     for f in report.failures.iter().take(20) {
-        eprintln!("failed: {}", crate::terminal::printable(f));
+        eprintln!("failed: {}", scimsync::terminal::printable(f));
     }
     if report.failures.len() > 20 {
         eprintln!("… and {} more failures (scimsync events)", report.failures.len() - 20);

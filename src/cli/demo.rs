@@ -8,11 +8,11 @@ use serde_json::json;
 
 use super::output::table;
 use super::{Globals, Outcome};
-use crate::config::Config;
-use crate::emulator::{Directory, Emulator, Vendor};
-use crate::sample::{Company, Person, SplitMix, DEPARTMENTS};
-use crate::source::ProgressSink;
-use crate::store::Store;
+use scimsync::config::Config;
+use scimsync::source::ProgressSink;
+use scimsync::store::Store;
+use scimsync_emulator::sample::{Company, Person, SplitMix, DEPARTMENTS};
+use scimsync_emulator::{Directory, Emulator, Vendor};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -87,7 +87,7 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     for f in ["scimsync.db", "scimsync.db-wal", "scimsync.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    let _ = std::fs::remove_dir_all(crate::engine::columnar::dir_for(&dir.join("scimsync.db")));
+    let _ = std::fs::remove_dir_all(scimsync::engine::columnar::dir_for(&dir.join("scimsync.db")));
     let company = Company::generate(args.users, 0, 2026);
     std::fs::write(dir.join("directory.json"), company.to_file_json(0, 2026))?;
 
@@ -139,13 +139,13 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
     println!("pull ({:.2}s):\n{t}\n", started.elapsed().as_secs_f64());
 
     let started = std::time::Instant::now();
-    let plan = crate::plan::plan(&config, &mut store, None).await?;
+    let plan = scimsync::plan::plan(&config, &mut store, None).await?;
     let mut t = table(&["app", "finding", "count", "example"]);
     let mut counts: std::collections::BTreeMap<(&str, &str), (usize, String)> = Default::default();
     for f in &plan.findings {
         let e = counts
             .entry((f.app.as_str(), f.kind.as_str()))
-            .or_insert((0, crate::plan::describe_finding(f)));
+            .or_insert((0, scimsync::plan::describe_finding(f)));
         e.0 += 1;
     }
     for ((app, kind), (n, example)) in &counts {
@@ -175,18 +175,18 @@ pub async fn run(_g: &Globals, args: DemoArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn apply_and_check(config: &Config, store: &mut Store, plan_id: i64) -> anyhow::Result<()> {
-    let opts = crate::apply::ApplyOptions {
+    let opts = scimsync::apply::ApplyOptions {
         app: None,
         concurrency: None,
         max_deactivations: None,
         force: false,
         stop: None,
     };
-    let report = crate::apply::apply(config, Store::open(&config.store)?, plan_id, &opts).await?;
+    let report = scimsync::apply::apply(config, Store::open(&config.store)?, plan_id, &opts).await?;
     println!("apply:");
     super::apply::print_report(&report);
     pull_all(config, store).await?;
-    let after = crate::plan::plan(config, store, None).await?;
+    let after = scimsync::plan::plan(config, store, None).await?;
     let mut left: std::collections::BTreeMap<&str, usize> = Default::default();
     for f in &after.findings {
         *left.entry(f.kind.as_str()).or_default() += 1;
@@ -204,9 +204,9 @@ async fn apply_and_check(config: &Config, store: &mut Store, plan_id: i64) -> an
     Ok(())
 }
 
-async fn pull_all(config: &Config, store: &mut Store) -> anyhow::Result<Vec<crate::pull::PullOutcome>> {
+async fn pull_all(config: &Config, store: &mut Store) -> anyhow::Result<Vec<scimsync::pull::PullOutcome>> {
     let no_progress = |_: &str| -> ProgressSink { Box::new(|_: &str, _, _| {}) };
-    Ok(crate::pull::pull(config, store, None, &no_progress).await?)
+    Ok(scimsync::pull::pull(config, store, None, &no_progress).await?)
 }
 
 /// Auditor questions the demo answers with `scimsync sql` / `scimsync report` (as the same
@@ -232,10 +232,10 @@ const AUDITS: &[(&str, &str, bool)] = &[
 async fn audit(store: &std::path::Path, config_path: &std::path::Path, first_plan: i64) -> anyhow::Result<()> {
     for (title, what, before) in AUDITS {
         let at = before.then(|| first_plan.to_string());
-        let point = at.as_deref().map(|a| crate::audit::diff::resolve_point(store, a)).transpose()?;
-        let auditor = crate::audit::Auditor::open(store, point)?;
+        let point = at.as_deref().map(|a| scimsync::audit::diff::resolve_point(store, a)).transpose()?;
+        let auditor = scimsync::audit::Auditor::open(store, point)?;
         let at_arg = at.map(|a| format!(" --at {a}")).unwrap_or_default();
-        let (command, rows) = match crate::audit::reports::find(what) {
+        let (command, rows) = match scimsync::audit::reports::find(what) {
             Some(r) => (
                 format!("scimsync --config {} report {what}{at_arg}", config_path.display()),
                 auditor.query(r.sql, &format!("report {what}")).await?,
@@ -246,7 +246,7 @@ async fn audit(store: &std::path::Path, config_path: &std::path::Path, first_pla
             ),
         };
         println!("{title}:\n  $ {command}");
-        crate::audit::output::write(&rows, crate::audit::output::Format::Table, &mut std::io::stdout())?;
+        scimsync::audit::output::write(&rows, scimsync::audit::output::Format::Table, &mut std::io::stdout())?;
         println!();
     }
     Ok(())

@@ -4,7 +4,7 @@ use std::io::Write;
 use clap::{Args, ValueEnum};
 
 use super::{output, Globals, Outcome};
-use crate::store::Store;
+use scimsync::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum EventsFormat {

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 
 use super::output::table;
 use super::{Globals, Outcome};
-use crate::import::{self, ImportStatus};
+use scimsync::import::{self, ImportStatus};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ImportFormat {
@@ -86,7 +86,7 @@ pub async fn run(g: &Globals, args: ImportArgs) -> anyhow::Result<Outcome> {
                 writeln!(
                     out,
                     "  + {}",
-                    crate::terminal::printable(c.user_name.as_deref().or(c.email.as_deref()).unwrap_or("?"))
+                    scimsync::terminal::printable(c.user_name.as_deref().or(c.email.as_deref()).unwrap_or("?"))
                 )?;
             }
             let inactive = list.accounts.iter().filter(|c| c.status == ImportStatus::New && !c.active).count();

@@ -4,6 +4,7 @@
 mod apply;
 mod demo;
 mod events;
+mod gen_serve;
 mod import;
 mod init;
 mod outfile;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::Config;
+use scimsync::config::Config;
 
 /// Mirror an identity provider and its SCIM apps into SQLite, find drift, fix it.
 #[derive(Debug, Parser)]
@@ -39,11 +40,11 @@ pub struct Cli {
     pub quiet: bool,
     /// The most one request may wait between retries in all, like 10m (default: the config's
     /// `max_retry_wait`, else 10m).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = scimsync::time::parse_duration)]
     pub max_retry_wait: Option<std::time::Duration>,
     /// The most one run (a command, or a reconcile cycle) may wait between retries in all, like
     /// 1h (default: the config's `max_retry_wait_per_run`, else 1h).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = scimsync::time::parse_duration)]
     pub max_retry_wait_per_run: Option<std::time::Duration>,
     /// When another scimsync is writing the store, wait for it instead of exiting with an error.
     #[arg(long, global = true)]
@@ -157,7 +158,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            let redact = |t: String| crate::secret::redact(&crate::terminal::printable_text(&t)).into_owned();
+            let redact = |t: String| scimsync::secret::redact(&scimsync::terminal::printable_text(&t)).into_owned();
             eprintln!("error: {}", redact(e.to_string()));
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {}", redact(cause.to_string()));
@@ -212,7 +213,7 @@ fn init_logging(cli: &Cli) {
         .with_env_filter(filter)
         // Every log line passes the one redaction point: a server that echoes a token in an
         // error detail does not get it printed.
-        .with_writer(|| crate::secret::RedactingWriter::new(std::io::stderr()))
+        .with_writer(|| scimsync::secret::RedactingWriter::new(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -243,7 +244,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(args) => runtime()?.block_on(sql::run_diff(&globals, args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&globals, args)),
         Command::Gen(a) => {
-            let spec = crate::gen::GenSpec {
+            let spec = scimsync::gen::GenSpec {
                 users: a.users,
                 groups: a.groups,
                 memberships: a.memberships.unwrap_or(a.users * 5),
@@ -251,7 +252,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 seed: a.seed,
             };
             let t = std::time::Instant::now();
-            let (store, timings, generated) = crate::gen::write_generated(&spec, &a.dir)?;
+            let (store, timings, generated) = scimsync::gen::write_generated(&spec, &a.dir)?;
             for (source, c, secs) in timings {
                 println!(
                     "{source}: {} users, {} groups, {} memberships written in {secs:.2}s",
@@ -265,7 +266,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 a.dir.join("scimsync.toml").display()
             );
             if a.serve {
-                runtime()?.block_on(crate::gen::serve(generated, &a.dir, |idp, app| {
+                runtime()?.block_on(crate::cli::gen_serve::serve(generated, &a.dir, |idp, app| {
                     println!("serving the IdP at {idp} and the app at {app} (SCIM, no token); Ctrl-C stops");
                     let _ = std::io::Write::flush(&mut std::io::stdout());
                 }))?;
@@ -273,7 +274,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::GenFile(a) => {
-            let company = crate::sample::Company::generate(a.users, a.groups, a.seed);
+            let company = scimsync_emulator::sample::Company::generate(a.users, a.groups, a.seed);
             std::fs::write(&a.out, company.to_file_json(a.members_per_group, a.seed))?;
             Ok(Outcome::Ok)
         }
@@ -323,11 +324,11 @@ pub struct Globals {
 
 impl Globals {
     /// The store at `path` for a command that writes it (or an app): the store lock first (see
-    /// [`crate::store::StoreLock`]), then the store, with the runs a killed writer left
+    /// [`scimsync::store::StoreLock`]), then the store, with the runs a killed writer left
     /// `running` marked abandoned.
-    pub fn open_for_writing(&self, path: &std::path::Path) -> anyhow::Result<(crate::store::StoreLock, crate::store::Store)> {
-        let lock = crate::store::StoreLock::acquire(path, self.wait)?;
-        let store = crate::store::Store::open(path)?;
+    pub fn open_for_writing(&self, path: &std::path::Path) -> anyhow::Result<(scimsync::store::StoreLock, scimsync::store::Store)> {
+        let lock = scimsync::store::StoreLock::acquire(path, self.wait)?;
+        let store = scimsync::store::Store::open(path)?;
         store.abandon_unfinished_runs(&lock)?;
         Ok((lock, store))
     }
@@ -335,7 +336,7 @@ impl Globals {
     /// The config, with the retry budget it sets (or the flags override) put in force.
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let config = Config::load(&self.config)?;
-        crate::http::set_retry_budget(
+        scimsync::http::set_retry_budget(
             self.max_retry_wait.unwrap_or(config.max_retry_wait),
             self.max_retry_wait_per_run.unwrap_or(config.max_retry_wait_per_run),
         );

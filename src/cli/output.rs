@@ -17,7 +17,10 @@ pub fn progress_enabled(quiet: bool) -> bool {
 }
 
 /// A table row of directory data, every cell escaped for the terminal (see
-/// [`crate::terminal::printable`]).
+/// [`scimsync::terminal::printable`]).
 pub fn safe_row<S: AsRef<str>>(cells: Vec<S>) -> Vec<String> {
-    cells.iter().map(|c| crate::terminal::printable(c.as_ref()).into_owned()).collect()
+    cells
+        .iter()
+        .map(|c| scimsync::terminal::printable(c.as_ref()).into_owned())
+        .collect()
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::{Args, ValueEnum};
 
 use super::{Globals, Outcome};
-use crate::plan::{describe_finding, symbol};
+use scimsync::plan::{describe_finding, symbol};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum PlanFormat {
@@ -43,10 +43,10 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
         super::outfile::check_target(path, args.force, &protected, "--out")?;
     }
     let (_lock, mut store) = g.open_for_writing(&store_path)?;
-    let outcome = crate::plan::plan(&config, &mut store, args.app.as_deref()).await?;
+    let outcome = scimsync::plan::plan(&config, &mut store, args.app.as_deref()).await?;
     for info in &outcome.apps {
         for w in &info.warnings {
-            eprintln!("warning: app '{}': {}", info.app, crate::terminal::printable(w));
+            eprintln!("warning: app '{}': {}", info.app, scimsync::terminal::printable(w));
         }
         if let Some(s) = &info.skipped {
             eprintln!("warning: app '{}' not planned: {s}", info.app);
@@ -87,16 +87,16 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn print_table(out: &mut impl Write, outcome: &crate::plan::PlanOutcome, limit: usize) -> std::io::Result<()> {
+fn print_table(out: &mut impl Write, outcome: &scimsync::plan::PlanOutcome, limit: usize) -> std::io::Result<()> {
     for info in outcome.apps.iter().filter(|i| i.skipped.is_none()) {
-        let at = |p: &crate::store::PullState| format!("{} pull #{}", p.source, p.last_ok_run.unwrap_or_default());
+        let at = |p: &scimsync::store::PullState| format!("{} pull #{}", p.source, p.last_ok_run.unwrap_or_default());
         writeln!(out, "app {}: from {} and {}", info.app, at(&info.idp), at(&info.sp))?;
-        let mut by_kind: BTreeMap<&str, Vec<&crate::engine::Finding>> = BTreeMap::new();
+        let mut by_kind: BTreeMap<&str, Vec<&scimsync::engine::Finding>> = BTreeMap::new();
         for f in outcome.findings.iter().filter(|f| f.app == info.app) {
             by_kind.entry(f.kind.as_str()).or_default().push(f);
         }
         if !info.scope_complete {
-            writeln!(out, "  HELD BACK: {}", crate::plan::WITHHELD)?;
+            writeln!(out, "  HELD BACK: {}", scimsync::plan::WITHHELD)?;
         }
         if by_kind.is_empty() {
             writeln!(out, "  no drift\n")?;
@@ -107,7 +107,7 @@ fn print_table(out: &mut impl Write, outcome: &crate::plan::PlanOutcome, limit: 
             let shown = if limit == 0 { fs.len() } else { limit.min(fs.len()) };
             for f in &fs[..shown] {
                 // Directory data: escaped, so a name cannot drive the terminal.
-                writeln!(out, "    {} {}", symbol(f), crate::terminal::printable(&describe_finding(f)))?;
+                writeln!(out, "    {} {}", symbol(f), scimsync::terminal::printable(&describe_finding(f)))?;
             }
             if shown < fs.len() {
                 writeln!(out, "    … and {} more (--limit 0 or --format json for all)", fs.len() - shown)?;

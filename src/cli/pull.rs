@@ -7,7 +7,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::output::{progress_enabled, table};
 use super::{Globals, Outcome};
-use crate::source::ProgressSink;
+use scimsync::source::ProgressSink;
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -40,7 +40,7 @@ pub async fn run(g: &Globals, args: PullArgs) -> anyhow::Result<Outcome> {
             bar.set_position(done);
         })
     };
-    let outcomes = crate::pull::pull_with(&config, &mut store, args.app.as_deref(), args.full, &progress_for).await?;
+    let outcomes = scimsync::pull::pull_with(&config, &mut store, args.app.as_deref(), args.full, &progress_for).await?;
     for bar in made.lock().expect("not poisoned").values() {
         bar.finish_and_clear();
     }

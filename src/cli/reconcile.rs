@@ -1,5 +1,5 @@
 //! `scimsync reconcile [--app A] [--every DURATION] [--metrics-file PATH]`: pull → plan → apply
-//! unattended (see [`crate::reconcile`]). One run: exit 0 (nothing to do, or all applied), 2 (an
+//! unattended (see [`scimsync::reconcile`]). One run: exit 0 (nothing to do, or all applied), 2 (an
 //! app held back: guard, failed pull, quarantine), 1 (an error or a failed operation). With
 //! `--every`, a loop holding the store's lock until SIGTERM/SIGINT, which lets the operations in
 //! flight finish and be journaled before exiting 0.
@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{Globals, Outcome};
-use crate::config::DeactivationLimit;
-use crate::reconcile::{cycle, metrics, parse_duration, pause, CycleOptions, CycleReport, Target};
+use scimsync::config::DeactivationLimit;
+use scimsync::reconcile::{cycle, metrics, parse_duration, pause, CycleOptions, CycleReport, Target};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
@@ -45,11 +45,11 @@ pub struct ReconcileArgs {
 
 fn print(report: &CycleReport) {
     for a in &report.apps {
-        println!("{} {}", crate::time::now(), a.summary());
+        println!("{} {}", scimsync::time::now(), a.summary());
     }
     println!(
         "{} reconcile: plan #{} (pull {:.1}s, plan {:.1}s, apply {:.1}s)",
-        crate::time::now(),
+        scimsync::time::now(),
         report.plan_id.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         report.pull_seconds,
         report.plan_seconds,
@@ -86,13 +86,13 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
         _ => None,
     };
     if let (Some(target), Some(app)) = (target, &args.app) {
-        let r = crate::reconcile::reconcile_object(&config, &store, app, target, &opts).await?;
+        let r = scimsync::reconcile::reconcile_object(&config, &store, app, target, &opts).await?;
         for f in &r.findings {
             println!(
                 "  {} {} {}",
-                crate::plan::symbol(f),
+                scimsync::plan::symbol(f),
                 f.kind,
-                crate::terminal::printable(&crate::plan::describe_finding(f))
+                scimsync::terminal::printable(&scimsync::plan::describe_finding(f))
             );
         }
         for note in &r.notes {
@@ -131,10 +131,10 @@ pub async fn run(g: &Globals, args: ReconcileArgs) -> anyhow::Result<Outcome> {
                 write_metrics(&report)?;
             }
             // A cycle that cannot run at all (the store, the engine) is logged; the loop goes on.
-            Err(e) => eprintln!("{} error: reconcile cycle failed: {e:#}", crate::time::now()),
+            Err(e) => eprintln!("{} error: reconcile cycle failed: {e:#}", scimsync::time::now()),
         }
         if stop.load(Ordering::SeqCst) || !pause(every, &stop).await {
-            println!("{} reconcile: stopped cleanly", crate::time::now());
+            println!("{} reconcile: stopped cleanly", scimsync::time::now());
             return Ok(Outcome::Ok);
         }
     }

@@ -1,5 +1,5 @@
 //! `scimsync sql`, `scimsync report` and `scimsync diff`: read-only auditor queries over the
-//! store (see [`crate::audit`]), written as a table, CSV, JSON, NDJSON or Parquet.
+//! store (see [`scimsync::audit`]), written as a table, CSV, JSON, NDJSON or Parquet.
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::outfile::{write_file, OutputFile, Protected};
 use super::{Globals, Outcome};
-use crate::audit::output::{self, Format};
-use crate::audit::{diff, html, reports, Auditor, Rows};
+use scimsync::audit::output::{self, Format};
+use scimsync::audit::{diff, html, reports, Auditor, Rows};
 
 /// Where and how a result is written.
 #[derive(Debug, Args)]
@@ -151,7 +151,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
     let at = at(&store, args.at.as_deref())?;
     let generated = match &at {
         Some(t) => format!("store {} as of {t}", store.display()),
-        None => format!("store {} at {}", store.display(), crate::time::now()),
+        None => format!("store {} at {}", store.display(), scimsync::time::now()),
     };
     let auditor = Auditor::open(&store, at)?;
     let chosen: Vec<&reports::Report> = match &args.name {
@@ -221,7 +221,7 @@ pub async fn run_diff(g: &Globals, args: DiffArgs) -> anyhow::Result<Outcome> {
     let from = diff::resolve_point(&store, &args.from)?;
     let to = match &args.to {
         Some(t) => diff::resolve_point(&store, t)?,
-        None => crate::time::now(),
+        None => scimsync::time::now(),
     };
     let auditor = Auditor::open(&store, None)?;
     let rows = auditor.query(&diff::query(&from, &to, args.app.as_deref()), "diff").await?;

@@ -3,7 +3,7 @@ use clap::Args;
 
 use super::output::table;
 use super::{Globals, Outcome};
-use crate::store::Store;
+use scimsync::store::Store;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

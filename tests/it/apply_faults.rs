@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use scimsync::emulator::{Directory, Fault};
+use scimsync_emulator::{Directory, Fault};
 
 use crate::support::*;
 

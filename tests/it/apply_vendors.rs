@@ -3,7 +3,7 @@
 //! reconcile must leave nothing to do.
 use serde_json::{json, Value};
 
-use scimsync::emulator::{Directory, Vendor};
+use scimsync_emulator::{Directory, Vendor};
 
 use crate::support::*;
 

@@ -210,7 +210,7 @@ fn digest(path: &std::path::Path) -> Vec<u8> {
 
 #[test]
 fn every_write_is_refused_and_the_store_is_byte_for_byte_unchanged() {
-    let host = EmulatorHost::start(scimsync::emulator::Directory::default());
+    let host = EmulatorHost::start(scimsync_emulator::Directory::default());
     let ws = Workspace::new(&format!(
         "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n\n[app.wiki]\nidp = \"corp\"\nbase_url = \"{}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\"]\n",
         host.emulator.base_url

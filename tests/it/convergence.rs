@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use scimsync::emulator::{Directory, Vendor};
+use scimsync_emulator::{Directory, Vendor};
 
 use crate::support::*;
 

@@ -5,8 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scimsync::emulator::Directory;
-use scimsync::sample::SplitMix;
+use scimsync_emulator::sample::SplitMix;
+use scimsync_emulator::Directory;
 use serde_json::json;
 
 use crate::support::*;

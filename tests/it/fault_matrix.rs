@@ -5,7 +5,7 @@
 //! second apply finishes the job without creating anything twice; every operation is journaled
 //! before and after. Run with `--nocapture` to print the matrix.
 use axum::http::Method;
-use scimsync::emulator::{Directory, Fault};
+use scimsync_emulator::{Directory, Fault};
 use serde_json::{json, Value};
 
 use crate::support::*;

@@ -74,3 +74,15 @@ fn a_bad_document_names_index_id_and_field_and_keeps_the_snapshot() {
         stderr(&out)
     );
 }
+
+/// The demo's sample company (the emulator crate's) is a document the `file` IdP reads whole.
+#[test]
+fn the_sample_company_is_a_file_document() {
+    use scimsync_emulator::sample::{Company, DEPARTMENTS};
+    let text = Company::generate(300, 5, 7).to_file_json(20, 7);
+    let snap = scimsync::source::file::parse_document(&text).unwrap();
+    assert_eq!(snap.users.len(), 300);
+    assert_eq!(snap.groups.len(), DEPARTMENTS.len() + 2 + 5);
+    let dept_members = snap.memberships.iter().filter(|m| m.group_id.starts_with("g-dept-")).count();
+    assert_eq!(dept_members, 300, "everyone is in exactly one department");
+}

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
-use scimsync::emulator::{Directory, IdpDirectory, IdpFake, IdpVendor};
+use scimsync_emulator::{Directory, IdpDirectory, IdpFake, IdpVendor};
 use serde_json::{json, Value};
 
 use crate::hostile::{Answer, Hostile, When};

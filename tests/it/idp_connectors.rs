@@ -1,5 +1,5 @@
 //! The JumpCloud, Okta and Entra ID connectors against the project's fakes of those APIs
-//! (`scimsync::emulator::IdpFake`): exact pulls of 5,000 users and 200 groups with the app's
+//! (`scimsync_emulator::IdpFake`): exact pulls of 5,000 users and 200 groups with the app's
 //! bound groups, retried 429/503 mid-scan, a persisting failure that keeps the previous
 //! snapshot, incremental pulls that fetch only the changes, Graph's 410 resync, JumpCloud rows
 //! moving mid-scan, and Okta's rate-limit headers.
@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use axum::http::Method;
-use scimsync::emulator::{Directory, Fault, IdpDirectory, IdpFake, IdpVendor};
+use scimsync_emulator::{Directory, Fault, IdpDirectory, IdpFake, IdpVendor};
 
 use crate::support::*;
 
@@ -204,7 +204,7 @@ fn entra_pull_is_exact_and_survives_faults() {
 fn change(d: &mut IdpDirectory) {
     d.update_user("u0000003", |u| u.title = Some("Director".into()));
     d.update_user("u0000004", |u| u.active = false);
-    d.put_user(scimsync::emulator::IdpUser {
+    d.put_user(scimsync_emulator::IdpUser {
         id: "u9999999".into(),
         login: "new.hire@example.com".into(),
         email: "new.hire@example.com".into(),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::http::Method;
-use scimsync::emulator::{Directory, Fault};
+use scimsync_emulator::{Directory, Fault};
 use serde_json::json;
 
 use crate::support::*;

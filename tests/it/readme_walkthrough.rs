@@ -1,7 +1,7 @@
 //! The README's JumpCloud + Quip walkthrough, run as written: its config block (with only the
 //! two URLs pointed at the project's JumpCloud fake and Quip emulator) and every command of its
 //! commands block, in order.
-use scimsync::emulator::{Directory, IdpDirectory, IdpFake, IdpVendor, Vendor};
+use scimsync_emulator::{Directory, IdpDirectory, IdpFake, IdpVendor, Vendor};
 use serde_json::json;
 
 use crate::support::*;

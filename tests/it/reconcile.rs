@@ -2,7 +2,7 @@
 //! holding an app back (exit 2), and a second run finding the app in sync.
 use serde_json::{json, Value};
 
-use scimsync::emulator::{Directory, Fault};
+use scimsync_emulator::{Directory, Fault};
 
 use crate::support::*;
 

@@ -2,7 +2,7 @@
 //! The generic app reports a `user.conflict` (the old account is neither linked, reactivated
 //! nor renamed) unless the app opts in with `reactivate_by_email`; Quip's own way (seed 001:
 //! release the email on the old account, then create) is covered in `apply_vendors`.
-use scimsync::emulator::Directory;
+use scimsync_emulator::Directory;
 use serde_json::{json, Value};
 
 use crate::support::*;

@@ -3,7 +3,7 @@
 //! token Graph issued), nor the apps' tokens, appear in any output, the store, its WAL, a plan
 //! file, an HTML report or `--help`.
 use axum::http::Method;
-use scimsync::emulator::{Directory, Fault, IdpDirectory, IdpFake, IdpVendor};
+use scimsync_emulator::{Directory, Fault, IdpDirectory, IdpFake, IdpVendor};
 
 use crate::support::*;
 

@@ -161,29 +161,24 @@ pub fn http(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
 
 /// The project's emulator on its own runtime thread, for tests that drive the CLI against it.
 pub struct EmulatorHost {
-    pub emulator: scimsync::emulator::Emulator,
+    pub emulator: scimsync_emulator::Emulator,
     _rt: tokio::runtime::Runtime,
 }
 
 impl EmulatorHost {
-    pub fn start(dir: scimsync::emulator::Directory) -> EmulatorHost {
-        EmulatorHost::start_as(dir, scimsync::emulator::Vendor::Generic, false)
+    pub fn start(dir: scimsync_emulator::Directory) -> EmulatorHost {
+        EmulatorHost::start_as(dir, scimsync_emulator::Vendor::Generic, false)
     }
 
     /// An emulator that behaves like `vendor`'s app.
-    pub fn start_as(dir: scimsync::emulator::Directory, vendor: scimsync::emulator::Vendor, pending_until_login: bool) -> EmulatorHost {
+    pub fn start_as(dir: scimsync_emulator::Directory, vendor: scimsync_emulator::Vendor, pending_until_login: bool) -> EmulatorHost {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let emulator = rt
-            .block_on(scimsync::emulator::Emulator::start_as(
-                dir,
-                Some(TOKEN),
-                vendor,
-                pending_until_login,
-            ))
+            .block_on(scimsync_emulator::Emulator::start_as(dir, Some(TOKEN), vendor, pending_until_login))
             .unwrap();
         EmulatorHost { emulator, _rt: rt }
     }
