@@ -8,7 +8,7 @@
 pub mod model;
 #[path = "../../src/secret.rs"]
 pub mod secret;
-#[path = "../../src/config.rs"]
+#[path = "../../src/config/mod.rs"]
 pub mod config;
 #[path = "../../src/paging.rs"]
 pub mod paging;

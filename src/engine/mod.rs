@@ -411,11 +411,25 @@ fn register_config_tables(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result
 }
 
 /// Load the store's current state (two scans at a time, each on its own read-only connection
-/// to `store_path`) and run correlation, scope and every drift query for `apps`.
+/// to `store_path`) and run correlation, scope and every drift query for `apps`; then what the
+/// planner needs beyond the findings.
 pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
     let mut result = DriftResult::default();
     let ctx = session();
     let t = Instant::now();
+    load(&ctx, store_path, apps).await?;
+    result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
+    correlate(&ctx, &mut result).await?;
+    find_drift(&ctx, &mut result).await?;
+    let t = Instant::now();
+    result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
+    result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
+    read_planner_inputs(&ctx, &mut result).await?;
+    Ok(result)
+}
+
+/// The scans of the store (or its columnar copies) and the config's tables, registered.
+async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
     let path = store_path.to_path_buf();
     let (scanned, from_sqlite) = tokio::task::block_in_place(|| load_tables(&path))?;
     // Scans of one table (the halves of users, each source's copy) become one table; a table
@@ -438,54 +452,57 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         match name {
             // Computed below from what SQLite gave, then joined by the copies' own.
             "active_members" if from_sqlite => copied_active = batches,
-            _ => register(&ctx, name, batches)?,
+            _ => register(ctx, name, batches)?,
         }
     }
     if from_sqlite {
         // Copies hold an IdP's active memberships and an app's memberships (see
         // columnar::tables_for), so this recomputes no row a copy gave, except an app's
         // (never read: they join IdP groups only).
-        let mut active = collect(&ctx, "active_members", ACTIVE_MEMBERS).await?;
+        let mut active = collect(ctx, "active_members", ACTIVE_MEMBERS).await?;
         active.append(&mut copied_active);
-        register(&ctx, "active_members", active)?;
+        register(ctx, "active_members", active)?;
     }
-    register_config_tables(&ctx, apps)?;
-    result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
+    register_config_tables(ctx, apps)?;
+    Ok(())
+}
 
+/// Correlation into `result` (links made, links dropped, group links) and the scope table.
+async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
     // Correlation: user links (prior → free → links) on one branch; dropped links, group
     // links and scope, which do not depend on them, on the other; then the pairs.
     let t = Instant::now();
     let users_branch = async {
         let t = Instant::now();
-        let prior = collect(&ctx, "correlate/prior", PRIOR).await?;
-        register(&ctx, "prior", prior)?;
-        let free = collect(&ctx, "correlate/free", FREE).await?;
-        register(&ctx, "free", free)?;
-        let candidates = collect(&ctx, "correlate/candidates", CANDIDATES).await?;
-        register(&ctx, "candidates", candidates)?;
-        let chosen = collect(&ctx, "correlate/chosen", CHOSEN).await?;
-        deregister(&ctx, "candidates")?;
-        register(&ctx, "chosen", chosen)?;
-        let links = collect(&ctx, "correlate/users", CORRELATE_USERS).await?;
+        let prior = collect(ctx, "correlate/prior", PRIOR).await?;
+        register(ctx, "prior", prior)?;
+        let free = collect(ctx, "correlate/free", FREE).await?;
+        register(ctx, "free", free)?;
+        let candidates = collect(ctx, "correlate/candidates", CANDIDATES).await?;
+        register(ctx, "candidates", candidates)?;
+        let chosen = collect(ctx, "correlate/chosen", CHOSEN).await?;
+        deregister(ctx, "candidates")?;
+        register(ctx, "chosen", chosen)?;
+        let links = collect(ctx, "correlate/users", CORRELATE_USERS).await?;
         for step in ["chosen", "free", "prior"] {
-            deregister(&ctx, step)?;
+            deregister(ctx, step)?;
         }
         let new_links = links_of(&links, ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"], &["new"]);
-        register(&ctx, "links", links)?;
+        register(ctx, "links", links)?;
         Ok::<_, EngineError>((new_links, t.elapsed().as_secs_f64()))
     };
     let other_branch = async {
         let t = Instant::now();
         let mut dropped = Vec::new();
-        for b in collect(&ctx, "correlate/dropped", DROPPED).await? {
+        for b in collect(ctx, "correlate/dropped", DROPPED).await? {
             let rows = strings(&b, "app").into_iter().zip(strings(&b, "kind")).zip(strings(&b, "sp_id"));
             dropped.extend(rows.filter_map(|((a, k), id)| Some((a?, k?, id?))));
         }
-        let group_links = collect(&ctx, "correlate/groups", CORRELATE_GROUPS).await?;
+        let group_links = collect(ctx, "correlate/groups", CORRELATE_GROUPS).await?;
         let new_group_links = links_of(&group_links, ["idp_group_id", "sp_group_id", "idp_gid", "sp_gid"], &["takeover"]);
-        register(&ctx, "group_links", group_links)?;
-        let scope = collect(&ctx, "scope", SCOPE).await?;
-        register(&ctx, "scope", scope)?;
+        register(ctx, "group_links", group_links)?;
+        let scope = collect(ctx, "scope", SCOPE).await?;
+        register(ctx, "scope", scope)?;
         Ok::<_, EngineError>((dropped, new_group_links, t.elapsed().as_secs_f64()))
     };
     let (users, other) = futures::join!(users_branch, other_branch);
@@ -495,33 +512,34 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     result.timings.push(("correlate/users".into(), users_seconds));
     result.timings.push(("correlate/groups, dropped, scope".into(), other_seconds));
     result.timings.push(("correlate".into(), t.elapsed().as_secs_f64()));
+    Ok(())
+}
 
+/// Every drift query, their findings into `result`.
+async fn find_drift(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
     // Then two streams of queries side by side (a query leaves a core idle while it builds a
     // hash table or gathers its output, and the other fills it): the linked pairs and the
     // three queries that read them; and the membership diff, the longest, then the rest.
-    let run = |kind: FindingKind, sql: &'static str| {
-        let ctx = &ctx;
-        async move {
-            let t = Instant::now();
-            let query = format!("drift/{kind}");
-            let batches = collect(ctx, &query, sql).await?;
-            let mut findings = Vec::new();
-            for b in &batches {
-                findings.extend(findings_of(&query, b)?);
-            }
-            Ok::<_, EngineError>((kind.to_string(), findings, t.elapsed().as_secs_f64()))
+    let run = |kind: FindingKind, sql: &'static str| async move {
+        let t = Instant::now();
+        let query = format!("drift/{kind}");
+        let batches = collect(ctx, &query, sql).await?;
+        let mut findings = Vec::new();
+        for b in &batches {
+            findings.extend(findings_of(&query, b)?);
         }
+        Ok::<_, EngineError>((kind.to_string(), findings, t.elapsed().as_secs_f64()))
     };
     let (with_pairs, without): (Vec<_>, Vec<_>) = DRIFT_QUERIES.iter().partition(|(_, sql)| reads_pairs(sql));
     let pairs_stream = async {
         let t = Instant::now();
-        let pairs = collect(&ctx, "pairs", PAIRS).await?;
-        register(&ctx, "pairs", pairs)?;
+        let pairs = collect(ctx, "pairs", PAIRS).await?;
+        register(ctx, "pairs", pairs)?;
         let mut out = vec![("correlate/pairs".to_string(), Vec::new(), t.elapsed().as_secs_f64())];
         for &(kind, sql) in with_pairs {
             out.push(run(kind, sql).await?);
         }
-        deregister(&ctx, "pairs")?;
+        deregister(ctx, "pairs")?;
         Ok::<_, EngineError>(out)
     };
     let other_stream = async {
@@ -540,19 +558,21 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
         result.findings.extend(findings);
         result.timings.push((kind, seconds));
     }
+    Ok(())
+}
+
+/// What the planner needs beyond the findings, read where the tables already are.
+async fn read_planner_inputs(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
     let t = Instant::now();
-    result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
-    result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
-    let t = Instant::now();
-    result.new_group_members = planner_inputs::new_group_members(&ctx, &result.findings).await?;
+    result.new_group_members = planner_inputs::new_group_members(ctx, &result.findings).await?;
     result.timings.push(("planner/new_group_members".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
-    result.member_links = planner_inputs::member_links(&ctx, &result.findings, &result.new_group_members).await?;
+    result.member_links = planner_inputs::member_links(ctx, &result.findings, &result.new_group_members).await?;
     result.timings.push(("planner/member_links".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
-    result.idp_users = planner_inputs::idp_users(&ctx, &result.findings).await?;
+    result.idp_users = planner_inputs::idp_users(ctx, &result.findings).await?;
     result.timings.push(("planner/idp_users".into(), t.elapsed().as_secs_f64()));
-    Ok(result)
+    Ok(())
 }
 
 /// Whether a drift query reads the materialised `pairs` table.

@@ -172,14 +172,8 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     let name = &app.config.name;
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), "planner: user operations");
     let t = std::time::Instant::now();
-    plan_groups(
-        store,
-        app,
-        findings,
-        &member_values,
-        &mut ops,
-        &|phase, action, method, path, body, f| steps.op(phase, action, method, path, body, f),
-    )?;
+    steps.create_groups(&member_values, &mut ops);
+    steps.change_groups(&member_values, &mut ops)?;
     tracing::debug!(app = %name, seconds = t.elapsed().as_secs_f64(), operations = ops.len(), memory = %crate::memory::resident(), "planner: group operations");
     steps.remove_users(&mut ops);
     steps.delete_groups(&mut ops);
@@ -421,68 +415,73 @@ fn finish(app: &AppPlanning, mut ops: Vec<Operation>, warnings: &mut Vec<String>
     *out = ops;
 }
 
-type OpFn<'a> = dyn Fn(u8, Action, Method, String, Option<Body>, &Finding) -> Operation + 'a;
+/// One app group's changes: its new name, members to add and to remove.
+#[derive(Default)]
+struct Change<'f> {
+    rename: Option<&'f Finding>,
+    add: Vec<&'f Finding>,
+    remove: Vec<&'f Finding>,
+}
 
-/// Group creates, renames and member changes: PATCH or PUT as the profile says.
-fn plan_groups(
-    store: &Store,
-    app: &AppPlanning,
-    findings: &[&Finding],
-    member_values: &MemberValues,
-    ops: &mut Vec<Operation>,
-    op: &OpFn,
-) -> Result<()> {
-    let profile = app.profile;
-    let app_source = app.config.source_name();
-    let of = |kind: FindingKind| findings.iter().copied().filter(move |f| f.kind == kind);
-
-    for f in of(FindingKind::GroupMissing) {
-        let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
-            continue;
-        };
-        let values = members(
-            app.new_group_members
-                .get(idp_gid)
-                .into_iter()
-                .flatten()
-                .filter_map(|uid| member_values.of(uid)),
-        );
-        let body = NewGroup::new(name, profile.groups.external_id.then_some(idp_gid), values);
-        ops.push(op(
-            phase::CREATE_GROUPS,
-            Action::GroupCreate,
-            Method::Post,
-            "Groups".into(),
-            Some(Body::of(&body)),
-            f,
-        ));
-    }
-
-    // Per app group: its new name and member changes.
-    #[derive(Default)]
-    struct Change<'f> {
-        rename: Option<&'f Finding>,
-        add: Vec<&'f Finding>,
-        remove: Vec<&'f Finding>,
-    }
-    let mut changes: BTreeMap<&str, Change> = BTreeMap::new();
-    for f in of(FindingKind::GroupRenamed).chain(of(FindingKind::GroupMembers)) {
-        let Some(sp) = f.sp_id.as_deref() else { continue };
-        let c = changes.entry(sp).or_default();
-        match (f.kind, f.attribute.as_deref()) {
-            (FindingKind::GroupRenamed, _) => c.rename = Some(f),
-            (_, Some("add")) => c.add.push(f),
-            _ => c.remove.push(f),
+impl<'a> Steps<'a> {
+    /// `group.missing` → POST /Groups with the members the group has in the IdP.
+    fn create_groups(&self, member_values: &MemberValues, ops: &mut Vec<Operation>) {
+        let (app, profile) = (self.app, self.app.profile);
+        for f in self.of(FindingKind::GroupMissing) {
+            let (Some(idp_gid), Some(name)) = (f.idp_id.as_deref(), f.new_value.as_deref()) else {
+                continue;
+            };
+            let values = members(
+                app.new_group_members
+                    .get(idp_gid)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|uid| member_values.of(uid)),
+            );
+            let body = NewGroup::new(name, profile.groups.external_id.then_some(idp_gid), values);
+            ops.push(self.op(
+                phase::CREATE_GROUPS,
+                Action::GroupCreate,
+                Method::Post,
+                "Groups".into(),
+                Some(Body::of(&body)),
+                f,
+            ));
         }
     }
-    if changes.is_empty() {
-        return Ok(());
+
+    /// `group.renamed` and `group.members` → per app group, PATCH operations (renames, then
+    /// members in batches), or one PUT with the whole member list for apps without PATCH.
+    fn change_groups(&self, member_values: &MemberValues, ops: &mut Vec<Operation>) -> Result<()> {
+        // Per app group: its new name and member changes.
+        let mut changes: BTreeMap<&str, Change> = BTreeMap::new();
+        for f in self.of(FindingKind::GroupRenamed).chain(self.of(FindingKind::GroupMembers)) {
+            let Some(sp) = f.sp_id.as_deref() else { continue };
+            let c = changes.entry(sp).or_default();
+            match (f.kind, f.attribute.as_deref()) {
+                (FindingKind::GroupRenamed, _) => c.rename = Some(f),
+                (_, Some("add")) => c.add.push(f),
+                _ => c.remove.push(f),
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        if self.app.profile.patches_groups() {
+            self.change_groups_by_patch(&changes, member_values, ops);
+            Ok(())
+        } else {
+            self.change_groups_by_put(&changes, member_values, ops)
+        }
     }
-    if profile.patches_groups() {
-        for (sp, c) in &changes {
+
+    /// PATCH: a rename, then member additions and removals in batches of `member_batch`.
+    fn change_groups_by_patch(&self, changes: &BTreeMap<&str, Change>, member_values: &MemberValues, ops: &mut Vec<Operation>) {
+        let profile = self.app.profile;
+        for (sp, c) in changes {
             if let Some((f, name)) = c.rename.and_then(|f| Some((f, f.new_value.clone()?))) {
                 let body = patch(vec![PatchOp::replace("displayName", PatchValue::Text(name))]);
-                ops.push(op(phase::GROUPS, Action::GroupUpdate, Method::Patch, group_path(sp), Some(body), f));
+                ops.push(self.op(phase::GROUPS, Action::GroupUpdate, Method::Patch, group_path(sp), Some(body), f));
             }
             let adds: Vec<(MemberValue, &Finding)> = c
                 .add
@@ -491,7 +490,7 @@ fn plan_groups(
                 .collect();
             for chunk in adds.chunks(profile.groups.member_batch) {
                 let body = patch(vec![add_members(members(chunk.iter().map(|(v, _)| *v)))]);
-                let mut o = op(
+                let mut o = self.op(
                     phase::GROUPS,
                     Action::GroupMembers,
                     Method::Patch,
@@ -508,7 +507,7 @@ fn plan_groups(
                     .iter()
                     .map(|f| PatchOp::remove_member(f.old_value.as_deref().expect("filtered")))
                     .collect();
-                ops.push(op(
+                ops.push(self.op(
                     phase::GROUPS,
                     Action::GroupMembers,
                     Method::Patch,
@@ -518,12 +517,16 @@ fn plan_groups(
                 ));
             }
         }
-    } else {
+    }
+
+    /// PUT: the full member list, built from the app's current members.
+    fn change_groups_by_put(&self, changes: &BTreeMap<&str, Change>, member_values: &MemberValues, ops: &mut Vec<Operation>) -> Result<()> {
+        let (store, app_source) = (self.store, self.app.config.source_name());
         // PUT: the full member list, built from the app's current members.
         let ids: HashSet<&str> = changes.keys().copied().collect();
         let current = store.members_of(&app_source, &ids)?;
         let names = store.group_names(&app_source)?;
-        for (sp, c) in &changes {
+        for (sp, c) in changes {
             let removed: HashSet<&str> = c.remove.iter().filter_map(|f| f.old_value.as_deref()).collect();
             let mut values: Vec<MemberValue> = current
                 .get(*sp)
@@ -545,8 +548,8 @@ fn plan_groups(
             } else {
                 Action::GroupMembers
             };
-            ops.push(op(phase::GROUPS, action, Method::Put, group_path(sp), Some(body), first));
+            ops.push(self.op(phase::GROUPS, action, Method::Put, group_path(sp), Some(body), first));
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -9,7 +9,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
+mod checks;
+mod raw;
+mod sections;
+mod token;
+
+use raw::RawConfig;
+use sections::Sections;
+pub use token::{group_or_world_readable, TokenSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -122,143 +129,6 @@ impl DeactivationLimit {
             DeactivationLimit::Count(n) => n,
             DeactivationLimit::Percent(p) => ((accounts as f64) * p / 100.0).floor() as u64,
         }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    store: Option<PathBuf>,
-    /// How long one request may wait between retries in all (a duration like "10m").
-    max_retry_wait: Option<String>,
-    /// How long one run (a command, or one reconcile cycle) may wait between retries in all.
-    max_retry_wait_per_run: Option<String>,
-    #[serde(default)]
-    idp: BTreeMap<String, RawIdp>,
-    #[serde(default)]
-    app: BTreeMap<String, RawApp>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawIdp {
-    kind: IdpKind,
-    base_url: Option<String>,
-    token_env: Option<String>,
-    token_file: Option<PathBuf>,
-    /// `file` kind: the JSON snapshot to read.
-    path: Option<PathBuf>,
-    /// JumpCloud multi-tenant admins: the `x-org-id` header.
-    org_id: Option<String>,
-    /// Okta: `ssws` (API token, the default) or `bearer` (OAuth access token).
-    auth: Option<OktaAuth>,
-    /// Entra ID: the directory (tenant) id, for the token endpoint.
-    tenant_id: Option<String>,
-    /// Entra ID: the app registration's client id; the token is then its client secret.
-    client_id: Option<String>,
-    /// Entra ID: the token endpoint, if not login.microsoftonline.com's for `tenant_id`.
-    token_url: Option<String>,
-    page_size: Option<u32>,
-    concurrency: Option<usize>,
-    /// Objects one listing may hold; a server that claims or sends more is refused.
-    max_objects: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApp {
-    idp: String,
-    #[serde(default = "default_profile")]
-    profile: String,
-    base_url: String,
-    token_env: Option<String>,
-    token_file: Option<PathBuf>,
-    idp_app_id: Option<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default = "yes")]
-    manage_groups: bool,
-    #[serde(rename = "match")]
-    match_keys: Option<Vec<MatchKey>>,
-    #[serde(default)]
-    on_unassign: OnUnassign,
-    max_deactivations: Option<toml::Value>,
-    #[serde(default)]
-    roles: BTreeMap<String, String>,
-    /// Link (and reactivate) an inactive account that matches a new IdP user only by email.
-    #[serde(default)]
-    reactivate_by_email: bool,
-    page_size: Option<u32>,
-    concurrency: Option<usize>,
-    /// Objects one listing may hold; a server that claims or sends more is refused.
-    max_objects: Option<u64>,
-}
-
-fn default_profile() -> String {
-    "generic".into()
-}
-fn yes() -> bool {
-    true
-}
-
-/// Where a token comes from. The value itself is read only when a connection is opened.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TokenSource {
-    None,
-    Env(String),
-    File(PathBuf),
-}
-
-impl TokenSource {
-    /// Read the token. `source_name` (like `app.quip`) names the connection in errors;
-    /// the token value never appears in one.
-    pub fn resolve(&self, source_name: &str) -> Result<Option<Secret>, ConfigError> {
-        let err = |message: String| ConfigError::Token {
-            source_name: source_name.to_string(),
-            message,
-        };
-        match self {
-            TokenSource::None => Ok(None),
-            TokenSource::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(Secret::new(v.trim()))),
-                Ok(_) => Err(err(format!("environment variable {var} (token_env) is empty"))),
-                Err(_) => Err(err(format!("environment variable {var} (token_env) is not set"))),
-            },
-            TokenSource::File(path) => match std::fs::read_to_string(path) {
-                Ok(v) if !v.trim().is_empty() => {
-                    warn_if_readable_by_others(source_name, path);
-                    Ok(Some(Secret::new(v.trim())))
-                }
-                Ok(_) => Err(err(format!("token_file '{}' is empty", path.display()))),
-                Err(e) => Err(err(format!("cannot read token_file '{}': {e}", path.display()))),
-            },
-        }
-    }
-}
-
-/// Warn, as ssh does for a private key, when a token file can be read by its group or by
-/// others.
-fn warn_if_readable_by_others(source_name: &str, path: &Path) {
-    if let Some(mode) = group_or_world_readable(path) {
-        tracing::warn!(
-            "{source_name}: token_file '{}' has mode {mode:04o}: readable by its group or by others; `chmod 600` it",
-            path.display()
-        );
-    }
-}
-
-/// The file's permission bits when its group or others may read it.
-pub fn group_or_world_readable(path: &Path) -> Option<u32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
-        (mode & 0o044 != 0).then_some(mode)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
     }
 }
 
@@ -424,153 +294,14 @@ impl Config {
         };
         let relative = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
 
+        let sections = Sections { path, base_dir: &base_dir };
         let mut idps = Vec::new();
         for (name, r) in raw.idp {
-            let section = format!("idp.{name}");
-            check_name(&name).map_err(|m| invalid(&section, "(name)", m))?;
-            let token = token_source(r.token_env, r.token_file.map(relative)).map_err(|m| invalid(&section, "token_env", m))?;
-            let (kind, base_url) = (r.kind, r.base_url.clone());
-            let connection = || -> Result<HttpSettings, ConfigError> {
-                let base_url =
-                    base_url.ok_or_else(|| invalid(&section, "base_url", format!("a `{}` IdP needs `base_url`", kind.as_str())))?;
-                check_url(&base_url).map_err(|m| invalid(&section, "base_url", m))?;
-                Ok(HttpSettings {
-                    base_url: base_url.trim_end_matches('/').to_string(),
-                    token,
-                    page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
-                    concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
-                    max_objects: check_max_objects(r.max_objects).map_err(|m| invalid(&section, "max_objects", m))?,
-                })
-            };
-            let only = |key: &str, set: bool, kind: IdpKind| -> Result<(), ConfigError> {
-                if set && r.kind != kind {
-                    return Err(invalid(&section, key, format!("applies only to kind = \"{}\"", kind.as_str())));
-                }
-                Ok(())
-            };
-            only("org_id", r.org_id.is_some(), IdpKind::Jumpcloud)?;
-            only("auth", r.auth.is_some(), IdpKind::Okta)?;
-            only("tenant_id", r.tenant_id.is_some(), IdpKind::Entra)?;
-            only("client_id", r.client_id.is_some(), IdpKind::Entra)?;
-            only("token_url", r.token_url.is_some(), IdpKind::Entra)?;
-            let client_credentials = match r.client_id {
-                None => None,
-                Some(client_id) => {
-                    let token_url = match (r.token_url, r.tenant_id) {
-                        (Some(url), _) => {
-                            check_url(&url).map_err(|m| invalid(&section, "token_url", m))?;
-                            url
-                        }
-                        (None, Some(tenant)) => format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"),
-                        (None, None) => {
-                            return Err(invalid(
-                                &section,
-                                "tenant_id",
-                                "client_id needs `tenant_id` (or `token_url`) to find the token endpoint".into(),
-                            ))
-                        }
-                    };
-                    Some(ClientCredentials { client_id, token_url })
-                }
-            };
-            let settings = match kind {
-                IdpKind::File => IdpSettings::File {
-                    path: relative(
-                        r.path
-                            .ok_or_else(|| invalid(&section, "path", "a `file` IdP needs `path`, the JSON snapshot to read".into()))?,
-                    ),
-                },
-                IdpKind::Jumpcloud => IdpSettings::Jumpcloud {
-                    http: connection()?,
-                    org_id: r.org_id,
-                },
-                IdpKind::Okta => IdpSettings::Okta {
-                    http: connection()?,
-                    auth: r.auth.unwrap_or_default(),
-                },
-                IdpKind::Entra => IdpSettings::Entra {
-                    http: connection()?,
-                    client_credentials,
-                },
-                IdpKind::Scim => IdpSettings::Scim { http: connection()? },
-            };
-            idps.push(IdpConfig { name, settings });
+            idps.push(sections.idp(name, r)?);
         }
-
         let mut apps = Vec::new();
         for (name, r) in raw.app {
-            let section = format!("app.{name}");
-            check_name(&name).map_err(|m| invalid(&section, "(name)", m))?;
-            if !idps.iter().any(|i| i.name == r.idp) {
-                let known: Vec<_> = idps.iter().map(|i| i.name.as_str()).collect();
-                return Err(invalid(
-                    &section,
-                    "idp",
-                    format!("no [idp.{}] section (known: {})", r.idp, list_or_none(&known)),
-                ));
-            }
-            check_url(&r.base_url).map_err(|m| invalid(&section, "base_url", m))?;
-            if !BUILTIN_PROFILES.contains(&r.profile.as_str()) && !r.profile.ends_with(".toml") {
-                return Err(invalid(
-                    &section,
-                    "profile",
-                    format!(
-                        "'{}' is neither a built-in profile ({}) nor a path to a .toml file",
-                        r.profile,
-                        BUILTIN_PROFILES.join(", ")
-                    ),
-                ));
-            }
-            let max_deactivations = match r.max_deactivations {
-                None => None,
-                Some(toml::Value::Integer(n)) if n >= 0 => Some(DeactivationLimit::Count(n as u64)),
-                Some(toml::Value::String(s)) => Some(DeactivationLimit::parse(&s).map_err(|m| invalid(&section, "max_deactivations", m))?),
-                Some(other) => {
-                    return Err(invalid(
-                        &section,
-                        "max_deactivations",
-                        format!("expected a count or a percentage string like \"10%\", found {other}"),
-                    ))
-                }
-            };
-            let match_keys = r
-                .match_keys
-                .unwrap_or_else(|| vec![MatchKey::ExternalId, MatchKey::UserName, MatchKey::Email]);
-            if match_keys.is_empty() {
-                return Err(invalid(
-                    &section,
-                    "match",
-                    "needs at least one of externalId, userName, email".into(),
-                ));
-            }
-            if r.idp_app_id.is_none() && r.groups.is_empty() {
-                return Err(invalid(&section, "groups", "no bound groups: set `groups = [\"…\"]` or `idp_app_id`, or no IdP user is in scope and every account would be orphaned".into()));
-            }
-            let profile = if r.profile.ends_with(".toml") {
-                relative(PathBuf::from(&r.profile)).display().to_string()
-            } else {
-                r.profile
-            };
-            apps.push(AppConfig {
-                http: HttpSettings {
-                    base_url: r.base_url.trim_end_matches('/').to_string(),
-                    token: token_source(r.token_env, r.token_file.map(relative)).map_err(|m| invalid(&section, "token_env", m))?,
-                    page_size: check_page_size(r.page_size).map_err(|m| invalid(&section, "page_size", m))?,
-                    concurrency: check_concurrency(r.concurrency).map_err(|m| invalid(&section, "concurrency", m))?,
-                    max_objects: check_max_objects(r.max_objects).map_err(|m| invalid(&section, "max_objects", m))?,
-                },
-                name,
-                idp: r.idp,
-                profile,
-                idp_app_id: r.idp_app_id,
-                groups: r.groups,
-                manage_groups: r.manage_groups,
-                match_keys,
-                on_unassign: r.on_unassign,
-                max_deactivations,
-                roles: r.roles,
-                reactivate_by_email: r.reactivate_by_email,
-            });
+            apps.push(sections.app(name, r, &idps)?);
         }
 
         let store = raw.store.map(relative).unwrap_or_else(|| base_dir.join("scimsync.db"));
@@ -602,73 +333,8 @@ impl Config {
     }
 }
 
-fn list_or_none(items: &[&str]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(format!("connection name '{name}' may hold only letters, digits, '_' and '-'"));
-    }
-    Ok(())
-}
-
-/// An http(s) URL without credentials in it. The error never repeats a URL that holds
-/// credentials: a password in `https://user:pass@host` belongs in `token_env` or `token_file`,
-/// and would otherwise be stored in `sources.base_url` and printed by `status`.
-fn check_url(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        let host = parsed.host_str().unwrap_or_default();
-        return Err(format!(
-            "the URL for {host} holds credentials (user:password@); put the token in token_env or token_file instead"
-        ));
-    }
-    match parsed.scheme() {
-        "http" | "https" => Ok(()),
-        other => Err(format!("'{url}': scheme '{other}' is not http or https")),
-    }
-}
-
-fn check_max_objects(v: Option<u64>) -> Result<u64, String> {
-    match v {
-        None => Ok(crate::paging::DEFAULT_MAX_OBJECTS),
-        Some(0) => Err("must be at least 1".into()),
-        Some(n) => Ok(n),
-    }
-}
-
-fn check_page_size(v: Option<u32>) -> Result<u32, String> {
-    match v {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(0) => Err("must be at least 1".into()),
-        Some(n) => Ok(n),
-    }
-}
-
-fn check_concurrency(v: Option<usize>) -> Result<usize, String> {
-    match v {
-        None => Ok(DEFAULT_CONCURRENCY),
-        Some(n) if (1..=64).contains(&n) => Ok(n),
-        Some(n) => Err(format!("{n} is outside 1..=64")),
-    }
-}
-
-fn token_source(env: Option<String>, file: Option<PathBuf>) -> Result<TokenSource, String> {
-    match (env, file) {
-        (Some(_), Some(_)) => Err("set either token_env or token_file, not both".into()),
-        (Some(v), None) => Ok(TokenSource::Env(v)),
-        (None, Some(p)) => Ok(TokenSource::File(p)),
-        (None, None) => Ok(TokenSource::None),
-    }
-}
-
 /// The commented example `scimsync init` writes.
-pub const EXAMPLE: &str = include_str!("config/example.toml");
+pub const EXAMPLE: &str = include_str!("example.toml");
 
 #[cfg(test)]
 mod tests {
