@@ -360,6 +360,27 @@ impl Http {
         }
     }
 
+    /// `resp` when it is a success (2xx); else the error naming the request, its status, its
+    /// attempts and the server's detail (the one rule for "a non-2xx answer is an error").
+    /// The error is the one every request of this module returns (the async ones are not
+    /// linted for its size; boxing it here alone would gain nothing).
+    #[allow(clippy::result_large_err)]
+    pub fn success(&self, method: &Method, url: &str, resp: Response) -> Result<Response, HttpError> {
+        if resp.is_success() {
+            return Ok(resp);
+        }
+        Err(self.error(
+            method,
+            url,
+            HttpErrorKind::Status {
+                status: resp.status,
+                attempts: resp.attempts,
+                detail: detail_of(&resp.body),
+                body: resp.body,
+            },
+        ))
+    }
+
     /// Send a request, retrying what is retryable and following same-origin redirects of a GET
     /// or HEAD (see the module doc). Returns the final response whatever its status; only
     /// transport failures, exhausted retries on retryable statuses and refused redirects are

@@ -13,6 +13,7 @@ use crate::model::User;
 use crate::source::{self, Created};
 use crate::store::Store;
 
+/// Whether an app account already has an IdP user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportStatus {
@@ -22,26 +23,40 @@ pub enum ImportStatus {
     Imported,
 }
 
+/// One app account.
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
+    /// New or imported.
     pub status: ImportStatus,
+    /// Its userName.
     pub user_name: Option<String>,
+    /// Its email.
     pub email: Option<String>,
+    /// Its displayName.
     pub display_name: Option<String>,
+    /// Active in the app.
     pub active: bool,
+    /// The IdP user it is linked to.
     pub idp_user: Option<String>,
+    /// How it was matched (`externalId`, `userName`, `email`).
     pub matched_by: Option<String>,
+    /// The account as the app has it (for creation).
     #[serde(skip)]
     pub account: User,
 }
 
+/// An app's accounts as import candidates.
 #[derive(Debug, Serialize)]
 pub struct ImportList {
+    /// The app.
     pub app: String,
+    /// Its IdP's source name.
     pub idp: String,
     /// The plan run whose correlation this list reflects.
     pub plan_run: i64,
+    /// The IdP groups the app is bound to.
     pub bound_groups: Vec<String>,
+    /// Every account.
     pub accounts: Vec<Candidate>,
 }
 
@@ -55,9 +70,13 @@ impl ImportList {
 /// The outcome of creating one account in the IdP.
 #[derive(Debug, Serialize)]
 pub struct CreateOutcome {
+    /// The account's userName.
     pub user_name: Option<String>,
+    /// The IdP user created.
     pub idp_id: Option<String>,
+    /// What the admin should know (Okta: STAGED).
     pub note: Option<String>,
+    /// Why it failed.
     pub error: Option<String>,
 }
 

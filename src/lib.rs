@@ -24,17 +24,26 @@
 //! `scimsync-emulator` crate (`crates/emulator`), which the binary, the tests and the benchmarks
 //! use and the library does not.
 
+#![warn(missing_docs)]
+
 pub mod apply;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod audit;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod config;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod engine;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod gen;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod http;
 pub mod import;
 pub mod memory;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod model;
 pub mod paging;
 pub mod plan;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod profile;
 pub mod pull;
 pub mod reconcile;
@@ -43,6 +52,7 @@ pub mod scim;
 pub mod secret;
 pub mod source;
 pub mod sp;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod store;
 pub mod terminal;
 pub mod time;

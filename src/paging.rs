@@ -35,6 +35,7 @@ pub struct PageGuard {
 }
 
 impl PageGuard {
+    /// A guard for one listing that may hold at most `max_objects`.
     pub fn new(max_objects: u64) -> PageGuard {
         PageGuard {
             max_objects,

@@ -13,9 +13,13 @@ use crate::store::{SnapshotCounts, SourceInfo, Store, StoreError};
 /// The outcome of pulling one source.
 #[derive(Debug)]
 pub struct PullOutcome {
+    /// The source (`idp.NAME`, `app.NAME`).
     pub source: String,
+    /// Its pull run.
     pub run_id: i64,
+    /// How long it took.
     pub seconds: f64,
+    /// What the snapshot held, or why the pull failed.
     pub result: Result<SnapshotCounts, String>,
 }
 

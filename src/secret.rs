@@ -25,6 +25,7 @@ impl Secret {
         Secret(value)
     }
 
+    /// The value, for the one place it is sent (a header, a form).
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -100,6 +101,7 @@ pub struct RedactingWriter<W: std::io::Write> {
 }
 
 impl<W: std::io::Write> RedactingWriter<W> {
+    /// A writer that redacts every line before `inner` sees it.
     pub fn new(inner: W) -> Self {
         RedactingWriter { inner, buf: Vec::new() }
     }

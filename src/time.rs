@@ -1,10 +1,12 @@
 //! Timestamps as stored: RFC 3339 UTC with microseconds, so text order is time order.
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// Now, in the stored form.
 pub fn now() -> String {
     format(Utc::now())
 }
 
+/// `t` in the stored form.
 pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

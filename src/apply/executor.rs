@@ -20,39 +20,58 @@ use crate::sp::ScimClient;
 use crate::store::Store;
 use crate::vocab::{Action, OpStatus};
 
+/// Why an apply could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// A snapshot the plan was made from is no longer the latest: plan again.
     #[error(
         "plan #{plan_id} is stale: {source_name} was pulled again (pull #{now}; the plan read pull #{planned}). Run `scimsync plan` again"
     )]
     Stale {
+        /// The plan.
         plan_id: i64,
+        /// The source whose snapshot moved.
         source_name: String,
+        /// The pull run the plan read.
         planned: i64,
+        /// The latest pull run.
         now: i64,
     },
+    /// The deactivation guard refused: the plan takes away more accounts than allowed.
     #[error("app '{app}': the plan deactivates or deletes {planned} of {accounts} active accounts, more than max_deactivations allows ({allowed}). Nothing was applied; check the plan, then use --force (or raise the limit)")]
     Guard {
+        /// The app.
         app: String,
+        /// Deactivations and deletions planned.
         planned: u64,
+        /// Its active accounts.
         accounts: u64,
+        /// How many it may take away.
         allowed: u64,
     },
+    /// The plan names an app the config does not have.
     #[error("app '{0}' is in the plan but not in the config")]
     UnknownApp(String),
+    /// Reading or writing the store.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Opening an app's client.
     #[error(transparent)]
     Connect(#[from] crate::sp::ConnectError),
+    /// An app's profile.
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
 }
 
+/// How to apply.
 pub struct ApplyOptions {
+    /// Only this app's operations.
     pub app: Option<String>,
     /// Operations in flight at once, per phase (default: the app's `concurrency`).
     pub concurrency: Option<usize>,
+    /// The guard's limit, over the config's.
     pub max_deactivations: Option<DeactivationLimit>,
+    /// Past the guard.
     pub force: bool,
     /// Set (by a signal) to stop starting operations: those in flight finish and are journaled,
     /// the rest stay planned for the next apply.
@@ -68,18 +87,24 @@ impl ApplyOptions {
 /// What an apply did, per app and action.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct ApplyReport {
+    /// The plan applied.
     pub plan_id: i64,
     /// (app, action) → (done, failed, skipped).
     pub counts: BTreeMap<(String, Action), (u64, u64, u64)>,
+    /// One line per failed operation.
     pub failures: Vec<String>,
+    /// Requests sent.
     pub requests: u64,
+    /// How long it took.
     pub seconds: f64,
 }
 
 impl ApplyReport {
+    /// Operations that failed.
     pub fn failed(&self) -> u64 {
         self.counts.values().map(|c| c.1).sum()
     }
+    /// Operations done.
     pub fn done(&self) -> u64 {
         self.counts.values().map(|c| c.0).sum()
     }

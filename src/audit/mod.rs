@@ -3,9 +3,12 @@
 //! accepted, so nothing an auditor types can change the audit record.
 mod catalog;
 pub mod diff;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod html;
 mod limits;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod output;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod reports;
 
 use std::path::Path;

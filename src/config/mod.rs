@@ -12,6 +12,7 @@ use serde::Deserialize;
 mod checks;
 mod raw;
 mod sections;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod token;
 
 use raw::RawConfig;

@@ -2,9 +2,13 @@
 //! Arrow (see [`scan`]), the config becomes a few small tables ([`tables`]), then the SQL under
 //! `queries/` runs: correlation (links), scope, and one query per finding kind. The joins run
 //! in DataFusion, never pushed down into SQLite.
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod columnar;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod planner_inputs;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod scan;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod tables;
 
 use std::collections::HashMap;

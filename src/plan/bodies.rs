@@ -11,7 +11,9 @@ use crate::scim::{GROUP_SCHEMA, USER_SCHEMA};
 /// create in the same plan makes for an IdP user (`{"$idp_user": id}`, resolved by apply).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MemberValue<'a> {
+    /// A linked (or just created) account's app id.
     Account(&'a str),
+    /// The IdP user whose account this plan creates.
     ToCreate(&'a str),
 }
 
@@ -28,15 +30,20 @@ impl Serialize for MemberValue<'_> {
     }
 }
 
+/// One `members` entry.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, PartialEq, Serialize)]
 pub struct Member<'a> {
     pub value: MemberValue<'a>,
 }
 
+/// `members` entries for these values.
 pub fn members<'a>(values: impl IntoIterator<Item = MemberValue<'a>>) -> Vec<Member<'a>> {
     values.into_iter().map(|value| Member { value }).collect()
 }
 
+/// One `emails` entry.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, PartialEq, Serialize)]
 pub struct Email<'a> {
     pub primary: bool,
@@ -45,6 +52,8 @@ pub struct Email<'a> {
     pub value: String,
 }
 
+/// One `phoneNumbers` entry.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, PartialEq, Serialize)]
 pub struct Phone {
     #[serde(rename = "type")]
@@ -52,6 +61,8 @@ pub struct Phone {
     pub value: String,
 }
 
+/// One `roles` entry.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, PartialEq, Serialize)]
 pub struct Role<'a> {
     pub primary: bool,
@@ -62,11 +73,17 @@ pub struct Role<'a> {
 #[derive(Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum PatchValue<'a> {
+    /// A string attribute.
     Text(String),
+    /// `active`.
     Flag(bool),
+    /// The primary email.
     Emails([Email<'a>; 1]),
+    /// The work phone.
     Phones([Phone; 1]),
+    /// The primary role.
     Roles([Role<'a>; 1]),
+    /// Members to add.
     Members(Vec<Member<'a>>),
 }
 
@@ -82,6 +99,7 @@ pub fn add_members(values: Vec<Member<'_>>) -> PatchOp<'_> {
 }
 
 /// POST /Groups.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewGroup<'a> {
@@ -93,6 +111,7 @@ pub struct NewGroup<'a> {
 }
 
 impl<'a> NewGroup<'a> {
+    /// A new group with these members (`externalId` when the profile sends it).
     pub fn new(display_name: &'a str, external_id: Option<&'a str>, members: Vec<Member<'a>>) -> NewGroup<'a> {
         NewGroup {
             display_name,
@@ -104,6 +123,7 @@ impl<'a> NewGroup<'a> {
 }
 
 /// PUT /Groups/{id}: the whole group.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WholeGroup<'a> {
@@ -114,6 +134,7 @@ pub struct WholeGroup<'a> {
 }
 
 impl<'a> WholeGroup<'a> {
+    /// The group `id` as it should be.
     pub fn new(id: &'a str, display_name: &'a str, members: Vec<Member<'a>>) -> WholeGroup<'a> {
         WholeGroup {
             display_name,
@@ -124,6 +145,8 @@ impl<'a> WholeGroup<'a> {
     }
 }
 
+/// The `name` complex attribute.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Name<'a> {
@@ -136,12 +159,14 @@ pub struct Name<'a> {
 }
 
 impl Name<'_> {
+    /// No part of the name is set.
     pub fn is_empty(&self) -> bool {
         self.family_name.is_none() && self.formatted.is_none() && self.given_name.is_none()
     }
 }
 
 /// POST /Users.
+#[allow(missing_docs)] // the fields are the SCIM attributes they serialise as
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewUser<'a> {
@@ -165,6 +190,7 @@ pub struct NewUser<'a> {
 }
 
 impl<'a> NewUser<'a> {
+    /// An active user with only its userName; the planner fills the rest.
     pub fn new(user_name: String) -> NewUser<'a> {
         NewUser {
             active: true,

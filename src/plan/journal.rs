@@ -14,19 +14,29 @@ use crate::vocab::OpStatus;
 /// One journal row: the operation and what happened to it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JournalEntry {
+    /// The operation.
     pub op: Operation,
+    /// Where it stands.
     pub status: OpStatus,
+    /// The app's last answer.
     pub http_status: Option<i64>,
+    /// How many times it was claimed.
     pub attempts: i64,
+    /// Why it failed, when it did.
     pub error: Option<String>,
+    /// The id the app gave what it created.
     pub result_id: Option<String>,
 }
 
 /// How an operation ended.
 pub struct Finish<'a> {
+    /// `done`, `failed` or `skipped`.
     pub status: OpStatus,
+    /// The app's answer, when there was one.
     pub http_status: Option<u16>,
+    /// Why it failed.
     pub error: Option<&'a str>,
+    /// The id of what it created.
     pub result_id: Option<&'a str>,
 }
 

@@ -13,12 +13,19 @@ use crate::vocab::{Action, FindingKind, Method};
 pub mod phase {
     /// Quip: give a disabled account's email away before a new account takes it.
     pub const RELEASE: u8 = 1;
+    /// POST /Users.
     pub const CREATE_USERS: u8 = 2;
+    /// Reactivations, before anything names the accounts.
     pub const REACTIVATE: u8 = 3;
+    /// POST /Groups (with the members that exist by then).
     pub const CREATE_GROUPS: u8 = 4;
+    /// Renames and member changes.
     pub const GROUPS: u8 = 5;
+    /// Attribute and role changes.
     pub const UPDATE_USERS: u8 = 6;
+    /// Deactivations and deletions of accounts.
     pub const DEACTIVATE: u8 = 7;
+    /// Deletions of groups, last.
     pub const DELETE_GROUPS: u8 = 8;
 }
 
@@ -30,18 +37,27 @@ pub const IDP_USER_REF: &str = "$idp_user";
 /// One SCIM write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operation {
+    /// Its number in the plan, across apps: the order `apply` runs it in.
     pub seq: i64,
+    /// The app it writes to.
     pub app: String,
+    /// Its phase ([`phase`]).
     pub phase: u8,
+    /// What it does.
     pub action: Action,
+    /// How it is sent.
     pub method: Method,
     /// Relative to the app's base URL: `Users`, `Users/{id}`, `Groups/{id}`.
     pub path: String,
+    /// What it sends; IdP users it names are `{"$idp_user": id}` until `apply` resolves them.
     pub body: Option<Body>,
     /// The finding kind this corrects.
     pub finding: FindingKind,
+    /// Whom or what it is about, for people (a login, a group name).
     pub subject: Option<String>,
+    /// The IdP object it is for.
     pub idp_id: Option<String>,
+    /// The app object it writes, when it exists.
     pub sp_id: Option<String>,
 }
 
@@ -64,6 +80,7 @@ impl Operation {
         matches!(self.action, Action::UserDeactivate | Action::UserDelete)
     }
 
+    /// Operations that create an object (and link it).
     pub fn creates(&self) -> bool {
         matches!(self.action, Action::UserCreate | Action::GroupCreate)
     }
@@ -87,6 +104,7 @@ impl Body {
         RawValue::from_string(text).map(Body)
     }
 
+    /// The JSON text.
     pub fn text(&self) -> &str {
         self.0.get()
     }
@@ -114,10 +132,13 @@ impl std::fmt::Display for Body {
 /// operations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The plan run it was made by.
     pub plan_id: i64,
+    /// When.
     pub created_at: String,
     /// Source name → the pull run the plan read.
     pub snapshots: BTreeMap<String, i64>,
+    /// Its operations, in the order they run.
     pub operations: Vec<Operation>,
 }
 

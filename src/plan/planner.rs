@@ -15,7 +15,9 @@ use crate::store::{Result, Store};
 
 /// One app to plan.
 pub struct AppPlanning<'a> {
+    /// Its config section.
     pub config: &'a AppConfig,
+    /// Its profile, narrowed by its ServiceProviderConfig.
     pub profile: &'a Profile,
     /// IdP group id → its members' IdP ids, for the groups this plan creates (the engine's).
     pub new_group_members: &'a HashMap<String, Vec<String>>,
@@ -30,6 +32,7 @@ pub struct AppPlanning<'a> {
 /// What planning one app produced.
 #[derive(Debug, Default)]
 pub struct AppOperations {
+    /// The operations, numbered.
     pub operations: Vec<Operation>,
     /// Findings that could not become an operation, and why.
     pub warnings: Vec<String>,

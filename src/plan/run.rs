@@ -14,27 +14,38 @@ use crate::store::{PullState, Store, StoreError};
 /// One app as planned: the snapshots used and what may limit the plan.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AppPlanInfo {
+    /// The app.
     pub app: String,
+    /// Its IdP's pulls.
     pub idp: PullState,
+    /// Its own pulls.
     pub sp: PullState,
+    /// Every bound group resolved: deactivations for leaving the scope may be planned.
     pub scope_complete: bool,
     /// Why the app was not planned, when it was not.
     pub skipped: Option<String>,
+    /// What people should know about this plan of it.
     pub warnings: Vec<String>,
 }
 
+/// A plan run's results.
 #[derive(Debug, serde::Serialize)]
 pub struct PlanOutcome {
+    /// The plan run (and plan) id.
     pub run_id: i64,
+    /// Each selected app, planned or not.
     pub apps: Vec<AppPlanInfo>,
+    /// Every finding, in their total order.
     pub findings: Vec<Finding>,
     /// The SCIM operations that correct the findings, in the order `apply` runs them.
     pub operations: Vec<Operation>,
+    /// Seconds per stage (`-v plan`).
     #[serde(skip)]
     pub timings: Vec<(String, f64)>,
 }
 
 impl PlanOutcome {
+    /// Findings that call for a change in an app.
     pub fn pending(&self) -> usize {
         self.findings.iter().filter(|f| f.kind.is_actionable()).count()
     }

@@ -23,46 +23,68 @@ pub use object::{reconcile_object, ObjectReconcile, Target};
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum AppState {
+    /// Nothing to do: the app matches the IdP.
     InSync,
+    /// Planned and applied.
     Applied {
+        /// Operations done.
         done: u64,
+        /// Operations failed.
         failed: u64,
     },
     /// The deactivation guard refused (a person decides; not a failure).
     Blocked {
+        /// Why.
         reason: String,
     },
     /// A pull of either side failed this cycle: nothing applied from an old snapshot.
     PullFailed {
+        /// The pull's error.
         error: String,
     },
+    /// Not planned (no complete pull of both sides, an apply since the last pull).
     NotPlanned {
+        /// Why.
         reason: String,
     },
+    /// Sat the cycle out: failing cycles quarantined it.
     Quarantined {
+        /// Until when.
         until: String,
     },
     /// Planned and applied, but with an incomplete scope: the deactivations a loss of scope
     /// would cause were withheld (a person fixes `groups` or the IdP).
     HeldBack {
+        /// Operations done.
         done: u64,
+        /// Operations failed.
         failed: u64,
+        /// Why deactivations were withheld.
         reason: String,
     },
 }
 
+/// One app's cycle.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AppCycle {
+    /// The app.
     pub app: String,
+    /// What happened.
     pub state: AppState,
+    /// Its findings, by kind.
     pub findings: BTreeMap<crate::vocab::FindingKind, u64>,
+    /// Its planned operations.
     pub operations: u64,
+    /// Cycles failed in a row.
     pub consecutive_failures: i64,
+    /// The last cycle that succeeded.
     pub last_success_at: Option<String>,
+    /// Until when it is quarantined.
     pub quarantined_until: Option<String>,
 }
 
 impl AppCycle {
+    /// One line for people.
     pub fn summary(&self) -> String {
         let n: u64 = self.findings.values().sum();
         match &self.state {
@@ -96,12 +118,18 @@ impl AppCycle {
     }
 }
 
+/// One cycle.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CycleReport {
+    /// Its plan, when it made one.
     pub plan_id: Option<i64>,
+    /// Each app.
     pub apps: Vec<AppCycle>,
+    /// Seconds pulling.
     pub pull_seconds: f64,
+    /// Seconds planning.
     pub plan_seconds: f64,
+    /// Seconds applying.
     pub apply_seconds: f64,
 }
 
@@ -132,10 +160,15 @@ impl CycleReport {
     }
 }
 
+/// What a cycle does.
 pub struct CycleOptions {
+    /// Only this app.
     pub app: Option<String>,
+    /// The guard's limit, over the config's.
     pub max_deactivations: Option<DeactivationLimit>,
+    /// Past the guard.
     pub force: bool,
+    /// Set to stop between apps.
     pub stop: Option<Arc<AtomicBool>>,
     /// Consecutive failed cycles after which an app is quarantined.
     pub quarantine_after: i64,

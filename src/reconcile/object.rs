@@ -29,12 +29,19 @@ impl std::fmt::Display for Target<'_> {
 /// What a single-object reconcile did.
 #[derive(Debug, serde::Serialize)]
 pub struct ObjectReconcile {
+    /// The app.
     pub app: String,
+    /// The user or group, as given.
     pub object: String,
+    /// The findings about it.
     pub findings: Vec<crate::engine::Finding>,
+    /// Operations applied for it.
     pub operations: u64,
+    /// Done.
     pub done: u64,
+    /// Failed.
     pub failed: u64,
+    /// Why the guard refused, when it did.
     pub blocked: Option<String>,
     /// What the refresh could not cover (members new to the store and not found, …).
     pub notes: Vec<String>,

@@ -2,12 +2,16 @@
 //! or a number (as some SPs send), and every field may be missing.
 use serde::{Deserialize, Deserializer};
 
+/// A SCIM error response (RFC 7644 §3.12).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct ScimErrorBody {
+    /// The HTTP status it repeats (a string or a number, as servers differ).
     #[serde(default, deserialize_with = "status_any")]
     pub status: Option<u16>,
+    /// `uniqueness`, `invalidFilter`, `mutability`, …
     #[serde(default, rename = "scimType")]
     pub scim_type: Option<String>,
+    /// The server's words.
     #[serde(default)]
     pub detail: Option<String>,
 }

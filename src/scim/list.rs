@@ -7,12 +7,16 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+/// One page of a ListResponse (RFC 7644 §3.4.2).
 #[derive(Debug, Deserialize)]
 pub struct ListPage {
+    /// `totalResults`.
     #[serde(rename = "totalResults", alias = "totalresults", alias = "TotalResults")]
     pub total_results: Option<u64>,
+    /// `startIndex`.
     #[serde(rename = "startIndex", alias = "startindex")]
     pub start_index: Option<u64>,
+    /// `itemsPerPage`.
     #[serde(rename = "itemsPerPage", alias = "itemsperpage")]
     pub items_per_page: Option<u64>,
     /// Tolerated absent when `totalResults` is 0 (§3.4.2).
@@ -21,6 +25,7 @@ pub struct ListPage {
 }
 
 impl ListPage {
+    /// Parse a page; the error says what is missing or wrong.
     pub fn parse(body: &[u8]) -> Result<ListPage, String> {
         let page: ListPage = serde_json::from_slice(body).map_err(|e| format!("not a SCIM ListResponse: {e}"))?;
         if page.total_results.is_none() {
@@ -34,7 +39,9 @@ impl ListPage {
 #[derive(Debug, Clone)]
 pub struct Scan {
     total: Option<u64>,
+    /// Resources received so far.
     pub collected: u64,
+    /// Pages received so far.
     pub pages: u64,
 }
 
@@ -45,6 +52,7 @@ impl Default for Scan {
 }
 
 impl Scan {
+    /// A scan before its first page.
     pub fn new() -> Scan {
         Scan {
             total: None,
@@ -53,6 +61,7 @@ impl Scan {
         }
     }
 
+    /// The total the first page announced.
     pub fn total(&self) -> Option<u64> {
         self.total
     }

@@ -31,7 +31,10 @@ pub struct Write<'a> {
 pub enum Next {
     /// The write took. `id`: the created resource's, for a create whose answer names it (RFC
     /// 7644 §3.3: the answer to a create is the resource as created).
-    Done { id: Option<String> },
+    Done {
+        /// The created resource's id.
+        id: Option<String>,
+    },
     /// The app accepted a create but its answer names no id (empty, truncated, not JSON):
     /// whether the resource exists is unknown until it is looked up by its key.
     LookUpCreated,
@@ -45,7 +48,12 @@ pub enum Next {
     ReadAgainAndRetry,
     /// A 2xx whose answer (the resource as written, RFC 7644 §3.5.1) lacks `missing` of the
     /// members the write sent: the app did not take them.
-    MembersIgnored { id: Option<String>, missing: usize },
+    MembersIgnored {
+        /// The created resource's id.
+        id: Option<String>,
+        /// How many of the members sent the answer lacks.
+        missing: usize,
+    },
     /// Anything else: the write failed with this status.
     Fail,
 }

@@ -8,20 +8,27 @@ use serde_json::{json, Value};
 use super::filter::json_string;
 use super::PATCH_SCHEMA;
 
+/// A PATCH operation's `op`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
+    /// §3.5.2.1.
     Add,
+    /// §3.5.2.2.
     Remove,
+    /// §3.5.2.3.
     Replace,
 }
 
 /// One PATCH operation; `V` is what its value is made of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Operation<V = Value> {
+    /// What it does.
     pub op: Op,
+    /// Where (an attribute path; absent: the resource).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The value it adds or sets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<V>,
 }
@@ -58,8 +65,10 @@ impl<V> Operation<V> {
 /// A PatchOp request body (§3.5.2): its operations, in order.
 #[derive(Debug, Serialize)]
 pub struct Request<V> {
+    /// The operations, in order.
     #[serde(rename = "Operations")]
     pub operations: Vec<Operation<V>>,
+    /// `urn:ietf:params:scim:api:messages:2.0:PatchOp`.
     pub schemas: [&'static str; 1],
 }
 

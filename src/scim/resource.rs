@@ -12,8 +12,11 @@ use crate::model::{Group, User};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{object}: field '{field}': {message}")]
 pub struct ResourceError {
+    /// The resource: its id, else its position.
     pub object: String,
+    /// The field, as a path (`emails[0].value`).
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -77,6 +80,7 @@ fn object(raw: &str, kind: &str) -> Result<(Map<String, Value>, String), Resourc
     Ok((obj, id))
 }
 
+/// A SCIM User resource (its JSON text) as the model's user.
 pub fn parse_user(raw: &str) -> Result<User, ResourceError> {
     let mut user = user_fields(raw)?;
     user.raw = raw.to_string();

@@ -2,47 +2,64 @@
 //! SP supports. Unknown or missing sections default to "not supported".
 use serde::{Deserialize, Serialize};
 
+/// A feature the SP says it supports or not.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct Supported {
+    /// Whether it does.
     #[serde(default)]
     pub supported: bool,
 }
 
+/// `filter`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct FilterSupport {
+    /// Whether it does.
     #[serde(default)]
     pub supported: bool,
+    /// The most results a filtered list returns.
     #[serde(rename = "maxResults", default)]
     pub max_results: Option<u64>,
 }
 
+/// `bulk`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct BulkSupport {
+    /// Whether it does.
     #[serde(default)]
     pub supported: bool,
+    /// The most operations per request.
     #[serde(rename = "maxOperations", default)]
     pub max_operations: Option<u64>,
+    /// The largest request.
     #[serde(rename = "maxPayloadSize", default)]
     pub max_payload_size: Option<u64>,
 }
 
+/// `/ServiceProviderConfig` (RFC 7643 §5): what the SP supports.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct ServiceProviderConfig {
+    /// PATCH.
     #[serde(default)]
     pub patch: Supported,
+    /// Bulk.
     #[serde(default)]
     pub bulk: BulkSupport,
+    /// Filters.
     #[serde(default)]
     pub filter: FilterSupport,
+    /// Sorting.
     #[serde(default)]
     pub sort: Supported,
+    /// ETags and `If-Match`.
     #[serde(default)]
     pub etag: Supported,
+    /// Password changes.
     #[serde(rename = "changePassword", default)]
     pub change_password: Supported,
 }
 
 impl ServiceProviderConfig {
+    /// Parse the SP's answer; the error says what is wrong.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(body).map_err(|e| format!("not a ServiceProviderConfig: {e}"))
     }

@@ -34,6 +34,7 @@ use super::{required, Created, IdpSource, Progress, SourceError};
 const USER_SELECT: &str =
     "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones";
 
+/// The Microsoft Entra ID connector (Graph: users and groups by delta rounds, app role assignments).
 pub struct Entra {
     name: String,
     base: String,

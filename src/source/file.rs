@@ -20,6 +20,7 @@ use crate::model::{Group, Memberships, Snapshot, User};
 
 use super::{IdpSource, Progress, SourceError};
 
+/// The `file` IdP: a JSON document read whole.
 pub struct FileIdp {
     name: String,
     path: PathBuf,

@@ -27,6 +27,7 @@ use super::{required, Created, IdpSource, Progress, SourceError};
 const LIMIT: usize = 100;
 const SCAN_ATTEMPTS: usize = 3;
 
+/// The JumpCloud connector (v1 systemusers, v2 groups, members and app associations).
 pub struct JumpCloud {
     api: Api,
     v1: String,

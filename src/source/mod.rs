@@ -18,32 +18,61 @@ use crate::http::HttpError;
 use crate::model::{Baseline, Binding, Group, Snapshot};
 use crate::scim::resource::ResourceError;
 
+/// Why a source could not be read (or written, on import); names the source.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The transport or an answer's status.
     #[error(transparent)]
     Http(Box<HttpError>),
+    /// A resource that does not parse.
     #[error("{source_name}: {url}: {error}")]
     Resource {
+        /// The source.
         source_name: String,
+        /// Where it was read.
         url: String,
+        /// What is wrong.
         error: Box<ResourceError>,
     },
+    /// A `file` IdP's document.
     #[error("{source_name}: file '{path}': {message}")]
     File {
+        /// The source.
         source_name: String,
+        /// The file.
         path: String,
+        /// What is wrong.
         message: String,
     },
+    /// The config (a token that cannot be read).
     #[error(transparent)]
     Config(Box<ConfigError>),
+    /// Something this source cannot do, or a client that cannot be built.
     #[error("{source_name}: {message}")]
-    Unsupported { source_name: String, message: String },
+    Unsupported {
+        /// The source.
+        source_name: String,
+        /// What.
+        message: String,
+    },
     /// The source refused the incremental cursor (expired, unknown): a full pull is needed.
     #[error("{source_name}: {message}")]
-    Resync { source_name: String, message: String },
+    Resync {
+        /// The source.
+        source_name: String,
+        /// Its words.
+        message: String,
+    },
     /// A response that is not what the API promises; names the URL, the object and the field.
     #[error("{source_name}: {url}: {message}")]
-    Response { source_name: String, url: String, message: String },
+    Response {
+        /// The source.
+        source_name: String,
+        /// The request.
+        url: String,
+        /// The object, the field and what is wrong.
+        message: String,
+    },
 }
 
 impl From<HttpError> for SourceError {
@@ -152,6 +181,7 @@ pub trait IdpSource: Send + Sync {
 /// A user an IdP created on import.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Created {
+    /// Its id in the IdP.
     pub id: String,
     /// The state it was created in, when that needs the admin's attention (Okta: STAGED).
     pub note: Option<String>,
@@ -210,7 +240,9 @@ pub fn bindings_by_name(app: &AppConfig, groups: &[Group]) -> Vec<Binding> {
 /// What [`find_user`] reads of a user: a whole one (a search API's answer) or a snapshot's
 /// packed one (the full-pull fallback, which so unpacks only the user found).
 pub trait Login {
+    /// Its userName (or login).
     fn user_name(&self) -> Option<&str>;
+    /// Its email.
     fn email(&self) -> Option<&str>;
 }
 
@@ -262,6 +294,7 @@ pub fn find_group(groups: Vec<Group>, name: &str) -> Option<Group> {
     folded
 }
 
+/// The connector an IdP section names, with exactly its kind's settings.
 pub fn idp_source(idp: &IdpConfig) -> Result<Box<dyn IdpSource>, SourceError> {
     let name = idp.source_name();
     match &idp.settings {

@@ -29,6 +29,7 @@ use super::{required, Created, IdpSource, Progress, SourceError};
 
 const EPOCH: &str = "1970-01-01T00:00:00.000Z";
 
+/// The Okta connector (users and groups with `Link` paging; changes since a time).
 pub struct Okta {
     api: Api,
     base: String,

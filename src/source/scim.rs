@@ -10,6 +10,7 @@ use crate::sp::ScimClient;
 use super::app::{pull_scim, scim_client};
 use super::{IdpSource, Progress, SourceError};
 
+/// A SCIM 2.0 service used as the IdP.
 pub struct ScimIdp {
     name: String,
     client: ScimClient,

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use crate::config::HttpSettings as ConnSettings;
-use crate::http::{detail_of, Auth, Http, HttpErrorKind, HttpSettings, Response};
+use crate::http::{Auth, Http, HttpSettings, Response};
 
 use super::SourceError;
 
@@ -69,22 +69,7 @@ impl Api {
         }
         self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = self.http.send(Method::GET, url, headers, None).await?;
-        if !resp.is_success() {
-            return Err(self
-                .http
-                .error(
-                    &Method::GET,
-                    url,
-                    HttpErrorKind::Status {
-                        status: resp.status,
-                        attempts: resp.attempts,
-                        detail: detail_of(&resp.body),
-                        body: resp.body.clone(),
-                    },
-                )
-                .into());
-        }
-        Ok(resp)
+        Ok(self.http.success(&Method::GET, url, resp)?)
     }
 
     /// POST a JSON body to `url` (on the configured origin); a non-2xx answer is an error. A
@@ -99,21 +84,7 @@ impl Api {
             .http
             .send(Method::POST, url, &headers, Some(body.to_string().into_bytes().into()))
             .await?;
-        if !resp.is_success() {
-            return Err(self
-                .http
-                .error(
-                    &Method::POST,
-                    url,
-                    HttpErrorKind::Status {
-                        status: resp.status,
-                        attempts: resp.attempts,
-                        detail: detail_of(&resp.body),
-                        body: resp.body.clone(),
-                    },
-                )
-                .into());
-        }
+        let resp = self.http.success(&Method::POST, url, resp)?;
         self.parse(url, &resp.body)
     }
 

@@ -5,7 +5,7 @@ use reqwest::header::{HeaderName, ACCEPT, CONTENT_TYPE, IF_MATCH};
 use reqwest::Method;
 use serde_json::value::RawValue;
 
-use crate::http::{detail_of, Http, HttpError, HttpErrorKind, Response};
+use crate::http::{Http, HttpError, HttpErrorKind, Response};
 use crate::scim::list::{planned_starts, ListPage, Scan};
 use crate::scim::spc::ServiceProviderConfig;
 use crate::scim::MEDIA_TYPE;
@@ -25,6 +25,7 @@ fn collect(out: &mut Vec<Box<RawValue>>, listed: Listed) {
     }
 }
 
+/// A SCIM 2.0 client for one service provider (its base URL and transport).
 #[derive(Clone, Debug)]
 pub struct ScimClient {
     http: Http,
@@ -35,6 +36,7 @@ pub struct ScimClient {
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 impl ScimClient {
+    /// A client for the SP at `base_url` over `http`.
     pub fn new(base_url: &str, http: Http) -> ScimClient {
         ScimClient {
             http,
@@ -42,10 +44,12 @@ impl ScimClient {
         }
     }
 
+    /// The source name it reports errors under (`app.NAME`, `idp.NAME`).
     pub fn source_name(&self) -> &str {
         self.http.source_name()
     }
 
+    /// The absolute URL of `path` (relative to the base URL).
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base_url, path.trim_start_matches('/'))
     }
@@ -82,20 +86,7 @@ impl ScimClient {
     /// GET that must succeed (2xx); anything else becomes an error with the SP's detail.
     pub async fn get_ok(&self, path: &str) -> Result<Bytes, HttpError> {
         let resp = self.request(Method::GET, path, None, None).await?;
-        if !resp.is_success() {
-            let url = self.url(path);
-            return Err(self.http.error(
-                &Method::GET,
-                &url,
-                HttpErrorKind::Status {
-                    status: resp.status,
-                    attempts: resp.attempts,
-                    detail: detail_of(&resp.body),
-                    body: resp.body,
-                },
-            ));
-        }
-        Ok(resp.body)
+        Ok(self.http.success(&Method::GET, &self.url(path), resp)?.body)
     }
 
     /// RFC 7644 §4. An SP without the endpoint (404) is taken to support nothing optional.
@@ -272,18 +263,7 @@ impl ScimClient {
         if_match: Option<&str>,
     ) -> Result<serde_json::Value, HttpError> {
         let resp = self.request(method.clone(), path, body, if_match).await?;
-        if !resp.is_success() {
-            return Err(self.http.error(
-                &method,
-                &self.url(path),
-                HttpErrorKind::Status {
-                    status: resp.status,
-                    attempts: resp.attempts,
-                    detail: detail_of(&resp.body),
-                    body: resp.body,
-                },
-            ));
-        }
+        let resp = self.http.success(&method, &self.url(path), resp)?;
         if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(serde_json::Value::Null);
         }

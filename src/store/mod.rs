@@ -1,14 +1,21 @@
 //! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
 //! (current state plus closed versions), the run records and, later, plans and the journal.
 mod baseline;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod events;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod health;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod import;
 mod links;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod lock;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod pulls;
 mod schema;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod snapshot;
+#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod status;
 
 use std::path::{Path, PathBuf};
