@@ -15,18 +15,26 @@ pub const PLACEHOLDER_APP: &str = "http://127.0.0.1:9/app";
 /// The config's note about its URLs, until `gen --serve` replaces it.
 pub const PLACEHOLDER_NOTE: &str = "the URLs are placeholders; `scimsync gen --serve` serves both sides";
 
+/// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenSpec {
+    /// IdP users.
     pub users: usize,
+    /// IdP groups (the app is bound to 49 in 50).
     pub groups: usize,
+    /// IdP memberships.
     pub memberships: usize,
     /// Fraction of objects given each kind of drift (0.0–0.5).
     pub drift: f64,
+    /// The generator's seed.
     pub seed: u64,
 }
 
+/// A generated IdP and app.
 pub struct Generated {
+    /// The IdP's snapshot.
     pub idp: Snapshot,
+    /// The app's snapshot (with the drift).
     pub app: Snapshot,
     /// Names of the IdP groups bound to the app (every group but one in 50).
     pub bound: Vec<String>,
@@ -53,6 +61,7 @@ fn user(id: String, i: usize, active: bool, title: &str) -> User {
     }
 }
 
+/// Generate the IdP and the app for `spec`.
 pub fn generate(spec: &GenSpec) -> Generated {
     let mut rng = SplitMix::new(spec.seed);
     let per_mille = (spec.drift.clamp(0.0, 0.5) * 1000.0) as u64;
@@ -137,6 +146,7 @@ pub fn generate(spec: &GenSpec) -> Generated {
 /// Per source: its name, what was written, and the seconds it took.
 pub type WriteTimings = Vec<(String, SnapshotCounts, f64)>;
 
+/// Generate, and write both snapshots into a new store under `dir` with its config.
 pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, WriteTimings)> {
     write_generated(spec, dir).map(|(path, timings, _)| (path, timings))
 }

@@ -27,13 +27,11 @@
 #![warn(missing_docs)]
 
 pub mod apply;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod audit;
 #[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod config;
 #[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod engine;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod gen;
 #[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod http;
@@ -43,7 +41,6 @@ pub mod memory;
 pub mod model;
 pub mod paging;
 pub mod plan;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod profile;
 pub mod pull;
 pub mod reconcile;
@@ -52,7 +49,6 @@ pub mod scim;
 pub mod secret;
 pub mod source;
 pub mod sp;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod store;
 pub mod terminal;
 pub mod time;

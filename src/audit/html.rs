@@ -7,9 +7,13 @@ use super::{AuditError, Rows};
 
 /// One report on a page.
 pub struct Section<'a> {
+    /// The report's name (an anchor).
     pub name: &'a str,
+    /// Its heading.
     pub title: &'a str,
+    /// What it answers.
     pub description: &'a str,
+    /// Its rows.
     pub rows: &'a Rows,
 }
 

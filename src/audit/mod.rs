@@ -3,12 +3,9 @@
 //! accepted, so nothing an auditor types can change the audit record.
 mod catalog;
 pub mod diff;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod html;
 mod limits;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod output;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod reports;
 
 use std::path::Path;
@@ -21,16 +18,32 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
+/// Why an auditor query or report could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// No store at the path yet.
     #[error("no store at '{0}' yet; run `scimsync pull` first")]
     NoStore(String),
+    /// The store could not be read.
     #[error("store '{path}': {source}")]
-    Store { path: String, source: rusqlite::Error },
+    Store {
+        /// The store.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A statement that would write (auditors only read).
     #[error("{0}")]
     ReadOnly(String),
+    /// A query that does not plan or run.
     #[error("SQL {origin}: {message}")]
-    Sql { origin: String, message: String },
+    Sql {
+        /// Where the SQL came from (`--file PATH`, `report NAME`, the command line).
+        origin: String,
+        /// The engine's words.
+        message: String,
+    },
+    /// A bad argument (`--at`, a report name, …).
     #[error("{0}")]
     Input(String),
     /// The store cannot be read as it is (a newer schema, a damaged file).
@@ -40,15 +53,19 @@ pub enum AuditError {
 
 /// A result: its schema (also when there are no rows) and its batches.
 pub struct Rows {
+    /// Its columns.
     pub schema: SchemaRef,
+    /// Its rows.
     pub batches: Vec<RecordBatch>,
 }
 
 impl Rows {
+    /// Rows in all.
     pub fn len(&self) -> usize {
         self.batches.iter().map(|b| b.num_rows()).sum()
     }
 
+    /// No rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

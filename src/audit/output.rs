@@ -7,12 +7,18 @@ use clap::ValueEnum;
 
 use super::{AuditError, Rows};
 
+/// How results are written (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// A table for people.
     Table,
+    /// CSV (formula-looking cells quoted, unless `--keep-formulas`).
     Csv,
+    /// One JSON array.
     Json,
+    /// One JSON object per line.
     Ndjson,
+    /// Parquet (a file, with `-o`).
     Parquet,
 }
 

@@ -1,8 +1,11 @@
 //! Saved reports: `queries/reports/NAME.sql`, embedded at build time. Each opens with comment
 //! lines: a title line, then what it shows and its columns. Every report has an `app` column,
 //! which `--app` filters on (keeping the report's order).
+/// A saved report.
 pub struct Report {
+    /// Its name (`report NAME`).
     pub name: &'static str,
+    /// Its SQL over the public schema.
     pub sql: &'static str,
 }
 
@@ -15,6 +18,7 @@ macro_rules! report {
     };
 }
 
+/// Every saved report.
 pub const REPORTS: &[Report] = &[
     report!("access_review"),
     report!("deactivated_but_active"),
@@ -38,6 +42,7 @@ impl Report {
     }
 }
 
+/// The report called `name`.
 pub fn find(name: &str) -> Option<&'static Report> {
     let name = name.trim_end_matches(".sql");
     REPORTS.iter().find(|r| r.name == name)

@@ -36,24 +36,32 @@ pub const ATTRIBUTES: &[&str] = &[
     "timezone",
 ];
 
+/// A profile that cannot be read or is not valid; names it and the key.
 #[derive(Debug, thiserror::Error)]
 #[error("profile {origin}: {message}")]
 pub struct ProfileError {
     /// `built-in 'quip'` or the file's path.
     pub origin: String,
+    /// What is wrong.
     pub message: String,
 }
 
+/// An SP profile: what an app does with SCIM, as the vendor documents it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// Its name (a built-in's, or the file's `name`).
     pub name: String,
     /// Narrow the rules by what the SP's /ServiceProviderConfig says it supports.
     #[serde(default)]
     pub read_service_provider_config: bool,
+    /// Users.
     pub users: UserRules,
+    /// Groups.
     pub groups: GroupRules,
+    /// Roles.
     pub roles: RoleRules,
+    /// Paging.
     pub paging: PagingRules,
     /// The SP answers ETags (`meta.version`) and honours `If-Match` (its ServiceProviderConfig
     /// says so): a read-modify-write PUT sends the version it read. Not a profile key.
@@ -61,6 +69,7 @@ pub struct Profile {
     pub etag: bool,
 }
 
+/// How the app takes users.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserRules {
@@ -75,6 +84,7 @@ pub struct UserRules {
     /// Where the app's userName comes from: the IdP's `userName` or its `email`.
     #[serde(default)]
     pub user_name_from: UserNameFrom,
+    /// The `type` of the email sent.
     #[serde(default = "work")]
     pub email_type: String,
     /// `given_family`: name.formatted is always "givenName familyName".
@@ -96,6 +106,7 @@ pub struct UserRules {
     pub write: UserWrite,
 }
 
+/// How the app takes groups.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GroupRules {
@@ -103,8 +114,10 @@ pub struct GroupRules {
     pub write: GroupWrite,
     /// GET /Groups accepts `filter`; otherwise groups are listed and matched by name here.
     pub filter: bool,
+    /// GET /Groups accepts `sortBy`.
     #[serde(default)]
     pub sort: bool,
+    /// Groups carry an `externalId`.
     #[serde(default)]
     pub external_id: bool,
     /// Member changes per PATCH request.
@@ -112,6 +125,7 @@ pub struct GroupRules {
     pub member_batch: usize,
 }
 
+/// How the app conveys roles.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRules {
@@ -122,6 +136,7 @@ pub struct RoleRules {
     pub settable: Vec<String>,
 }
 
+/// How the app pages lists.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PagingRules {
@@ -253,6 +268,7 @@ impl Profile {
         Profile::parse(&format!("file '{}'", path.display()), &text)
     }
 
+    /// A profile from its TOML text; `origin` names it in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Profile, ProfileError> {
         let err = |message: String| ProfileError {
             origin: origin.to_string(),
@@ -311,6 +327,7 @@ impl Profile {
         self.manages(attribute) || self.users.create_only.iter().any(|a| a == attribute) || attribute == "userName"
     }
 
+    /// True when `attribute` is sent and compared lower-case.
     pub fn lowercases(&self, attribute: &str) -> bool {
         self.users.lowercase.iter().any(|a| a == attribute)
     }

@@ -7,14 +7,23 @@ use super::{Result, Store};
 /// One provisioning event.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Event {
+    /// When.
     pub at: String,
+    /// The JumpCloud Directory Insights name (`user_create_provision`, …).
     pub name: String,
+    /// The app.
     pub app: String,
+    /// Whom or what.
     pub subject: Option<String>,
+    /// `success`, `failure` or `skipped`.
     pub outcome: String,
+    /// The app's answer.
     pub http_status: Option<i64>,
+    /// What happened, in words (redacted).
     pub message: Option<String>,
+    /// The plan.
     pub plan_id: Option<i64>,
+    /// The operation.
     pub seq: Option<i64>,
 }
 

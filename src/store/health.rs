@@ -3,16 +3,23 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store};
 
+/// How an app's reconcile cycles have gone.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct AppHealth {
+    /// The app.
     pub app: String,
+    /// Cycles failed in a row.
     pub consecutive_failures: i64,
+    /// The last failure's error.
     pub last_error: Option<String>,
+    /// The last cycle that succeeded.
     pub last_success_at: Option<String>,
+    /// Until when it sits cycles out.
     pub quarantined_until: Option<String>,
 }
 
 impl Store {
+    /// The health of `app` (a new app's is empty).
     pub fn app_health(&self, app: &str) -> Result<AppHealth> {
         Ok(self
             .conn

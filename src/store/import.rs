@@ -8,8 +8,11 @@ use crate::model::User;
 /// An app account and, when correlation linked it, its IdP user's login and how it matched.
 #[derive(Debug, Clone)]
 pub struct AppAccount {
+    /// The account.
     pub account: User,
+    /// The login of the IdP user it is linked to.
     pub idp_login: Option<String>,
+    /// How it matched.
     pub matched_by: Option<String>,
 }
 

@@ -13,18 +13,32 @@ use rusqlite::params;
 
 use super::{Result, Store};
 
+/// Why the store lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// Another writer holds it.
     #[error("the store '{store}' is in use by another scimsync ({holder}); wait for it, or run with --wait")]
-    Held { store: PathBuf, holder: String },
+    Held {
+        /// The store.
+        store: PathBuf,
+        /// What the lock file says of the holder (process, command, since).
+        holder: String,
+    },
+    /// The lock file could not be opened or locked.
     #[error("lock file '{path}': {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
 }
 
 /// An exclusive lock on a store, held while the value lives.
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
+    /// The lock file.
     pub path: PathBuf,
     /// What the lock file said before this process took it: the last holder, if any.
     pub previous_holder: Option<String>,

@@ -1,21 +1,14 @@
 //! The SQLite store: the only module that writes SQL. One file holds the mirror of every source
 //! (current state plus closed versions), the run records and, later, plans and the journal.
 mod baseline;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod events;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod health;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod import;
 mod links;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod lock;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod pulls;
 mod schema;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod snapshot;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -31,23 +24,45 @@ pub use schema::VIEWS;
 pub use snapshot::{GroupRefresh, SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::SourceStatus;
 
+/// Why the store could not be read or written; names the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite refused.
     #[error("store '{path}': {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        /// The store.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A store written by a newer scimsync.
     #[error("store '{path}': schema version {found} is newer than this scimsync understands ({known}); upgrade scimsync (nothing in the store was changed)")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        /// The store.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// A snapshot that cannot be stored as it is.
     #[error("store '{path}': {source_name}: {object}: {message}")]
     Snapshot {
+        /// The store.
         path: PathBuf,
+        /// The source of the snapshot.
         source_name: String,
+        /// The object.
         object: String,
+        /// What is wrong with it.
         message: String,
     },
 }
 
+/// A store result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The SQLite store: one connection, and the file it is.
 pub struct Store {
     /// Crate-visible so that the stages above the store (the plan's journal) can keep their
     /// tables with their own types, without the store depending on them.
@@ -106,6 +121,7 @@ impl Store {
         self.set_cache_mib(CACHE_MIB)
     }
 
+    /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -117,6 +133,7 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Its connection (read-only work of the auditor and tests).
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
@@ -140,6 +157,7 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Mark a run failed with its (redacted) error.
     pub fn fail_run(&self, run_id: i64, error: &str) -> Result<()> {
         self.conn
             .execute(

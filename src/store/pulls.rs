@@ -7,14 +7,18 @@ use super::{Result, Store};
 /// The pull a plan uses for one source, and whether a later pull failed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PullState {
+    /// The source.
     pub source: String,
+    /// Its last successful pull run.
     pub last_ok_run: Option<i64>,
+    /// When that pull started.
     pub last_ok_at: Option<String>,
     /// The error of the latest pull when it failed (the plan then uses an older snapshot).
     pub latest_failed: Option<String>,
 }
 
 impl Store {
+    /// The pull state of `source`.
     pub fn pull_state(&self, source: &str) -> Result<PullState> {
         let last_ok: Option<(i64, String)> = self
             .conn

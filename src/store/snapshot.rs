@@ -13,10 +13,15 @@ use crate::model::{Binding, Group, Ids, PackedUser, Snapshot, User};
 /// The `sources` row of a connection.
 #[derive(Debug, Clone)]
 pub struct SourceInfo {
+    /// `idp.NAME` or `app.NAME`.
     pub name: String,
+    /// `idp` or `app`.
     pub role: &'static str,
+    /// The IdP kind, or `scim` for an app.
     pub kind: String,
+    /// An app's profile.
     pub profile: Option<String>,
+    /// Where it is read from.
     pub base_url: Option<String>,
 }
 
@@ -25,19 +30,28 @@ pub struct SourceInfo {
 /// (gid, uid) pairs stored. Used to write the columnar copy without reading the store back.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotKeys {
+    /// `users.uid` of each user, in snapshot order.
     pub user_keys: Vec<i64>,
+    /// `groups.gid` of each group, in snapshot order.
     pub group_keys: Vec<i64>,
+    /// The distinct (gid, uid) memberships.
     pub membership_keys: Vec<(i64, i64)>,
 }
 
 /// What a snapshot write did, per object kind.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct SnapshotCounts {
+    /// Users in the snapshot.
     pub users: u64,
+    /// Groups in the snapshot.
     pub groups: u64,
+    /// Memberships in the snapshot.
     pub memberships: u64,
+    /// Objects new since the last snapshot.
     pub added: u64,
+    /// Objects changed.
     pub changed: u64,
+    /// Objects gone.
     pub removed: u64,
     /// Group members that name no user of the pull (an SP that kept a deleted user's id in a
     /// group): skipped, since there is no one to be a member.
@@ -613,8 +627,11 @@ impl Store {
 /// What [`Store::refresh_group`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupRefresh {
+    /// The group itself changed.
     pub changed: bool,
+    /// Members added.
     pub members_added: u64,
+    /// Members removed.
     pub members_removed: u64,
     /// Member ids with no stored user of the source.
     pub unknown_members: Vec<String>,

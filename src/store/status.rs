@@ -4,16 +4,27 @@ use super::{Result, Store};
 /// One source as `scimsync status` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SourceStatus {
+    /// The source.
     pub name: String,
+    /// `idp` or `app`.
     pub role: String,
+    /// Its kind.
     pub kind: String,
+    /// An app's profile.
     pub profile: Option<String>,
+    /// Its last successful pull.
     pub last_success: Option<String>,
+    /// Its last run's status.
     pub last_run_status: Option<String>,
+    /// Its last run's error.
     pub last_run_error: Option<String>,
+    /// Users now.
     pub users: i64,
+    /// Active users now.
     pub active_users: i64,
+    /// Groups now.
     pub groups: i64,
+    /// Memberships now.
     pub memberships: i64,
 }
 
