@@ -28,9 +28,7 @@
 
 pub mod apply;
 pub mod audit;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod config;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod engine;
 pub mod gen;
 #[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"

@@ -12,42 +12,71 @@ use serde::Deserialize;
 mod checks;
 mod raw;
 mod sections;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 mod token;
 
 use raw::RawConfig;
 use sections::Sections;
 pub use token::{group_or_world_readable, TokenSource};
 
+/// Why a config cannot be used; names the file, the section and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read config file '{path}': {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config file '{path}': {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("config file '{path}': [{section}] key '{key}': {message}")]
-    Invalid {
+    Read {
+        /// The file.
         path: PathBuf,
-        section: String,
-        key: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// Not TOML, or a key no section has.
+    #[error("config file '{path}': {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's words (with the line).
         message: String,
     },
+    /// A key with a value that cannot be used.
+    #[error("config file '{path}': [{section}] key '{key}': {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// `idp.NAME`, `app.NAME` or `(top level)`.
+        section: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A token that cannot be read (its variable or file; never its value).
     #[error("{source_name}: token: {message}")]
-    Token { source_name: String, message: String },
+    Token {
+        /// The source.
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The kinds of identity provider a `[idp.NAME]` section can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdpKind {
+    /// JumpCloud.
     Jumpcloud,
+    /// Okta.
     Okta,
+    /// Microsoft Entra ID.
     Entra,
+    /// A SCIM 2.0 service.
     Scim,
+    /// A JSON document.
     File,
 }
 
 impl IdpKind {
+    /// The `kind` value.
     pub fn as_str(self) -> &'static str {
         match self {
             IdpKind::Jumpcloud => "jumpcloud",
@@ -68,15 +97,19 @@ impl IdpKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OktaAuth {
+    /// `Authorization: SSWS <token>`.
     #[default]
     Ssws,
+    /// `Authorization: Bearer <token>`.
     Bearer,
 }
 
 /// Entra ID's OAuth client-credentials grant: the token is the client secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientCredentials {
+    /// The app registration's client id.
     pub client_id: String,
+    /// The token endpoint.
     pub token_url: String,
 }
 
@@ -84,19 +117,25 @@ pub struct ClientCredentials {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OnUnassign {
+    /// Set the account inactive.
     #[default]
     Deactivate,
+    /// Delete the account.
     Delete,
+    /// Leave it as it is.
     Ignore,
 }
 
 /// A correlation key, tried in the order the app lists them once no link exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum MatchKey {
+    /// `externalId`.
     #[serde(rename = "externalId")]
     ExternalId,
+    /// `userName`.
     #[serde(rename = "userName")]
     UserName,
+    /// The primary email.
     #[serde(rename = "email")]
     Email,
 }
@@ -104,11 +143,14 @@ pub enum MatchKey {
 /// The accidental-deletion guard: an absolute count or a percentage of the app's accounts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DeactivationLimit {
+    /// At most this many accounts.
     Count(u64),
+    /// At most this share of the active accounts, in percent.
     Percent(f64),
 }
 
 impl DeactivationLimit {
+    /// `10`, `"10"` or `"10%"`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {
@@ -136,9 +178,13 @@ impl DeactivationLimit {
 /// Connection settings shared by every HTTP source.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// The base URL, without a trailing slash.
     pub base_url: String,
+    /// Where its token comes from.
     pub token: TokenSource,
+    /// Objects per page asked for.
     pub page_size: u32,
+    /// Requests at once.
     pub concurrency: usize,
     /// Objects one listing of this source may hold (users, groups, members of a group).
     pub max_objects: u64,
@@ -226,18 +272,30 @@ impl IdpConfig {
     }
 }
 
+/// One `[app.NAME]` section, validated.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
+    /// The section's name.
     pub name: String,
+    /// The `[idp.NAME]` it is provisioned from.
     pub idp: String,
+    /// Its profile: a built-in's name, or a profile file's path.
     pub profile: String,
+    /// Its SCIM connection.
     pub http: HttpSettings,
+    /// The IdP's app whose assignments scope it (instead of `groups`).
     pub idp_app_id: Option<String>,
+    /// The IdP groups bound to it, by name.
     pub groups: Vec<String>,
+    /// Whether its groups are created and kept in line.
     pub manage_groups: bool,
+    /// The correlation keys, in order.
     pub match_keys: Vec<MatchKey>,
+    /// What happens to an account whose user left the scope.
     pub on_unassign: OnUnassign,
+    /// The deactivation guard's limit.
     pub max_deactivations: Option<DeactivationLimit>,
+    /// IdP group name → the role its members get.
     pub roles: BTreeMap<String, String>,
     /// An inactive account matching a new IdP user only by email is linked and reactivated
     /// (a rehire whose other keys changed) instead of being a conflict. Off by default: it is
@@ -246,26 +304,34 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
+    /// The `source` value of its rows in the store.
     pub fn source_name(&self) -> String {
         format!("app.{}", self.name)
     }
 }
 
+/// A validated config file.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file.
     pub path: PathBuf,
+    /// The store (relative to the file).
     pub store: PathBuf,
     /// The retry budget of one request (`max_retry_wait`, default 10m).
     pub max_retry_wait: Duration,
     /// The retry budget of one run (`max_retry_wait_per_run`, default 1h).
     pub max_retry_wait_per_run: Duration,
+    /// The IdPs.
     pub idps: Vec<IdpConfig>,
+    /// The apps.
     pub apps: Vec<AppConfig>,
 }
 
 const DEFAULT_PAGE_SIZE: u32 = 1000;
-/// The retry budgets when the config sets none (also the transport's until a config is loaded).
+/// The retry budget of one request when the config sets none (also the transport's until a
+/// config is loaded).
 pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10 * 60);
+/// The retry budget of one run when the config sets none.
 pub const DEFAULT_MAX_RETRY_WAIT_PER_RUN: Duration = Duration::from_secs(60 * 60);
 
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -273,6 +339,7 @@ const DEFAULT_CONCURRENCY: usize = 4;
 pub const BUILTIN_PROFILES: [&str; 5] = ["generic", "whimsical", "quip", "blogin", "workramp"];
 
 impl Config {
+    /// Read and validate the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -281,6 +348,7 @@ impl Config {
         Self::parse(path, &text)
     }
 
+    /// Validate `text` as the file at `path` (relative paths are the file's).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
@@ -320,6 +388,7 @@ impl Config {
         })
     }
 
+    /// The IdP called `name`.
     pub fn idp(&self, name: &str) -> Option<&IdpConfig> {
         self.idps.iter().find(|i| i.name == name)
     }
@@ -329,6 +398,7 @@ impl Config {
         self.idp(&app.idp).expect("config validation checks that every app names an IdP")
     }
 
+    /// The app called `name`.
     pub fn app(&self, name: &str) -> Option<&AppConfig> {
         self.apps.iter().find(|a| a.name == name)
     }

@@ -7,8 +7,11 @@ use crate::secret::Secret;
 /// Where a token comes from. The value itself is read only when a connection is opened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenSource {
+    /// No token (an emulator, a test).
     None,
+    /// An environment variable's name.
     Env(String),
+    /// A file holding it.
     File(PathBuf),
 }
 

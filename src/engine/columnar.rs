@@ -23,6 +23,7 @@ use crate::store::SnapshotKeys;
 
 const RUN_KEY: &str = "scimsync.run_id";
 
+/// The directory of a store's columnar copies.
 pub fn dir_for(store: &Path) -> PathBuf {
     let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".columns");
@@ -78,6 +79,7 @@ fn remove(store: &Path, source: &str, table: &str) {
     let _ = std::fs::remove_file(path);
 }
 
+/// Whether copies are written and read (`SCIMSYNC_COLUMNS=off` turns them off).
 pub fn enabled() -> bool {
     std::env::var("SCIMSYNC_COLUMNS").map(|v| v != "off").unwrap_or(true)
 }

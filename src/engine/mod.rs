@@ -2,13 +2,9 @@
 //! Arrow (see [`scan`]), the config becomes a few small tables ([`tables`]), then the SQL under
 //! `queries/` runs: correlation (links), scope, and one query per finding kind. The joins run
 //! in DataFusion, never pushed down into SQLite.
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod columnar;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod planner_inputs;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod scan;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod tables;
 
 use std::collections::HashMap;
@@ -45,61 +41,99 @@ pub const DRIFT_QUERIES: &[(FindingKind, &str)] = &[
     (FindingKind::GroupTakeover, include_str!("../../queries/drift/group.takeover.sql")),
     (FindingKind::GroupDuplicate, include_str!("../../queries/drift/group.duplicate.sql")),
 ];
+/// `queries/correlate/users.sql`.
 pub const CORRELATE_USERS: &str = include_str!("../../queries/correlate/users.sql");
+/// `queries/correlate/groups.sql`.
 pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.sql");
+/// `queries/scope.sql`.
 pub const SCOPE: &str = include_str!("../../queries/scope.sql");
+/// `queries/pairs.sql`.
 pub const PAIRS: &str = include_str!("../../queries/pairs.sql");
+/// `queries/active_members.sql`.
 pub const ACTIVE_MEMBERS: &str = include_str!("../../queries/active_members.sql");
+/// `queries/correlate/prior.sql`.
 pub const PRIOR: &str = include_str!("../../queries/correlate/prior.sql");
+/// `queries/correlate/free.sql`.
 pub const FREE: &str = include_str!("../../queries/correlate/free.sql");
+/// `queries/correlate/candidates.sql`.
 pub const CANDIDATES: &str = include_str!("../../queries/correlate/candidates.sql");
+/// `queries/correlate/chosen.sql`.
 pub const CHOSEN: &str = include_str!("../../queries/correlate/chosen.sql");
+/// `queries/correlate/dropped.sql`.
 pub const DROPPED: &str = include_str!("../../queries/correlate/dropped.sql");
 
+/// Why the engine could not answer; names the query.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Reading the store.
     #[error(transparent)]
     Scan(#[from] scan::ScanError),
+    /// A query that did not plan or run.
     #[error("query {query}: {source}")]
     Query {
+        /// The query (`drift/user.missing`, `correlate/users`, …).
         query: String,
+        /// DataFusion's error.
         source: datafusion::error::DataFusionError,
     },
+    /// A drift query answered a kind the vocabulary does not have.
     #[error("query {query}: column kind: {source}")]
-    Kind { query: String, source: crate::vocab::UnknownName },
+    Kind {
+        /// The query.
+        query: String,
+        /// The name.
+        source: crate::vocab::UnknownName,
+    },
 }
 
 /// One finding, as every drift query returns it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
+    /// The app.
     pub app: String,
+    /// Its kind.
     pub kind: FindingKind,
+    /// Whom or what, for people.
     pub subject: Option<String>,
+    /// The IdP object.
     pub idp_id: Option<String>,
+    /// The app object.
     pub sp_id: Option<String>,
+    /// The attribute (or `add`/`remove` for members).
     pub attribute: Option<String>,
+    /// The app's value.
     pub old_value: Option<String>,
+    /// The IdP's value.
     pub new_value: Option<String>,
+    /// More, in words.
     pub detail: Option<String>,
 }
 
 /// A correlation decided by this plan, to be stored.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Link {
+    /// The app.
     pub app: String,
+    /// The IdP object.
     pub idp_id: String,
+    /// The app object.
     pub sp_id: String,
+    /// How it was matched (`externalId`, `userName`, `email`, `displayName`, `created`).
     pub matched_by: String,
     /// The integer keys (`users.uid` / `groups.gid`) of each side at link time.
     pub idp_key: Option<i64>,
+    /// The app side's key.
     pub sp_key: Option<i64>,
 }
 
+/// What a drift run found.
 #[derive(Debug, Default)]
 pub struct DriftResult {
+    /// Every finding, in their total order.
     pub findings: Vec<Finding>,
     /// Links made by this plan (stored links that still hold are not repeated).
     pub links: Vec<Link>,
+    /// Group links made by this plan.
     pub group_links: Vec<Link>,
     /// Stored links whose app side is gone: (app, "user" | "group", app id).
     pub dropped: Vec<(String, String, String)>,

@@ -79,6 +79,7 @@ async fn query_over<'r>(
     batches
 }
 
+/// The members of the groups `group.missing` found, per app.
 pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Result<NewGroupMembers, EngineError> {
     let creating = findings
         .iter()

@@ -9,26 +9,34 @@ use arrow::record_batch::RecordBatch;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
+/// Rows per batch.
 pub const BATCH_ROWS: usize = 65_536;
 
 /// How a column is read.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Col {
+    /// Text as stored.
     Text,
     /// Text, trimmed and lower-cased: a correlation key. Empty becomes NULL.
     Key,
+    /// An integer.
     Int,
+    /// A boolean (0/1).
     Bool,
 }
 
 /// A table to scan: its name in the engine, the SQL that reads it, and its columns.
 pub struct TableScan {
+    /// Its name in the engine.
     pub name: &'static str,
+    /// The SQL that reads it.
     pub sql: String,
+    /// Its columns and how each is read.
     pub columns: Vec<(&'static str, Col)>,
 }
 
 impl TableScan {
+    /// Its Arrow schema.
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
@@ -46,6 +54,7 @@ impl TableScan {
     }
 }
 
+/// A correlation key: trimmed and lower-cased; empty is none.
 pub fn normalise_key(s: &str) -> Option<String> {
     let mut buf = String::new();
     normalise_key_into(s, &mut buf).then_some(buf)
@@ -91,13 +100,23 @@ fn finish(schema: &SchemaRef, bs: &mut [Builder]) -> Result<RecordBatch, arrow::
     RecordBatch::try_new(schema.clone(), arrays)
 }
 
+/// Why a table could not be scanned.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    /// SQLite refused.
     #[error("reading table {table}: {source}")]
-    Sqlite { table: &'static str, source: rusqlite::Error },
+    Sqlite {
+        /// The table.
+        table: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The rows did not make a batch.
     #[error("reading table {table}: {source}")]
     Arrow {
+        /// The table.
         table: &'static str,
+        /// Arrow's error.
         source: arrow::error::ArrowError,
     },
 }
@@ -184,8 +203,10 @@ pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanEr
 /// Why [`read_rows`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RowsError {
+    /// SQLite refused.
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The rows did not make a batch.
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }

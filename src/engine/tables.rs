@@ -12,7 +12,9 @@ use crate::profile::Profile;
 /// What the planner knows of one app beyond its config: whether its scope can be trusted.
 #[derive(Debug, Clone)]
 pub struct AppInput<'a> {
+    /// Its config section.
     pub config: &'a AppConfig,
+    /// Its IdP's source name.
     pub idp_source: String,
     /// False when a bound group name matched no IdP group or no bindings were pulled: nothing
     /// may then be deactivated or deleted on the strength of "out of scope".
