@@ -30,27 +30,37 @@ use crate::secret::Secret;
 /// never printed by reqwest's debug output either.
 #[derive(Clone, Debug)]
 pub enum Auth {
+    /// No credentials (emulators, tests).
     None,
+    /// `Authorization: Bearer <token>`.
     Bearer(Secret),
     /// A header with a scheme word before the token, e.g. Okta's `Authorization: SSWS …`.
     Scheme {
+        /// The scheme word.
         scheme: &'static str,
+        /// The token.
         token: Secret,
     },
     /// A bare header, e.g. JumpCloud's `x-api-key`.
     Header {
+        /// The header's name.
         name: &'static str,
+        /// The token.
         token: Secret,
     },
 }
 
+/// How a request is retried: which answers, how often, how long between.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
+    /// Attempts in all for a retryable answer or a network failure.
     pub max_attempts: u32,
     /// Attempts for requests the server throttles (429): a storm slows a run down rather than
     /// failing it.
     pub max_throttled_attempts: u32,
+    /// The first backoff.
     pub base: Duration,
+    /// The longest backoff.
     pub cap: Duration,
     /// A `Retry-After` longer than this is an error rather than a wait.
     pub max_retry_after: Duration,
@@ -73,21 +83,29 @@ impl Default for RetryPolicy {
     }
 }
 
+/// One connection's settings.
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
     /// The connection's name in errors and logs, like `app.quip`.
     pub source_name: String,
+    /// Its credentials.
     pub auth: Auth,
+    /// Per request.
     pub timeout: Duration,
+    /// The largest body read.
     pub max_body_bytes: usize,
+    /// Requests at once.
     pub concurrency: usize,
+    /// Its retries.
     pub retry: RetryPolicy,
+    /// Headers sent with every request (JumpCloud's `x-org-id`).
     pub extra_headers: Vec<(String, String)>,
     /// Objects one listing of this source may hold (see [`crate::paging`]).
     pub max_objects: u64,
 }
 
 impl HttpSettings {
+    /// Defaults for `source_name` with `auth`.
     pub fn new(source_name: impl Into<String>, auth: Auth) -> Self {
         // SCIMSYNC_HTTP_TIMEOUT_MS shortens the request timeout for tests; it is not a user
         // setting.
@@ -164,10 +182,15 @@ fn charge_retry_wait(waited: Duration, wait: Duration) -> Result<(), String> {
 /// passes [`crate::secret::redact`]: a server may echo a token in what it answers.
 #[derive(Debug)]
 pub struct HttpError {
+    /// The source (`idp.NAME`, `app.NAME`).
     pub source_name: String,
+    /// The request's method.
     pub method: String,
+    /// The request's URL.
     pub url: String,
+    /// The page of a listing, when it was one.
     pub page: Option<u64>,
+    /// What went wrong.
     pub kind: HttpErrorKind,
 }
 
@@ -181,33 +204,63 @@ impl std::fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpErrorKind {
+    /// An answer that is not a success (after any retries).
     #[error("HTTP {status}{} after {attempts} attempt(s){}", reason(*status), if detail.is_empty() { String::new() } else { format!(": {detail}") })]
     Status {
+        /// Its status.
         status: u16,
+        /// Attempts made.
         attempts: u32,
+        /// The server's detail (redacted).
         detail: String,
+        /// Its body.
         body: Bytes,
     },
+    /// No answer: connection refused or reset, timeout (after any retries).
     #[error("{message} after {attempts} attempt(s)")]
-    Network { message: String, attempts: u32 },
+    Network {
+        /// What the transport said.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The server's TLS certificate was refused: not retried, it will not change by itself.
     #[error("the server's TLS certificate is not trusted: {0}")]
     Tls(String),
+    /// A body over the size cap.
     #[error("response body larger than the {limit}-byte limit")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// A body that is not what was asked for (not JSON, the wrong shape).
     #[error("{0}")]
     BadBody(String),
+    /// Paging that cannot be trusted (see [`crate::paging`]).
     #[error("{0}")]
     Paging(String),
     /// A redirect that is not followed: to another origin, for a method that is not replayed,
     /// or past [`MAX_REDIRECTS`].
     #[error("redirected to {to}: {why}; not followed")]
-    Redirect { to: String, why: String },
+    Redirect {
+        /// Where it pointed.
+        to: String,
+        /// Why it was not followed.
+        why: String,
+    },
     /// The retry budget ran out before the server answered.
     #[error("HTTP {status}{} after {attempts} attempt(s): {why}", reason(*status))]
-    RetryBudget { status: u16, attempts: u32, why: String },
+    RetryBudget {
+        /// The last status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+        /// Which budget ran out.
+        why: String,
+    },
 }
 
 fn reason(status: u16) -> String {
@@ -219,12 +272,14 @@ fn reason(status: u16) -> String {
 }
 
 impl HttpError {
+    /// The HTTP status, when an answer came.
     pub fn status(&self) -> Option<u16> {
         match self.kind {
             HttpErrorKind::Status { status, .. } => Some(status),
             _ => None,
         }
     }
+    /// The same error, for page `page` of a listing.
     pub fn with_page(mut self, page: u64) -> Self {
         self.page = Some(page);
         self
@@ -234,18 +289,24 @@ impl HttpError {
 /// A response that arrived (any status), with its body read under the size cap.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// Its status.
     pub status: u16,
+    /// Its headers.
     pub headers: HeaderMap,
+    /// Its body.
     pub body: Bytes,
+    /// Attempts made.
     pub attempts: u32,
 }
 
 impl Response {
+    /// A 2xx status.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 }
 
+/// The transport of one connection: retries, its budget, redirects held to one origin, the body cap.
 #[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
@@ -304,6 +365,7 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 }
 
 impl Http {
+    /// A transport for `settings`; the error says why a client cannot be built.
     pub fn new(settings: HttpSettings) -> Result<Http, String> {
         let mut headers = HeaderMap::new();
         let mut secret_header = |name: HeaderName, value: String| -> Result<(), String> {
@@ -341,6 +403,7 @@ impl Http {
         })
     }
 
+    /// The connection's name.
     pub fn source_name(&self) -> &str {
         &self.settings.source_name
     }
@@ -350,6 +413,7 @@ impl Http {
         crate::paging::PageGuard::new(self.settings.max_objects)
     }
 
+    /// An error of this connection for `method` `url`.
     pub fn error(&self, method: &Method, url: &str, kind: HttpErrorKind) -> HttpError {
         HttpError {
             source_name: self.settings.source_name.clone(),

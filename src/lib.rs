@@ -31,11 +31,9 @@ pub mod audit;
 pub mod config;
 pub mod engine;
 pub mod gen;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod http;
 pub mod import;
 pub mod memory;
-#[allow(missing_docs)] // not all documented yet: docs/architecture.md, "Doc debt"
 pub mod model;
 pub mod paging;
 pub mod plan;

@@ -4,18 +4,31 @@
 /// docs/architecture.md.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct User {
+    /// Its id in its source.
     pub id: String,
+    /// `userName` (the login).
     pub user_name: Option<String>,
+    /// `externalId`.
     pub external_id: Option<String>,
+    /// `name.givenName`.
     pub given_name: Option<String>,
+    /// `name.familyName`.
     pub family_name: Option<String>,
+    /// `name.formatted`.
     pub formatted: Option<String>,
+    /// `displayName`.
     pub display_name: Option<String>,
+    /// The primary email.
     pub email: Option<String>,
+    /// Active in its source.
     pub active: bool,
+    /// `title`.
     pub title: Option<String>,
+    /// The work phone.
     pub phone: Option<String>,
+    /// `timezone`.
     pub timezone: Option<String>,
+    /// The role (apps with a role attribute).
     pub role: Option<String>,
     /// The source's own status word where it has one (`SUSPENDED`, `DEPROVISIONED`, …); `active`
     /// is the lossy mapping of it.
@@ -43,17 +56,29 @@ const OPTIONAL_FIELDS: usize = 12;
 /// The optional text fields of a [`User`], as [`PackedUser::get`] reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserField {
+    /// `userName`.
     UserName,
+    /// `externalId`.
     ExternalId,
+    /// `name.givenName`.
     GivenName,
+    /// `name.familyName`.
     FamilyName,
+    /// `name.formatted`.
     Formatted,
+    /// `displayName`.
     DisplayName,
+    /// The primary email.
     Email,
+    /// `title`.
     Title,
+    /// The work phone.
     Phone,
+    /// `timezone`.
     Timezone,
+    /// The role.
     Role,
+    /// The source's own status word.
     StatusRaw,
 }
 
@@ -109,14 +134,17 @@ impl From<User> for PackedUser {
 }
 
 impl PackedUser {
+    /// Its id.
     pub fn id(&self) -> &str {
         &self.text[..self.ends[0] as usize]
     }
 
+    /// Active in its source.
     pub fn active(&self) -> bool {
         self.active
     }
 
+    /// One optional field.
     pub fn get(&self, field: UserField) -> Option<&str> {
         let i = field as usize;
         (self.present & (1 << i) != 0).then(|| &self.text[self.ends[i] as usize..self.ends[i + 1] as usize])
@@ -127,6 +155,7 @@ impl PackedUser {
         &self.text[self.ends[OPTIONAL_FIELDS] as usize..]
     }
 
+    /// The whole user.
     pub fn unpack(&self) -> User {
         use UserField::*;
         let f = |field| self.get(field).map(str::to_string);
@@ -156,11 +185,16 @@ impl std::fmt::Debug for PackedUser {
     }
 }
 
+/// A group as mirrored from any source.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Group {
+    /// Its id in its source.
     pub id: String,
+    /// `displayName`.
     pub display_name: String,
+    /// `externalId`.
     pub external_id: Option<String>,
+    /// The object as the source gave it (JSON).
     pub raw: String,
 }
 
@@ -168,7 +202,9 @@ pub struct Group {
 /// connectors; [`Memberships::iter`] lends `Membership<&str>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Membership<S = String> {
+    /// The group.
     pub group_id: S,
+    /// The member.
     pub user_id: S,
 }
 
@@ -182,15 +218,18 @@ pub struct Ids {
 }
 
 impl Ids {
+    /// Add an id at the end.
     pub fn push(&mut self, id: &str) {
         self.text.push_str(id);
         self.ends.push(self.text.len());
     }
 
+    /// Ids held.
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// No ids.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
@@ -201,10 +240,12 @@ impl Ids {
         &self.text[start..self.ends[i]]
     }
 
+    /// The last id added.
     pub fn last(&self) -> Option<&str> {
         self.len().checked_sub(1).map(|i| self.get(i))
     }
 
+    /// The ids, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
         (0..self.len()).map(|i| self.get(i))
     }
@@ -238,6 +279,7 @@ pub struct Memberships {
 }
 
 impl Memberships {
+    /// Add a membership (grouped by group as connectors list them).
     pub fn push(&mut self, group_id: &str, user_id: &str) {
         if self.groups.last() != Some(group_id) {
             self.groups.push(group_id);
@@ -255,10 +297,12 @@ impl Memberships {
         self.users.append(other.users);
     }
 
+    /// Memberships held.
     pub fn len(&self) -> usize {
         self.users.len()
     }
 
+    /// No memberships.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
@@ -271,6 +315,7 @@ impl Memberships {
         }
     }
 
+    /// The memberships, in order.
     pub fn iter(&self) -> MembershipIter<'_> {
         MembershipIter { of: self, next: 0 }
     }
@@ -328,7 +373,9 @@ impl<S: AsRef<str>> FromIterator<Membership<S>> for Memberships {
 /// The groups bound to an app, as resolved from the IdP at pull time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
+    /// The app.
     pub app: String,
+    /// The group name its `groups` lists.
     pub group_name: String,
     /// `None` when the configured group name matched no IdP group: the app's scope is then
     /// unknown, and nothing may be deactivated on its strength.
@@ -338,8 +385,11 @@ pub struct Binding {
 /// One consistent, complete pull of a source.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// Its users, packed.
     pub users: Vec<PackedUser>,
+    /// Its groups.
     pub groups: Vec<Group>,
+    /// Its direct memberships.
     pub memberships: Memberships,
     /// Only for IdP snapshots: the bindings of the apps this IdP provisions.
     pub bindings: Vec<Binding>,
@@ -357,7 +407,9 @@ pub struct Snapshot {
 /// its connector left.
 #[derive(Debug, Clone)]
 pub struct Baseline {
+    /// The last complete snapshot.
     pub snapshot: Snapshot,
+    /// The connector's cursor.
     pub cursor: String,
 }
 
