@@ -6,6 +6,7 @@ mod support;
 mod apply_faults;
 mod apply_scim2_server;
 mod apply_vendors;
+mod architecture;
 mod audit;
 mod config_errors;
 mod convergence;
