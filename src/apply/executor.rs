@@ -14,9 +14,8 @@ use crate::http::{detail_of, RetryPolicy};
 use crate::plan::{resolve_refs, Body, Operation, Plan};
 use crate::plan::{Finish, JournalEntry};
 use crate::profile::Profile;
-use crate::scim::filter;
 use crate::scim::outcome::{self, Next};
-use crate::sp::ScimClient;
+use crate::sp::{Directory, GroupSearch, ScimClient};
 use crate::store::Store;
 use crate::vocab::{Action, OpStatus};
 
@@ -642,11 +641,12 @@ async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate
     let str_at = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_string);
     if op.action == Action::GroupCreate {
         let Some(name) = str_at("/displayName") else { return Ok(None) };
-        let found = if rt.profile.groups.filter {
-            rt.client.search("Groups", &filter::eq("displayName", &name), 10).await?
+        let how = if rt.profile.groups.filter {
+            GroupSearch::Filter
         } else {
-            rt.client.list_sequential("Groups", 100, &|_, _| {}).await?
+            GroupSearch::Scan
         };
+        let found = Directory::new(&rt.client).groups_named(&name, how, 100).await?;
         return Ok(found
             .iter()
             .filter_map(|r| serde_json::from_str::<Value>(r.get()).ok())
@@ -664,9 +664,8 @@ async fn lookup(rt: &AppRuntime, op: &Operation) -> Result<Option<String>, crate
         ("emails.value", str_at("/emails/0/value")),
     ] {
         let Some(value) = value else { continue };
-        let answered: Vec<Value> = rt
-            .client
-            .search("Users", &filter::eq(attr, &value), 10)
+        let answered: Vec<Value> = Directory::new(&rt.client)
+            .users_where(attr, &value)
             .await?
             .iter()
             .filter_map(|r| serde_json::from_str(r.get()).ok())

@@ -4,7 +4,7 @@ use crate::http::RetryPolicy;
 use crate::model::{Group, Snapshot};
 use crate::scim::resource::{parse_group, parse_user, parse_user_owned};
 use crate::sp::Listed;
-use crate::sp::ScimClient;
+use crate::sp::{Directory, GroupSearch, ScimClient};
 
 use super::{Progress, SourceError};
 
@@ -100,8 +100,9 @@ pub async fn pull_app(app: &AppConfig, progress: Progress<'_>) -> Result<Snapsho
 
 /// One user of a SCIM endpoint by login: `userName eq`, else `emails.value eq`.
 pub async fn fetch_user(client: &ScimClient, login: &str) -> Result<Option<crate::model::User>, SourceError> {
+    let directory = Directory::new(client);
     for attr in ["userName", "emails.value"] {
-        let found = client.search("Users", &crate::scim::filter::eq(attr, login), 10).await?;
+        let found = directory.users_where(attr, login).await?;
         let mut users = Vec::new();
         for raw in &found {
             users.push(parse_user(raw.get()).map_err(|e| resource_error(client, "Users", e))?);
@@ -117,11 +118,7 @@ pub async fn fetch_user(client: &ScimClient, login: &str) -> Result<Option<crate
 /// when the endpoint cannot filter groups that way (400/501, as some vendors document), a scan
 /// of /Groups.
 pub async fn fetch_group(client: &ScimClient, name: &str, page_size: u32) -> Result<Option<(Group, Vec<String>)>, SourceError> {
-    let raws = match client.search("Groups", &crate::scim::filter::eq("displayName", name), 10).await {
-        Ok(found) => found,
-        Err(e) if matches!(e.status(), Some(400 | 403 | 501)) => client.list_sequential("Groups", page_size, &|_, _| {}).await?,
-        Err(e) => return Err(e.into()),
-    };
+    let raws = Directory::new(client).groups_named(name, GroupSearch::Filter, page_size).await?;
     let mut groups = Vec::new();
     for raw in &raws {
         groups.push(parse_group(raw.get()).map_err(|e| resource_error(client, "Groups", e))?);
@@ -134,20 +131,18 @@ pub async fn fetch_group(client: &ScimClient, name: &str, page_size: u32) -> Res
 
 /// One group of a SCIM endpoint by id, with its member ids (None when it is gone).
 pub async fn fetch_group_by_id(client: &ScimClient, id: &str) -> Result<Option<(Group, Vec<String>)>, SourceError> {
-    match client.get("Groups", id).await {
-        Ok(v) => parse_group(&v.to_string())
+    match Directory::new(client).get("Groups", id).await? {
+        Some(v) => parse_group(&v.to_string())
             .map(Some)
             .map_err(|e| resource_error(client, "Groups", e)),
-        Err(e) if e.status() == Some(404) => Ok(None),
-        Err(e) => Err(e.into()),
+        None => Ok(None),
     }
 }
 
 /// One user of a SCIM endpoint by id (None when it is gone).
 pub async fn fetch_user_by_id(client: &ScimClient, id: &str) -> Result<Option<crate::model::User>, SourceError> {
-    match client.get("Users", id).await {
-        Ok(v) => parse_user(&v.to_string()).map(Some).map_err(|e| resource_error(client, "Users", e)),
-        Err(e) if e.status() == Some(404) => Ok(None),
-        Err(e) => Err(e.into()),
+    match Directory::new(client).get("Users", id).await? {
+        Some(v) => parse_user(&v.to_string()).map(Some).map_err(|e| resource_error(client, "Users", e)),
+        None => Ok(None),
     }
 }

@@ -2,8 +2,10 @@
 //! (paths, list pages, PATCH, filters, ServiceProviderConfig) over [`crate::http`]. Pull, the
 //! SCIM IdP connector, `apply` and single-object reconcile all reach apps through it.
 pub mod client;
+pub mod directory;
 
 pub use client::{Listed, ScimClient};
+pub use directory::{Directory, GroupSearch};
 
 use crate::config::{ConfigError, HttpSettings as ConnSettings};
 use crate::http::{Auth, Http, HttpSettings, RetryPolicy};

@@ -571,6 +571,54 @@ fn an_app_that_ignores_the_lookup_filter_does_not_get_its_stranger_linked_or_rew
     );
 }
 
+/// A group create answered 409 is looked up by name; an app that refuses the `displayName`
+/// filter (400, as some vendors document) is scanned instead of failing the operation (one
+/// directory read, `sp::Directory`, for apply's lookups and reconcile's reads).
+#[test]
+fn a_conflicting_group_is_found_by_a_scan_when_the_app_refuses_the_filter() {
+    let app = EmulatorHost::start(Directory::default());
+    let front = Hostile::in_front_of(Some(&origin(&app.emulator.base_url)));
+    front.on(
+        When {
+            method: Some(Method::POST),
+            ..When::path("/Groups")
+        },
+        Answer::json(
+            409,
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"409","scimType":"uniqueness"}"#,
+        ),
+    );
+    front.on(
+        When {
+            query_contains: Some("filter=".into()),
+            ..When::path("/Groups")
+        },
+        Answer::json(
+            400,
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidFilter"}"#,
+        ),
+    );
+    let ws = workspace(&format!("{}{}", front.base_url, path_of(&app.emulator.base_url)), 1, "");
+    assert_ok(&ws.cli(&["pull"]));
+    assert_ok(&ws.cli(&["plan"]));
+    // Someone made the group in the app after the pull: the POST meets it.
+    let made = app.emulator.with_directory(|d| d.add_group("Eng", &[]));
+    assert_ok(&ws.cli(&["apply", "--yes"]));
+    assert_eq!(
+        count(&ws.db(), &format!("SELECT COUNT(*) FROM group_links WHERE sp_group_id = '{made}'")),
+        1,
+        "the group the app already had is linked"
+    );
+    assert!(
+        front
+            .seen()
+            .iter()
+            .any(|s| s.method == Method::GET && s.uri.ends_with("/Groups") || s.uri.contains("/Groups?startIndex")),
+        "the groups were scanned: {:?}",
+        front.seen().iter().map(|s| s.uri.clone()).collect::<Vec<_>>()
+    );
+}
+
 // 11. Output files.
 
 #[test]
