@@ -58,6 +58,7 @@ fn user(id: String, i: usize, active: bool, title: &str) -> User {
         timezone: Some("Europe/Paris".into()),
         role: None,
         status_raw: None,
+        attributes: None,
     }
 }
 

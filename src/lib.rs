@@ -16,8 +16,8 @@
 //!
 //! On top: [`reconcile`] (pull → plan → apply on a schedule), [`import`] and [`audit`]
 //! (auditor SQL and reports); [`gen`] writes synthetic stores for benchmarks. Shared leaves:
-//! [`vocab`] and [`model`] (the domain's words and data), [`config`], [`secret`], [`time`],
-//! [`paging`], [`memory`], [`terminal`], [`rng`].
+//! [`vocab`], [`model`] and [`attributes`] (the domain's words and data), [`config`], [`secret`], [`time`],
+//! [`paging`], [`memory`], [`terminal`], [`rng`]; [`mapping`] checks attribute mappings.
 //!
 //! Not here: the command line is the `scimsync` binary's (`src/main.rs`, `src/cli/`), and the
 //! emulators (in-process SCIM apps, IdP fakes) and the demo's sample company are the
@@ -27,12 +27,14 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod attributes;
 pub mod audit;
 pub mod config;
 pub mod engine;
 pub mod gen;
 pub mod http;
 pub mod import;
+pub mod mapping;
 pub mod memory;
 pub mod model;
 pub mod paging;

@@ -33,6 +33,10 @@ pub struct User {
     /// The source's own status word where it has one (`SUSPENDED`, `DEPROVISIONED`, …); `active`
     /// is the lossy mapping of it.
     pub status_raw: Option<String>,
+    /// The attributes beyond these columns, as one JSON object of text values with sorted keys
+    /// (see [`crate::attributes`]): an IdP's standard and custom profile fields, an app's every
+    /// attribute by its SCIM path. `None` when there are none.
+    pub attributes: Option<String>,
     /// The object as the source returned it (JSON).
     pub raw: String,
 }
@@ -51,7 +55,7 @@ pub struct PackedUser {
     active: bool,
 }
 
-const OPTIONAL_FIELDS: usize = 12;
+const OPTIONAL_FIELDS: usize = 13;
 
 /// The optional text fields of a [`User`], as [`PackedUser::get`] reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,8 @@ pub enum UserField {
     Role,
     /// The source's own status word.
     StatusRaw,
+    /// The attributes beyond the columns (a JSON object).
+    Attributes,
 }
 
 /// In [`UserField`]'s order.
@@ -97,6 +103,7 @@ fn optional_fields(u: &User) -> [&Option<String>; OPTIONAL_FIELDS] {
         &u.timezone,
         &u.role,
         &u.status_raw,
+        &u.attributes,
     ]
 }
 
@@ -173,6 +180,7 @@ impl PackedUser {
             timezone: f(Timezone),
             role: f(Role),
             status_raw: f(StatusRaw),
+            attributes: f(Attributes),
             active: self.active,
             raw: self.raw().to_string(),
         }
@@ -463,6 +471,7 @@ mod tests {
                 timezone: a[9].clone(),
                 role: a[10].clone(),
                 status_raw: a[11].clone(),
+                attributes: a[12].clone(),
                 active,
                 raw,
             };
@@ -473,6 +482,7 @@ mod tests {
             proptest::prop_assert_eq!(packed.active(), u.active);
             proptest::prop_assert_eq!(packed.get(UserField::Email), u.email.as_deref());
             proptest::prop_assert_eq!(packed.get(UserField::StatusRaw), u.status_raw.as_deref());
+            proptest::prop_assert_eq!(packed.get(UserField::Attributes), u.attributes.as_deref());
         }
     }
 }

@@ -197,6 +197,8 @@ pub struct IdpConfig {
     pub name: String,
     /// Its kind, with exactly the settings that kind takes.
     pub settings: IdpSettings,
+    /// Its custom attributes that mappings may read (`attributes = [...]`).
+    pub custom_attributes: Vec<String>,
 }
 
 /// An IdP's settings, one variant per kind: a connector receives exactly what its kind has.
@@ -301,6 +303,8 @@ pub struct AppConfig {
     /// (a rehire whose other keys changed) instead of being a conflict. Off by default: it is
     /// usually a departed person's account whose address was given to someone new.
     pub reactivate_by_email: bool,
+    /// `[app.NAME.mappings]`: SCIM attributes set from expressions over the IdP user, checked.
+    pub mappings: Vec<crate::mapping::Mapping>,
 }
 
 impl AppConfig {

@@ -43,6 +43,9 @@ pub(super) struct RawIdp {
     pub(super) concurrency: Option<usize>,
     /// Objects one listing may hold; a server that claims or sends more is refused.
     pub(super) max_objects: Option<u64>,
+    /// The IdP's custom attributes that mappings may read.
+    #[serde(default)]
+    pub(super) attributes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +72,9 @@ pub(super) struct RawApp {
     /// Link (and reactivate) an inactive account that matches a new IdP user only by email.
     #[serde(default)]
     pub(super) reactivate_by_email: bool,
+    /// SCIM attribute path → SQL expression over the IdP user.
+    #[serde(default)]
+    pub(super) mappings: BTreeMap<String, String>,
     pub(super) page_size: Option<u32>,
     pub(super) concurrency: Option<usize>,
     /// Objects one listing may hold; a server that claims or sends more is refused.

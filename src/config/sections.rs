@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::checks::*;
 use super::raw::{RawApp, RawIdp};
 use super::*;
+use crate::attributes::{IDP_COLUMNS, IDP_STANDARD};
 
 /// What every section's checks need: the config file (for errors and relative paths).
 pub(super) struct Sections<'a> {
@@ -103,7 +104,20 @@ impl Sections<'_> {
             },
             IdpKind::Scim => IdpSettings::Scim { http: connection()? },
         };
-        Ok(IdpConfig { name, settings })
+        for a in &r.attributes {
+            if a.trim().is_empty() || IDP_COLUMNS.contains(&a.as_str()) || IDP_STANDARD.contains(&a.as_str()) {
+                return Err(invalid(
+                    &section,
+                    "attributes",
+                    format!("'{a}' is empty or already a column or standard attribute (those need no declaration)"),
+                ));
+            }
+        }
+        Ok(IdpConfig {
+            name,
+            settings,
+            custom_attributes: r.attributes,
+        })
     }
 
     /// One `[app.NAME]` section, checked against the IdPs read before it.
@@ -167,6 +181,18 @@ impl Sections<'_> {
         } else {
             r.profile
         };
+        let mappings = {
+            let custom = &idps.iter().find(|i| i.name == r.idp).expect("checked above").custom_attributes;
+            let mut mappings = Vec::new();
+            for (target, expression) in &r.mappings {
+                let m = crate::mapping::parse(target, expression, custom).map_err(|e| invalid(&section, &format!("mappings.\"{target}\""), e.message))?;
+                if mappings.iter().any(|o: &crate::mapping::Mapping| o.target == m.target) {
+                    return Err(invalid(&section, &format!("mappings.\"{target}\""), format!("{} is mapped twice", m.target)));
+                }
+                mappings.push(m);
+            }
+            mappings
+        };
         Ok(AppConfig {
             http: HttpSettings {
                 base_url: r.base_url.trim_end_matches('/').to_string(),
@@ -186,6 +212,7 @@ impl Sections<'_> {
             max_deactivations,
             roles: r.roles,
             reactivate_by_email: r.reactivate_by_email,
+            mappings,
         })
     }
 }

@@ -119,7 +119,40 @@ fn key_of(obj: &serde_json::Map<String, Value>, name: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
+/// An attribute path with its schema URN split off (RFC 7644 §3.10: `urn:…:User:department`
+/// is the `department` attribute of the extension `urn:…:User`); a core path has none.
+pub fn split_urn(path: &str) -> (Option<&str>, &str) {
+    if path.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        if let Some((schema, attr)) = path.rsplit_once(':') {
+            return (Some(schema), attr);
+        }
+    }
+    (None, path)
+}
+
+/// Set an attribute, an extension's included: its schema is added to `schemas` when missing.
 fn set(resource: &mut Value, path: &str, value: Value, add: bool) -> Result<(), String> {
+    match split_urn(path) {
+        (Some(schema), attr) => {
+            let obj = resource.as_object_mut().ok_or("the resource is not an object")?;
+            let schemas = obj.entry("schemas").or_insert_with(|| json!([]));
+            if let Some(list) = schemas.as_array_mut() {
+                if !list.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema))) {
+                    list.push(json!(schema));
+                }
+            }
+            let k = key_of(obj, schema);
+            let ext = obj.entry(k).or_insert_with(|| json!({}));
+            if !ext.is_object() {
+                *ext = json!({});
+            }
+            set_in(ext, attr, value, add)
+        }
+        (None, attr) => set_in(resource, attr, value, add),
+    }
+}
+
+fn set_in(resource: &mut Value, path: &str, value: Value, add: bool) -> Result<(), String> {
     let obj = resource.as_object_mut().ok_or("the resource is not an object")?;
     match path.split_once('.') {
         Some((parent, child)) => {
@@ -128,7 +161,7 @@ fn set(resource: &mut Value, path: &str, value: Value, add: bool) -> Result<(), 
             if !entry.is_object() {
                 *entry = json!({});
             }
-            set(entry, child, value, add)
+            set_in(entry, child, value, add)
         }
         None => {
             let k = key_of(obj, path);
@@ -170,7 +203,15 @@ pub fn apply(resource: &mut Value, operations: &[Value]) -> Result<(), String> {
                 }
             }
             ("remove", Some(p), _) => {
-                let obj = resource.as_object_mut().ok_or("the resource is not an object")?;
+                let (schema, p) = split_urn(p);
+                let mut obj = resource.as_object_mut().ok_or("the resource is not an object")?;
+                if let Some(schema) = schema {
+                    let k = key_of(obj, schema);
+                    match obj.get_mut(&k).and_then(Value::as_object_mut) {
+                        Some(ext) => obj = ext,
+                        None => continue,
+                    }
+                }
                 if let Some((attr, wanted)) = value_filter(p) {
                     let k = key_of(obj, attr);
                     if let Some(Value::Array(items)) = obj.get_mut(&k) {
@@ -260,6 +301,28 @@ mod tests {
             json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g1", "displayName": "New",
                    "externalId": "idp-g1", "members": [{"value": "b"}]})
         );
+    }
+
+    #[test]
+    fn extension_paths_set_and_remove_the_extension_attribute() {
+        let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let mut u = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a"});
+        apply(
+            &mut u,
+            &[
+                json!({"op": "replace", "path": format!("{ent}:department"), "value": "R&D"}),
+                json!({"op": "replace", "path": format!("{ent}:manager"), "value": {"value": "m1"}}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ent], "userName": "a",
+                   ent: {"department": "R&D", "manager": {"value": "m1"}}})
+        );
+        apply(&mut u, &[json!({"op": "remove", "path": format!("{ent}:manager")})]).unwrap();
+        assert_eq!(u[ent], json!({"department": "R&D"}));
+        assert_eq!(split_urn("name.givenName"), (None, "name.givenName"));
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn user_fields(raw: &str) -> Result<User, ResourceError> {
         timezone: string(&obj, "timezone"),
         role: preferred(&obj, "roles"),
         status_raw: None,
+        attributes: crate::attributes::of_scim_user(&obj),
         raw: String::new(),
         id,
     })

@@ -25,14 +25,16 @@ use serde_json::value::RawValue;
 
 use crate::config::{AppConfig, ClientCredentials, HttpSettings as ConnSettings};
 use crate::http::{detail_of, Auth, Http, HttpSettings};
+use crate::attributes::{custom_key, Attributes};
 use crate::model::{Baseline, Binding, Group, Membership, PackedUser, Snapshot, User};
 use crate::secret::Secret;
 
 use super::web::Api;
 use super::{required, Created, IdpSource, Progress, SourceError};
 
-const USER_SELECT: &str =
-    "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones";
+/// `manager` in a delta `$select` makes Graph answer `manager@delta` (the manager's id).
+const USER_SELECT: &str = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones,\
+department,companyName,officeLocation,employeeType,onPremisesExtensionAttributes,manager";
 
 /// The Microsoft Entra ID connector (Graph: users and groups by delta rounds, app role assignments).
 pub struct Entra {
@@ -99,6 +101,17 @@ struct GraphUser {
     mobile_phone: Option<String>,
     #[serde(default)]
     business_phones: Option<Vec<String>>,
+    department: Option<String>,
+    company_name: Option<String>,
+    office_location: Option<String>,
+    employee_type: Option<String>,
+    /// `extensionAttribute1` … `extensionAttribute15`.
+    on_premises_extension_attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `$expand=manager`.
+    manager: Option<IdField>,
+    /// A delta round's manager (the last entry not `@removed`).
+    #[serde(rename = "manager@delta", default)]
+    manager_delta: Vec<MemberDelta>,
 }
 
 #[derive(Deserialize)]
@@ -442,7 +455,19 @@ fn map_user(raw: &RawValue) -> Result<User, String> {
             ))
         }
     };
+    let mut attributes = Attributes::default();
+    for (key, value) in u.on_premises_extension_attributes.iter().flatten() {
+        attributes.put_scalar(custom_key(key), value);
+    }
+    attributes.put("employee_number", u.employee_id.as_deref());
+    attributes.put("department", u.department.as_deref());
+    attributes.put("company", u.company_name.as_deref());
+    attributes.put("location", u.office_location.as_deref());
+    attributes.put("employee_type", u.employee_type.as_deref());
+    let manager = u.manager_delta.iter().rev().find(|m| m.removed.is_none()).map(|m| m.id.as_str());
+    attributes.put("manager_id", manager.or(u.manager.as_ref().map(|m| m.id.as_str())));
     Ok(User {
+        attributes: attributes.into_json(),
         id: u.id,
         user_name: u.user_principal_name,
         external_id: u.employee_id,

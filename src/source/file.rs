@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::attributes::{custom_key, Attributes, IDP_STANDARD};
 use crate::model::{Group, Memberships, Snapshot, User};
 
 use super::{IdpSource, Progress, SourceError};
@@ -61,6 +62,10 @@ struct FileUser {
     phone: Option<String>,
     timezone: Option<String>,
     role: Option<String>,
+    /// Standard fields by their neutral names (`department`, `manager_id`, …) and custom
+    /// attributes, each a text, number or boolean.
+    #[serde(default)]
+    attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -130,7 +135,16 @@ fn parse_user(raw: &RawValue, i: usize) -> Result<User, String> {
     if u.id.is_empty() {
         return Err(format!("users[{i}]: field 'id': empty"));
     }
+    let mut attributes = Attributes::default();
+    for (key, value) in &u.attributes {
+        if value.is_object() || value.is_array() {
+            return Err(format!("users[{i}] (id '{}'): field 'attributes.{key}': expected a text, number or boolean", u.id));
+        }
+        let key = if IDP_STANDARD.contains(&key.as_str()) { key.clone() } else { custom_key(key) };
+        attributes.put_scalar(key, value);
+    }
     Ok(User {
+        attributes: attributes.into_json(),
         id: u.id,
         user_name: u.username,
         external_id: u.employee_identifier,

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
 use crate::http::Auth;
+use crate::attributes::{custom_key, Attributes};
 use crate::model::{Binding, Group, Membership, PackedUser, Snapshot, User};
 
 use super::web::{bounded, Api};
@@ -204,6 +205,24 @@ struct JcUser {
     job_title: Option<String>,
     #[serde(rename = "phoneNumbers", default)]
     phone_numbers: Option<Vec<Phone>>,
+    department: Option<String>,
+    #[serde(rename = "costCenter")]
+    cost_center: Option<String>,
+    company: Option<String>,
+    #[serde(rename = "employeeType")]
+    employee_type: Option<String>,
+    location: Option<String>,
+    /// Another systemuser's id.
+    manager: Option<String>,
+    /// Custom attributes.
+    #[serde(default)]
+    attributes: Option<Vec<CustomAttribute>>,
+}
+
+#[derive(Deserialize)]
+struct CustomAttribute {
+    name: Option<String>,
+    value: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -234,8 +253,22 @@ impl JcUser {
             .find(|p| p.kind.as_deref() == Some("work"))
             .or(phones.first())
             .and_then(|p| p.number.clone());
+        let mut attributes = Attributes::default();
+        for a in self.attributes.unwrap_or_default() {
+            if let (Some(name), Some(value)) = (a.name, a.value) {
+                attributes.put_scalar(custom_key(&name), &value);
+            }
+        }
+        attributes.put("employee_number", self.employee_identifier.as_deref());
+        attributes.put("department", self.department.as_deref());
+        attributes.put("cost_center", self.cost_center.as_deref());
+        attributes.put("company", self.company.as_deref());
+        attributes.put("employee_type", self.employee_type.as_deref());
+        attributes.put("location", self.location.as_deref());
+        attributes.put("manager_id", self.manager.as_deref());
         User {
             id: self.id,
+            attributes: attributes.into_json(),
             user_name: non_empty(self.username),
             external_id: non_empty(self.employee_identifier),
             given_name: non_empty(self.firstname),

@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{AppConfig, HttpSettings as ConnSettings, OktaAuth};
 use crate::http::Auth;
+use crate::attributes::{custom_key, Attributes};
 use crate::model::{Baseline, Binding, Group, Membership, Memberships, PackedUser, Snapshot, User};
 
 use super::web::{bounded, next_link, respect_rate_limit, Api};
@@ -66,7 +67,23 @@ struct Profile {
     primary_phone: Option<String>,
     mobile_phone: Option<String>,
     timezone: Option<String>,
+    department: Option<String>,
+    cost_center: Option<String>,
+    division: Option<String>,
+    organization: Option<String>,
+    user_type: Option<String>,
+    manager_id: Option<String>,
+    /// Every other profile key: the base profile's others, and custom attributes.
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
+
+/// The keys of Okta's base user profile that are not mapped above: not custom attributes.
+const OKTA_BASE: &[&str] = &[
+    "secondEmail", "middleName", "honorificPrefix", "honorificSuffix", "nickName", "profileUrl",
+    "streetAddress", "city", "state", "zipCode", "postalAddress", "countryCode", "preferredLanguage",
+    "locale", "manager",
+];
 
 #[derive(Deserialize)]
 struct OktaGroup {
@@ -107,7 +124,19 @@ fn stable_raw(raw: &RawValue) -> String {
 fn map_user(raw: &RawValue) -> Result<(User, Option<String>), serde_json::Error> {
     let u: OktaUser = serde_json::from_str(raw.get())?;
     let p = u.profile;
+    let mut attributes = Attributes::default();
+    for (key, value) in p.other.iter().filter(|(k, _)| !OKTA_BASE.contains(&k.as_str())) {
+        attributes.put_scalar(custom_key(key), value);
+    }
+    attributes.put("employee_number", p.employee_number.as_deref());
+    attributes.put("department", p.department.as_deref());
+    attributes.put("cost_center", p.cost_center.as_deref());
+    attributes.put("division", p.division.as_deref());
+    attributes.put("organization", p.organization.as_deref());
+    attributes.put("employee_type", p.user_type.as_deref());
+    attributes.put("manager_id", p.manager_id.as_deref());
     let user = User {
+        attributes: attributes.into_json(),
         active: active(&u.status),
         status_raw: Some(u.status),
         id: u.id,

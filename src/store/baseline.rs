@@ -27,7 +27,7 @@ impl Store {
         let mut stmt = conn
             .prepare(
                 "SELECT id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title,
-                        phone, timezone, role, status_raw, raw, uid FROM users WHERE source = ?1 ORDER BY uid",
+                        phone, timezone, role, status_raw, raw, uid, attributes FROM users WHERE source = ?1 ORDER BY uid",
             )
             .map_err(err)?;
         let mut uids: Vec<i64> = Vec::new();
@@ -50,6 +50,7 @@ impl Store {
                     role: r.get(12)?,
                     status_raw: r.get(13)?,
                     raw: r.get(14)?,
+                    attributes: r.get(16)?,
                 }
                 .into())
             })

@@ -62,7 +62,7 @@ pub struct SnapshotCounts {
     pub requests: u64,
 }
 
-const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role, status_raw, raw, hash, valid_from, run_id";
+const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, family_name, formatted, display_name, email, active, title, phone, timezone, role, status_raw, attributes, raw, hash, valid_from, run_id";
 /// Close a membership's current version into `membership_versions` (?1 gid, ?2 uid, ?3 valid_to,
 /// ?4 run). Reads the ids through the `memberships` view, so the group and the user must still
 /// be stored: removed users and groups are deleted after their memberships are closed.
@@ -103,11 +103,11 @@ impl<'t> UserWriter<'t> {
     fn new(tx: &'t Transaction) -> rusqlite::Result<Self> {
         Ok(UserWriter {
             insert: tx.prepare_cached(&format!(
-                "INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                "INSERT INTO users ({USER_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
             ))?,
             update: tx.prepare_cached(
                 "UPDATE users SET user_name = ?2, external_id = ?3, given_name = ?4, family_name = ?5, formatted = ?6, display_name = ?7, email = ?8, active = ?9,
-                 title = ?10, phone = ?11, timezone = ?12, role = ?13, status_raw = ?14, raw = ?15, hash = ?16, valid_from = ?17, run_id = ?18 WHERE uid = ?1",
+                 title = ?10, phone = ?11, timezone = ?12, role = ?13, status_raw = ?14, attributes = ?15, raw = ?16, hash = ?17, valid_from = ?18, run_id = ?19 WHERE uid = ?1",
             )?,
             close: tx.prepare_cached(&format!(
                 "INSERT INTO user_versions ({USER_COLS}, valid_to, ended_by_run) SELECT {USER_COLS}, ?2, ?3 FROM users WHERE uid = ?1"
@@ -133,7 +133,7 @@ impl<'t> UserWriter<'t> {
             return Ok((uid, Change::Same));
         }
         // What an update and an insert both write, in the statements' order.
-        let row: [&dyn ToSql; 17] = [
+        let row: [&dyn ToSql; 18] = [
             &u.get(UserName),
             &u.get(ExternalId),
             &u.get(GivenName),
@@ -147,6 +147,7 @@ impl<'t> UserWriter<'t> {
             &u.get(Timezone),
             &u.get(Role),
             &u.get(StatusRaw),
+            &u.get(Attributes),
             &u.raw(),
             &hash,
             &now,
@@ -229,6 +230,11 @@ fn user_hash(u: &PackedUser) -> i64 {
     let mut h = xxh3_64(u.raw().as_bytes());
     if let Some(s) = u.get(crate::model::UserField::StatusRaw) {
         h ^= xxh3_64(s.as_bytes()).rotate_left(1);
+    }
+    // The attributes are derived from the raw object by the connector; hashing them too means a
+    // store written before they were derived takes them at its next pull.
+    if let Some(a) = u.get(crate::model::UserField::Attributes) {
+        h ^= xxh3_64(a.as_bytes()).rotate_left(2);
     }
     h as i64
 }
