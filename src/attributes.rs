@@ -16,6 +16,19 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+/// The key of a reference to the account a plan creates for an IdP user: `{"$idp_user": id}`,
+/// in an operation's body and in a mapped manager's desired value; apply resolves it.
+pub const IDP_USER_REF: &str = "$idp_user";
+
+/// The IdP user id of a reference written as text (`{"$idp_user":"id"}`).
+pub fn reference(value: &str) -> Option<String> {
+    let v: serde_json::Map<String, Value> = serde_json::from_str(value).ok()?;
+    match (v.len(), v.get(IDP_USER_REF)) {
+        (1, Some(Value::String(id))) => Some(id.clone()),
+        _ => None,
+    }
+}
+
 /// The SCIM enterprise User extension (RFC 7643 §4.3).
 pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 

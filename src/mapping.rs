@@ -127,7 +127,11 @@ pub fn target(path: &str) -> Result<(String, TargetKind), String> {
 /// The columns an expression may read: the IdP user's columns, the standard attributes and the
 /// IdP's declared custom attributes (all text, `active` a boolean).
 fn input_schema(custom: &[String]) -> Schema {
-    let names = IDP_COLUMNS.iter().chain(IDP_STANDARD).map(|s| s.to_string()).chain(custom.iter().cloned());
+    let names = IDP_COLUMNS
+        .iter()
+        .chain(IDP_STANDARD)
+        .map(|s| s.to_string())
+        .chain(custom.iter().cloned());
     let mut fields: Vec<Field> = Vec::new();
     for n in names {
         if fields.iter().all(|f| f.name() != &n) {
@@ -179,7 +183,10 @@ fn check_expression(expression: &str, custom: &[String]) -> Result<Vec<String>, 
     let sql = format!("SELECT CAST(({expression}) AS VARCHAR) AS value FROM idp_user");
     let plan = futures::executor::block_on(ctx.state().create_logical_plan(&sql)).map_err(|e| explain(expression, &e.to_string()))?;
     let shown = plan.display_indent().to_string();
-    if ["Aggregate:", "WindowAggr:", "Subquery", "Window:"].iter().any(|n| shown.contains(n)) {
+    if ["Aggregate:", "WindowAggr:", "Subquery", "Window:"]
+        .iter()
+        .any(|n| shown.contains(n))
+    {
         return Err(format!(
             "expression `{expression}`: aggregate, window functions and subqueries are not allowed (one value per user)"
         ));
@@ -238,7 +245,9 @@ mod tests {
         assert_eq!(target(&dept.to_lowercase()).unwrap(), (dept, TargetKind::Path));
         assert_eq!(target(&format!("{ENTERPRISE_USER}:manager")).unwrap().1, TargetKind::Manager);
         assert_eq!(target("urn:acme:params:scim:User:badge").unwrap().1, TargetKind::Path);
-        assert!(target(&format!("{ENTERPRISE_USER}:deparment")).unwrap_err().contains("no attribute 'deparment'"));
+        assert!(target(&format!("{ENTERPRISE_USER}:deparment"))
+            .unwrap_err()
+            .contains("no attribute 'deparment'"));
         assert!(target("userName").unwrap_err().contains("correlation key"));
         assert!(target("shoeSize").unwrap_err().contains("unknown target"));
     }

@@ -418,6 +418,15 @@ impl OneOp<'_> {
         if let Some(b) = body.as_mut() {
             let links = rt.links.lock().expect("links lock");
             dropped = resolve_refs(b, &|idp| links.get(idp).cloned());
+            // A reference outside a member list (a manager) that could not be resolved would be
+            // sent as `{"$idp_user": …}`: the operation is not sent.
+            let mut left = std::collections::BTreeSet::new();
+            crate::plan::referenced_users(b, &mut left);
+            if let Some(idp) = left.first() {
+                let message = format!("the account of IdP user '{idp}' this operation refers to was not created; not sent");
+                drop(links);
+                return self.failed(None, message);
+            }
         }
         let method = http_method(op.method);
         let note = (!dropped.is_empty()).then(|| format!("{} member(s) left out: their accounts were not created", dropped.len()));

@@ -185,9 +185,14 @@ impl Sections<'_> {
             let custom = &idps.iter().find(|i| i.name == r.idp).expect("checked above").custom_attributes;
             let mut mappings = Vec::new();
             for (target, expression) in &r.mappings {
-                let m = crate::mapping::parse(target, expression, custom).map_err(|e| invalid(&section, &format!("mappings.\"{target}\""), e.message))?;
+                let m = crate::mapping::parse(target, expression, custom)
+                    .map_err(|e| invalid(&section, &format!("mappings.\"{target}\""), e.message))?;
                 if mappings.iter().any(|o: &crate::mapping::Mapping| o.target == m.target) {
-                    return Err(invalid(&section, &format!("mappings.\"{target}\""), format!("{} is mapped twice", m.target)));
+                    return Err(invalid(
+                        &section,
+                        &format!("mappings.\"{target}\""),
+                        format!("{} is mapped twice", m.target),
+                    ));
                 }
                 mappings.push(m);
             }

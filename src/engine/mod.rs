@@ -3,6 +3,7 @@
 //! `queries/` runs: correlation (links), scope, and one query per finding kind. The joins run
 //! in DataFusion, never pushed down into SQLite.
 pub mod columnar;
+mod mapped;
 pub mod planner_inputs;
 pub mod scan;
 pub mod tables;
@@ -18,6 +19,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+pub use mapped::CreateValues;
 pub use tables::AppInput;
 
 use crate::vocab::FindingKind;
@@ -143,6 +145,8 @@ pub struct DriftResult {
     pub member_links: planner_inputs::MemberLinks,
     /// The IdP users the planner needs whole (see [`planner_inputs`]).
     pub idp_users: planner_inputs::IdpUsers,
+    /// The mapped values of the accounts the plan creates (apps with `mappings`).
+    pub mapped_creates: CreateValues,
     /// Seconds per stage: scan, correlate, each query.
     pub timings: Vec<(String, f64)>,
 }
@@ -458,11 +462,16 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     load(&ctx, store_path, apps).await?;
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
     correlate(&ctx, &mut result).await?;
-    find_drift(&ctx, &mut result).await?;
+    find_drift(&ctx, &mut result, apps).await?;
     let t = Instant::now();
     result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
     result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
     read_planner_inputs(&ctx, &mut result).await?;
+    if apps.iter().any(|a| !a.mappings.is_empty()) {
+        let t = Instant::now();
+        result.mapped_creates = mapped::create_values(&ctx, apps, &result.findings).await?;
+        result.timings.push(("planner/mapped values".into(), t.elapsed().as_secs_f64()));
+    }
     Ok(result)
 }
 
@@ -502,7 +511,8 @@ async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) ->
         register(ctx, "active_members", active)?;
     }
     register_config_tables(ctx, apps)?;
-    Ok(())
+    let path = store_path.to_path_buf();
+    tokio::task::block_in_place(|| mapped::load(ctx, &path, apps))
 }
 
 /// Correlation into `result` (links made, links dropped, group links) and the scope table.
@@ -554,7 +564,7 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
 }
 
 /// Every drift query, their findings into `result`.
-async fn find_drift(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
+async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
     // Then two streams of queries side by side (a query leaves a core idle while it builds a
     // hash table or gathers its output, and the other fills it): the linked pairs and the
     // three queries that read them; and the membership diff, the longest, then the rest.
@@ -576,6 +586,11 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult) -> Result<()
         let mut out = vec![("correlate/pairs".to_string(), Vec::new(), t.elapsed().as_secs_f64())];
         for &(kind, sql) in with_pairs {
             out.push(run(kind, sql).await?);
+        }
+        if apps.iter().any(|a| !a.mappings.is_empty()) {
+            let t = Instant::now();
+            let findings = mapped::drift(ctx, apps).await?;
+            out.push(("user.drift (mapped)".to_string(), findings, t.elapsed().as_secs_f64()));
         }
         deregister(ctx, "pairs")?;
         Ok::<_, EngineError>(out)

@@ -170,7 +170,7 @@ pub fn scan_all(path: &std::path::Path, tables: &[TableScan], threads: usize) ->
 }
 
 /// A read-only connection to the store for scans (waiting up to 10 s for a writer's lock).
-fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+pub(super) fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,

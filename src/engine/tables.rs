@@ -21,6 +21,9 @@ pub struct AppInput<'a> {
     pub scope_complete: bool,
     /// The app's SP profile (managed attributes, role model, what DELETE means).
     pub profile: &'a Profile,
+    /// Its attribute mappings (the profile's, then the app's): a core attribute mapped here is
+    /// compared by the mapped query, not by `user.drift.sql`.
+    pub mappings: Vec<crate::mapping::Mapping>,
 }
 
 fn strings(v: Vec<String>) -> ArrayRef {
@@ -160,6 +163,9 @@ pub fn app_attributes(apps: &[AppInput]) -> RecordBatch {
     let (mut app, mut attr, mut lower) = (Vec::new(), Vec::new(), Vec::new());
     for a in apps {
         for at in &a.profile.users.manage {
+            if a.mappings.iter().any(|m| &m.target == at) {
+                continue;
+            }
             app.push(a.config.name.clone());
             attr.push(at.clone());
             lower.push(a.profile.lowercases(at));

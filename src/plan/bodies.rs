@@ -85,6 +85,9 @@ pub enum PatchValue<'a> {
     Roles([Role<'a>; 1]),
     /// Members to add.
     Members(Vec<Member<'a>>),
+    /// A reference to another account (`manager`): `{"value": id}`, or `{"value":
+    /// {"$idp_user": id}}` for an account this plan creates.
+    Reference(serde_json::Value),
 }
 
 /// A PATCH operation as the planner writes it (`crate::scim::patch`'s model, with typed values).

@@ -32,7 +32,7 @@ pub mod phase {
 /// The key that stands, in an operation's body, for the app id of the account linked to (or
 /// created for) an IdP user: `{"$idp_user": "<IdP user id>"}`. A real SCIM value is never an
 /// object with this key, so the two cannot be confused.
-pub const IDP_USER_REF: &str = "$idp_user";
+pub use crate::attributes::IDP_USER_REF;
 
 /// One SCIM write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use super::bodies::{
 use super::{phase, Action, Body, FindingKind, Method, Operation};
 use crate::config::{AppConfig, OnUnassign};
 use crate::engine::Finding;
+use crate::mapping::{Mapping, TargetKind};
 use crate::model::User;
 use crate::profile::{EmailReuse, Formatted, Profile, UserNameFrom};
 use crate::store::{Result, Store};
@@ -27,6 +28,10 @@ pub struct AppPlanning<'a> {
     /// IdP user id → the user, for the users to create and those whose name changes (the
     /// engine's).
     pub idp_users: &'a HashMap<String, User>,
+    /// Its attribute mappings (the profile's and the app's).
+    pub mappings: &'a [Mapping],
+    /// IdP user id → (target, value) of the mapped attributes, for the users to create.
+    pub mapped_creates: &'a HashMap<String, Vec<(String, String)>>,
 }
 
 /// What planning one app produced.
@@ -154,6 +159,47 @@ fn attribute_ops<'a>(profile: &'a Profile, attribute: &str, value: &str, idp_use
     }
 }
 
+/// The PATCH operation that sets a mapped attribute to `value` (a manager: the reference to
+/// the account, or its removal when the manager is out of the app's scope).
+fn mapped_op(m: &Mapping, value: Option<&str>) -> Option<PatchOp<'static>> {
+    match (&m.kind, value) {
+        (TargetKind::Manager, None) => Some(PatchOp::remove(&m.target)),
+        (TargetKind::Manager, Some(v)) => {
+            let to = match crate::attributes::reference(v) {
+                Some(idp_id) => serde_json::json!({ crate::attributes::IDP_USER_REF: idp_id }),
+                None => serde_json::Value::String(v.to_string()),
+            };
+            Some(PatchOp::replace(
+                &m.target,
+                PatchValue::Reference(serde_json::json!({ "value": to })),
+            ))
+        }
+        (_, Some(v)) => Some(PatchOp::replace(&m.target, PatchValue::Text(v.to_string()))),
+        (_, None) => None,
+    }
+}
+
+/// A POST /Users body with the mapped attributes set: a core attribute replaced, a path or an
+/// extension attribute added (its schema listed in `schemas`), a manager as `{"value": id}`.
+fn with_mapped(body: Body, mappings: &[Mapping], values: &[(String, String)]) -> Body {
+    let mut v = body.value();
+    let mut ops = Vec::new();
+    for (target, value) in values {
+        let Some(m) = mappings.iter().find(|m| &m.target == target) else {
+            continue;
+        };
+        let value = match m.kind {
+            TargetKind::Manager => serde_json::json!({ "value": value }),
+            _ => serde_json::Value::String(value.clone()),
+        };
+        ops.push(serde_json::to_value(crate::scim::patch::Operation::replace(target, value)).expect("an operation serialises"));
+    }
+    if crate::scim::patch::apply(&mut v, &ops).is_err() {
+        return body;
+    }
+    Body::of(&v)
+}
+
 /// Plan the operations for one app's findings. `next_seq` numbers them across apps.
 ///
 /// The steps run in the order their operations are listed before the sort by phase (stable, so
@@ -276,7 +322,11 @@ impl<'a> Steps<'a> {
                 .idp_id
                 .as_deref()
                 .and_then(|id| self.app.idp_users.get(id))
-                .and_then(|u| create_user_body(self.app.profile, u));
+                .and_then(|u| create_user_body(self.app.profile, u))
+                .map(|b| match f.idp_id.as_deref().and_then(|id| self.app.mapped_creates.get(id)) {
+                    Some(values) => with_mapped(b, self.app.mappings, values),
+                    None => b,
+                });
             match body {
                 Some(b) => ops.push(self.op(phase::CREATE_USERS, Action::UserCreate, Method::Post, "Users".into(), Some(b), f)),
                 None => warnings.push(format!(
@@ -308,7 +358,26 @@ impl<'a> Steps<'a> {
         let (profile, idp_users) = (self.app.profile, self.app.idp_users);
         let mut updates: BTreeMap<&str, (Vec<PatchOp>, &Finding)> = BTreeMap::new();
         for f in self.of(FindingKind::UserDrift) {
-            let (Some(sp), Some(attr), Some(value)) = (f.sp_id.as_deref(), f.attribute.as_deref(), f.new_value.as_deref()) else {
+            let (Some(sp), Some(attr)) = (f.sp_id.as_deref(), f.attribute.as_deref()) else {
+                continue;
+            };
+            if let Some(m) = self.app.mappings.iter().find(|m| m.target == attr) {
+                if let Some(o) = mapped_op(m, f.new_value.as_deref()) {
+                    let idp_user = f.idp_id.as_deref().and_then(|id| idp_users.get(id));
+                    let entry = updates.entry(sp).or_insert_with(|| (Vec::new(), f));
+                    let ops = match (&m.kind, f.new_value.as_deref()) {
+                        (TargetKind::Column(_), Some(value)) => attribute_ops(profile, attr, value, idp_user),
+                        _ => vec![o],
+                    };
+                    for o in ops {
+                        if !entry.0.contains(&o) {
+                            entry.0.push(o);
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(value) = f.new_value.as_deref() else {
                 continue;
             };
             if !profile.manages(attr) {

@@ -154,7 +154,9 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     let mut timings: Vec<(String, f64)> = Vec::new();
     let started = std::time::Instant::now();
     for (a, profile) in selected.iter().copied().zip(&profiles) {
-        let (info, input) = check_app(store, a, profile, after_refresh, &mut snapshots)?;
+        let custom = &config.idp_of(a).custom_attributes;
+        let mappings = profile.effective_mappings(&a.mappings, custom)?;
+        let (info, input) = check_app(store, a, profile, mappings, after_refresh, &mut snapshots)?;
         infos.push(info);
         inputs.extend(input);
     }
@@ -226,6 +228,7 @@ fn check_app<'a>(
     store: &mut Store,
     a: &'a AppConfig,
     profile: &'a Profile,
+    mappings: Vec<crate::mapping::Mapping>,
     after_refresh: bool,
     snapshots: &mut BTreeMap<String, i64>,
 ) -> Result<(AppPlanInfo, Option<AppInput<'a>>), PlanError> {
@@ -283,6 +286,7 @@ fn check_app<'a>(
             idp_source,
             scope_complete,
             profile,
+            mappings,
         });
     }
     let info = AppPlanInfo {
@@ -312,6 +316,7 @@ fn plan_operations(path: &Path, inputs: &[AppInput], result: &DriftResult) -> Re
     let none = Default::default();
     let no_links = Default::default();
     let no_users = Default::default();
+    let no_values = Default::default();
     for input in inputs {
         let name = &input.config.name;
         let findings: Vec<&Finding> = result.findings.iter().filter(|f| &f.app == name).collect();
@@ -323,6 +328,8 @@ fn plan_operations(path: &Path, inputs: &[AppInput], result: &DriftResult) -> Re
                 new_group_members: result.new_group_members.get(name).unwrap_or(&none),
                 member_links: result.member_links.get(name).unwrap_or(&no_links),
                 idp_users: result.idp_users.get(name).unwrap_or(&no_users),
+                mappings: &input.mappings,
+                mapped_creates: result.mapped_creates.get(name).unwrap_or(&no_values),
             },
             &findings,
             &mut next_seq,

@@ -1,11 +1,13 @@
 //! SP profiles: how one kind of app is written to over SCIM, as data. The built-in profiles are
 //! TOML files embedded in the binary (each rule cites the seed sentence it comes from); an app
 //! can name its own file with `profile = "path/to/x.toml"`.
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::BUILTIN_PROFILES;
+use crate::mapping::Mapping;
 use crate::scim::spc::ServiceProviderConfig;
 
 /// The built-in profiles' rules, in the order of [`BUILTIN_PROFILES`] (the one list of their
@@ -63,6 +65,10 @@ pub struct Profile {
     pub roles: RoleRules,
     /// Paging.
     pub paging: PagingRules,
+    /// Default attribute mappings (SCIM attribute path → SQL expression over the IdP user); an
+    /// app's own `mappings` replace them target by target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mappings: BTreeMap<String, String>,
     /// The SP answers ETags (`meta.version`) and honours `If-Match` (its ServiceProviderConfig
     /// says so): a read-modify-write PUT sends the version it read. Not a profile key.
     #[serde(skip)]
@@ -320,6 +326,24 @@ impl Profile {
     /// True when the app compares and corrects `attribute` after creation.
     pub fn manages(&self, attribute: &str) -> bool {
         self.users.manage.iter().any(|a| a == attribute)
+    }
+
+    /// The mappings an app of this profile uses: the profile's defaults, each replaced by the
+    /// app's mapping of the same target, then the app's others. `custom` are the IdP's declared
+    /// custom attributes.
+    pub fn effective_mappings(&self, app: &[Mapping], custom: &[String]) -> Result<Vec<Mapping>, ProfileError> {
+        let mut out: Vec<Mapping> = Vec::new();
+        for (target, expression) in &self.mappings {
+            let m = crate::mapping::parse(target, expression, custom).map_err(|e| ProfileError {
+                origin: self.name.clone(),
+                message: format!("key 'mappings': {e}"),
+            })?;
+            if !app.iter().any(|a| a.target == m.target) {
+                out.push(m);
+            }
+        }
+        out.extend(app.iter().cloned());
+        Ok(out)
     }
 
     /// True when `attribute` is sent when creating an account.

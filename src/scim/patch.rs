@@ -52,6 +52,15 @@ impl<V> Operation<V> {
         }
     }
 
+    /// §3.5.2.2: remove the attribute at `path`.
+    pub fn remove(path: &str) -> Self {
+        Operation {
+            op: Op::Remove,
+            path: Some(path.to_string()),
+            value: None,
+        }
+    }
+
     /// §3.5.2.2: remove one member by a value filter on `members`.
     pub fn remove_member(id: &str) -> Self {
         Operation {

@@ -23,9 +23,9 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::attributes::{custom_key, Attributes};
 use crate::config::{AppConfig, ClientCredentials, HttpSettings as ConnSettings};
 use crate::http::{detail_of, Auth, Http, HttpSettings};
-use crate::attributes::{custom_key, Attributes};
 use crate::model::{Baseline, Binding, Group, Membership, PackedUser, Snapshot, User};
 use crate::secret::Secret;
 
@@ -33,7 +33,8 @@ use super::web::Api;
 use super::{required, Created, IdpSource, Progress, SourceError};
 
 /// `manager` in a delta `$select` makes Graph answer `manager@delta` (the manager's id).
-const USER_SELECT: &str = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones,\
+const USER_SELECT: &str =
+    "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones,\
 department,companyName,officeLocation,employeeType,onPremisesExtensionAttributes,manager";
 
 /// The Microsoft Entra ID connector (Graph: users and groups by delta rounds, app role assignments).

@@ -138,9 +138,16 @@ fn parse_user(raw: &RawValue, i: usize) -> Result<User, String> {
     let mut attributes = Attributes::default();
     for (key, value) in &u.attributes {
         if value.is_object() || value.is_array() {
-            return Err(format!("users[{i}] (id '{}'): field 'attributes.{key}': expected a text, number or boolean", u.id));
+            return Err(format!(
+                "users[{i}] (id '{}'): field 'attributes.{key}': expected a text, number or boolean",
+                u.id
+            ));
         }
-        let key = if IDP_STANDARD.contains(&key.as_str()) { key.clone() } else { custom_key(key) };
+        let key = if IDP_STANDARD.contains(&key.as_str()) {
+            key.clone()
+        } else {
+            custom_key(key)
+        };
         attributes.put_scalar(key, value);
     }
     Ok(User {

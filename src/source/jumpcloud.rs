@@ -16,9 +16,9 @@ use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::attributes::{custom_key, Attributes};
 use crate::config::{AppConfig, HttpSettings as ConnSettings};
 use crate::http::Auth;
-use crate::attributes::{custom_key, Attributes};
 use crate::model::{Binding, Group, Membership, PackedUser, Snapshot, User};
 
 use super::web::{bounded, Api};

@@ -20,9 +20,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::attributes::{custom_key, Attributes};
 use crate::config::{AppConfig, HttpSettings as ConnSettings, OktaAuth};
 use crate::http::Auth;
-use crate::attributes::{custom_key, Attributes};
 use crate::model::{Baseline, Binding, Group, Membership, Memberships, PackedUser, Snapshot, User};
 
 use super::web::{bounded, next_link, respect_rate_limit, Api};
@@ -80,9 +80,21 @@ struct Profile {
 
 /// The keys of Okta's base user profile that are not mapped above: not custom attributes.
 const OKTA_BASE: &[&str] = &[
-    "secondEmail", "middleName", "honorificPrefix", "honorificSuffix", "nickName", "profileUrl",
-    "streetAddress", "city", "state", "zipCode", "postalAddress", "countryCode", "preferredLanguage",
-    "locale", "manager",
+    "secondEmail",
+    "middleName",
+    "honorificPrefix",
+    "honorificSuffix",
+    "nickName",
+    "profileUrl",
+    "streetAddress",
+    "city",
+    "state",
+    "zipCode",
+    "postalAddress",
+    "countryCode",
+    "preferredLanguage",
+    "locale",
+    "manager",
 ];
 
 #[derive(Deserialize)]
