@@ -31,6 +31,7 @@ fn drift(c: &mut Criterion) {
             idp_source: "idp.corp".into(),
             scope_complete: true,
             profile: &profile,
+            mappings: Vec::new(),
         }];
         group.throughput(Throughput::Elements(users as u64));
         group.bench_with_input(BenchmarkId::new("plan", users), &store, |b, store| {
