@@ -32,10 +32,12 @@ use crate::secret::Secret;
 use super::web::Api;
 use super::{required, Created, IdpSource, Progress, SourceError};
 
-/// `manager` in a delta `$select` makes Graph answer `manager@delta` (the manager's id).
-const USER_SELECT: &str =
+/// The user properties read, in delta rounds and single-user reads alike. `manager` is a
+/// navigation property: a delta round's `$select` adds it and Graph answers `manager@delta`; a
+/// list read (`/users?$filter`) asks `$expand=manager` instead.
+const USER_FIELDS: &str =
     "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,employeeId,jobTitle,mobilePhone,businessPhones,\
-department,companyName,officeLocation,employeeType,onPremisesExtensionAttributes,manager";
+department,companyName,officeLocation,employeeType,onPremisesExtensionAttributes";
 
 /// The Microsoft Entra ID connector (Graph: users and groups by delta rounds, app role assignments).
 pub struct Entra {
@@ -347,7 +349,7 @@ impl Entra {
     ) -> Result<Cursor, SourceError> {
         let users_start = cursor
             .map(|c| c.users.clone())
-            .unwrap_or_else(|| format!("{}/users/delta?$select={USER_SELECT}", self.base));
+            .unwrap_or_else(|| format!("{}/users/delta?$select={USER_FIELDS},manager", self.base));
         let (raws, users_link) = self.round(api, &users_start).await?;
         progress("users", raws.len() as u64, raws.len() as u64);
         let mut index: HashMap<String, usize> = snap.users.iter().enumerate().map(|(i, u)| (u.id().to_string(), i)).collect();
@@ -524,7 +526,7 @@ impl IdpSource for Entra {
         Ok(snap)
     }
 
-    /// `/users?$filter=userPrincipalName eq '…'`, then `mail eq '…'`, with the same `$select` as
+    /// `/users?$filter=userPrincipalName eq '…'`, then `mail eq '…'`, with the same properties as
     /// the delta rounds; a full round only when neither finds the user.
     async fn fetch_user(&self, login: &str) -> Result<Option<User>, SourceError> {
         let api = self.api().await?;
@@ -532,7 +534,10 @@ impl IdpSource for Entra {
         for field in ["userPrincipalName", "mail"] {
             let filter = format!("{field} eq '{quoted}'");
             let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
-            let url = format!("{}/users?$filter={encoded}&$select={USER_SELECT}", self.base);
+            let url = format!(
+                "{}/users?$filter={encoded}&$select={USER_FIELDS}&$expand=manager($select=id)",
+                self.base
+            );
             let resp = self.get(&url).await?;
             let page: Page = api.parse(&url, &resp.body)?;
             let mut users = Vec::new();

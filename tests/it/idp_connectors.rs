@@ -3,7 +3,7 @@
 //! bound groups, retried 429/503 mid-scan, a persisting failure that keeps the previous
 //! snapshot, incremental pulls that fetch only the changes, Graph's 410 resync, JumpCloud rows
 //! moving mid-scan, and Okta's rate-limit headers.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use axum::http::Method;
@@ -48,7 +48,8 @@ fn config(vendor: IdpVendor, fake: &IdpFake, app_url: &str, concurrency: usize) 
     )
 }
 
-type Users = BTreeSet<(String, String, String, bool, String)>;
+/// id, login, email, active, externalId, attributes (the store's `attributes` object).
+type Users = BTreeSet<(String, String, String, bool, String, BTreeMap<String, String>)>;
 type Pairs = BTreeSet<(String, String)>;
 /// Users, groups, memberships and bound group ids of one directory.
 type Mirror = (Users, Pairs, Pairs, BTreeSet<String>);
@@ -58,10 +59,13 @@ fn stored(ws: &Workspace) -> Mirror {
     let db = ws.db();
     let users = rows(
         &db,
-        "SELECT id, user_name, email, active, coalesce(external_id, '') FROM users WHERE source = 'idp.corp'",
+        "SELECT id, user_name, email, active, coalesce(external_id, ''), coalesce(attributes, '{}') FROM users WHERE source = 'idp.corp'",
     )
     .into_iter()
-    .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3] == "1", r[4].clone()))
+    .map(|r| {
+        let attributes: BTreeMap<String, String> = serde_json::from_str(&r[5]).expect("attributes is a JSON object of strings");
+        (r[0].clone(), r[1].clone(), r[2].clone(), r[3] == "1", r[4].clone(), attributes)
+    })
     .collect();
     let groups = rows(&db, "SELECT id, display_name FROM groups WHERE source = 'idp.corp'")
         .into_iter()
@@ -78,8 +82,36 @@ fn stored(ws: &Workspace) -> Mirror {
     (users, groups, members, bindings)
 }
 
+/// The attributes a connector keeps of a fake's user, under scimsync's names: what each vendor's
+/// API carries (Graph has no cost center outside `employeeOrgData`, and numbers its custom
+/// attributes `extensionAttribute1…15`).
+fn attributes_of(vendor: IdpVendor, u: &scimsync_emulator::IdpUser) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            out.insert(k.to_string(), v.clone());
+        }
+    };
+    put("employee_number", &u.employee_id);
+    put("department", &u.department);
+    put("manager_id", &u.manager);
+    if vendor != IdpVendor::Entra {
+        put("cost_center", &u.cost_center);
+    }
+    for (n, (name, value)) in u.custom.iter().enumerate() {
+        let name = if vendor == IdpVendor::Entra {
+            format!("extensionAttribute{}", n + 1)
+        } else {
+            name.clone()
+        };
+        out.insert(name, value.clone());
+    }
+    out
+}
+
 /// The same, from the fake.
 fn truth(fake: &IdpFake) -> Mirror {
+    let vendor = fake.vendor();
     fake.with_directory(|d| {
         (
             d.users
@@ -91,6 +123,7 @@ fn truth(fake: &IdpFake) -> Mirror {
                         u.email.clone(),
                         u.active,
                         u.employee_id.clone().unwrap_or_default(),
+                        attributes_of(vendor, u),
                     )
                 })
                 .collect(),
@@ -202,7 +235,12 @@ fn entra_pull_is_exact_and_survives_faults() {
 /// Changes every incremental mechanism must carry: an attribute, a deactivation, a new user in
 /// a group, a member removed, a group renamed.
 fn change(d: &mut IdpDirectory) {
-    d.update_user("u0000003", |u| u.title = Some("Director".into()));
+    d.update_user("u0000003", |u| {
+        u.title = Some("Director".into());
+        u.department = Some("Legal".into());
+        u.manager = None;
+        u.custom.insert("badge".into(), "B3".into());
+    });
     d.update_user("u0000004", |u| u.active = false);
     d.put_user(scimsync_emulator::IdpUser {
         id: "u9999999".into(),
@@ -515,8 +553,12 @@ fn single_user_reconcile_reads_one_user(vendor: IdpVendor, max_requests: u64) {
     let ws = Workspace::new(&config(vendor, &host.fake, &app.emulator.base_url, 2));
     assert_ok(&ws.cli(&["pull"]));
     let full = host.fake.requests();
+    // A change since the pull: the single-user read carries the attributes (Graph's manager
+    // included, which a list read gets only by `$expand`).
+    host.fake
+        .with_directory(|d| d.update_user("u0000021", |u| u.department = Some("Legal".into())));
     let before = host.fake.requests();
-    let out = ws.cli(&["reconcile", "--app", "tool", "--user", "user20@example.com"]);
+    let out = ws.cli(&["reconcile", "--app", "tool", "--user", "user21@example.com"]);
     assert_ok(&out);
     let served = host.fake.requests() - before;
     assert!(
@@ -524,10 +566,19 @@ fn single_user_reconcile_reads_one_user(vendor: IdpVendor, max_requests: u64) {
         "{vendor:?}: a single-user reconcile made {served} requests (a full pull: {full})"
     );
     assert!(
-        app.emulator.with_directory(|d| d.user_by_name("user20@example.com").is_some()),
+        app.emulator.with_directory(|d| d.user_by_name("user21@example.com").is_some()),
         "{}",
         stdout(&out)
     );
+    let stored = rows(
+        &ws.db(),
+        "SELECT attributes FROM users WHERE source = 'idp.corp' AND id = 'u0000021'",
+    );
+    let attributes: BTreeMap<String, String> = serde_json::from_str(&stored[0][0]).unwrap();
+    let expected = host.fake.with_directory(|d| attributes_of(vendor, &d.users["u0000021"]));
+    assert_eq!(attributes, expected, "{vendor:?}");
+    assert_eq!(attributes["department"], "Legal");
+    assert_eq!(attributes["manager_id"], "u0000020");
 }
 
 #[test]

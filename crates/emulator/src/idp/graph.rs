@@ -50,10 +50,17 @@ pub(super) const GRAPH_DEFAULT_USER: &[&str] = &[
     "userPrincipalName",
 ];
 
-pub(super) fn graph_user(u: &IdpUser, select: &[String]) -> Value {
+/// A user with the `$select`ed properties. `manager` is a navigation property: a delta round
+/// answers it as `manager@delta`; a list read only with `$expand=manager`.
+pub(super) fn graph_user(u: &IdpUser, select: &[String], delta: bool, expand_manager: bool) -> Value {
+    // Graph has exactly fifteen extension attributes, all present, unset ones null: the
+    // directory's custom values fill them in name order.
+    let mut custom = u.custom.values();
+    let extension: serde_json::Map<String, Value> = (1..=15).map(|n| (format!("extensionAttribute{n}"), json!(custom.next()))).collect();
     let full = json!({"id": u.id, "userPrincipalName": u.login, "mail": u.email, "givenName": u.first, "surname": u.last,
         "displayName": format!("{} {}", u.first, u.last), "accountEnabled": u.active, "employeeId": u.employee_id,
-        "jobTitle": u.title, "mobilePhone": null, "businessPhones": [], "officeLocation": null, "preferredLanguage": null});
+        "jobTitle": u.title, "mobilePhone": null, "businessPhones": [], "officeLocation": null, "preferredLanguage": null,
+        "department": u.department, "onPremisesExtensionAttributes": extension});
     let keep: Vec<&str> = if select.is_empty() {
         GRAPH_DEFAULT_USER.to_vec()
     } else {
@@ -61,8 +68,23 @@ pub(super) fn graph_user(u: &IdpUser, select: &[String]) -> Value {
     };
     let mut out = serde_json::Map::new();
     for k in keep {
-        if let Some(v) = full.get(k) {
+        if k == "manager" {
+            if !delta {
+                continue;
+            }
+            let managers: Vec<Value> = u
+                .manager
+                .iter()
+                .map(|m| json!({"@odata.type": "#microsoft.graph.user", "id": m}))
+                .collect();
+            out.insert("manager@delta".into(), Value::Array(managers));
+        } else if let Some(v) = full.get(k) {
             out.insert(k.to_string(), v.clone());
+        }
+    }
+    if expand_manager {
+        if let Some(m) = &u.manager {
+            out.insert("manager".into(), json!({"@odata.type": "#microsoft.graph.user", "id": m}));
         }
     }
     Value::Object(out)
@@ -156,6 +178,7 @@ pub(super) async fn graph_users(State(s): State<Arc<Shared>>, Query(q): Query<Ve
         return vendor_error(s.vendor, StatusCode::BAD_REQUEST, "Request_UnsupportedQuery");
     };
     let select = select_of(&q);
+    let expand_manager = param(&q, "$expand").is_some_and(|e| e == "manager" || e.starts_with("manager("));
     let dir = s.dir.lock().expect("not poisoned");
     let value: Vec<Value> = dir
         .users
@@ -164,7 +187,7 @@ pub(super) async fn graph_users(State(s): State<Arc<Shared>>, Query(q): Query<Ve
             let have = if field == "mail" { &u.email } else { &u.login };
             have.eq_ignore_ascii_case(&value)
         })
-        .map(|u| graph_user(u, &select))
+        .map(|u| graph_user(u, &select, false, expand_manager))
         .collect();
     json_response(StatusCode::OK, json!({"value": value}))
 }
@@ -175,7 +198,7 @@ pub(super) async fn graph_users_delta(State(s): State<Arc<Shared>>, Query(q): Qu
             .users
             .values()
             .filter(|u| u.updated > since)
-            .map(|u| graph_user(u, select))
+            .map(|u| graph_user(u, select, true, false))
             .collect();
         if since > 0 {
             out.extend(
@@ -285,7 +308,7 @@ pub(super) async fn graph_create(State(s): State<Arc<Shared>>, body: Bytes) -> R
         ..Default::default()
     };
     match create_user(&s, u) {
-        Ok(u) => json_response(StatusCode::CREATED, graph_user(&u, &[])),
+        Ok(u) => json_response(StatusCode::CREATED, graph_user(&u, &[], false, false)),
         Err(()) => vendor_error(
             s.vendor,
             StatusCode::BAD_REQUEST,

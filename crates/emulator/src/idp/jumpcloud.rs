@@ -14,7 +14,8 @@ pub(super) fn jc_user(u: &IdpUser) -> Value {
     json!({"_id": u.id, "username": u.login, "email": u.email, "firstname": u.first, "lastname": u.last,
            "displayname": format!("{} {}", u.first, u.last).to_lowercase(), "state": if u.staged { "STAGED" } else if u.active { "ACTIVATED" } else { "SUSPENDED" },
            "activated": true, "suspended": !u.active, "account_locked": false, "employeeIdentifier": u.employee_id,
-           "jobTitle": u.title, "phoneNumbers": [], "created": stamp(0)})
+           "jobTitle": u.title, "phoneNumbers": [], "created": stamp(0), "department": u.department, "costCenter": u.cost_center,
+           "manager": u.manager, "attributes": u.custom.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()})
 }
 
 pub(super) fn with_total(items: Vec<Value>, total: usize) -> Response {

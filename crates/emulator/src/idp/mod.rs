@@ -43,6 +43,13 @@ pub struct IdpUser {
     pub last: String,
     pub employee_id: Option<String>,
     pub title: Option<String>,
+    pub department: Option<String>,
+    pub cost_center: Option<String>,
+    /// The manager's user id.
+    pub manager: Option<String>,
+    /// Vendor-specific custom attributes (JumpCloud `attributes[]`, Okta custom profile keys,
+    /// Entra `onPremisesExtensionAttributes`).
+    pub custom: BTreeMap<String, String>,
     pub active: bool,
     /// Created but not activated (JumpCloud/Okta STAGED); not active.
     pub staged: bool,
@@ -102,6 +109,13 @@ impl IdpDirectory {
                 last: format!("Last{i}"),
                 employee_id: Some(format!("E{i}")),
                 title: (i % 3 == 0).then(|| "Engineer".to_string()),
+                department: Some(["Sales", "Engineering", "Support"][i % 3].to_string()),
+                cost_center: (i % 2 == 0).then(|| format!("CC{}", i % 5)),
+                // Every user but the first of each ten reports to that first one.
+                manager: (i % 10 != 0).then(|| format!("u{:07}", i - i % 10)),
+                custom: (i % 4 == 0)
+                    .then(|| [("badge".to_string(), format!("B{i}"))].into())
+                    .unwrap_or_default(),
                 active: i % 25 != 24,
                 staged: false,
                 updated: 0,
@@ -255,6 +269,11 @@ pub struct IdpFake {
 }
 
 impl IdpFake {
+    /// The API this fake serves.
+    pub fn vendor(&self) -> IdpVendor {
+        self.shared.vendor
+    }
+
     /// Start a fake that wants `token` (JumpCloud's API key, Okta's SSWS token, or for Graph the
     /// client secret of client `client_id` when given, else a bearer token).
     pub async fn start(vendor: IdpVendor, dir: IdpDirectory, token: &str, client_id: Option<&str>) -> std::io::Result<IdpFake> {

@@ -11,12 +11,18 @@ use serde_json::{json, Value};
 use super::*;
 
 pub(super) fn okta_user(u: &IdpUser) -> Value {
-    json!({"id": u.id, "status": if u.staged { "STAGED" } else if u.active { "ACTIVE" } else { "DEPROVISIONED" }, "created": stamp(0), "activated": null,
+    let mut user = json!({"id": u.id, "status": if u.staged { "STAGED" } else if u.active { "ACTIVE" } else { "DEPROVISIONED" }, "created": stamp(0), "activated": null,
            "statusChanged": null, "lastLogin": stamp(u.updated + 1000), "lastUpdated": stamp(u.updated), "passwordChanged": null,
            "type": {"id": "oty-fake"},
            "profile": {"firstName": u.first, "lastName": u.last, "login": u.login, "email": u.email, "mobilePhone": null,
-                       "secondEmail": null, "employeeNumber": u.employee_id, "title": u.title},
-           "_links": {"self": {"href": format!("/api/v1/users/{}", u.id)}}})
+                       "secondEmail": null, "employeeNumber": u.employee_id, "title": u.title, "department": u.department,
+                       "costCenter": u.cost_center, "managerId": u.manager},
+           "_links": {"self": {"href": format!("/api/v1/users/{}", u.id)}}});
+    // Custom profile attributes sit beside the base ones in `profile`.
+    for (k, v) in &u.custom {
+        user["profile"][k] = json!(v);
+    }
+    user
 }
 
 /// A page of an `after`-cursor list (items in id order), with Okta's two `Link` lines and rate
