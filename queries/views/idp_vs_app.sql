@@ -1,7 +1,9 @@
 -- idp_vs_app: the two sides of every linked user side by side (IdP value, app value), as of
 -- the last pulls and the last plan's correlation.
 -- Columns: app, idp, idp_user_id, account_id, matched_by, then idp_/app_ pairs of user_name,
---   email, given_name, family_name, display_name, title, active (1/0), and app_role.
+--   email, given_name, family_name, display_name, title, active (1/0), attributes (the JSON
+--   object of further attributes: read one with json_extract(idp_attributes, '$.department')),
+--   and app_role.
 SELECT
     l.app AS app,
     i.source AS idp,
@@ -22,6 +24,8 @@ SELECT
     a.title AS app_title,
     i.active AS idp_active,
     a.active AS app_active,
+    i.attributes AS idp_attributes,
+    a.attributes AS app_attributes,
     a.role AS app_role
 FROM links l
 JOIN users a ON a.source = 'app.' || l.app AND a.id = l.sp_user_id

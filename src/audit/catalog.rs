@@ -235,6 +235,7 @@ pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
     // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
     let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
     ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
+    ctx.register_udf(super::json::json_extract());
     let catalog = ctx.catalog("datafusion").expect("the default catalog");
     catalog
         .register_schema("public", Arc::new(SharedSchema(schema)))

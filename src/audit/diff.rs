@@ -19,6 +19,7 @@ const USER_COLUMNS: &[&str] = &[
     "phone",
     "timezone",
     "role",
+    "attributes",
 ];
 const GROUP_COLUMNS: &[&str] = &["display_name", "external_id"];
 

@@ -4,6 +4,7 @@
 mod catalog;
 pub mod diff;
 pub mod html;
+mod json;
 mod limits;
 pub mod output;
 pub mod reports;

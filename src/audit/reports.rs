@@ -24,6 +24,7 @@ pub const REPORTS: &[Report] = &[
     report!("deactivated_but_active"),
     report!("active_without_group"),
     report!("role_mismatches"),
+    report!("attribute_differences"),
     report!("group_differences"),
     report!("unmatched_accounts"),
     report!("admins"),

@@ -93,6 +93,7 @@ fn formats_reports_history_diff_and_html_over_a_drifted_store() {
         "deactivated_but_active",
         "active_without_group",
         "role_mismatches",
+        "attribute_differences",
         "group_differences",
         "unmatched_accounts",
         "admins",
@@ -190,7 +191,7 @@ fn formats_reports_history_diff_and_html_over_a_drifted_store() {
     assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "self-contained");
     assert_ok(&ws.cli(&["report", "--html", "overview.html"]));
     let overview = std::fs::read_to_string(ws.path("overview.html")).unwrap();
-    assert_eq!(overview.matches("<section").count(), 8);
+    assert_eq!(overview.matches("<section").count(), 9);
     assert!(overview.contains("App accounts, per app and access"));
 }
 

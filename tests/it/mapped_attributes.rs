@@ -156,6 +156,22 @@ fn mapped_attributes_drift_patch_create_and_converge_with_managers() {
     // gus's manager (zed) is in no bound group: nothing to set, and nothing set.
     assert!(!drift.iter().any(|d| d.0 == "gus"), "{drift:#?}");
 
+    // Auditors: the saved report lists the differences with their mappings, and the same
+    // json_extract query answers alike in `scimsync sql` and in SQLite.
+    let report = run(&ws, &["report", "attribute_differences", "--format", "csv"]);
+    assert!(
+        report.contains(&format!("wiki,bob,{ENT}:department,Old,SALES,mapping: upper(department)")),
+        "{report}"
+    );
+    let query = format!(
+        "SELECT app_user_name, json_extract(idp_attributes, '$.department') AS idp_department, \
+         coalesce(json_extract(app_attributes, '$.\"{ENT}:department\"'), '') AS app_department FROM idp_vs_app ORDER BY app_user_name"
+    );
+    let via_cli = run(&ws, &["sql", &query, "--format", "csv"]);
+    let via_sqlite: Vec<String> = rows(&ws.db(), &query).iter().map(|r| r.join(",")).collect();
+    assert_eq!(via_cli.lines().skip(1).collect::<Vec<_>>(), via_sqlite, "{via_cli}");
+    assert!(via_sqlite.contains(&"bob,Sales,Old".to_string()), "{via_sqlite:?}");
+
     run(&ws, &["apply", "--yes"]);
     let users = app_users(&app);
     let id = |n: &str| users[n]["id"].as_str().unwrap().to_string();
