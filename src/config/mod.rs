@@ -460,6 +460,8 @@ mod tests {
             .unwrap()
             .token_url
             .starts_with("https://login.microsoftonline.com/"));
+        let quip = c.apps.iter().find(|a| a.name == "quip").unwrap();
+        assert_eq!(quip.mappings.len(), 4, "the example's mappings parse and are checked");
     }
 
     #[test]

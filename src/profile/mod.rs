@@ -429,4 +429,31 @@ mod tests {
         let w = Profile::load("workramp").unwrap().with_service_provider_config(Some(&spc));
         assert!(w.patches_groups());
     }
+
+    #[test]
+    fn profile_mappings_are_defaults_an_app_replaces_by_target() {
+        let text = format!(
+            "{}\n[mappings]\n\"title\" = \"upper(title)\"\n\"nickName\" = \"given_name\"\n",
+            include_str!("generic.toml")
+        );
+        let p = Profile::parse("file 'p.toml'", &text).unwrap();
+        let app = vec![crate::mapping::parse("title", "department", &[]).unwrap()];
+        let got: Vec<(String, String)> = p
+            .effective_mappings(&app, &[])
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.target, m.expression))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("nickName".into(), "given_name".into()), ("title".into(), "department".into())]
+        );
+        let bad = text.replace("upper(title)", "upper(titel)");
+        let e = Profile::parse("file 'p.toml'", &bad)
+            .unwrap()
+            .effective_mappings(&[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("profile generic") && e.contains("mappings") && e.contains("unknown attribute"), "{e}");
+    }
 }

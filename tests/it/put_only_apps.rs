@@ -152,3 +152,37 @@ fn an_app_without_patch_is_written_by_put_and_keeps_what_scimsync_does_not_manag
     let again = ws.cli(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 }
+
+#[test]
+fn a_mapped_extension_attribute_is_written_by_put_and_the_rest_of_the_extension_kept() {
+    let (server, _dir) = start();
+    let (idp, app) = (server.url("idp"), server.url("app"));
+    let i = bulk_create(&idp, "/Users", &[user("ann", "Doe", true)]);
+    bulk_create(
+        &idp,
+        "/Groups",
+        &[json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng", "members": [{"value": i[0]}]})],
+    );
+    let a = bulk_create(&app, "/Users", &[rich("ann", "Doe")]);
+    let ws = Workspace::new(&format!(
+        "[idp.corp]\nkind = \"scim\"\nbase_url = \"{idp}\"\ntoken_env = \"IT_TOKEN\"\n\n\
+         [app.wiki]\nidp = \"corp\"\nbase_url = \"{app}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\"]\nmanage_groups = false\n\n\
+         [app.wiki.mappings]\n\"{ENTERPRISE}:department\" = \"'Dept-' || family_name\"\n"
+    ));
+    assert_ok(&ws.cli(&["pull"]));
+    let plan = ws.cli(&["plan", "--format", "json"]);
+    assert_ok(&plan);
+    let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
+    let ops: Vec<&Value> = plan["operations"].as_array().unwrap().iter().collect();
+    assert_eq!(ops.len(), 1, "{ops:#?}");
+    assert_eq!(ops[0]["method"], "PUT");
+    assert_ok(&ws.cli(&["apply", "--yes"]));
+    let after = get(&app, &format!("Users/{}", a[0]));
+    assert_eq!(after[ENTERPRISE]["department"], "Dept-Doe");
+    assert_eq!(after[ENTERPRISE]["costCenter"], "42", "the rest of the extension is kept");
+    assert_eq!(after[ENTERPRISE]["employeeNumber"], "N-ann");
+    assert_eq!(after["phoneNumbers"][0]["value"], "+1 555 0100");
+    assert_ok(&ws.cli(&["pull"]));
+    let again = ws.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+}
