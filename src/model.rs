@@ -405,6 +405,9 @@ pub struct Snapshot {
     pub requests: u64,
     /// Apps: the SP's /ServiceProviderConfig as read at this pull (JSON).
     pub service_provider_config: Option<String>,
+    /// Apps with mappings: the User attribute paths its `/Schemas` declares (a JSON array,
+    /// lower-cased), when it answered.
+    pub user_schema: Option<String>,
     /// IdPs with change APIs: where the next incremental pull starts (opaque to the store).
     pub cursor: Option<String>,
     /// True when this snapshot is the previous one with the source's changes applied.

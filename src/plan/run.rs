@@ -236,6 +236,23 @@ fn check_app<'a>(
     let idp = store.pull_state(&idp_source)?;
     let sp = store.pull_state(&a.source_name())?;
     let mut warnings = Vec::new();
+    // A mapping to an attribute the app's /Schemas does not declare would be refused on every
+    // write: it is left out and said, like a config mistake.
+    let mappings = match store.user_schema(&a.source_name())? {
+        Some(declared) => {
+            let (kept, missing): (Vec<_>, Vec<_>) = mappings
+                .into_iter()
+                .partition(|m| crate::scim::discovery::declares(&declared, &m.target));
+            for m in missing {
+                warnings.push(format!(
+                    "mapping '{}': the app's /Schemas does not declare this attribute, so it is neither compared nor written; fix the mapping or the app's schema",
+                    m.target
+                ));
+            }
+            kept
+        }
+        None => mappings,
+    };
     for side in [&idp, &sp] {
         if let Some(e) = &side.latest_failed {
             warnings.push(format!(

@@ -454,6 +454,9 @@ mod tests {
             .effective_mappings(&[], &[])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("profile generic") && e.contains("mappings") && e.contains("unknown attribute"), "{e}");
+        assert!(
+            e.contains("profile generic") && e.contains("mappings") && e.contains("unknown attribute"),
+            "{e}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! SCIM 2.0 (RFC 7643/7644), sans-I/O: it builds requests and reads responses, so protocol rules
 //! are tested without a server. The client that sends them is [`crate::sp`].
+pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod list;

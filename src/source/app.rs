@@ -95,7 +95,14 @@ pub async fn pull_scim(client: &ScimClient, page_size: u32, concurrency: usize, 
 /// Pull one app.
 pub async fn pull_app(app: &AppConfig, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
     let client = scim_client(&app.source_name(), &app.http)?;
-    pull_scim(&client, app.http.page_size, app.http.concurrency, progress).await
+    let mut snap = pull_scim(&client, app.http.page_size, app.http.concurrency, progress).await?;
+    if !app.mappings.is_empty() {
+        snap.user_schema = client
+            .user_schema()
+            .await
+            .map(|a| serde_json::to_string(&a).expect("a set of strings serialises"));
+    }
+    Ok(snap)
 }
 
 /// One user of a SCIM endpoint by login: `userName eq`, else `emails.value eq`.

@@ -101,6 +101,26 @@ impl ScimClient {
         }
     }
 
+    /// RFC 7644 §4 `/Schemas`: the User attribute paths the SP declares (lower-cased), or None
+    /// when it cannot say (no endpoint, an error, an answer without the User schema). Never
+    /// fails a pull: the answer only turns mappings the SP lacks into warnings.
+    pub async fn user_schema(&self) -> Option<std::collections::BTreeSet<String>> {
+        let body = match self.get_ok("Schemas").await {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::debug!("{}: /Schemas not read: {e}", self.source_name());
+                return None;
+            }
+        };
+        match crate::scim::discovery::user_attributes(&body) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!("{}: {}: {e}", self.source_name(), self.url("Schemas"));
+                None
+            }
+        }
+    }
+
     async fn page(&self, resource: &str, start: u64, count: u32, page_no: u64) -> Result<ListPage, HttpError> {
         let path = format!("{resource}?startIndex={start}&count={count}");
         let body = self.get_ok(&path).await.map_err(|e| e.with_page(page_no))?;

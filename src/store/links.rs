@@ -96,6 +96,18 @@ impl Store {
             .flatten())
     }
 
+    /// The User attribute paths the app's `/Schemas` declared at its last pull (lower-cased),
+    /// when it was read and answered.
+    pub fn user_schema(&self, source: &str) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT user_schema FROM sources WHERE name = ?1", [source], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
     /// Give links that `apply` made the integer keys of the objects a later pull brought in.
     /// A user link whose account is still not listed is kept when the app lists new accounts
     /// only after their first sign-in (`keep_pending`); otherwise, once the app has been pulled

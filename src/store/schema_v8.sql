@@ -3,8 +3,11 @@
 -- (department, cost_center, manager_id, …) and its custom attributes, an app account's every
 -- attribute by its SCIM path (urn:…:enterprise:2.0:User:department, nickName, …). It is kept in
 -- user_versions like every column, so `sql --at` and `diff` see it; read it with
--- json_extract(attributes, '$."name"') in SQLite or the `user_attributes` view.
+-- json_extract(attributes, '$."name"') in SQLite and in `scimsync sql` alike.
+-- sources.user_schema: the User attribute paths an app's /Schemas declares (a JSON array,
+-- lower-cased), read by pulls of apps with mappings; NULL when unknown.
 ALTER TABLE users ADD COLUMN attributes TEXT;
+ALTER TABLE sources ADD COLUMN user_schema TEXT;
 ALTER TABLE user_versions ADD COLUMN attributes TEXT;
 
 DROP VIEW IF EXISTS user_history;

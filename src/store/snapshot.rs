@@ -292,11 +292,12 @@ impl Store {
             source,
         };
         tx.execute(
-            "INSERT INTO sources (name, role, kind, profile, base_url, last_pull_run, service_provider_config, sync_cursor)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO sources (name, role, kind, profile, base_url, last_pull_run, service_provider_config, sync_cursor, user_schema)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(name) DO UPDATE SET role = excluded.role, kind = excluded.kind, profile = excluded.profile,
                  base_url = excluded.base_url, last_pull_run = excluded.last_pull_run,
-                 service_provider_config = excluded.service_provider_config, sync_cursor = excluded.sync_cursor",
+                 service_provider_config = excluded.service_provider_config, sync_cursor = excluded.sync_cursor,
+                 user_schema = excluded.user_schema",
             params![
                 info.name,
                 info.role,
@@ -305,7 +306,8 @@ impl Store {
                 info.base_url,
                 run_id,
                 snap.service_provider_config,
-                snap.cursor
+                snap.cursor,
+                snap.user_schema
             ],
         )
         .map_err(sql_err)?;

@@ -235,3 +235,37 @@ fn bad_mappings_are_refused_naming_the_app_the_target_and_the_position() {
         );
     }
 }
+
+#[test]
+fn a_mapping_the_apps_schemas_do_not_declare_is_a_warning_not_a_failing_write() {
+    let server = Scim2Server::start(&["app"]);
+    let app = server.url("app");
+    bulk_create(&app, "/Users", &[scim_user("ann", json!({ENT: {"department": "Old"}}))]);
+    let undeclared = "urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge";
+    let ws = Workspace::new(&format!(
+        "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n\n\
+         [app.wiki]\nidp = \"corp\"\nbase_url = \"{app}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Staff\"]\nmanage_groups = false\n\n\
+         [app.wiki.mappings]\n\"{ENT}:department\" = \"department\"\n\"{undeclared}\" = \"department\"\n"
+    ));
+    let directory = json!({"users": [idp_user("ann", "Eng", None, "gold")], "groups": [{"id": "g1", "name": "Staff", "members": ["ann"]}]});
+    std::fs::write(ws.path("directory.json"), directory.to_string()).unwrap();
+    run(&ws, &["pull"]);
+    let out = ws.cli(&["plan"]);
+    assert_ok(&out);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains(&format!(
+            "mapping '{undeclared}': the app's /Schemas does not declare this attribute"
+        )),
+        "{text}"
+    );
+    let plan: Value = serde_json::from_str(&run(&ws, &["plan", "--format", "json"])).unwrap();
+    let ops = plan["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{plan:#}");
+    assert!(!ops[0].to_string().contains("acme"), "{plan:#}");
+    run(&ws, &["apply", "--yes"]);
+    assert_eq!(app_users(&app)["ann"][ENT]["department"], "Eng");
+    run(&ws, &["pull"]);
+    let again = ws.cli(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+}
