@@ -113,9 +113,11 @@ impl IdpDirectory {
                 cost_center: (i % 2 == 0).then(|| format!("CC{}", i % 5)),
                 // Every user but the first of each ten reports to that first one.
                 manager: (i % 10 != 0).then(|| format!("u{:07}", i - i % 10)),
-                custom: (i % 4 == 0)
-                    .then(|| [("badge".to_string(), format!("B{i}"))].into())
-                    .unwrap_or_default(),
+                custom: if i % 4 == 0 {
+                    [("badge".to_string(), format!("B{i}"))].into()
+                } else {
+                    BTreeMap::new()
+                },
                 active: i % 25 != 24,
                 staged: false,
                 updated: 0,
