@@ -105,6 +105,33 @@ pub fn parse(text: Option<&str>) -> BTreeMap<String, String> {
     text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
 }
 
+/// The enterprise extension's attributes and the IdP names they carry.
+const ENTERPRISE_AS_IDP: &[(&str, &str)] = &[
+    ("employeeNumber", "employee_number"),
+    ("costCenter", "cost_center"),
+    ("organization", "organization"),
+    ("division", "division"),
+    ("department", "department"),
+    ("manager", "manager_id"),
+];
+
+/// A SCIM IdP's user attributes (as [`of_scim_user`] keeps them) under the names every other
+/// IdP connector uses: the enterprise extension's `department`, `costCenter`, `manager`, …
+/// become `department`, `cost_center`, `manager_id`, …, so one mapping reads any IdP. Other
+/// attributes keep their SCIM paths (a custom name that is a standard one gets `custom.`).
+pub fn scim_idp_names(text: Option<&str>) -> Option<String> {
+    let mut out = Attributes::default();
+    for (key, value) in parse(text) {
+        let renamed = key
+            .strip_prefix(ENTERPRISE_USER)
+            .and_then(|a| a.strip_prefix(':'))
+            .and_then(|a| ENTERPRISE_AS_IDP.iter().find(|(scim, _)| scim.eq_ignore_ascii_case(a)))
+            .map(|(_, idp)| idp.to_string());
+        out.put(renamed.unwrap_or_else(|| custom_key(&key)), Some(&value));
+    }
+    out.into_json()
+}
+
 /// Core User attributes that columns hold (or that are not attributes of the account).
 const SCIM_COLUMNS: &[&str] = &[
     "id",
@@ -200,5 +227,16 @@ mod tests {
         a.put(custom_key("department"), Some("x"));
         a.put(custom_key("badge"), Some("gold"));
         assert_eq!(a.into_json().as_deref(), Some(r#"{"badge":"gold","custom.department":"x"}"#));
+    }
+
+    #[test]
+    fn a_scim_idp_names_the_enterprise_extension_as_the_other_idps_do() {
+        let stored =
+            format!(r#"{{"{ENTERPRISE_USER}:department":"Sales","{ENTERPRISE_USER}:manager":"u9","nickName":"Al","department":"x"}}"#);
+        assert_eq!(
+            scim_idp_names(Some(&stored)).as_deref(),
+            Some(r#"{"custom.department":"x","department":"Sales","manager_id":"u9","nickName":"Al"}"#)
+        );
+        assert_eq!(scim_idp_names(None), None);
     }
 }

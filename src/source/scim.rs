@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::config::HttpSettings as ConnSettings;
-use crate::model::Snapshot;
+use crate::model::{Snapshot, User, UserField};
 use crate::sp::ScimClient;
 
 use super::app::{pull_scim, scim_client};
@@ -30,6 +30,12 @@ impl ScimIdp {
     }
 }
 
+/// A user as an IdP: its enterprise attributes under the IdP names (`department`, `manager_id`).
+fn idp_user(mut user: User) -> User {
+    user.attributes = crate::attributes::scim_idp_names(user.attributes.as_deref());
+    user
+}
+
 #[async_trait]
 impl IdpSource for ScimIdp {
     fn name(&self) -> &str {
@@ -37,11 +43,17 @@ impl IdpSource for ScimIdp {
     }
 
     async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
-        pull_scim(&self.client, self.page_size, self.concurrency, progress).await
+        let mut snap = pull_scim(&self.client, self.page_size, self.concurrency, progress).await?;
+        for packed in &mut snap.users {
+            if packed.get(UserField::Attributes).is_some() {
+                *packed = idp_user(packed.unpack()).into();
+            }
+        }
+        Ok(snap)
     }
 
     async fn fetch_user(&self, login: &str) -> Result<Option<crate::model::User>, SourceError> {
-        super::app::fetch_user(&self.client, login).await
+        Ok(super::app::fetch_user(&self.client, login).await?.map(idp_user))
     }
 
     async fn fetch_group(&self, name: &str) -> Result<Option<(crate::model::Group, Vec<String>)>, SourceError> {
@@ -75,7 +87,7 @@ impl IdpSource for ScimIdp {
     async fn fetch_users_by_id(&self, ids: &[String]) -> Result<Vec<crate::model::User>, SourceError> {
         let mut users = Vec::new();
         for id in ids {
-            users.extend(super::app::fetch_user_by_id(&self.client, id).await?);
+            users.extend(super::app::fetch_user_by_id(&self.client, id).await?.map(idp_user));
         }
         Ok(users)
     }

@@ -157,7 +157,12 @@ fn an_app_without_patch_is_written_by_put_and_keeps_what_scimsync_does_not_manag
 fn a_mapped_extension_attribute_is_written_by_put_and_the_rest_of_the_extension_kept() {
     let (server, _dir) = start();
     let (idp, app) = (server.url("idp"), server.url("app"));
-    let i = bulk_create(&idp, "/Users", &[user("ann", "Doe", true)]);
+    // The SCIM IdP's enterprise department is the IdP attribute `department`, as every
+    // connector names it.
+    let mut idp_ann = user("ann", "Doe", true);
+    idp_ann["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE]);
+    idp_ann[ENTERPRISE] = json!({"department": "Legal"});
+    let i = bulk_create(&idp, "/Users", &[idp_ann]);
     bulk_create(
         &idp,
         "/Groups",
@@ -167,7 +172,7 @@ fn a_mapped_extension_attribute_is_written_by_put_and_the_rest_of_the_extension_
     let ws = Workspace::new(&format!(
         "[idp.corp]\nkind = \"scim\"\nbase_url = \"{idp}\"\ntoken_env = \"IT_TOKEN\"\n\n\
          [app.wiki]\nidp = \"corp\"\nbase_url = \"{app}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Eng\"]\nmanage_groups = false\n\n\
-         [app.wiki.mappings]\n\"{ENTERPRISE}:department\" = \"'Dept-' || family_name\"\n"
+         [app.wiki.mappings]\n\"{ENTERPRISE}:department\" = \"department || '-' || family_name\"\n"
     ));
     assert_ok(&ws.cli(&["pull"]));
     let plan = ws.cli(&["plan", "--format", "json"]);
@@ -178,7 +183,7 @@ fn a_mapped_extension_attribute_is_written_by_put_and_the_rest_of_the_extension_
     assert_eq!(ops[0]["method"], "PUT");
     assert_ok(&ws.cli(&["apply", "--yes"]));
     let after = get(&app, &format!("Users/{}", a[0]));
-    assert_eq!(after[ENTERPRISE]["department"], "Dept-Doe");
+    assert_eq!(after[ENTERPRISE]["department"], "Legal-Doe");
     assert_eq!(after[ENTERPRISE]["costCenter"], "42", "the rest of the extension is kept");
     assert_eq!(after[ENTERPRISE]["employeeNumber"], "N-ann");
     assert_eq!(after["phoneNumbers"][0]["value"], "+1 555 0100");
