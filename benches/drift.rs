@@ -22,6 +22,7 @@ fn drift(c: &mut Criterion) {
             memberships: users * 5,
             drift: 0.01,
             seed: 1,
+            mapped: false,
         };
         let (store, _) = gen::write(&spec, dir.path()).unwrap();
         let config = Config::load(&dir.path().join("scimsync.toml")).unwrap();

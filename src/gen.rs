@@ -28,6 +28,35 @@ pub struct GenSpec {
     pub drift: f64,
     /// The generator's seed.
     pub seed: u64,
+    /// Give users department, cost center and manager attributes, and the app three mappings
+    /// of them to the enterprise extension (each drifted like the rest).
+    pub mapped: bool,
+}
+
+const ENTERPRISE: &str = crate::attributes::ENTERPRISE_USER;
+
+/// The IdP's attributes of user `i` (`--mapped`): ten users per manager, the first of each ten.
+fn idp_attributes(i: usize) -> Option<String> {
+    let mut a = crate::attributes::Attributes::default();
+    a.put("department", Some(&format!("Dept {}", i % 50)));
+    a.put("cost_center", Some(&format!("CC{}", i % 200)));
+    a.put("manager_id", (!i.is_multiple_of(10)).then(|| format!("u{}", i - i % 10)).as_deref());
+    a.into_json()
+}
+
+/// The app account's attributes of user `i` (`--mapped`): the IdP's under enterprise paths,
+/// the department changed by hand when `drifted`, the manager by the app's id.
+fn app_attributes(i: usize, drifted: bool, manager_account: Option<&str>) -> Option<String> {
+    let mut a = crate::attributes::Attributes::default();
+    let department = if drifted {
+        "Changed By Hand".to_string()
+    } else {
+        format!("Dept {}", i % 50)
+    };
+    a.put(format!("{ENTERPRISE}:department"), Some(&department));
+    a.put(format!("{ENTERPRISE}:costCenter"), Some(&format!("CC{}", i % 200)));
+    a.put(format!("{ENTERPRISE}:manager"), manager_account);
+    a.into_json()
 }
 
 /// A generated IdP and app.
@@ -75,7 +104,11 @@ pub fn generate(spec: &GenSpec) -> Generated {
     let mut app_id_of: Vec<Option<String>> = Vec::with_capacity(spec.users);
     for i in 0..spec.users {
         let active = rng.below(100) >= 3;
-        idp.users.push(user(format!("u{i}"), i, active, "Engineer").into());
+        let mut idp_user = user(format!("u{i}"), i, active, "Engineer");
+        if spec.mapped {
+            idp_user.attributes = idp_attributes(i);
+        }
+        idp.users.push(idp_user.into());
         let missing = active && hit(&mut rng);
         let deprovisioned = !active && rng.below(2) == 0;
         if missing || deprovisioned {
@@ -85,7 +118,13 @@ pub fn generate(spec: &GenSpec) -> Generated {
         let title = if hit(&mut rng) { "Changed By Hand" } else { "Engineer" };
         let app_active = !(active && hit(&mut rng));
         let id = format!("a{i}");
-        app.users.push(user(id.clone(), i, app_active, title).into());
+        let mut account = user(id.clone(), i, app_active, title);
+        if spec.mapped {
+            // The manager's account, when the manager (generated earlier) has one.
+            let manager = (!i.is_multiple_of(10)).then(|| app_id_of[i - i % 10].clone()).flatten();
+            account.attributes = app_attributes(i, hit(&mut rng), manager.as_deref());
+        }
+        app.users.push(account.into());
         app_id_of.push(Some(id));
     }
     let unmanaged = (spec.users as f64 * spec.drift) as usize;
@@ -177,6 +216,12 @@ pub fn write_generated(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, W
         let _ = writeln!(config, "  \"{n}\",");
     }
     config.push_str("]\n");
+    if spec.mapped {
+        let _ = write!(
+            config,
+            "\n[app.bench.mappings]\n\"{ENTERPRISE}:department\" = \"department\"\n\"{ENTERPRISE}:costCenter\" = \"cost_center\"\n\"{ENTERPRISE}:manager\" = \"manager_id\"\n"
+        );
+    }
     std::fs::write(dir.join("scimsync.toml"), config)?;
 
     let mut store = Store::open(&store_path)?;
@@ -228,6 +273,7 @@ mod tests {
             memberships: 8000,
             drift: 0.05,
             seed: 3,
+            mapped: false,
         };
         let a = generate(&spec);
         let b = generate(&spec);

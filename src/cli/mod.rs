@@ -116,6 +116,10 @@ pub struct GenArgs {
     drift: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Give users department, cost center and manager attributes and the app three mappings of
+    /// them (the enterprise extension), drifted like the rest: the plan benchmark with mappings.
+    #[arg(long, conflicts_with = "serve")]
+    mapped: bool,
     /// Directory for the store and its config (replaced).
     #[arg(long, default_value = "scimsync-gen")]
     dir: PathBuf,
@@ -250,6 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 memberships: a.memberships.unwrap_or(a.users * 5),
                 drift: a.drift,
                 seed: a.seed,
+                mapped: a.mapped,
             };
             let t = std::time::Instant::now();
             let (store, timings, generated) = scimsync::gen::write_generated(&spec, &a.dir)?;
