@@ -132,6 +132,44 @@ pub fn scim_idp_names(text: Option<&str>) -> Option<String> {
     out.into_json()
 }
 
+/// Call `f` with each (name, value) of a stored `attributes` text, without copying what needs
+/// no unescaping (the engine reads millions of them). Text that is not an object of strings
+/// yields nothing.
+pub fn for_each(text: &str, mut f: impl FnMut(&str, &str)) {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let pairs: Result<BorrowedPairs<'_>, _> = serde::Deserialize::deserialize(&mut de);
+    if let Ok(BorrowedPairs(pairs)) = pairs {
+        for (k, v) in &pairs {
+            f(k, v);
+        }
+    }
+}
+
+/// A JSON object of strings as borrowed pairs, in order.
+struct BorrowedPairs<'a>(Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>);
+
+impl<'de> serde::Deserialize<'de> for BorrowedPairs<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = BorrowedPairs<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                #[derive(serde::Deserialize)]
+                struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some((Text(k), Text(v))) = map.next_entry::<Text<'de>, Text<'de>>()? {
+                    out.push((k, v));
+                }
+                Ok(BorrowedPairs(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 /// Core User attributes that columns hold (or that are not attributes of the account).
 const SCIM_COLUMNS: &[&str] = &[
     "id",
@@ -238,5 +276,16 @@ mod tests {
             Some(r#"{"custom.department":"x","department":"Sales","manager_id":"u9","nickName":"Al"}"#)
         );
         assert_eq!(scim_idp_names(None), None);
+    }
+
+    #[test]
+    fn for_each_reads_pairs_borrowed_or_unescaped() {
+        let mut got = Vec::new();
+        for_each(r#"{"a":"1","b\"q":"x\ny"}"#, |k, v| got.push((k.to_string(), v.to_string())));
+        assert_eq!(got, vec![("a".into(), "1".into()), ("b\"q".into(), "x\ny".into())]);
+        let mut none = 0;
+        for_each("[1]", |_, _| none += 1);
+        for_each(r#"{"a":1}"#, |_, _| none += 1);
+        assert_eq!(none, 0);
     }
 }

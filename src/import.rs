@@ -84,13 +84,8 @@ pub struct CreateOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The app is not in the config.
-    #[error("no app '{app}' in {}", config.display())]
-    UnknownApp {
-        /// The name asked for.
-        app: String,
-        /// The config file.
-        config: std::path::PathBuf,
-    },
+    #[error(transparent)]
+    UnknownApp(#[from] crate::config::UnknownApp),
     /// The plan could not plan the app (no complete pull of both sides, …).
     #[error("app '{app}': cannot list import candidates: {why}")]
     NotPlanned {
@@ -112,10 +107,7 @@ pub enum ImportError {
 
 /// The app's config section, or the error naming it and the config.
 fn app_config<'c>(config: &'c Config, app: &str) -> Result<&'c crate::config::AppConfig, ImportError> {
-    config.app(app).ok_or_else(|| ImportError::UnknownApp {
-        app: app.to_string(),
-        config: config.path.clone(),
-    })
+    Ok(config.require_app(app)?)
 }
 
 /// Plan `app` and list its accounts as New or Imported.

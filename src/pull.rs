@@ -28,14 +28,7 @@ pub fn targets<'a>(config: &'a Config, app: Option<&str>) -> Result<(Vec<&'a Idp
     match app {
         None => Ok((config.idps.iter().collect(), config.apps.iter().collect())),
         Some(name) => {
-            let a = config.app(name).ok_or_else(|| {
-                let known: Vec<_> = config.apps.iter().map(|a| a.name.as_str()).collect();
-                format!(
-                    "no app '{name}' in {} (known: {})",
-                    config.path.display(),
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
-                )
-            })?;
+            let a = config.require_app(name).map_err(|e| e.to_string())?;
             Ok((vec![config.idp_of(a)], vec![a]))
         }
     }

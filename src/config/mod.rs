@@ -406,6 +406,32 @@ impl Config {
     pub fn app(&self, name: &str) -> Option<&AppConfig> {
         self.apps.iter().find(|a| a.name == name)
     }
+
+    /// The app `--app NAME` names, or the one error every command gives for a name the config
+    /// does not have (naming the config and the apps it has).
+    pub fn require_app(&self, name: &str) -> Result<&AppConfig, UnknownApp> {
+        self.app(name).ok_or_else(|| UnknownApp {
+            app: name.to_string(),
+            config: self.path.display().to_string(),
+            known: if self.apps.is_empty() {
+                "none".into()
+            } else {
+                self.apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+            },
+        })
+    }
+}
+
+/// `--app` names no app of the config.
+#[derive(Debug, thiserror::Error)]
+#[error("no app '{app}' in {config} (known: {known})")]
+pub struct UnknownApp {
+    /// The name asked for.
+    pub app: String,
+    /// The config file.
+    pub config: String,
+    /// The apps it has, comma-separated (or "none").
+    pub known: String,
 }
 
 /// The commented example `scimsync init` writes.

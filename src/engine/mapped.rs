@@ -54,33 +54,56 @@ pub(super) fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>
     if idp_sources.is_empty() {
         return Ok(());
     }
-    let err = |source: rusqlite::Error| {
-        EngineError::Scan(super::scan::ScanError::Sqlite {
-            table: "users (attributes)",
-            source,
-        })
-    };
-    let conn = super::scan::open(store_path).map_err(err)?;
-    let read = |source: &str, row: &mut dyn FnMut(i64, BTreeMap<String, String>)| -> Result<(), EngineError> {
-        let mut stmt = conn
-            .prepare_cached("SELECT uid, attributes FROM users WHERE source = ?1 AND attributes IS NOT NULL")
-            .map_err(err)?;
-        let mut rows = stmt.query([source]).map_err(err)?;
-        while let Some(r) = rows.next().map_err(err)? {
-            let text: String = r.get(1).map_err(err)?;
-            row(r.get(0).map_err(err)?, crate::attributes::parse(Some(&text)));
-        }
-        Ok(())
-    };
-    // idp_attrs: one column per attribute read.
     let names: Vec<&str> = names.into_iter().collect();
+    // The IdP side and the app side are read on two threads, each on its own connection: at
+    // 1M users a side each is a scan of one source's rows and a parse of their JSON.
+    let (idp_batch, app_batch) = std::thread::scope(|s| {
+        let idp = s.spawn(|| idp_attrs(store_path, &idp_sources, &names));
+        let app = app_attrs(store_path, &targets);
+        (idp.join().expect("reading attributes does not panic"), app)
+    });
+    register(ctx, "idp_attrs", vec![idp_batch?])?;
+    register(ctx, "app_attrs", vec![app_batch?])
+}
+
+fn scan_error(source: rusqlite::Error) -> EngineError {
+    EngineError::Scan(super::scan::ScanError::Sqlite {
+        table: "users (attributes)",
+        source,
+    })
+}
+
+/// Each `(uid, attributes)` of the users of `source` that have attributes.
+fn read_attributes(conn: &rusqlite::Connection, source: &str, row: &mut dyn FnMut(i64, &str)) -> Result<(), EngineError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT uid, attributes FROM users WHERE source = ?1 AND attributes IS NOT NULL")
+        .map_err(scan_error)?;
+    let mut rows = stmt.query([source]).map_err(scan_error)?;
+    while let Some(r) = rows.next().map_err(scan_error)? {
+        let uid: i64 = r.get(0).map_err(scan_error)?;
+        let text = r.get_ref(1).map_err(scan_error)?.as_str().map_err(|e| scan_error(e.into()))?;
+        row(uid, text);
+    }
+    Ok(())
+}
+
+/// `idp_attrs`: the IdP users' uid and one column per attribute the mappings read.
+fn idp_attrs(store_path: &Path, sources: &BTreeSet<&str>, names: &[&str]) -> Result<RecordBatch, EngineError> {
+    let conn = super::scan::open(store_path).map_err(scan_error)?;
     let mut uids = Vec::new();
     let mut columns: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
-    for source in &idp_sources {
-        read(source, &mut |uid, attrs| {
+    let mut found: Vec<Option<String>> = vec![None; names.len()];
+    for source in sources {
+        read_attributes(&conn, source, &mut |uid, text| {
             uids.push(uid);
-            for (n, col) in names.iter().zip(columns.iter_mut()) {
-                col.append_option(attrs.get(*n));
+            found.iter_mut().for_each(|f| *f = None);
+            crate::attributes::for_each(text, |k, v| {
+                if let Some(i) = names.iter().position(|n| *n == k) {
+                    found[i] = Some(v.to_string());
+                }
+            });
+            for (col, value) in columns.iter_mut().zip(found.iter()) {
+                col.append_option(value.as_deref());
             }
         })?;
     }
@@ -88,28 +111,31 @@ pub(super) fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>
     fields.extend(names.iter().map(|n| Field::new(*n, DataType::Utf8, true)));
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(uids))];
     arrays.extend(columns.iter_mut().map(|c| Arc::new(c.finish()) as ArrayRef));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("columns match");
-    register(ctx, "idp_attrs", vec![batch])?;
-    // app_attrs: the mapped paths of each app's accounts.
-    let (mut uid, mut attribute, mut value) = (Vec::new(), Vec::new(), Vec::new());
-    for (source, wanted) in &targets {
-        read(source, &mut |u, attrs| {
-            for (k, v) in attrs {
-                if wanted.contains(k.as_str()) {
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("columns match"))
+}
+
+/// `app_attrs`: (uid, attribute, value) of the mapped paths of the app accounts.
+fn app_attrs(store_path: &Path, targets: &BTreeMap<String, BTreeSet<&str>>) -> Result<RecordBatch, EngineError> {
+    let conn = super::scan::open(store_path).map_err(scan_error)?;
+    let mut uid = Vec::new();
+    let (mut attribute, mut value) = (StringBuilder::new(), StringBuilder::new());
+    for (source, wanted) in targets {
+        read_attributes(&conn, source, &mut |u, text| {
+            crate::attributes::for_each(text, |k, v| {
+                if wanted.contains(k) {
                     uid.push(u);
-                    attribute.push(k);
-                    value.push(v);
+                    attribute.append_value(k);
+                    value.append_value(v);
                 }
-            }
+            });
         })?;
     }
-    let batch = RecordBatch::try_from_iter([
+    Ok(RecordBatch::try_from_iter([
         ("uid", Arc::new(Int64Array::from(uid)) as ArrayRef),
-        ("attribute", Arc::new(StringArray::from(attribute)) as ArrayRef),
-        ("value", Arc::new(StringArray::from(value)) as ArrayRef),
+        ("attribute", Arc::new(attribute.finish()) as ArrayRef),
+        ("value", Arc::new(value.finish()) as ArrayRef),
     ])
-    .expect("columns match");
-    register(ctx, "app_attrs", vec![batch])
+    .expect("columns match"))
 }
 
 /// The IdP users of `app` with each mapping's value (`m0`, `m1`, …), keyed by `m_uid`/`m_id`.

@@ -72,13 +72,8 @@ fn describe(p: &PullState) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// `--app` names no app of the config.
-    #[error("no app '{app}' in {}", config.display())]
-    UnknownApp {
-        /// The name asked for.
-        app: String,
-        /// The config file.
-        config: PathBuf,
-    },
+    #[error(transparent)]
+    UnknownApp(#[from] crate::config::UnknownApp),
     /// An app's `roles` names a role its profile cannot set.
     #[error("config file '{}': [app.{app}] key 'roles': profile {profile} cannot set role '{role}' (it conveys {conveys})", config.display())]
     Role {
@@ -136,10 +131,7 @@ pub async fn plan(config: &Config, store: &mut Store, app: Option<&str>) -> Resu
 /// (single-object reconcile), so an apply since its last full pull does not stop the plan.
 pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, after_refresh: bool) -> Result<PlanOutcome, PlanError> {
     let selected: Vec<_> = match app {
-        Some(name) => vec![config.app(name).ok_or_else(|| PlanError::UnknownApp {
-            app: name.to_string(),
-            config: config.path.clone(),
-        })?],
+        Some(name) => vec![config.require_app(name)?],
         None => config.apps.iter().collect(),
     };
     let mut profiles = Vec::new();

@@ -3,7 +3,7 @@
 //! Here: the cycle and its report; [`metrics`]: the report as Prometheus text; [`object`]: the
 //! single-object reconcile of one user or group. The CLI only prints.
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,13 +203,8 @@ fn quarantine_until(n: i64, after: i64, base: Duration) -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// `--app` names no app of the config.
-    #[error("no app '{app}' in {}", config.display())]
-    UnknownApp {
-        /// The name asked for.
-        app: String,
-        /// The config file.
-        config: PathBuf,
-    },
+    #[error(transparent)]
+    UnknownApp(#[from] crate::config::UnknownApp),
     /// A single-object reconcile before any full pull.
     #[error("single-object reconcile needs a full pull of {idp_name} and {app_source} first: run `scimsync reconcile` or `scimsync pull`")]
     NotPulled {
@@ -333,10 +328,7 @@ fn this_cycles_apps(config: &Config, store: &Store, opts: &CycleOptions) -> Resu
     active.apps.retain(|a| opts.app.as_ref().is_none_or(|want| want == &a.name));
     if let Some(want) = &opts.app {
         if active.apps.is_empty() {
-            return Err(ReconcileError::UnknownApp {
-                app: want.clone(),
-                config: config.path.clone(),
-            });
+            config.require_app(want)?;
         }
     }
     let mut kept = Vec::new();

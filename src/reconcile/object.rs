@@ -66,10 +66,7 @@ pub async fn reconcile_object(
     target: Target<'_>,
     opts: &CycleOptions,
 ) -> Result<ObjectReconcile, ReconcileError> {
-    let app = config.app(app_name).ok_or_else(|| ReconcileError::UnknownApp {
-        app: app_name.to_string(),
-        config: config.path.clone(),
-    })?;
+    let app = config.require_app(app_name)?;
     let idp = config.idp_of(app);
     let (idp_name, app_source) = (idp.source_name(), app.source_name());
     let mut store = Store::open(store_path)?;

@@ -77,3 +77,18 @@ fn init_writes_a_config_that_loads_and_refuses_to_overwrite() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no store at"), "{}", stderr(&out));
 }
+
+#[test]
+fn every_command_names_an_unknown_app_alike() {
+    let config = "[idp.corp]\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:1\"\n\n\
+                  [app.wiki]\nidp = \"corp\"\nbase_url = \"http://127.0.0.1:1\"\ngroups = [\"Staff\"]\n";
+    for args in [
+        &["pull", "--app", "wikk"][..],
+        &["plan", "--app", "wikk"],
+        &["reconcile", "--app", "wikk"],
+        &["reconcile", "--app", "wikk", "--user", "ann"],
+        &["import", "--app", "wikk"],
+    ] {
+        fails_with(config, args, &["no app 'wikk' in", "scimsync.toml", "(known: wiki)"]);
+    }
+}
