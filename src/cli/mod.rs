@@ -14,6 +14,7 @@ mod pull;
 mod reconcile;
 mod sql;
 mod status;
+mod upkeep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +87,10 @@ pub enum Command {
     Diff(sql::DiffArgs),
     /// Sources, last successful pull and counts.
     Status(status::StatusArgs),
+    /// A consistent copy of the store while other commands run (never overwrites).
+    Backup(upkeep::BackupArgs),
+    /// The store's integrity, schema version, references and columnar copies (exit 1 on a problem).
+    Check(upkeep::CheckArgs),
     /// Self-contained run on an embedded sample company and four app emulators.
     Demo(demo::DemoArgs),
     /// Synthetic IdP and app with controlled drift, written into a store, for benchmarks.
@@ -238,6 +243,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(args) => init::run(&globals, args),
         Command::Pull(args) => runtime()?.block_on(pull::run(&globals, args)),
         Command::Status(args) => status::run(&globals, args),
+        Command::Backup(args) => upkeep::backup(&globals, args),
+        Command::Check(args) => upkeep::check(&globals, args),
         Command::Apply(args) => runtime()?.block_on(apply::run(&globals, args)),
         Command::Events(args) => events::run(&globals, args),
         Command::Import(args) => runtime()?.block_on(import::run(&globals, args)),

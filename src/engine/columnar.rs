@@ -262,6 +262,40 @@ pub fn table_schema(table: &str) -> SchemaRef {
     }
 }
 
+/// Every columnar copy beside `store` checked against its checksum: each problem in words (a
+/// copy that fails is never used: the engine reads SQLite instead, so this is not data loss,
+/// but it says the disk changed a file). Returns how many copies were checked.
+pub fn verify(store: &Path) -> (usize, Vec<String>) {
+    let dir = dir_for(store);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return (0, Vec::new());
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "arrow"))
+        .collect();
+    files.sort();
+    let mut problems = Vec::new();
+    for path in &files {
+        let want = match std::fs::read_to_string(checksum_file(path)) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("columnar copy '{}': no checksum ({e})", path.display()));
+                continue;
+            }
+        };
+        match std::fs::read(path) {
+            Ok(bytes) if checksum(&bytes) == want.trim() => {}
+            Ok(_) => problems.push(format!(
+                "columnar copy '{}': its bytes do not match its checksum (damaged; the next pull of its source writes it again, plans read SQLite meanwhile)",
+                path.display()
+            )),
+            Err(e) => problems.push(format!("columnar copy '{}': unreadable ({e})", path.display())),
+        }
+    }
+    (files.len(), problems)
+}
+
 /// The columnar copy of one table of `source`, if it is of pull `run_id` and of the schema
 /// the engine expects. The file is mapped into memory and its batches decoded in place (no copy
 /// of the column data); a truncated or damaged file is `None` (then SQLite is read), never a

@@ -4,6 +4,7 @@ mod baseline;
 mod events;
 mod health;
 mod import;
+pub mod integrity;
 mod links;
 mod lock;
 mod pulls;
@@ -57,6 +58,9 @@ pub enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// A path the command cannot use as asked (backup onto an existing file, no store).
+    #[error("{0}")]
+    Input(String),
 }
 
 /// A store result.

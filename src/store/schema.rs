@@ -17,6 +17,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v8.sql"),
 ];
 
+/// The schema version this build writes.
+pub fn known_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
 pub struct Version {
     found: i64,
 }

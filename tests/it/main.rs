@@ -30,4 +30,5 @@ mod renamed_groups;
 mod reused_emails;
 mod scim_client;
 mod secrets;
+mod store_upkeep;
 mod tls;
