@@ -73,6 +73,24 @@ pub fn run(g: &Globals, args: StatusArgs) -> anyhow::Result<Outcome> {
             None => {}
         }
     }
-    println!("store: {}", path.display());
+    println!("store: {}", describe_size(&path));
     Ok(Outcome::Ok)
+}
+
+/// The store's path and what it takes on disk: the file, its WAL, its columnar copies.
+fn describe_size(path: &std::path::Path) -> String {
+    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    let copies: u64 = std::fs::read_dir(scimsync::engine::columnar::dir_for(path))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| size(&e.path())).sum())
+        .unwrap_or(0);
+    format!(
+        "{} ({:.1} MiB, WAL {:.1} MiB, columnar copies {:.1} MiB)",
+        path.display(),
+        mib(size(path)),
+        mib(size(std::path::Path::new(&wal))),
+        mib(copies)
+    )
 }

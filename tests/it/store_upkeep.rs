@@ -60,6 +60,11 @@ fn check_names_a_flipped_byte_in_a_columnar_copy_and_a_damaged_page() {
     let app = EmulatorHost::start(Directory::default());
     let ws = workspace(&app);
     assert_ok(&ws.cli(&["check"]));
+    let status = stdout(&ws.cli(&["status"]));
+    assert!(
+        status.contains("scimsync.db (") && status.contains(" MiB, WAL ") && status.contains("columnar copies"),
+        "{status}"
+    );
     // One byte of the IdP's users copy flipped.
     let copy = ws.path("scimsync.db.columns").join("idp.corp.users.arrow");
     let mut bytes = std::fs::read(&copy).unwrap();
