@@ -42,6 +42,7 @@ pub mod plan;
 pub mod profile;
 pub mod pull;
 pub mod reconcile;
+pub mod retention;
 pub mod rng;
 pub mod scim;
 pub mod secret;

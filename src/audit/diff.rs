@@ -23,35 +23,49 @@ const USER_COLUMNS: &[&str] = &[
 ];
 const GROUP_COLUMNS: &[&str] = &["display_name", "external_id"];
 
-/// `RUN` (a run id: the instant that run finished) or a time, in stored form.
+/// `RUN` (a run id: the instant that run finished) or a time, in stored form. An instant
+/// before the store's history horizon (what retention removed) is refused, naming the earliest
+/// instant still answerable: never a silently partial answer.
 pub fn resolve_point(store: &std::path::Path, point: &str) -> Result<String, AuditError> {
-    if let Ok(run) = point.parse::<i64>() {
-        let conn = rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            AuditError::Store {
-                path: store.display().to_string(),
-                source,
+    let failed = |source| AuditError::Store {
+        path: store.display().to_string(),
+        source,
+    };
+    let conn = rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(failed)?;
+    let horizon = crate::store::retention::history_horizon(&conn).map_err(failed)?;
+    let instant = match point.parse::<i64>() {
+        Ok(run) => {
+            let finished: Option<Option<String>> = conn
+                .query_row("SELECT finished_at FROM runs WHERE id = ?1", [run], |r| r.get(0))
+                .optional()
+                .map_err(failed)?;
+            match (finished, &horizon) {
+                (Some(Some(t)), _) => t,
+                (Some(None), _) => return Err(AuditError::Input(format!("run {run} has not finished"))),
+                (None, Some(h)) => {
+                    return Err(AuditError::Input(format!(
+                        "no run {run} in the store: retention may have removed it; the earliest instant still answerable is {h} (see `scimsync status`)"
+                    )))
+                }
+                (None, None) => {
+                    return Err(AuditError::Input(format!(
+                        "no run {run} in the store (see `scimsync status` or the runs table)"
+                    )))
+                }
             }
-        })?;
-        let finished: Option<Option<String>> = conn
-            .query_row("SELECT finished_at FROM runs WHERE id = ?1", [run], |r| r.get(0))
-            .optional()
-            .map_err(|source| AuditError::Store {
-                path: store.display().to_string(),
-                source,
-            })?;
-        return match finished {
-            Some(Some(t)) => Ok(t),
-            Some(None) => Err(AuditError::Input(format!("run {run} has not finished"))),
-            None => Err(AuditError::Input(format!(
-                "no run {run} in the store (see `scimsync status` or the runs table)"
-            ))),
-        };
+        }
+        Err(_) => crate::time::parse_instant(point).ok_or_else(|| {
+            AuditError::Input(format!(
+                "'{point}' is neither a run id nor a time like 2026-10-01T00:00:00Z or 2026-10-01"
+            ))
+        })?,
+    };
+    match horizon {
+        Some(h) if instant < h => Err(AuditError::Input(format!(
+            "'{point}' ({instant}) is before the store's history horizon: retention removed the versions that ended before {h}, so the state then is no longer whole; the earliest instant still answerable is {h}"
+        ))),
+        _ => Ok(instant),
     }
-    crate::time::parse_instant(point).ok_or_else(|| {
-        AuditError::Input(format!(
-            "'{point}' is neither a run id nor a time like 2026-10-01T00:00:00Z or 2026-10-01"
-        ))
-    })
 }
 
 fn state(history: &str, at: &str) -> String {

@@ -87,6 +87,8 @@ pub enum Command {
     Diff(sql::DiffArgs),
     /// Sources, last successful pull and counts.
     Status(status::StatusArgs),
+    /// Remove what `[retention]` lets go (old plans, history, events, runs) and hand the space back.
+    Prune(upkeep::PruneArgs),
     /// A consistent copy of the store while other commands run (never overwrites).
     Backup(upkeep::BackupArgs),
     /// The store's integrity, schema version, references and columnar copies (exit 1 on a problem).
@@ -243,6 +245,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(args) => init::run(&globals, args),
         Command::Pull(args) => runtime()?.block_on(pull::run(&globals, args)),
         Command::Status(args) => status::run(&globals, args),
+        Command::Prune(args) => upkeep::prune(&globals, args),
         Command::Backup(args) => upkeep::backup(&globals, args),
         Command::Check(args) => upkeep::check(&globals, args),
         Command::Apply(args) => runtime()?.block_on(apply::run(&globals, args)),

@@ -48,12 +48,18 @@ fn print(report: &CycleReport) {
         println!("{} {}", scimsync::time::now(), a.summary());
     }
     println!(
-        "{} reconcile: plan #{} (pull {:.1}s, plan {:.1}s, apply {:.1}s)",
+        "{} reconcile: plan #{} (pull {:.1}s, plan {:.1}s, apply {:.1}s, prune {:.1}s{})",
         scimsync::time::now(),
         report.plan_id.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         report.pull_seconds,
         report.plan_seconds,
-        report.apply_seconds
+        report.apply_seconds,
+        report.prune_seconds,
+        match &report.pruned {
+            Some(p) if p.store.rows() > 0 => format!(": {} row(s) removed", p.store.rows()),
+            Some(_) => String::new(),
+            None => ": FAILED, see the log".into(),
+        }
     );
 }
 

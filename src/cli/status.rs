@@ -74,6 +74,19 @@ pub fn run(g: &Globals, args: StatusArgs) -> anyhow::Result<Outcome> {
         }
     }
     println!("store: {}", describe_size(&path));
+    let mut tables = table(&["table", "rows"]);
+    for (name, rows) in store.table_rows()? {
+        tables.add_row(vec![name.to_string(), rows.to_string()]);
+    }
+    println!("{tables}");
+    match store.history_horizon()? {
+        Some(h) => println!("history horizon: {h} (`--at` and `diff` answer from then on; retention removed what ended before)"),
+        None => println!("history horizon: none (all history kept)"),
+    }
+    match store.last_prune_at()? {
+        Some(t) => println!("last prune: {t}"),
+        None => println!("last prune: never (`scimsync prune`, or `reconcile` after each cycle)"),
+    }
     Ok(Outcome::Ok)
 }
 

@@ -1,11 +1,26 @@
-//! `scimsync backup FILE` and `scimsync check`: a consistent copy of the store while other
-//! commands run, and what is wrong with a store (exit 1, each problem named).
+//! `scimsync prune`, `scimsync backup FILE` and `scimsync check`: retention, a consistent copy
+//! of the store while other commands run, and what is wrong with a store (exit 1, each problem
+//! named).
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::{Globals, Outcome};
-use scimsync::store::integrity;
+use scimsync::store::{integrity, PruneOptions, Vacuum};
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Say what would be removed (rows per table, bytes), remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Rewrite the store once with incremental vacuum (a store made before it; needs free disk
+    /// space the size of the store).
+    #[arg(long, conflicts_with = "dry_run")]
+    vacuum: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -15,6 +30,31 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {}
+
+pub fn prune(g: &Globals, args: PruneArgs) -> anyhow::Result<Outcome> {
+    let config = g.optional_config()?;
+    let path = g.store_path(config.as_ref());
+    if !path.exists() {
+        anyhow::bail!("no store at {}", path.display());
+    }
+    let policy = config.map(|c| c.retention).unwrap_or_default();
+    let (_lock, mut store) = g.open_for_writing(&path)?;
+    let opts = PruneOptions {
+        now: chrono::Utc::now(),
+        dry_run: args.dry_run,
+        budget: None,
+        vacuum: if args.vacuum { Vacuum::Rewrite } else { Vacuum::All },
+    };
+    let pruned = scimsync::retention::prune(&mut store, &policy, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&pruned)?);
+    } else {
+        for line in scimsync::retention::describe(&pruned, &path) {
+            println!("{line}");
+        }
+    }
+    Ok(Outcome::Ok)
+}
 
 pub fn backup(g: &Globals, args: BackupArgs) -> anyhow::Result<Outcome> {
     let config = g.optional_config()?;

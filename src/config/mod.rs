@@ -329,6 +329,39 @@ pub struct Config {
     pub idps: Vec<IdpConfig>,
     /// The apps.
     pub apps: Vec<AppConfig>,
+    /// What `prune` (and `reconcile` after each cycle) keeps.
+    pub retention: Retention,
+}
+
+/// `[retention]`: how long `scimsync prune` keeps each kind of row. `None`: forever. Whatever
+/// is still needed is kept whatever its age (the current state, the latest plan, plans `apply`
+/// could still run, operations in flight, links, the runs the current state comes from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Plans with their findings and operations (default 30 days).
+    pub plans: Option<Duration>,
+    /// The latest N plans are kept whatever their age (default 10; the latest is always kept).
+    pub keep_plans: u32,
+    /// Closed versions of users, groups, memberships and bindings: how far back `--at` and
+    /// `diff` can go (default 365 days).
+    pub history: Option<Duration>,
+    /// Provisioning events (default 365 days).
+    pub events: Option<Duration>,
+    /// Run records no longer referenced (default 365 days).
+    pub runs: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Retention {
+            plans: Some(Duration::from_secs(30 * DAY)),
+            keep_plans: 10,
+            history: Some(Duration::from_secs(365 * DAY)),
+            events: Some(Duration::from_secs(365 * DAY)),
+            runs: Some(Duration::from_secs(365 * DAY)),
+        }
+    }
 }
 
 const DEFAULT_PAGE_SIZE: u32 = 1000;
@@ -382,9 +415,28 @@ impl Config {
             None => Ok(default),
             Some(text) => crate::time::parse_duration(&text).map_err(|m| invalid("(top level)", key, m)),
         };
+        let retention = {
+            let d = Retention::default();
+            let r = raw.retention;
+            let keep = |key: &str, v: Option<String>, default: Option<Duration>| match v.as_deref().map(str::trim) {
+                None => Ok(default),
+                Some("forever") => Ok(None),
+                Some(text) => crate::time::parse_duration(text)
+                    .map(Some)
+                    .map_err(|m| invalid("retention", key, format!("{m}, or \"forever\""))),
+            };
+            Retention {
+                plans: keep("plans", r.plans, d.plans)?,
+                keep_plans: r.keep_plans.unwrap_or(d.keep_plans).max(1),
+                history: keep("history", r.history, d.history)?,
+                events: keep("events", r.events, d.events)?,
+                runs: keep("runs", r.runs, d.runs)?,
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             store,
+            retention,
             max_retry_wait: duration("max_retry_wait", raw.max_retry_wait, DEFAULT_MAX_RETRY_WAIT)?,
             max_retry_wait_per_run: duration("max_retry_wait_per_run", raw.max_retry_wait_per_run, DEFAULT_MAX_RETRY_WAIT_PER_RUN)?,
             idps,

@@ -18,6 +18,19 @@ pub(super) struct RawConfig {
     pub(super) idp: BTreeMap<String, RawIdp>,
     #[serde(default)]
     pub(super) app: BTreeMap<String, RawApp>,
+    #[serde(default)]
+    pub(super) retention: RawRetention,
+}
+
+/// `[retention]`: how long `prune` keeps what (durations, or "forever").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetention {
+    pub(super) plans: Option<String>,
+    pub(super) keep_plans: Option<u32>,
+    pub(super) history: Option<String>,
+    pub(super) events: Option<String>,
+    pub(super) runs: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

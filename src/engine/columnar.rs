@@ -296,6 +296,66 @@ pub fn verify(store: &Path) -> (usize, Vec<String>) {
     (files.len(), problems)
 }
 
+/// Remove the copies no plan will read: of a source the store no longer has or of a pull that
+/// is not its source's latest (`current`: source → last successful pull), checksums without
+/// their copy, and temporary files a crashed pull left. Call it with the store locked. Returns
+/// the files removed and their bytes.
+pub fn remove_stale(store: &Path, current: &std::collections::BTreeMap<String, i64>) -> (usize, u64) {
+    let Ok(entries) = std::fs::read_dir(dir_for(store)) else {
+        return (0, 0);
+    };
+    let (mut files, mut bytes) = (0, 0);
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let stale = if name.ends_with(".tmp") {
+            true
+        } else if let Some(copy) = name.strip_suffix(".arrow.xxh3") {
+            !path.with_file_name(format!("{copy}.arrow")).exists()
+        } else if let Some(stem) = name.strip_suffix(".arrow") {
+            let source = ALL_TABLES.iter().find_map(|t| stem.strip_suffix(&format!(".{t}")));
+            match (source.and_then(|s| current.get(s)), run_of(&path)) {
+                (Some(latest), Some(run)) => *latest != run,
+                // A copy of a source the store does not have.
+                (None, _) => source.is_some(),
+                // Unreadable: `check` names it; the next pull replaces it.
+                (Some(_), None) => false,
+            }
+        } else {
+            false
+        };
+        if !stale {
+            continue;
+        }
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if std::fs::remove_file(&path).is_ok() {
+            files += 1;
+            bytes += len;
+        }
+        if name.ends_with(".arrow") {
+            let sum = checksum_file(&path);
+            let len = std::fs::metadata(&sum).map(|m| m.len()).unwrap_or(0);
+            if std::fs::remove_file(&sum).is_ok() {
+                files += 1;
+                bytes += len;
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// The pull a copy was written from (its footer's schema metadata), if the file is readable.
+fn run_of(path: &Path) -> Option<i64> {
+    let buffer = map(path).ok()?;
+    let trailer_start = buffer.len().checked_sub(10)?;
+    let trailer: [u8; 10] = buffer[trailer_start..].try_into().ok()?;
+    let footer_len = read_footer_length(trailer).ok()?;
+    let footer_start = trailer_start.checked_sub(footer_len)?;
+    let footer = root_as_footer(&buffer[footer_start..trailer_start]).ok()?;
+    let fb = footer.schema()?;
+    let schema = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fb_to_schema(fb))).ok()?;
+    schema.metadata().get(RUN_KEY)?.parse().ok()
+}
+
 /// The columnar copy of one table of `source`, if it is of pull `run_id` and of the schema
 /// the engine expects. The file is mapped into memory and its batches decoded in place (no copy
 /// of the column data); a truncated or damaged file is `None` (then SQLite is read), never a

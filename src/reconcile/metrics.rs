@@ -34,6 +34,7 @@ pub fn metrics(report: &CycleReport) -> String {
         ("pull", report.pull_seconds),
         ("plan", report.plan_seconds),
         ("apply", report.apply_seconds),
+        ("prune", report.prune_seconds),
     ] {
         out.push_str(&format!("scimsync_cycle_duration_seconds{{stage=\"{stage}\"}} {s:.3}\n"));
     }

@@ -8,6 +8,7 @@ pub mod integrity;
 mod links;
 mod lock;
 mod pulls;
+pub mod retention;
 mod schema;
 mod snapshot;
 mod status;
@@ -21,6 +22,7 @@ pub use health::AppHealth;
 pub use import::AppAccount;
 pub use lock::{LockError, StoreLock};
 pub use pulls::PullState;
+pub use retention::{PruneOptions, PruneReport, Vacuum};
 pub use schema::VIEWS;
 pub use snapshot::{GroupRefresh, SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::SourceStatus;
@@ -88,6 +90,7 @@ impl Store {
         // A store from a newer scimsync is refused before anything touches it (journal mode,
         // migrations, views): an older binary must not rewrite what it does not understand.
         schema::version(&store.conn).map_err(|e| store.err(e))?.check(path)?;
+        store.create_with_incremental_vacuum()?;
         store.configure()?;
         schema::migrate(&store.conn).map_err(|e| store.err(e))?.check(path)?;
         Ok(store)
@@ -113,6 +116,21 @@ impl Store {
         let store = Store { conn, path: path.into() };
         schema::version(&store.conn).map_err(|e| store.err(e))?.check(path)?;
         Ok(store)
+    }
+
+    /// A new (empty) file is made with incremental vacuum, so that `prune` can hand space back
+    /// without rewriting the store. It can only be chosen before the first table.
+    fn create_with_incremental_vacuum(&self) -> Result<()> {
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if pages == 0 {
+            self.conn
+                .execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     fn configure(&self) -> Result<()> {

@@ -30,5 +30,6 @@ mod renamed_groups;
 mod reused_emails;
 mod scim_client;
 mod secrets;
+mod store_retention;
 mod store_upkeep;
 mod tls;
