@@ -30,8 +30,8 @@ pub use status::SourceStatus;
 /// Why the store could not be read or written; names the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused.
-    #[error("store '{path}': {source}")]
+    /// SQLite refused (a damaged file is said so plainly, with what to do).
+    #[error("store '{}': {}", .path.display(), describe_sqlite(.source))]
     Sqlite {
         /// The store.
         path: PathBuf,
@@ -63,6 +63,18 @@ pub enum StoreError {
     /// A path the command cannot use as asked (backup onto an existing file, no store).
     #[error("{0}")]
     Input(String),
+}
+
+/// SQLite's error, and for a damaged file (a bad page, not a database at all) what that means
+/// and what to do: every command says it the same way, at the first read that finds it.
+fn describe_sqlite(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match e.sqlite_error_code() {
+        Some(DatabaseCorrupt | NotADatabase) => format!(
+            "{e}: the store file is damaged (the statement that found it was not applied). `scimsync check` names what is wrong; restore the latest `scimsync backup` (or move the file away and pull again: the IdP and the apps are mirrored anew, but links, plans and history are lost)"
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// A store result.

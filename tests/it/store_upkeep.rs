@@ -91,4 +91,22 @@ fn check_names_a_flipped_byte_in_a_columnar_copy_and_a_damaged_page() {
     let out = ws.cli(&["--store", "damaged.db", "check"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("integrity"), "{}\n{}", stdout(&out), stderr(&out));
+
+    // A file that is not a store at all: every command says so plainly at open, before a pull
+    // reads anything.
+    std::fs::write(ws.path("garbage.db"), vec![0x5Au8; 8 * page]).unwrap();
+    for args in [
+        &["--store", "garbage.db", "pull"][..],
+        &["--store", "garbage.db", "plan"],
+        &["--store", "garbage.db", "status"],
+    ] {
+        let out = ws.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("garbage.db': file is not a database: the store file is damaged") && err.contains("scimsync backup"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("directory.json"), "nothing was pulled: {err}");
+    }
 }
