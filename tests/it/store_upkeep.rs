@@ -56,6 +56,48 @@ fn a_backup_taken_while_another_connection_writes_is_consistent_and_never_overwr
 }
 
 #[test]
+fn a_backup_taken_during_a_running_pull_is_the_store_before_it_which_check_passes_and_plan_reads() {
+    let app = EmulatorHost::start(Directory::default());
+    let ws = workspace(&app);
+    // A directory large enough that its pull runs for a while (parse, then write).
+    let users: Vec<serde_json::Value> = (0..60_000)
+        .map(|i| serde_json::json!({"id": format!("u{i}"), "username": format!("user{i}@x.com"), "email": format!("user{i}@x.com")}))
+        .collect();
+    let doc = serde_json::json!({"users": users, "groups": [{"id": "g1", "name": "Staff", "members": ["u0"]}]});
+    std::fs::write(ws.path("directory.json"), doc.to_string()).unwrap();
+    let mut pull = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .args(["pull", "--app", "wiki"])
+        .current_dir(ws.dir.path())
+        .env("IT_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count(&ws.db(), "SELECT count(*) FROM runs WHERE status = 'running'") == 0 {
+        assert!(std::time::Instant::now() < deadline, "the pull never started");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let out = ws.cli(&["backup", "during.db"]);
+    assert_ok(&out);
+    assert!(pull.wait().unwrap().success());
+    let copy = rusqlite::Connection::open(ws.path("during.db")).unwrap();
+    assert!(
+        count(&copy, "SELECT count(*) FROM runs WHERE status = 'running'") >= 1,
+        "the copy was taken while the pull ran"
+    );
+    assert_eq!(count(&copy, "SELECT count(*) FROM users WHERE source = 'idp.corp'"), 200, "the snapshot before the pull, whole");
+    drop(copy);
+    assert_ok(&ws.cli(&["--store", "during.db", "check"]));
+    let planned = ws.cli(&["--store", "during.db", "plan", "--format", "json"]);
+    assert_ok(&planned);
+    let plan: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    assert_eq!(plan["operations"].as_array().unwrap().len(), 201, "200 creates and the group");
+    // The store itself has the pull.
+    assert_eq!(count(&ws.db(), "SELECT count(*) FROM users WHERE source = 'idp.corp'"), 60_000);
+}
+
+#[test]
 fn check_names_a_flipped_byte_in_a_columnar_copy_and_a_damaged_page() {
     let app = EmulatorHost::start(Directory::default());
     let ws = workspace(&app);
