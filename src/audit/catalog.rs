@@ -10,14 +10,16 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
-use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::engine::scan::{read_rows, Col};
+use crate::engine::scan::{for_each_batch, Col};
 use crate::store::VIEWS;
 
 /// Tables whose past state is current rows ∪ closed versions (`<table>_versions` naming aside).
@@ -139,8 +141,9 @@ impl StoreSchema {
         format!("SELECT {list} FROM \"{name}\"")
     }
 
-    /// Read the projected columns of `name` from SQLite.
-    fn read(&self, name: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>, DataFusionError> {
+    /// Read the projected columns of `name` from SQLite, handing each batch to `emit` as it is
+    /// read (`emit` returns false when nobody wants more).
+    fn read(&self, name: &str, schema: &SchemaRef, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<(), DataFusionError> {
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let kinds: Vec<Col> = schema
             .fields()
@@ -157,9 +160,10 @@ impl StoreSchema {
                 n += 1;
             }
             let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n));
-            return Ok(vec![RecordBatch::try_new_with_options(schema.clone(), vec![], &options)?]);
+            emit(RecordBatch::try_new_with_options(schema.clone(), vec![], &options)?);
+            return Ok(());
         }
-        read_rows(&mut rows, &kinds, schema).map_err(|e| df_err(&what, e))
+        for_each_batch(&mut rows, &kinds, schema, emit).map_err(|e| df_err(&what, e))
     }
 
     fn table_of(self: &Arc<Self>, name: &str) -> Arc<dyn TableProvider> {
@@ -191,7 +195,9 @@ impl StoreSchema {
     }
 }
 
-/// A table of the store, read when a plan scans it: only the columns the plan needs.
+/// A table of the store, read when a plan runs its scan: only the columns the plan needs, as a
+/// stream of batches (a query that streams its result, such as every membership to CSV, never
+/// holds the table).
 #[derive(Debug)]
 struct StoreTable {
     store: Arc<StoreSchema>,
@@ -211,20 +217,57 @@ impl TableProvider for StoreTable {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        filters: &[Expr],
+        _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
         let schema = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
-        let (store, name, read_schema) = (self.store.clone(), self.name.clone(), schema.clone());
-        let batches = tokio::task::spawn_blocking(move || store.read(&name, &read_schema))
-            .await
-            .map_err(|e| df_err("reading the store", e))??;
-        MemTable::try_new(schema, vec![batches])?.scan(state, None, filters, limit).await
+        let read = Arc::new(StoreRead {
+            store: self.store.clone(),
+            name: self.name.clone(),
+            schema: schema.clone(),
+        });
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            vec![read],
+            None,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
+}
+
+/// One read of a table's projected columns, on a blocking thread, two batches ahead of the
+/// query at most.
+#[derive(Debug)]
+struct StoreRead {
+    store: Arc<StoreSchema>,
+    name: String,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for StoreRead {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 2);
+        let tx = builder.tx();
+        let (store, name, schema) = (self.store.clone(), self.name.clone(), self.schema.clone());
+        builder.spawn_blocking(move || {
+            let read = store.read(&name, &schema, &mut |batch| tx.blocking_send(Ok(batch)).is_ok());
+            if let Err(e) = read {
+                let _ = tx.blocking_send(Err(e));
+            }
+            Ok(())
+        });
+        builder.build()
     }
 }
 

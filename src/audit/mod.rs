@@ -104,27 +104,56 @@ impl Auditor {
     /// [`Self::query`], keeping only the rows whose `app` column is `app` (when given), in the
     /// query's order.
     pub async fn query_for_app(&self, sql: &str, origin: &str, app: Option<&str>) -> Result<Rows, AuditError> {
-        let sql_err = |e: &dyn std::fmt::Display| AuditError::Sql {
-            origin: origin.to_string(),
-            message: e.to_string().replace("Error during planning: ", "").replace("SQL error: ", ""),
-        };
+        let df = self.plan(sql, origin, app).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| sql_error(origin, &e))?;
+        Ok(Rows { schema, batches })
+    }
+
+    /// Run one read-only statement and write its result to `sink` batch by batch, as the engine
+    /// produces them: a result of millions of rows (every membership to CSV or Parquet) is never
+    /// held whole. Returns the rows written.
+    pub async fn query_into<'w>(
+        &self,
+        sql: &str,
+        origin: &str,
+        make_sink: impl FnOnce(SchemaRef) -> Result<output::Sink<'w>, AuditError>,
+    ) -> Result<usize, AuditError> {
+        use futures::StreamExt;
+        let df = self.plan(sql, origin, None).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let mut stream = df.execute_stream().await.map_err(|e| sql_error(origin, &e))?;
+        let mut sink = make_sink(schema)?;
+        while let Some(batch) = stream.next().await {
+            sink.write(&batch.map_err(|e| sql_error(origin, &e))?)?;
+        }
+        sink.finish()
+    }
+
+    async fn plan(&self, sql: &str, origin: &str, app: Option<&str>) -> Result<datafusion::dataframe::DataFrame, AuditError> {
         read_only(sql, origin)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let mut df = self.ctx.sql_with_options(sql, options).await.map_err(|e| sql_err(&e))?;
+        let mut df = self.ctx.sql_with_options(sql, options).await.map_err(|e| sql_error(origin, &e))?;
         if let Some(app) = app {
             if df.schema().field_with_unqualified_name("app").is_err() {
                 return Err(AuditError::Input(format!("{origin}: --app needs an `app` column in the result")));
             }
             df = df
                 .filter(datafusion::prelude::col("app").eq(datafusion::prelude::lit(app)))
-                .map_err(|e| sql_err(&e))?;
+                .map_err(|e| sql_error(origin, &e))?;
         }
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| sql_err(&e))?;
-        Ok(Rows { schema, batches })
+        Ok(df)
+    }
+}
+
+/// The engine's error for SQL from `origin`, in its words less its prefixes.
+fn sql_error(origin: &str, e: &dyn std::fmt::Display) -> AuditError {
+    AuditError::Sql {
+        origin: origin.to_string(),
+        message: e.to_string().replace("Error during planning: ", "").replace("SQL error: ", ""),
     }
 }
 

@@ -74,59 +74,113 @@ fn map_text(batch: &RecordBatch, f: impl Fn(&str) -> std::borrow::Cow<'_, str>) 
 /// leading `'` unless `keep_formulas` (OWASP CSV injection); JSON, NDJSON and Parquet keep the
 /// data as it is.
 pub fn write_with(rows: &Rows, format: Format, keep_formulas: bool, w: &mut (dyn Write + Send)) -> Result<(), AuditError> {
-    let io = |e: &dyn std::fmt::Display| AuditError::Input(format!("writing the result: {e}"));
-    let mapped = |f: fn(&str) -> std::borrow::Cow<'_, str>| -> Result<Vec<RecordBatch>, AuditError> {
-        rows.batches.iter().map(|b| map_text(b, f).map_err(|e| io(&e))).collect()
-    };
-    match format {
-        Format::Table => {
-            let batches = mapped(crate::terminal::printable)?;
-            let text = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| io(&e))?;
-            writeln!(w, "{text}").map_err(|e| io(&e))?;
-            writeln!(w, "({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" }).map_err(|e| io(&e))?;
-        }
-        Format::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
-            if rows.is_empty() {
-                // The header alone, so an empty result is still a valid CSV with its columns.
-                let names: Vec<&str> = rows.schema.fields().iter().map(|f| f.name().as_str()).collect();
-                drop(writer);
-                writeln!(w, "{}", names.join(",")).map_err(|e| io(&e))?;
-            } else {
-                let guarded;
-                let batches = if keep_formulas {
-                    &rows.batches
+    let mut sink = Sink::new(rows.schema.clone(), format, keep_formulas, w)?;
+    for b in &rows.batches {
+        sink.write(b)?;
+    }
+    sink.finish().map(|_| ())
+}
+
+fn io(e: &dyn std::fmt::Display) -> AuditError {
+    AuditError::Input(format!("writing the result: {e}"))
+}
+
+type Out<'w> = &'w mut (dyn Write + Send);
+
+/// A result written batch by batch as it is computed (see [`write_with`] for what each format
+/// does to the values). Only the table, whose columns are as wide as their widest value, holds
+/// the rows until the end.
+pub struct Sink<'w> {
+    kind: SinkKind<'w>,
+    schema: arrow::datatypes::SchemaRef,
+    keep_formulas: bool,
+    rows: usize,
+}
+
+enum SinkKind<'w> {
+    Table(Vec<RecordBatch>, Out<'w>),
+    Csv(Box<arrow::csv::Writer<Out<'w>>>),
+    Json(arrow::json::ArrayWriter<Out<'w>>),
+    Ndjson(arrow::json::LineDelimitedWriter<Out<'w>>),
+    Parquet(Box<parquet::arrow::ArrowWriter<Out<'w>>>),
+}
+
+impl<'w> Sink<'w> {
+    /// A sink writing `format` to `w`.
+    pub fn new(schema: arrow::datatypes::SchemaRef, format: Format, keep_formulas: bool, w: Out<'w>) -> Result<Sink<'w>, AuditError> {
+        let kind = match format {
+            Format::Table => SinkKind::Table(Vec::new(), w),
+            Format::Csv => SinkKind::Csv(Box::new(arrow::csv::WriterBuilder::new().with_header(true).build(w))),
+            Format::Json => SinkKind::Json(arrow::json::ArrayWriter::new(w)),
+            Format::Ndjson => SinkKind::Ndjson(arrow::json::LineDelimitedWriter::new(w)),
+            Format::Parquet => SinkKind::Parquet(Box::new(
+                parquet::arrow::ArrowWriter::try_new(w, schema.clone(), None).map_err(|e| io(&e))?,
+            )),
+        };
+        Ok(Sink {
+            kind,
+            schema,
+            keep_formulas,
+            rows: 0,
+        })
+    }
+
+    /// Write one batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), AuditError> {
+        self.rows += batch.num_rows();
+        match &mut self.kind {
+            SinkKind::Table(held, _) => held.push(map_text(batch, crate::terminal::printable).map_err(|e| io(&e))?),
+            SinkKind::Csv(writer) => {
+                if batch.num_rows() == 0 {
+                    return Ok(());
+                }
+                if self.keep_formulas {
+                    writer.write(batch).map_err(|e| io(&e))?
                 } else {
-                    guarded = mapped(crate::terminal::csv_cell)?;
-                    &guarded
-                };
-                for b in batches {
-                    writer.write(b).map_err(|e| io(&e))?;
+                    writer
+                        .write(&map_text(batch, crate::terminal::csv_cell).map_err(|e| io(&e))?)
+                        .map_err(|e| io(&e))?
                 }
             }
+            SinkKind::Json(writer) => writer.write(batch).map_err(|e| io(&e))?,
+            SinkKind::Ndjson(writer) => writer.write(batch).map_err(|e| io(&e))?,
+            SinkKind::Parquet(writer) => writer.write(batch).map_err(|e| io(&e))?,
         }
-        Format::Json => {
-            let mut writer = arrow::json::ArrayWriter::new(&mut *w);
-            for b in &rows.batches {
-                writer.write(b).map_err(|e| io(&e))?;
-            }
-            writer.finish().map_err(|e| io(&e))?;
-            writeln!(w).map_err(|e| io(&e))?;
-        }
-        Format::Ndjson => {
-            let mut writer = arrow::json::LineDelimitedWriter::new(&mut *w);
-            for b in &rows.batches {
-                writer.write(b).map_err(|e| io(&e))?;
-            }
-            writer.finish().map_err(|e| io(&e))?;
-        }
-        Format::Parquet => {
-            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut *w, rows.schema.clone(), None).map_err(|e| io(&e))?;
-            for b in &rows.batches {
-                writer.write(b).map_err(|e| io(&e))?;
-            }
-            writer.close().map_err(|e| io(&e))?;
-        }
+        Ok(())
     }
-    w.flush().map_err(|e| io(&e))
+
+    /// End the output; returns the rows written.
+    pub fn finish(self) -> Result<usize, AuditError> {
+        let rows = self.rows;
+        let w = match self.kind {
+            SinkKind::Table(held, w) => {
+                let text = arrow::util::pretty::pretty_format_batches(&held).map_err(|e| io(&e))?;
+                writeln!(w, "{text}").map_err(|e| io(&e))?;
+                writeln!(w, "({rows} row{})", if rows == 1 { "" } else { "s" }).map_err(|e| io(&e))?;
+                w
+            }
+            SinkKind::Csv(writer) => {
+                let w = writer.into_inner();
+                if rows == 0 {
+                    // The header alone, so an empty result is still a valid CSV with its columns.
+                    let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    writeln!(w, "{}", names.join(",")).map_err(|e| io(&e))?;
+                }
+                w
+            }
+            SinkKind::Json(mut writer) => {
+                writer.finish().map_err(|e| io(&e))?;
+                let w = writer.into_inner();
+                writeln!(w).map_err(|e| io(&e))?;
+                w
+            }
+            SinkKind::Ndjson(mut writer) => {
+                writer.finish().map_err(|e| io(&e))?;
+                writer.into_inner()
+            }
+            SinkKind::Parquet(writer) => writer.into_inner().map_err(|e| io(&e))?,
+        };
+        w.flush().map_err(|e| io(&e))?;
+        Ok(rows)
+    }
 }

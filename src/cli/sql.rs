@@ -117,6 +117,40 @@ fn emit(rows: &Rows, out: &OutputArgs, protected: &Protected) -> anyhow::Result<
     Ok(())
 }
 
+/// Run `sql` and write its result as it is computed (see [`emit`] for where it goes): CSV,
+/// JSON, NDJSON and Parquet never hold the whole result.
+async fn stream(auditor: &Auditor, sql: &str, origin: &str, out: &OutputArgs, protected: &Protected) -> anyhow::Result<()> {
+    let format = Format::choose(out.format, out.output.as_deref(), std::io::stdout().is_terminal());
+    let keep = out.keep_formulas;
+    match &out.output {
+        None if format == Format::Parquet && std::io::stdout().is_terminal() => {
+            anyhow::bail!("--format parquet is binary: write it to a file with -o FILE.parquet")
+        }
+        None => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout());
+            match auditor
+                .query_into(sql, origin, |schema| output::Sink::new(schema, format, keep, &mut stdout))
+                .await
+            {
+                // `scimsync sql … | head`: the reader has what it wanted.
+                Err(e) if e.to_string().contains("Broken pipe") => {}
+                r => {
+                    r?;
+                }
+            }
+        }
+        Some(path) => {
+            let mut file = OutputFile::create(path, out.force, protected, "-o")?;
+            let rows = auditor
+                .query_into(sql, origin, |schema| output::Sink::new(schema, format, keep, file.writer()))
+                .await?;
+            file.commit()?;
+            eprintln!("{rows} row(s) written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
 pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
     let (sql, origin) = match (&args.query, &args.file) {
         (Some(q), _) if q == "-" => {
@@ -133,8 +167,7 @@ pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
     };
     let store = store(g)?;
     let auditor = Auditor::open(&store, at(&store, args.at.as_deref())?)?;
-    let rows = auditor.query(&sql, &origin).await?;
-    emit(&rows, &args.out, &protected(g, &store))?;
+    stream(&auditor, &sql, &origin, &args.out, &protected(g, &store)).await?;
     Ok(Outcome::Ok)
 }
 

@@ -215,9 +215,26 @@ pub enum RowsError {
 /// A value of another SQLite type than its column's becomes NULL (a number in a text column
 /// becomes its text).
 pub fn read_rows(rows: &mut rusqlite::Rows<'_>, cols: &[Col], schema: &SchemaRef) -> Result<Vec<RecordBatch>, RowsError> {
+    let mut batches = Vec::new();
+    for_each_batch(rows, cols, schema, &mut |b| {
+        batches.push(b);
+        true
+    })?;
+    Ok(batches)
+}
+
+/// [`read_rows`], handing each batch of [`BATCH_ROWS`] rows to `emit` as soon as it is full
+/// instead of holding them all; `emit` returns false to stop reading (the reader went away).
+/// At least one batch is emitted (an empty one for no rows).
+pub fn for_each_batch(
+    rows: &mut rusqlite::Rows<'_>,
+    cols: &[Col],
+    schema: &SchemaRef,
+    emit: &mut dyn FnMut(RecordBatch) -> bool,
+) -> Result<(), RowsError> {
     let mut bs = builders(cols);
     let mut key = String::new();
-    let mut batches = Vec::new();
+    let mut emitted = false;
     let mut n = 0usize;
     while let Some(row) = rows.next()? {
         for (i, (col, b)) in cols.iter().zip(bs.iter_mut()).enumerate() {
@@ -246,14 +263,17 @@ pub fn read_rows(rows: &mut rusqlite::Rows<'_>, cols: &[Col], schema: &SchemaRef
         }
         n += 1;
         if n == BATCH_ROWS {
-            batches.push(finish(schema, &mut bs)?);
+            emitted = true;
+            if !emit(finish(schema, &mut bs)?) {
+                return Ok(());
+            }
             n = 0;
         }
     }
-    if n > 0 || batches.is_empty() {
-        batches.push(finish(schema, &mut bs)?);
+    if n > 0 || !emitted {
+        emit(finish(schema, &mut bs)?);
     }
-    Ok(batches)
+    Ok(())
 }
 
 /// The columns of the engine's `users` table, in scan order.

@@ -86,7 +86,11 @@ fn a_backup_taken_during_a_running_pull_is_the_store_before_it_which_check_passe
         count(&copy, "SELECT count(*) FROM runs WHERE status = 'running'") >= 1,
         "the copy was taken while the pull ran"
     );
-    assert_eq!(count(&copy, "SELECT count(*) FROM users WHERE source = 'idp.corp'"), 200, "the snapshot before the pull, whole");
+    assert_eq!(
+        count(&copy, "SELECT count(*) FROM users WHERE source = 'idp.corp'"),
+        200,
+        "the snapshot before the pull, whole"
+    );
     drop(copy);
     assert_ok(&ws.cli(&["--store", "during.db", "check"]));
     let planned = ws.cli(&["--store", "during.db", "plan", "--format", "json"]);
