@@ -10,12 +10,14 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties, Statistics, StatisticsArgs};
 use datafusion::prelude::SessionContext;
 use rusqlite::{Connection, OpenFlags};
 
@@ -47,6 +49,15 @@ const AS_OF: &[(&str, &str)] = &[
 /// the closed versions); on an older store they are tables.
 const PLANNED_HERE: &[&str] = &["memberships", "membership_history"];
 
+/// `memberships` as DataFusion plans it: the store's view, its joins written so that the small
+/// tables (runs, users, groups) are the hash joins' build sides and the millions of
+/// `member_keys` stream through them (the scans carry no row counts to reorder joins by). In the
+/// store's own order every build side held millions of rows: 1.29 GiB peak to write the 9.8M
+/// memberships of a 1M-user `gen` store to CSV in 10.6 s, against 0.91 GiB in 7.2 s.
+const MEMBERSHIPS_PLANNED: &str = "SELECT g.source AS source, g.id AS group_id, u.id AS user_id, k.gid AS gid, k.uid AS uid, \
+     r.snapshot_at AS valid_from, k.run_id AS run_id \
+     FROM runs r RIGHT JOIN (users u JOIN (groups g JOIN member_keys k ON g.gid = k.gid) ON u.uid = k.uid) ON r.id = k.run_id";
+
 #[derive(Debug)]
 pub struct StoreSchema {
     path: PathBuf,
@@ -56,6 +67,9 @@ pub struct StoreSchema {
     /// The SQL of the store's views in [`PLANNED_HERE`].
     view_sql: HashMap<String, String>,
     loaded: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+    /// The store's tables (not its views), and their row counts once asked for.
+    tables: std::collections::HashSet<String>,
+    row_estimates: Mutex<HashMap<String, Option<usize>>>,
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -80,13 +94,26 @@ impl StoreSchema {
         };
         let mut objects = HashMap::new();
         let mut view_sql = HashMap::new();
+        let tables = names
+            .iter()
+            .filter(|(_, kind, _)| kind == "table")
+            .map(|(n, _, _)| n.clone())
+            .collect();
         for (name, kind, sql) in names {
             // `CREATE VIEW name AS <body>`: the body is planned here.
             if let Some(body) = sql
                 .filter(|_| kind == "view" && PLANNED_HERE.contains(&name.as_str()))
                 .and_then(|sql| Some(sql[sql.find(" AS")? + 3..].to_string()))
             {
-                view_sql.insert(name.clone(), body);
+                let has_keys = body.contains("member_keys");
+                view_sql.insert(
+                    name.clone(),
+                    if name == "memberships" && has_keys {
+                        MEMBERSHIPS_PLANNED.to_string()
+                    } else {
+                        body
+                    },
+                );
             }
             if VIEWS.iter().any(|(v, _)| *v == name) {
                 continue; // planned by DataFusion from queries/views
@@ -103,6 +130,8 @@ impl StoreSchema {
             objects,
             view_sql,
             loaded: Mutex::new(HashMap::new()),
+            tables,
+            row_estimates: Mutex::new(HashMap::new()),
         })
     }
 
@@ -164,6 +193,24 @@ impl StoreSchema {
             return Ok(());
         }
         for_each_batch(&mut rows, &kinds, schema, emit).map_err(|e| df_err(&what, e))
+    }
+
+    /// The rows of table `name` (all of them: with an instant, an upper bound), once per session;
+    /// None for a view or when SQLite cannot say.
+    fn row_estimate(&self, name: &str) -> Option<usize> {
+        if !self.tables.contains(name) {
+            return None;
+        }
+        if let Some(n) = self.row_estimates.lock().expect("no panics while held").get(name) {
+            return *n;
+        }
+        // SQLite counts a table from its b-tree's pages (0.08 s for the 9.8M keys of a 1M-user store).
+        let n = open(&self.path)
+            .and_then(|c| c.query_row(&format!("SELECT count(*) FROM \"{name}\""), [], |r| r.get::<_, i64>(0)))
+            .ok()
+            .map(|n| n.max(0) as usize);
+        self.row_estimates.lock().expect("no panics while held").insert(name.to_string(), n);
+        n
     }
 
     fn table_of(self: &Arc<Self>, name: &str) -> Arc<dyn TableProvider> {
@@ -231,14 +278,76 @@ impl TableProvider for StoreTable {
             name: self.name.clone(),
             schema: schema.clone(),
         });
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            vec![read],
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        let scan = Arc::new(StreamingTableExec::try_new(schema, vec![read], None, Vec::new(), false, limit)?);
+        let (store, name) = (self.store.clone(), self.name.clone());
+        let rows = tokio::task::spawn_blocking(move || store.row_estimate(&name))
+            .await
+            .map_err(|e| df_err("reading the store", e))?;
+        Ok(Arc::new(EstimatedScan { scan, rows }))
+    }
+}
+
+/// A store scan with the table's row count as an (inexact) estimate, so that the optimizer
+/// builds each hash join on its smaller side and streams the larger one (a stream has no
+/// statistics of its own; without them every join built on whatever the SQL wrote first).
+#[derive(Debug)]
+struct EstimatedScan {
+    scan: Arc<StreamingTableExec>,
+    rows: Option<usize>,
+}
+
+impl DisplayAs for EstimatedScan {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.scan.fmt_as(t, f)?;
+        match self.rows {
+            Some(n) => write!(f, ", rows≈{n}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ExecutionPlan for EstimatedScan {
+    fn name(&self) -> &str {
+        "StoreScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.scan.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> datafusion::error::Result<TreeNodeRecursion>,
+    ) -> datafusion::error::Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal("a store scan has no children".into()))
+        }
+    }
+
+    fn execute(&self, partition: usize, ctx: Arc<TaskContext>) -> datafusion::error::Result<SendableRecordBatchStream> {
+        self.scan.execute(partition, ctx)
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> datafusion::error::Result<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.scan.schema());
+        if let Some(n) = self.rows {
+            stats.num_rows = Precision::Inexact(n);
+        }
+        Ok(Arc::new(stats))
     }
 }
 
@@ -346,5 +455,39 @@ mod tests {
         assert_eq!(now.planned_here("users"), None, "tables are read, not planned");
         let then = StoreSchema::new(&path, Some("2026-01-01T00:00:00Z".into())).unwrap();
         assert_eq!(then.planned_here("memberships"), None);
+    }
+
+    #[tokio::test]
+    async fn memberships_stream_member_keys_through_hash_joins_built_on_the_small_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = crate::store::Store::open(&path).unwrap();
+        // Two groups and five users, with a few more keys than either.
+        store
+            .connection()
+            .execute_batch(
+                "INSERT INTO runs (id, kind, started_at, status, snapshot_at) VALUES (1, 'pull', 't', 'ok', 't');
+                 INSERT INTO groups (gid, source, id, display_name, raw, hash, valid_from, run_id) VALUES (1, 'idp.x', 'g1', 'G1', '{}', 0, 't', 1), (2, 'idp.x', 'g2', 'G2', '{}', 0, 't', 1);
+                 WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 5)
+                 INSERT INTO users (uid, source, id, active, raw, hash, valid_from, run_id)
+                     SELECT v, 'idp.x', 'u' || v, 1, '{}', 0, 't', 1 FROM n;
+                 INSERT INTO member_keys (gid, uid, run_id) SELECT g.gid, u.uid, 1 FROM groups g, users u;",
+            )
+            .unwrap();
+        drop(store);
+        let auditor = crate::audit::Auditor::open(&path, None).unwrap();
+        let rows = auditor.query("EXPLAIN SELECT * FROM memberships", "test").await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
+        let physical = &text[text.find("physical_plan").expect("a physical plan")..];
+        let at = |projection: &str| physical.find(projection).unwrap_or_else(|| panic!("{projection} in {physical}"));
+        // A hash join builds its left (first printed) side; member_keys must be the last input.
+        let keys = at("projection=[gid, uid, run_id]");
+        for small in [
+            "projection=[id, snapshot_at]",
+            "projection=[uid, id]",
+            "projection=[gid, source, id]",
+        ] {
+            assert!(at(small) < keys, "{small} is not a build side:\n{physical}");
+        }
     }
 }
