@@ -110,17 +110,19 @@ impl Auditor {
         Ok(Rows { schema, batches })
     }
 
-    /// Run one read-only statement and write its result to `sink` batch by batch, as the engine
+    /// Run one read-only statement (keeping only `app`'s rows, when given) and write its result
+    /// to `sink` batch by batch, as the engine
     /// produces them: a result of millions of rows (every membership to CSV or Parquet) is never
     /// held whole. Returns the rows written.
     pub async fn query_into<'w>(
         &self,
         sql: &str,
         origin: &str,
+        app: Option<&str>,
         make_sink: impl FnOnce(SchemaRef) -> Result<output::Sink<'w>, AuditError>,
     ) -> Result<usize, AuditError> {
         use futures::StreamExt;
-        let df = self.plan(sql, origin, None).await?;
+        let df = self.plan(sql, origin, app).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await.map_err(|e| sql_error(origin, &e))?;
         let mut sink = make_sink(schema)?;

@@ -119,7 +119,14 @@ fn emit(rows: &Rows, out: &OutputArgs, protected: &Protected) -> anyhow::Result<
 
 /// Run `sql` and write its result as it is computed (see [`emit`] for where it goes): CSV,
 /// JSON, NDJSON and Parquet never hold the whole result.
-async fn stream(auditor: &Auditor, sql: &str, origin: &str, out: &OutputArgs, protected: &Protected) -> anyhow::Result<()> {
+async fn stream(
+    auditor: &Auditor,
+    sql: &str,
+    origin: &str,
+    app: Option<&str>,
+    out: &OutputArgs,
+    protected: &Protected,
+) -> anyhow::Result<()> {
     let format = Format::choose(out.format, out.output.as_deref(), std::io::stdout().is_terminal());
     let keep = out.keep_formulas;
     match &out.output {
@@ -129,7 +136,7 @@ async fn stream(auditor: &Auditor, sql: &str, origin: &str, out: &OutputArgs, pr
         None => {
             let mut stdout = std::io::BufWriter::new(std::io::stdout());
             match auditor
-                .query_into(sql, origin, |schema| output::Sink::new(schema, format, keep, &mut stdout))
+                .query_into(sql, origin, app, |schema| output::Sink::new(schema, format, keep, &mut stdout))
                 .await
             {
                 // `scimsync sql … | head`: the reader has what it wanted.
@@ -142,7 +149,7 @@ async fn stream(auditor: &Auditor, sql: &str, origin: &str, out: &OutputArgs, pr
         Some(path) => {
             let mut file = OutputFile::create(path, out.force, protected, "-o")?;
             let rows = auditor
-                .query_into(sql, origin, |schema| output::Sink::new(schema, format, keep, file.writer()))
+                .query_into(sql, origin, app, |schema| output::Sink::new(schema, format, keep, file.writer()))
                 .await?;
             file.commit()?;
             eprintln!("{rows} row(s) written to {}", path.display());
@@ -167,7 +174,7 @@ pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
     };
     let store = store(g)?;
     let auditor = Auditor::open(&store, at(&store, args.at.as_deref())?)?;
-    stream(&auditor, &sql, &origin, &args.out, &protected(g, &store)).await?;
+    stream(&auditor, &sql, &origin, None, &args.out, &protected(g, &store)).await?;
     Ok(Outcome::Ok)
 }
 
@@ -196,6 +203,20 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         })?],
         None => reports::REPORTS.iter().collect(),
     };
+    if args.html.is_none() {
+        // One report, streamed like `sql`.
+        let r = chosen[0];
+        stream(
+            &auditor,
+            r.sql,
+            &format!("report {}", r.name),
+            args.app.as_deref(),
+            &args.out,
+            &protected(g, &store),
+        )
+        .await?;
+        return Ok(Outcome::Ok);
+    }
     let mut results = Vec::new();
     for r in &chosen {
         let rows = auditor
@@ -204,8 +225,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         results.push((r, rows));
     }
     let Some(path) = &args.html else {
-        emit(&results[0].1, &args.out, &protected(g, &store))?;
-        return Ok(Outcome::Ok);
+        unreachable!("without --html the report was streamed above");
     };
     let descriptions: Vec<String> = chosen.iter().map(|r| r.header().skip(1).collect::<Vec<_>>().join("\n")).collect();
     let sections: Vec<html::Section> = results
