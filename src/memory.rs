@@ -53,3 +53,24 @@ pub fn available_bytes() -> u64 {
         (None, None) => 8 << 30,
     }
 }
+
+/// The memory budget set by `--memory-limit` or the config's `memory_limit` (0: not set).
+static LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Set the process's memory budget (what the engine's memory pools are sized from).
+pub fn set_limit(bytes: u64) {
+    LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The process's memory budget: as set, never more than [`available_bytes`] (the container's
+/// limit when there is one), which is also the budget when none is set. (A default of 1 GiB
+/// was tried: at 1M users the `admins` report's hash joins, which cannot spill, then fail.)
+pub fn limit() -> u64 {
+    let set = LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+    let available = available_bytes();
+    if set == 0 {
+        available
+    } else {
+        set.min(available)
+    }
+}

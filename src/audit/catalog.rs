@@ -382,7 +382,14 @@ impl PartitionStream for StoreRead {
 
 /// A fresh DataFusion session whose default schema is `schema`.
 pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
-    let ctx = crate::engine::session_with_memory_limit(super::limits::session_memory_limit());
+    // Spills go beside the store when its directory is writable (a read-only mount: the system's
+    // temporary directory).
+    let dir = match schema.path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let writable = std::fs::metadata(&dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+    let ctx = crate::engine::session_with_memory_limit(super::limits::session_memory_limit(), writable.then_some(dir.as_path()));
     super::limits::register_bounded_functions(&ctx);
     // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
     let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();

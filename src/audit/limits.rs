@@ -21,10 +21,10 @@ pub const MAX_VALUE_BYTES: u64 = 64 << 20;
 /// The most one batch of calls may build.
 pub const MAX_BATCH_BYTES: u64 = 512 << 20;
 
-/// The memory pool of an auditor's session: half of what the process may use (the container's
-/// limit when there is one), at least 256 MiB.
+/// The memory pool of an auditor's session: half of the process's budget (`--memory-limit`,
+/// the config's `memory_limit`, else what the container or machine has), at least 128 MiB. Sorts and aggregations that reach it spill to disk beside the store.
 pub fn session_memory_limit() -> usize {
-    (crate::memory::available_bytes() / 2).max(256 << 20) as usize
+    (crate::memory::limit() / 2).max(128 << 20) as usize
 }
 
 /// How a function's arguments say how large its results will be.

@@ -50,6 +50,11 @@ pub struct Cli {
     /// When another scimsync is writing the store, wait for it instead of exiting with an error.
     #[arg(long, global = true)]
     pub wait: bool,
+    /// The memory the process should stay within, like 1GiB or 512MiB (default: the config's
+    /// `memory_limit`, else what the container or machine has). Auditor queries get half
+    /// of it as their pool; sorts and aggregations beyond it spill to disk beside the store.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = scimsync::config::parse_size)]
+    pub memory_limit: Option<u64>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -233,6 +238,9 @@ fn init_logging(cli: &Cli) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(bytes) = cli.memory_limit {
+        scimsync::memory::set_limit(bytes);
+    }
     let globals = Globals {
         config: cli.config.clone(),
         store: cli.store.clone(),
@@ -240,6 +248,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         max_retry_wait: cli.max_retry_wait,
         max_retry_wait_per_run: cli.max_retry_wait_per_run,
         wait: cli.wait,
+        memory_limit: cli.memory_limit,
     };
     match cli.command {
         Command::Init(args) => init::run(&globals, args),
@@ -335,6 +344,7 @@ pub struct Globals {
     pub max_retry_wait: Option<std::time::Duration>,
     pub max_retry_wait_per_run: Option<std::time::Duration>,
     pub wait: bool,
+    pub memory_limit: Option<u64>,
 }
 
 impl Globals {
@@ -351,6 +361,9 @@ impl Globals {
     /// The config, with the retry budget it sets (or the flags override) put in force.
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let config = Config::load(&self.config)?;
+        if let (None, Some(bytes)) = (self.memory_limit, config.memory_limit) {
+            scimsync::memory::set_limit(bytes);
+        }
         scimsync::http::set_retry_budget(
             self.max_retry_wait.unwrap_or(config.max_retry_wait),
             self.max_retry_wait_per_run.unwrap_or(config.max_retry_wait_per_run),

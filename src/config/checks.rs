@@ -67,3 +67,41 @@ pub(super) fn token_source(env: Option<String>, file: Option<PathBuf>) -> Result
         (None, None) => Ok(TokenSource::None),
     }
 }
+
+/// Parse a size like `1GiB`, `512MiB`, `800M`, `2G` or plain bytes (K/M/G/T are binary
+/// multiples, as memory limits are).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size like 512MiB or 1GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("'{s}': unknown unit '{other}' (use KiB, MiB, GiB)")),
+    };
+    let bytes = n
+        .checked_shl(shift)
+        .filter(|b| b >> shift == n)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
+    if bytes < (64 << 20) {
+        return Err(format!("'{s}' is below 64MiB, too little to run"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse_in_binary_units_and_refuse_nonsense() {
+        assert_eq!(super::parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(super::parse_size("512M"), Ok(512 << 20));
+        assert_eq!(super::parse_size("2g"), Ok(2 << 30));
+        assert!(super::parse_size("10MiB").unwrap_err().contains("below 64MiB"));
+        assert!(super::parse_size("1 parsec").is_err());
+        assert!(super::parse_size("99999999999999GiB").is_err());
+    }
+}

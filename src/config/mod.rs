@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod checks;
+pub use checks::parse_size;
 mod raw;
 mod sections;
 mod token;
@@ -331,6 +332,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// What `prune` (and `reconcile` after each cycle) keeps.
     pub retention: Retention,
+    /// `memory_limit`: the memory the process should stay within, in bytes (None: the default).
+    pub memory_limit: Option<u64>,
 }
 
 /// `[retention]`: how long `scimsync prune` keeps each kind of row. `None`: forever. Whatever
@@ -433,10 +436,15 @@ impl Config {
                 runs: keep("runs", r.runs, d.runs)?,
             }
         };
+        let memory_limit = raw
+            .memory_limit
+            .map(|v| parse_size(&v).map_err(|m| invalid("(top level)", "memory_limit", m)))
+            .transpose()?;
         Ok(Config {
             path: path.to_path_buf(),
             store,
             retention,
+            memory_limit,
             max_retry_wait: duration("max_retry_wait", raw.max_retry_wait, DEFAULT_MAX_RETRY_WAIT)?,
             max_retry_wait_per_run: duration("max_retry_wait_per_run", raw.max_retry_wait_per_run, DEFAULT_MAX_RETRY_WAIT_PER_RUN)?,
             idps,

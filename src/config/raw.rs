@@ -14,6 +14,8 @@ pub(super) struct RawConfig {
     pub(super) max_retry_wait: Option<String>,
     /// How long one run (a command, or one reconcile cycle) may wait between retries in all.
     pub(super) max_retry_wait_per_run: Option<String>,
+    /// The memory the process should stay within ("1GiB").
+    pub(super) memory_limit: Option<String>,
     #[serde(default)]
     pub(super) idp: BTreeMap<String, RawIdp>,
     #[serde(default)]

@@ -177,13 +177,16 @@ fn session_config() -> SessionConfig {
     config
 }
 
-/// [`session`] whose memory pool holds at most `limit` bytes: operators that would pass it
-/// fail with "resources exhausted" rather than take the process down (auditors' ad-hoc SQL).
-pub fn session_with_memory_limit(limit: usize) -> SessionContext {
-    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-        .with_memory_limit(limit, 1.0)
-        .build_arc()
-        .expect("a runtime with a memory pool builds");
+/// [`session`] whose memory pool holds at most `limit` bytes: sorts and aggregations that reach
+/// it spill to files in `spill_dir` (else the system's temporary directory, which in a container
+/// is often memory itself), other operators fail with "resources exhausted" rather
+/// than take the process down (auditors' ad-hoc SQL).
+pub fn session_with_memory_limit(limit: usize, spill_dir: Option<&std::path::Path>) -> SessionContext {
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_memory_limit(limit, 1.0);
+    if let Some(dir) = spill_dir {
+        runtime = runtime.with_temp_file_path(dir);
+    }
+    let runtime = runtime.build_arc().expect("a runtime with a memory pool builds");
     SessionContext::new_with_config_rt(session_config(), runtime)
 }
 

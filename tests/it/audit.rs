@@ -259,3 +259,32 @@ fn every_write_is_refused_and_the_store_is_byte_for_byte_unchanged() {
     let nostore = ws.cli(&["--store", "absent.db", "sql", "SELECT 1"]);
     assert!(stderr(&nostore).contains("no store at 'absent.db'"), "{}", stderr(&nostore));
 }
+
+#[test]
+fn memory_limit_bounds_the_auditor_pool_and_is_checked_where_it_is_given() {
+    let ws = Workspace::new("memory_limit = \"256MiB\"\n[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n");
+    std::fs::write(
+        ws.path("directory.json"),
+        r#"{"users": [{"id": "u1", "username": "a@x.com"}], "groups": []}"#,
+    )
+    .unwrap();
+    assert_ok(&ws.cli(&["pull"]));
+    // A join whose build side (8M keys) is more than half of 256 MiB.
+    let join = "SELECT count(*) AS n FROM generate_series(1, 8000000) a JOIN generate_series(1, 8000000) b ON a.value = b.value";
+    let out = ws.cli(&["sql", join]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("Resources exhausted"), "{}", stderr(&out));
+    // The flag overrides the config.
+    let out = ws.cli(&["--memory-limit", "4GiB", "sql", "--format", "csv", join]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "n\n8000000\n");
+    let out = ws.cli(&["--memory-limit", "10MiB", "sql", "SELECT 1"]);
+    assert!(stderr(&out).contains("'10MiB' is below 64MiB"), "{}", stderr(&out));
+    std::fs::write(ws.path("scimsync.toml"), "memory_limit = \"lots\"\n").unwrap();
+    let out = ws.cli(&["sql", "SELECT 1"]);
+    assert!(
+        stderr(&out).contains("memory_limit") && stderr(&out).contains("'lots' is not a size"),
+        "{}",
+        stderr(&out)
+    );
+}
