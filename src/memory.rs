@@ -64,7 +64,8 @@ pub fn set_limit(bytes: u64) {
 
 /// The process's memory budget: as set, never more than [`available_bytes`] (the container's
 /// limit when there is one), which is also the budget when none is set. (A default of 1 GiB
-/// was tried: at 1M users the `admins` report's hash joins, which cannot spill, then fail.)
+/// was tried: at 1M users the `admins` report's hash joins, which cannot spill, then fail, and
+/// so does the merge of `changes_since_previous_pull`'s spilled sort.)
 pub fn limit() -> u64 {
     let set = LIMIT.load(std::sync::atomic::Ordering::Relaxed);
     let available = available_bytes();
