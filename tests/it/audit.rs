@@ -288,3 +288,38 @@ fn memory_limit_bounds_the_auditor_pool_and_is_checked_where_it_is_given() {
         stderr(&out)
     );
 }
+
+#[test]
+fn admins_are_app_accounts_with_an_admin_role_or_an_admin_app_group() {
+    let ws = Workspace::new("");
+    let store = scimsync::store::Store::open(&ws.store()).unwrap();
+    store
+        .connection()
+        .execute_batch(
+            "INSERT INTO runs (id, kind, started_at, status, snapshot_at) VALUES (1, 'pull', 't', 'ok', 't');
+             INSERT INTO sources (name, role, kind) VALUES ('app.wiki', 'app', 'scim'), ('idp.corp', 'idp', 'file');
+             INSERT INTO users (uid, source, id, user_name, active, role, raw, hash, valid_from, run_id) VALUES
+                 (1, 'app.wiki', 'a1', 'ann', 1, 'Admin', '{}', 0, 't', 1),
+                 (2, 'app.wiki', 'a2', 'bob', 0, NULL, '{}', 0, 't', 1),
+                 (3, 'app.wiki', 'a3', 'cat', 1, NULL, '{}', 0, 't', 1),
+                 (4, 'app.wiki', 'a4', 'dan', 1, 'viewer', '{}', 0, 't', 1),
+                 (5, 'idp.corp', 'i1', 'eve', 1, 'admin', '{}', 0, 't', 1);
+             INSERT INTO groups (gid, source, id, display_name, raw, hash, valid_from, run_id) VALUES
+                 (10, 'app.wiki', 'g1', 'Wiki Admins', '{}', 0, 't', 1),
+                 (11, 'app.wiki', 'g2', 'Super ADMIN', '{}', 0, 't', 1),
+                 (12, 'app.wiki', 'g3', 'Staff', '{}', 0, 't', 1),
+                 (13, 'idp.corp', 'g4', 'Admins', '{}', 0, 't', 1);
+             INSERT INTO member_keys (gid, uid, run_id) VALUES (10, 2, 1), (11, 2, 1), (12, 2, 1), (12, 3, 1), (12, 1, 1), (13, 5, 1);",
+        )
+        .unwrap();
+    drop(store);
+    let rows = csv_lines(&ws.cli(&["report", "admins", "--format", "csv"]));
+    assert_eq!(rows[0], "app,account,account_active,role,admin_groups");
+    assert_eq!(rows[1], "wiki,ann,1,Admin,");
+    let bob: Vec<&str> = rows[2].splitn(5, ',').collect();
+    assert_eq!(bob[..4], ["wiki", "bob", "0", ""]);
+    let mut groups: Vec<&str> = bob[4].trim_matches('"').split(", ").collect();
+    groups.sort();
+    assert_eq!(groups, ["Super ADMIN", "Wiki Admins"]);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+}
