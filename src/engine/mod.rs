@@ -182,7 +182,11 @@ fn session_config() -> SessionConfig {
 /// is often memory itself), other operators fail with "resources exhausted" rather
 /// than take the process down (auditors' ad-hoc SQL).
 pub fn session_with_memory_limit(limit: usize, spill_dir: Option<&std::path::Path>) -> SessionContext {
-    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_memory_limit(limit, 1.0);
+    use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+    // Fair to spilling operators: a sort that spills keeps a share to merge its spills with,
+    // where the greedy pool let the hash joins beside it take everything.
+    let pool = TrackConsumersPool::new(FairSpillPool::new(limit), std::num::NonZeroUsize::new(5).expect("5 is not 0"));
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool));
     if let Some(dir) = spill_dir {
         runtime = runtime.with_temp_file_path(dir);
     }
