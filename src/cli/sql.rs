@@ -8,7 +8,7 @@ use clap::Args;
 use super::outfile::{write_file, OutputFile, Protected};
 use super::{Globals, Outcome};
 use scimsync::audit::output::{self, Format};
-use scimsync::audit::{diff, html, reports, Auditor, Rows};
+use scimsync::audit::{diff, html, reports, Auditor};
 
 /// Where and how a result is written.
 #[derive(Debug, Args)]
@@ -94,30 +94,7 @@ fn at(store: &Path, at: Option<&str>) -> anyhow::Result<Option<String>> {
     Ok(at.map(|a| diff::resolve_point(store, a)).transpose()?)
 }
 
-/// Write `rows` as asked; to a file through [`OutputFile`] (never over the store, an existing
-/// file only with --force).
-fn emit(rows: &Rows, out: &OutputArgs, protected: &Protected) -> anyhow::Result<()> {
-    let format = Format::choose(out.format, out.output.as_deref(), std::io::stdout().is_terminal());
-    match &out.output {
-        None if format == Format::Parquet && std::io::stdout().is_terminal() => {
-            anyhow::bail!("--format parquet is binary: write it to a file with -o FILE.parquet")
-        }
-        None => match output::write_with(rows, format, out.keep_formulas, &mut std::io::BufWriter::new(std::io::stdout())) {
-            // `scimsync sql … | head`: the reader has what it wanted.
-            Err(e) if e.to_string().contains("Broken pipe") => {}
-            r => r?,
-        },
-        Some(path) => {
-            let mut file = OutputFile::create(path, out.force, protected, "-o")?;
-            output::write_with(rows, format, out.keep_formulas, file.writer())?;
-            file.commit()?;
-            eprintln!("{} row(s) written to {}", rows.len(), path.display());
-        }
-    }
-    Ok(())
-}
-
-/// Run `sql` and write its result as it is computed (see [`emit`] for where it goes): CSV,
+/// Run `sql` and write its result as it is computed; returns the rows written. CSV,
 /// JSON, NDJSON and Parquet never hold the whole result.
 async fn stream(
     auditor: &Auditor,
@@ -126,7 +103,7 @@ async fn stream(
     app: Option<&str>,
     out: &OutputArgs,
     protected: &Protected,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
     let format = Format::choose(out.format, out.output.as_deref(), std::io::stdout().is_terminal());
     let keep = out.keep_formulas;
     match &out.output {
@@ -140,10 +117,8 @@ async fn stream(
                 .await
             {
                 // `scimsync sql … | head`: the reader has what it wanted.
-                Err(e) if e.to_string().contains("Broken pipe") => {}
-                r => {
-                    r?;
-                }
+                Err(e) if e.to_string().contains("Broken pipe") => Ok(0),
+                r => Ok(r?),
             }
         }
         Some(path) => {
@@ -153,9 +128,9 @@ async fn stream(
                 .await?;
             file.commit()?;
             eprintln!("{rows} row(s) written to {}", path.display());
+            Ok(rows)
         }
     }
-    Ok(())
 }
 
 pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
@@ -277,10 +252,17 @@ pub async fn run_diff(g: &Globals, args: DiffArgs) -> anyhow::Result<Outcome> {
         None => scimsync::time::now(),
     };
     let auditor = Auditor::open(&store, None)?;
-    let rows = auditor.query(&diff::query(&from, &to, args.app.as_deref()), "diff").await?;
+    let rows = stream(
+        &auditor,
+        &diff::query(&from, &to, args.app.as_deref()),
+        "diff",
+        None,
+        &args.out,
+        &protected(g, &store),
+    )
+    .await?;
     if !g.quiet {
-        eprintln!("changes from {from} to {to}: {} row(s)", rows.len());
+        eprintln!("changes from {from} to {to}: {rows} row(s)");
     }
-    emit(&rows, &args.out, &protected(g, &store))?;
     Ok(Outcome::Ok)
 }
