@@ -3,7 +3,8 @@
 # every app account to CSV and Parquet, on a store (a `scimsync gen` store: `scimsync gen --users
 # 1000000 --groups 100000 --dir DIR`). Prints wall time and peak RSS of each; exits 1 naming
 # each command over BUDGET_MIB (default 1024, the common memory limit of a scheduled job).
-#   benches/audit-memory.sh STORE [BUDGET_MIB]
+# MEMORY_LIMIT (e.g. 1GiB) is passed as --memory-limit.
+#   [MEMORY_LIMIT=1GiB] benches/audit-memory.sh STORE [BUDGET_MIB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store="$1"
@@ -18,7 +19,7 @@ over=()
 measure() { # label, then the arguments
   local label=$1
   shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$bin" --store "$store" -q "$@" >/dev/null 2>"$work/err" || {
+  /usr/bin/time -f "%e %M" -o "$work/time" "$bin" --store "$store" ${MEMORY_LIMIT:+--memory-limit "$MEMORY_LIMIT"} -q "$@" >/dev/null 2>"$work/err" || {
     cat "$work/err"
     exit 1
   }

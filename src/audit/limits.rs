@@ -22,8 +22,7 @@ pub const MAX_VALUE_BYTES: u64 = 64 << 20;
 pub const MAX_BATCH_BYTES: u64 = 512 << 20;
 
 /// The memory pool of an auditor's session: half of the process's budget (`--memory-limit`,
-/// the config's `memory_limit`, else 1 GiB; never more than the container or machine has), at
-/// least 128 MiB. Sorts and aggregations that reach it spill to disk beside the store.
+/// the config's `memory_limit`, else what the container or machine has), at least 128 MiB. Sorts and aggregations that reach it spill to disk beside the store.
 pub fn session_memory_limit() -> usize {
     (crate::memory::limit() / 2).max(128 << 20) as usize
 }

@@ -51,7 +51,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub wait: bool,
     /// The memory the process should stay within, like 1GiB or 512MiB (default: the config's
-    /// `memory_limit`, else 1GiB; never more than the container or machine has). Auditor queries get half
+    /// `memory_limit`, else what the container or machine has). Auditor queries get half
     /// of it as their pool; sorts and aggregations beyond it spill to disk beside the store.
     #[arg(long, global = true, value_name = "SIZE", value_parser = scimsync::config::parse_size)]
     pub memory_limit: Option<u64>,
