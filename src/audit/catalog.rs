@@ -13,6 +13,7 @@ use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
@@ -69,6 +70,9 @@ pub struct StoreSchema {
     loaded: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
     /// The store's tables (not its views), and their row counts once asked for.
     tables: std::collections::HashSet<String>,
+    /// The memory pool and spill files of every session over this schema (the views' sessions
+    /// only plan; queries run in the auditor's).
+    runtime: Arc<RuntimeEnv>,
     row_estimates: Mutex<HashMap<String, Option<usize>>>,
 }
 
@@ -132,6 +136,7 @@ impl StoreSchema {
             loaded: Mutex::new(HashMap::new()),
             tables,
             row_estimates: Mutex::new(HashMap::new()),
+            runtime: runtime_for(path),
         })
     }
 
@@ -380,16 +385,20 @@ impl PartitionStream for StoreRead {
     }
 }
 
-/// A fresh DataFusion session whose default schema is `schema`.
-pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
-    // Spills go beside the store when its directory is writable (a read-only mount: the system's
-    // temporary directory).
-    let dir = match schema.path.parent() {
+/// The auditor's memory pool ([`super::limits::session_memory_limit`]), spilling beside the
+/// store when its directory is writable (a read-only mount: the system's temporary directory).
+fn runtime_for(store: &Path) -> Arc<RuntimeEnv> {
+    let dir = match store.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let writable = std::fs::metadata(&dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
-    let ctx = crate::engine::session_with_memory_limit(super::limits::session_memory_limit(), writable.then_some(dir.as_path()));
+    crate::engine::memory_limited_runtime(super::limits::session_memory_limit(), writable.then_some(dir.as_path()))
+}
+
+/// A fresh DataFusion session whose default schema is `schema`.
+pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
+    let ctx = crate::engine::session_with_runtime(schema.runtime.clone());
     super::limits::register_bounded_functions(&ctx);
     // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
     let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();

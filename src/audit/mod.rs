@@ -111,9 +111,9 @@ impl Auditor {
     }
 
     /// Run one read-only statement (keeping only `app`'s rows, when given) and write its result
-    /// to `sink` batch by batch, as the engine
-    /// produces them: a result of millions of rows (every membership to CSV or Parquet) is never
-    /// held whole. Returns the rows written.
+    /// to the sink `make_sink` opens, batch by batch as the engine produces them: a result of
+    /// millions of rows (every membership to CSV or Parquet) is never held whole. Returns the
+    /// rows written.
     pub async fn query_into<'w>(
         &self,
         sql: &str,

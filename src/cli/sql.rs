@@ -178,7 +178,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         })?],
         None => reports::REPORTS.iter().collect(),
     };
-    if args.html.is_none() {
+    let Some(path) = &args.html else {
         // One report, streamed like `sql`.
         let r = chosen[0];
         stream(
@@ -191,7 +191,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         )
         .await?;
         return Ok(Outcome::Ok);
-    }
+    };
     let mut results = Vec::new();
     for r in &chosen {
         let rows = auditor
@@ -199,9 +199,6 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
             .await?;
         results.push((r, rows));
     }
-    let Some(path) = &args.html else {
-        unreachable!("without --html the report was streamed above");
-    };
     let descriptions: Vec<String> = chosen.iter().map(|r| r.header().skip(1).collect::<Vec<_>>().join("\n")).collect();
     let sections: Vec<html::Section> = results
         .iter()

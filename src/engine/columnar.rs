@@ -326,18 +326,16 @@ pub fn remove_stale(store: &Path, current: &std::collections::BTreeMap<String, i
         if !stale {
             continue;
         }
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if std::fs::remove_file(&path).is_ok() {
-            files += 1;
-            bytes += len;
-        }
-        if name.ends_with(".arrow") {
-            let sum = checksum_file(&path);
-            let len = std::fs::metadata(&sum).map(|m| m.len()).unwrap_or(0);
-            if std::fs::remove_file(&sum).is_ok() {
+        let mut remove = |p: &Path| {
+            let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            if std::fs::remove_file(p).is_ok() {
                 files += 1;
                 bytes += len;
             }
+        };
+        remove(&path);
+        if name.ends_with(".arrow") {
+            remove(&checksum_file(&path));
         }
     }
     (files, bytes)
@@ -346,14 +344,21 @@ pub fn remove_stale(store: &Path, current: &std::collections::BTreeMap<String, i
 /// The pull a copy was written from (its footer's schema metadata), if the file is readable.
 fn run_of(path: &Path) -> Option<i64> {
     let buffer = map(path).ok()?;
-    let trailer_start = buffer.len().checked_sub(10)?;
-    let trailer: [u8; 10] = buffer[trailer_start..].try_into().ok()?;
-    let footer_len = read_footer_length(trailer).ok()?;
-    let footer_start = trailer_start.checked_sub(footer_len)?;
-    let footer = root_as_footer(&buffer[footer_start..trailer_start]).ok()?;
+    let (footer, _) = footer_of(&buffer).ok()?;
     let fb = footer.schema()?;
+    // Arrow's conversion panics on some malformed footers (as in `decode_checked`).
     let schema = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fb_to_schema(fb))).ok()?;
     schema.metadata().get(RUN_KEY)?.parse().ok()
+}
+
+/// An IPC file's footer, and where it starts (the batches lie before it).
+fn footer_of(bytes: &[u8]) -> Result<(arrow::ipc::Footer<'_>, usize), String> {
+    let trailer_start = bytes.len().checked_sub(10).ok_or("shorter than an IPC trailer")?;
+    let trailer: [u8; 10] = bytes[trailer_start..].try_into().expect("10 bytes");
+    let footer_len = read_footer_length(trailer).map_err(|e| e.to_string())?;
+    let footer_start = trailer_start.checked_sub(footer_len).ok_or("footer longer than the file")?;
+    let footer = root_as_footer(&bytes[footer_start..trailer_start]).map_err(|e| e.to_string())?;
+    Ok((footer, footer_start))
 }
 
 /// The columnar copy of one table of `source`, if it is of pull `run_id` and of the schema
@@ -408,11 +413,7 @@ fn decode_checked(bytes: Buffer, sum: &str, run_id: i64, expected: &SchemaRef) -
 /// The batches of an Arrow IPC file held in `buffer`, re-wrapped in `expected` (without the
 /// file's run-id metadata).
 fn decode(buffer: Buffer, run_id: i64, expected: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
-    let trailer_start = buffer.len().checked_sub(10).ok_or("shorter than an IPC trailer")?;
-    let trailer: [u8; 10] = buffer[trailer_start..].try_into().expect("10 bytes");
-    let footer_len = read_footer_length(trailer).map_err(|e| e.to_string())?;
-    let footer_start = trailer_start.checked_sub(footer_len).ok_or("footer longer than the file")?;
-    let footer = root_as_footer(&buffer[footer_start..trailer_start]).map_err(|e| e.to_string())?;
+    let (footer, footer_start) = footer_of(&buffer)?;
     let schema = fb_to_schema(footer.schema().ok_or("no schema")?);
     if schema.metadata().get(RUN_KEY).map(String::as_str) != Some(run_id.to_string().as_str()) {
         return Err(format!("not of pull {run_id}"));

@@ -177,11 +177,12 @@ fn session_config() -> SessionConfig {
     config
 }
 
-/// [`session`] whose memory pool holds at most `limit` bytes: sorts and aggregations that reach
+/// A runtime whose memory pool holds at most `limit` bytes: sorts and aggregations that reach
 /// it spill to files in `spill_dir` (else the system's temporary directory, which in a container
-/// is often memory itself), other operators fail with "resources exhausted" rather
-/// than take the process down (auditors' ad-hoc SQL).
-pub fn session_with_memory_limit(limit: usize, spill_dir: Option<&std::path::Path>) -> SessionContext {
+/// is often memory itself), other operators fail with "resources exhausted" rather than take the
+/// process down (auditors' ad-hoc SQL). Build it once and share it: the spill directory is
+/// created when it is built.
+pub fn memory_limited_runtime(limit: usize, spill_dir: Option<&std::path::Path>) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
     use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
     // Fair to spilling operators: a sort that spills keeps a share to merge its spills with,
     // where the greedy pool let the hash joins beside it take everything.
@@ -190,7 +191,11 @@ pub fn session_with_memory_limit(limit: usize, spill_dir: Option<&std::path::Pat
     if let Some(dir) = spill_dir {
         runtime = runtime.with_temp_file_path(dir);
     }
-    let runtime = runtime.build_arc().expect("a runtime with a memory pool builds");
+    runtime.build_arc().expect("a runtime with a memory pool builds")
+}
+
+/// [`session`] on `runtime` (see [`memory_limited_runtime`]).
+pub fn session_with_runtime(runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>) -> SessionContext {
     SessionContext::new_with_config_rt(session_config(), runtime)
 }
 

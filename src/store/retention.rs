@@ -75,7 +75,7 @@ impl PruneReport {
 
 const BATCH: u64 = 20_000;
 
-/// The history tables with their key for batches.
+/// The tables of closed versions.
 const HISTORY: [&str; 4] = ["user_versions", "group_versions", "membership_versions", "binding_versions"];
 
 /// The earliest instant `--at` and `diff` can answer (None: the store has all its history).
@@ -128,8 +128,8 @@ struct Pruner<'a> {
     conn: &'a Connection,
     started: Instant,
     budget: Option<Duration>,
-    removed: BTreeMap<&'static str, u64>,
-    order: Vec<&'static str>,
+    /// Rows removed per table, in the order the tables were first pruned.
+    removed: Vec<(&'static str, u64)>,
     out_of_time: bool,
 }
 
@@ -142,10 +142,10 @@ impl Pruner<'_> {
     }
 
     fn count(&mut self, table: &'static str, n: u64) {
-        if !self.order.contains(&table) {
-            self.order.push(table);
+        match self.removed.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, total)) => *total += n,
+            None => self.removed.push((table, n)),
         }
-        *self.removed.entry(table).or_default() += n;
     }
 
     /// Run `work` as one batch: a savepoint, committed when it is the outermost transaction.
@@ -195,8 +195,7 @@ impl Store {
             conn,
             started: Instant::now(),
             budget: opts.budget,
-            removed: BTreeMap::new(),
-            order: Vec::new(),
+            removed: Vec::new(),
             out_of_time: false,
         };
         let outcome = prune_rows(&mut p, policy, opts.now);
@@ -208,7 +207,7 @@ impl Store {
         let plans_needed = outcome.map_err(|e| self.err(e))?;
         let free_after = free_after.map_err(|e| self.err(e))?;
         let mut report = PruneReport {
-            removed: p.order.iter().map(|t| (t.to_string(), p.removed[t])).collect(),
+            removed: p.removed.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
             freed_bytes: free_after.saturating_sub(free_before) * page_size,
             history_horizon: horizon.map_err(|e| self.err(e))?,
             plans_needed,
@@ -275,11 +274,7 @@ fn prune_plans(p: &mut Pruner, policy: &Retention, now: DateTime<Utc>) -> rusqli
     let Some(cut) = cutoff(now, policy.plans) else {
         return Ok(Vec::new());
     };
-    let pulls: BTreeMap<String, i64> = p
-        .conn
-        .prepare("SELECT name, last_pull_run FROM sources WHERE last_pull_run IS NOT NULL")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let pulls = last_pulls(p.conn)?;
     let plans: Vec<PlanRow> = p
         .conn
         .prepare(
@@ -326,12 +321,25 @@ fn prune_plans(p: &mut Pruner, policy: &Retention, now: DateTime<Utc>) -> rusqli
     Ok(needed)
 }
 
-/// Whether a plan's snapshots (JSON: source → pull run) are every source's latest pull.
+/// Each source's latest successful pull (source → run id).
+fn last_pulls(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
+    conn.prepare("SELECT name, last_pull_run FROM sources WHERE last_pull_run IS NOT NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// A plan's `snapshots` column (JSON: source → the pull it read), if it reads.
+fn plan_snapshots(json: &str) -> Option<BTreeMap<String, i64>> {
+    serde_json::from_str(json).ok()
+}
+
+/// Whether a plan's snapshots are every source's latest pull (the same test as `apply`'s
+/// staleness check, which lives above the store).
 fn is_current(snapshots: &str, pulls: &BTreeMap<String, i64>) -> bool {
-    match serde_json::from_str::<BTreeMap<String, i64>>(snapshots) {
-        Ok(used) => !used.is_empty() && used.iter().all(|(source, run)| pulls.get(source) == Some(run)),
+    match plan_snapshots(snapshots) {
+        Some(used) => !used.is_empty() && used.iter().all(|(source, run)| pulls.get(source) == Some(run)),
         // Unreadable: keep it rather than guess.
-        Err(_) => true,
+        None => true,
     }
 }
 
@@ -390,7 +398,7 @@ fn prune_runs(p: &mut Pruner, cut: &str) -> rusqlite::Result<()> {
     let mut stmt = p.conn.prepare("SELECT snapshots FROM plans")?;
     let snapshots = stmt.query_map([], |r| r.get::<_, String>(0))?;
     for s in snapshots {
-        if let Ok(used) = serde_json::from_str::<BTreeMap<String, i64>>(&s?) {
+        if let Some(used) = plan_snapshots(&s?) {
             referenced.extend(used.into_values());
         }
     }
@@ -412,12 +420,7 @@ fn prune_runs(p: &mut Pruner, cut: &str) -> rusqlite::Result<()> {
 impl Store {
     /// Each source's latest successful pull (source → run id).
     pub fn last_pulls(&self) -> Result<BTreeMap<String, i64>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, last_pull_run FROM sources WHERE last_pull_run IS NOT NULL")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+        last_pulls(&self.conn).map_err(|e| self.err(e))
     }
 
     /// The earliest instant `--at` and `diff` answer (None: all the store's history is kept).

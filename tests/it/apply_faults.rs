@@ -36,14 +36,7 @@ fn an_apply_killed_midway_resumes_without_creating_twice() {
     // Slow answers: each create is done at once but answered 150 ms later, so a kill leaves
     // creates the app has made and the journal has not seen.
     host.emulator.set_write_latency(Some(Duration::from_millis(150)));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
-        .args(["apply", "--yes"])
-        .current_dir(ws.dir.path())
-        .env("IT_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ws.spawn(&["apply", "--yes"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let done = count(&ws.db(), "SELECT COUNT(*) FROM operations WHERE status = 'done'");

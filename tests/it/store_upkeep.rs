@@ -65,14 +65,7 @@ fn a_backup_taken_during_a_running_pull_is_the_store_before_it_which_check_passe
         .collect();
     let doc = serde_json::json!({"users": users, "groups": [{"id": "g1", "name": "Staff", "members": ["u0"]}]});
     std::fs::write(ws.path("directory.json"), doc.to_string()).unwrap();
-    let mut pull = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
-        .args(["pull", "--app", "wiki"])
-        .current_dir(ws.dir.path())
-        .env("IT_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut pull = ws.spawn(&["pull", "--app", "wiki"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while count(&ws.db(), "SELECT count(*) FROM runs WHERE status = 'running'") == 0 {
         assert!(std::time::Instant::now() < deadline, "the pull never started");

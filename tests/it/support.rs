@@ -232,6 +232,19 @@ impl Workspace {
         scimsync(self.dir.path(), args)
     }
 
+    /// Start the binary in the workspace (the test token set, output discarded) and leave it
+    /// running: for what happens while a command is under way.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_scimsync"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("IT_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(self.store(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
     }
