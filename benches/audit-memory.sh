@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Auditor SQL against a memory budget: every saved report, and `sql` writing every membership and
-# every app account to CSV and Parquet, on a store (a `scimsync gen` store: `scimsync gen --users
-# 1000000 --groups 100000 --dir DIR`). Prints wall time and peak RSS of each; exits 1 naming
+# Auditor SQL against a memory budget: every saved report, `sql` writing every membership and
+# every app account to CSV and Parquet, and `diff` of the whole history (from run 1), on a store
+# (a `scimsync gen` store: `scimsync gen --users 1000000 --groups 100000 --dir DIR`). Prints wall time and peak RSS of each; exits 1 naming
 # each command over BUDGET_MIB (default 1024, the common memory limit of a scheduled job).
-# MEMORY_LIMIT (e.g. 1GiB) is passed as --memory-limit.
+# MEMORY_LIMIT (e.g. 4GiB; unset, scimsync's default of 1GiB) is passed as --memory-limit.
 #   [MEMORY_LIMIT=1GiB] benches/audit-memory.sh STORE [BUDGET_MIB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,7 @@ done
 for r in $("$bin" report --list | sed -n 's/^│ \([a-z_]*\) .*/\1/p' | grep -vx report); do
   measure "report $r → csv" report "$r" --format csv -o "$work/report.csv" --force
 done
+measure "diff --from 1 → csv" diff --from 1 --format csv -o "$work/diff.csv" --force
 if [ ${#over[@]} -gt 0 ]; then
   printf 'over the %d MiB budget: %s\n' "$budget" "${over[*]}"
   exit 1

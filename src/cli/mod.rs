@@ -50,9 +50,10 @@ pub struct Cli {
     /// When another scimsync is writing the store, wait for it instead of exiting with an error.
     #[arg(long, global = true)]
     pub wait: bool,
-    /// The memory the process should stay within, like 1GiB or 512MiB (default: the config's
-    /// `memory_limit`, else what the container or machine has). Auditor queries get half
-    /// of it as their pool; sorts and aggregations beyond it spill to disk beside the store.
+    /// The memory the process should stay within, like 1GiB or 4GiB (default: the config's
+    /// `memory_limit`, else 1GiB; never more than the container or machine has). Auditor
+    /// queries get half of it as their pool; sorts and aggregations beyond it spill to disk
+    /// beside the store.
     #[arg(long, global = true, value_name = "SIZE", value_parser = scimsync::config::parse_size)]
     pub memory_limit: Option<u64>,
     /// Log line format on stderr.
@@ -276,7 +277,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 mapped: a.mapped,
             };
             let t = std::time::Instant::now();
-            let (store, timings, generated) = scimsync::gen::write_generated(&spec, &a.dir)?;
+            // Served, both sides stay held; else each is generated and written in turn.
+            let (store, timings, generated) = if a.serve {
+                let (store, timings, generated) = scimsync::gen::write_generated(&spec, &a.dir)?;
+                (store, timings, Some(generated))
+            } else {
+                let (store, timings) = scimsync::gen::write(&spec, &a.dir)?;
+                (store, timings, None)
+            };
             for (source, c, secs) in timings {
                 println!(
                     "{source}: {} users, {} groups, {} memberships written in {secs:.2}s",
@@ -289,7 +297,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 t.elapsed().as_secs_f64(),
                 a.dir.join("scimsync.toml").display()
             );
-            if a.serve {
+            if let Some(generated) = generated {
                 runtime()?.block_on(crate::cli::gen_serve::serve(generated, &a.dir, |idp, app| {
                     println!("serving the IdP at {idp} and the app at {app} (SCIM, no token); Ctrl-C stops");
                     let _ = std::io::Write::flush(&mut std::io::stdout());

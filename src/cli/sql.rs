@@ -98,7 +98,7 @@ fn at(store: &Path, at: Option<&str>) -> anyhow::Result<Option<String>> {
 /// JSON, NDJSON and Parquet never hold the whole result.
 async fn stream(
     auditor: &Auditor,
-    sql: &str,
+    statements: &[String],
     origin: &str,
     app: Option<&str>,
     out: &OutputArgs,
@@ -113,7 +113,9 @@ async fn stream(
         None => {
             let mut stdout = std::io::BufWriter::new(std::io::stdout());
             match auditor
-                .query_into(sql, origin, app, |schema| output::Sink::new(schema, format, keep, &mut stdout))
+                .queries_into(statements, origin, app, |schema| {
+                    output::Sink::new(schema, format, keep, &mut stdout)
+                })
                 .await
             {
                 // `scimsync sql … | head`: the reader has what it wanted.
@@ -124,7 +126,9 @@ async fn stream(
         Some(path) => {
             let mut file = OutputFile::create(path, out.force, protected, "-o")?;
             let rows = auditor
-                .query_into(sql, origin, app, |schema| output::Sink::new(schema, format, keep, file.writer()))
+                .queries_into(statements, origin, app, |schema| {
+                    output::Sink::new(schema, format, keep, file.writer())
+                })
                 .await?;
             file.commit()?;
             eprintln!("{rows} row(s) written to {}", path.display());
@@ -149,7 +153,7 @@ pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
     };
     let store = store(g)?;
     let auditor = Auditor::open(&store, at(&store, args.at.as_deref())?)?;
-    stream(&auditor, &sql, &origin, None, &args.out, &protected(g, &store)).await?;
+    stream(&auditor, &[sql], &origin, None, &args.out, &protected(g, &store)).await?;
     Ok(Outcome::Ok)
 }
 
@@ -183,7 +187,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         let r = chosen[0];
         stream(
             &auditor,
-            r.sql,
+            &[r.sql.to_string()],
             &format!("report {}", r.name),
             args.app.as_deref(),
             &args.out,
@@ -251,7 +255,7 @@ pub async fn run_diff(g: &Globals, args: DiffArgs) -> anyhow::Result<Outcome> {
     let auditor = Auditor::open(&store, None)?;
     let rows = stream(
         &auditor,
-        &diff::query(&from, &to, args.app.as_deref()),
+        &diff::queries(&from, &to, args.app.as_deref(), &diff::sources(&store)?),
         "diff",
         None,
         &args.out,

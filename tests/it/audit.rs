@@ -274,12 +274,24 @@ fn memory_limit_bounds_the_auditor_pool_and_is_checked_where_it_is_given() {
     let out = ws.cli(&["sql", join]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("Resources exhausted"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("memory pool of 128 MiB") && stderr(&out).contains("--memory-limit"),
+        "says how to give it more: {}",
+        stderr(&out)
+    );
     // The flag overrides the config.
     let out = ws.cli(&["--memory-limit", "4GiB", "sql", "--format", "csv", join]);
     assert_ok(&out);
     assert_eq!(stdout(&out), "n\n8000000\n");
     let out = ws.cli(&["--memory-limit", "10MiB", "sql", "SELECT 1"]);
     assert!(stderr(&out).contains("'10MiB' is below 64MiB"), "{}", stderr(&out));
+    // Unset, the limit is 1 GiB (the common limit of a scheduled job): a pool of 512 MiB.
+    std::fs::write(ws.path("scimsync.toml"), "[idp.corp]\nkind = \"file\"\npath = \"directory.json\"\n").unwrap();
+    let out = ws.cli(&["sql", join]);
+    assert_ok(&out);
+    let big = "SELECT count(*) AS n FROM generate_series(1, 60000000) a JOIN generate_series(1, 60000000) b ON a.value = b.value";
+    let out = ws.cli(&["sql", big]);
+    assert!(stderr(&out).contains("memory pool of 512 MiB"), "{}", stderr(&out));
     std::fs::write(ws.path("scimsync.toml"), "memory_limit = \"lots\"\n").unwrap();
     let out = ws.cli(&["sql", "SELECT 1"]);
     assert!(
