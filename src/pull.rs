@@ -1,6 +1,7 @@
 //! `scimsync pull`: fetch every selected source concurrently, then write each complete snapshot
-//! in its own transaction. A source that fails leaves its previous snapshot untouched and its
-//! run marked failed; the other sources are still written.
+//! in its own transaction; when their last pulls say every snapshot held at once would pass the
+//! memory limit, fetch and write one source at a time. A source that fails leaves its previous
+//! snapshot untouched and its run marked failed; the other sources are still written.
 use std::time::Instant;
 
 use futures::future::join_all;
@@ -121,6 +122,76 @@ fn fetched_log(source: &str, started: Instant) {
     tracing::debug!(source, seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "fetched");
 }
 
+/// What a pulled snapshot holds in memory while it is written, per object, from the sources'
+/// last pulls: measured at 1M users and 5M memberships, ≈ 0.7 GiB for the snapshot (users
+/// held packed, memberships as ids) and ≈ 0.3 GiB more while it is written (its keys, the
+/// membership index).
+const HELD_PER_USER: u64 = 700;
+const HELD_PER_GROUP: u64 = 300;
+const HELD_PER_MEMBERSHIP: u64 = 60;
+
+/// The memory every source's snapshot would hold at once, when that passes the process's
+/// memory limit (then sources are pulled one at a time); None to fetch them all at once. A
+/// source never pulled counts for nothing: the first pull fetches everything at once.
+fn one_at_a_time(store: &Store, jobs: &[(SourceInfo, i64)]) -> Result<Option<u64>, StoreError> {
+    if jobs.len() < 2 {
+        return Ok(None);
+    }
+    let mut held = 0;
+    for (info, _) in jobs {
+        if let Some(c) = store.last_pull_counts(&info.name)? {
+            held += c.users * HELD_PER_USER + c.groups * HELD_PER_GROUP + c.memberships * HELD_PER_MEMBERSHIP;
+        }
+    }
+    Ok((held > crate::memory::limit()).then_some(held))
+}
+
+/// Write one fetched snapshot (with its columnar copy), or record why the source failed.
+fn write_fetched(
+    store: &mut Store,
+    info: SourceInfo,
+    run_id: i64,
+    fetched: Result<Snapshot, SourceError>,
+    fetch_secs: f64,
+) -> Result<PullOutcome, StoreError> {
+    let store_path = store.path().to_path_buf();
+    let t = Instant::now();
+    let result = match fetched {
+        Ok(snap) => match store.write_snapshot_keyed(&info, run_id, &snap, |keys| {
+            // The columnar copy is an accelerator: a failure to write it only slows plans. It
+            // is of `run_id`, so it is not used unless this pull's commit succeeds.
+            let t = Instant::now();
+            if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, info.role, run_id, &snap, keys) {
+                tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
+            }
+            tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "columnar copy written");
+        }) {
+            Ok((counts, _)) => {
+                if counts.dangling_members > 0 {
+                    tracing::warn!(
+                        "{}: {} group member reference(s) name no user and were skipped",
+                        info.name,
+                        counts.dangling_members
+                    );
+                }
+                Ok(counts)
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(message) = &result {
+        store.fail_run(run_id, message)?;
+        tracing::debug!(source = %info.name, run = run_id, "pull failed: {message}");
+    }
+    Ok(PullOutcome {
+        source: info.name,
+        run_id,
+        seconds: fetch_secs + t.elapsed().as_secs_f64(),
+        result,
+    })
+}
+
 /// Pull the selected sources into `store`, incrementally where an IdP can.
 pub async fn pull(
     config: &Config,
@@ -162,69 +233,52 @@ pub async fn pull_with(
             store.baseline(&idp.source_name())?
         });
     }
-    let started = Instant::now();
-    let idp_futures = idps.iter().zip(bases).zip(&resolved).map(|((idp, base), resolved)| {
+    // Each source's fetch, in the order of `jobs`.
+    type Fetch<'f> = std::pin::Pin<Box<dyn std::future::Future<Output = (Result<Snapshot, SourceError>, f64)> + 'f>>;
+    let mut fetches: Vec<Fetch<'_>> = Vec::new();
+    for ((idp, base), resolved) in idps.iter().zip(bases).zip(&resolved) {
         let sink = progress_for(&idp.source_name());
-        async move {
+        fetches.push(Box::pin(async move {
             let t = Instant::now();
             let fetched = fetch_idp(config, idp, base, resolved, &*sink).await;
             fetched_log(&idp.source_name(), t);
             (fetched, t.elapsed().as_secs_f64())
-        }
-    });
-    let app_futures = apps.iter().map(|a| {
+        }));
+    }
+    for a in &apps {
         let sink = progress_for(&a.source_name());
-        async move {
+        fetches.push(Box::pin(async move {
             let t = Instant::now();
             let fetched = source::app::pull_app(a, &*sink).await;
             fetched_log(&a.source_name(), t);
             (fetched, t.elapsed().as_secs_f64())
-        }
-    });
-    let (idp_results, app_results) = futures::join!(join_all(idp_futures), join_all(app_futures));
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "all sources fetched");
+        }));
+    }
 
-    let mut outcomes = Vec::new();
-    // The writes below fill SQLite's page cache while every pulled snapshot is still held: at
+    // The writes below fill SQLite's page cache while pulled snapshots are still held: at
     // 64 MiB instead of 256 a two-source 1M pull peaked 0.2 GiB lower, and wrote as fast.
     store.set_cache_mib(64)?;
-    let store_path = store.path().to_path_buf();
-    for ((info, run_id), (fetched, fetch_secs)) in jobs.into_iter().zip(idp_results.into_iter().chain(app_results)) {
-        let t = Instant::now();
-        let result = match fetched {
-            Ok(snap) => match store.write_snapshot_keyed(&info, run_id, &snap, |keys| {
-                // The columnar copy is an accelerator: a failure to write it only slows plans. It
-                // is of `run_id`, so it is not used unless this pull's commit succeeds.
-                let t = Instant::now();
-                if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, info.role, run_id, &snap, keys) {
-                    tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
-                }
-                tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "columnar copy written");
-            }) {
-                Ok((counts, _)) => {
-                    if counts.dangling_members > 0 {
-                        tracing::warn!(
-                            "{}: {} group member reference(s) name no user and were skipped",
-                            info.name,
-                            counts.dangling_members
-                        );
-                    }
-                    Ok(counts)
-                }
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(message) = &result {
-            store.fail_run(run_id, message)?;
-            tracing::debug!(source = %info.name, run = run_id, "pull failed: {message}");
+    let mut outcomes = Vec::new();
+    let held = one_at_a_time(store, &jobs)?;
+    if let Some(estimate) = held {
+        // Every snapshot held at once would pass the memory limit: each source is fetched and
+        // written before the next is fetched.
+        tracing::info!(
+            "pulling one source at a time: their last pulls suggest {} MiB held at once, over the memory limit of {} MiB (--memory-limit)",
+            estimate >> 20,
+            crate::memory::limit() >> 20
+        );
+        for ((info, run_id), fetch) in jobs.into_iter().zip(fetches) {
+            let (fetched, fetch_secs) = fetch.await;
+            outcomes.push(write_fetched(store, info, run_id, fetched, fetch_secs)?);
         }
-        outcomes.push(PullOutcome {
-            source: info.name,
-            run_id,
-            seconds: fetch_secs + t.elapsed().as_secs_f64(),
-            result,
-        });
+    } else {
+        let started = Instant::now();
+        let fetched = join_all(fetches).await;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "all sources fetched");
+        for ((info, run_id), (fetched, fetch_secs)) in jobs.into_iter().zip(fetched) {
+            outcomes.push(write_fetched(store, info, run_id, fetched, fetch_secs)?);
+        }
     }
     store.set_cache_mib(crate::store::CACHE_MIB)?;
     Ok(outcomes)

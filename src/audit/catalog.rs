@@ -233,19 +233,33 @@ impl StoreSchema {
     }
 
     fn table_of(self: &Arc<Self>, name: &str) -> Arc<dyn TableProvider> {
+        let columns = self.columns(name);
         let schema: SchemaRef = Arc::new(Schema::new(
-            self.columns(name)
-                .into_iter()
+            columns
+                .iter()
                 .map(|(c, t)| {
                     let int = t.to_ascii_uppercase().contains("INT");
-                    Field::new(c, if int { DataType::Int64 } else { DataType::Utf8 }, true)
+                    Field::new(c.as_str(), if int { DataType::Int64 } else { DataType::Utf8 }, true)
                 })
                 .collect::<Vec<_>>(),
         ));
+        // SQLite stores a value of a TEXT column as text and of an INTEGER column as an integer
+        // (its type affinity), so it compares them with a literal of that kind as DataFusion
+        // does. A column with no declared type (a view's computed column) keeps whatever it was
+        // given: an integer there is not equal to the text DataFusion reads it as.
+        let comparable = columns
+            .into_iter()
+            .filter(|(_, t)| {
+                let t = t.to_ascii_uppercase();
+                ["INT", "CHAR", "CLOB", "TEXT"].iter().any(|k| t.contains(k))
+            })
+            .map(|(c, _)| c)
+            .collect();
         Arc::new(StoreTable {
             store: self.clone(),
             name: name.to_string(),
             schema,
+            comparable,
         })
     }
 
@@ -269,6 +283,8 @@ struct StoreTable {
     store: Arc<StoreSchema>,
     name: String,
     schema: SchemaRef,
+    /// Columns SQLite may filter as it reads (see [`sqlite_condition`]).
+    comparable: std::collections::HashSet<String>,
 }
 
 #[async_trait]
@@ -287,7 +303,7 @@ impl TableProvider for StoreTable {
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>, DataFusionError> {
         Ok(filters
             .iter()
-            .map(|f| match sqlite_condition(f, &self.schema) {
+            .map(|f| match sqlite_condition(f, &self.schema, &self.comparable) {
                 Some(_) => TableProviderFilterPushDown::Inexact,
                 None => TableProviderFilterPushDown::Unsupported,
             })
@@ -305,27 +321,31 @@ impl TableProvider for StoreTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
-        let conditions: Vec<String> = filters.iter().filter_map(|f| sqlite_condition(f, &self.schema)).collect();
+        let conditions: Vec<String> = filters
+            .iter()
+            .filter_map(|f| sqlite_condition(f, &self.schema, &self.comparable))
+            .collect();
+        let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         let read = Arc::new(StoreRead {
             store: self.store.clone(),
             name: self.name.clone(),
             schema: schema.clone(),
-            filter: (!conditions.is_empty()).then(|| conditions.join(" AND ")),
+            filter: filter.clone(),
         });
         let scan = Arc::new(StreamingTableExec::try_new(schema, vec![read], None, Vec::new(), false, limit)?);
         let (store, name) = (self.store.clone(), self.name.clone());
         let rows = tokio::task::spawn_blocking(move || store.row_estimate(&name))
             .await
             .map_err(|e| df_err("reading the store", e))?;
-        Ok(Arc::new(EstimatedScan { scan, rows }))
+        Ok(Arc::new(EstimatedScan { scan, rows, filter }))
     }
 }
 
-/// `filter` as a SQLite condition, when it compares a column of `schema` with a literal of the
-/// column's own kind (text with text, integer with integer): SQLite then compares as DataFusion
-/// does (text byte by byte, its default collation), so it keeps every row DataFusion would.
-/// Anything else stays DataFusion's alone.
-fn sqlite_condition(filter: &Expr, schema: &Schema) -> Option<String> {
+/// `filter` as a SQLite condition, when it compares a `comparable` column (declared TEXT or
+/// INTEGER) of `schema` with a literal of the column's own kind (text with text, integer with
+/// integer): SQLite then compares as DataFusion does (text byte by byte, its default
+/// collation), so it keeps every row DataFusion would. Anything else stays DataFusion's alone.
+fn sqlite_condition(filter: &Expr, schema: &Schema, comparable: &std::collections::HashSet<String>) -> Option<String> {
     use datafusion::common::ScalarValue;
     use datafusion::logical_expr::{BinaryExpr, Operator};
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
@@ -344,6 +364,9 @@ fn sqlite_condition(filter: &Expr, schema: &Schema) -> Option<String> {
         Operator::GtEq => ">=",
         _ => return None,
     };
+    if !comparable.contains(&column.name) {
+        return None;
+    }
     let field = schema.field_with_name(&column.name).ok()?;
     let literal = match (field.data_type(), value) {
         (DataType::Utf8, ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => {
@@ -362,13 +385,18 @@ fn sqlite_condition(filter: &Expr, schema: &Schema) -> Option<String> {
 struct EstimatedScan {
     scan: Arc<StreamingTableExec>,
     rows: Option<usize>,
+    /// What SQLite filters as it reads, shown by EXPLAIN.
+    filter: Option<String>,
 }
 
 impl DisplayAs for EstimatedScan {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         self.scan.fmt_as(t, f)?;
-        match self.rows {
-            Some(n) => write!(f, ", rows≈{n}"),
+        if let Some(n) = self.rows {
+            write!(f, ", rows≈{n}")?;
+        }
+        match &self.filter {
+            Some(sql) => write!(f, ", sqlite_filter={sql}"),
             None => Ok(()),
         }
     }
@@ -570,5 +598,43 @@ mod tests {
         ] {
             assert!(at(small) < keys, "{small} is not a build side:\n{physical}");
         }
+    }
+
+    /// Comparisons with literals reach SQLite (its indexes skip what is not wanted), but only
+    /// on columns SQLite compares as DataFusion does: a view's computed count holds integers,
+    /// which SQLite finds unequal to the text '2' DataFusion compares them as.
+    #[tokio::test]
+    async fn comparisons_reach_sqlite_only_where_it_compares_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = crate::store::Store::open(&path).unwrap();
+        store
+            .connection()
+            .execute_batch(
+                "INSERT INTO runs (id, kind, started_at, status, snapshot_at) VALUES (1, 'pull', 't', 'ok', 't');
+                 INSERT INTO users (uid, source, id, active, raw, hash, valid_from, run_id) VALUES
+                     (1, 'idp.x', 'u1', 1, '{}', 0, 't', 1), (2, 'idp.x', 'u2', 1, '{}', 0, 't', 1), (3, 'app.y', 'a1', 1, '{}', 0, 't', 1);
+                 CREATE VIEW per_source AS SELECT source, count(*) AS n FROM users GROUP BY source;",
+            )
+            .unwrap();
+        drop(store);
+        let auditor = crate::audit::Auditor::open(&path, None).unwrap();
+        let text = |rows: crate::audit::Rows| arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
+        let plan = text(
+            auditor
+                .query("EXPLAIN SELECT id FROM users WHERE source = 'idp.x' AND uid >= 2", "test")
+                .await
+                .unwrap(),
+        );
+        assert!(plan.contains(r#"sqlite_filter="source" = 'idp.x' AND "uid" >= 2"#), "{plan}");
+        let rows = text(
+            auditor
+                .query("SELECT id FROM users WHERE source = 'idp.x' AND uid >= 2", "test")
+                .await
+                .unwrap(),
+        );
+        assert!(rows.contains("u2") && !rows.contains("u1") && !rows.contains("a1"), "{rows}");
+        let rows = auditor.query("SELECT source FROM per_source WHERE n = '2'", "test").await.unwrap();
+        assert_eq!(rows.len(), 1, "{}", text(rows));
     }
 }

@@ -50,6 +50,30 @@ impl Store {
         })
     }
 
+    /// What the last successful pull of `source` held (users, groups, memberships), from its
+    /// run's counts; None before its first pull.
+    pub fn last_pull_counts(&self, source: &str) -> Result<Option<super::SnapshotCounts>> {
+        let counts: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT counts FROM runs WHERE kind = 'pull' AND source = ?1 AND status = 'ok' ORDER BY id DESC LIMIT 1",
+                [source],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(counts.flatten().and_then(|json| {
+            let v: serde_json::Value = serde_json::from_str(&json).ok()?;
+            let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            Some(super::SnapshotCounts {
+                users: n("users"),
+                groups: n("groups"),
+                memberships: n("memberships"),
+                ..Default::default()
+            })
+        }))
+    }
+
     /// (bindings of `app` resolved by `idp`, of which unresolved).
     pub fn binding_counts(&self, app: &str, idp: &str) -> Result<(i64, i64)> {
         self.conn

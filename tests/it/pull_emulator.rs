@@ -139,3 +139,42 @@ fn the_token_never_reaches_output_or_store() {
     }
     assert!(stderr(&out).contains("HTTP 500"), "{}", stderr(&out));
 }
+
+/// When the sources' last pulls say their snapshots held at once would pass the memory limit,
+/// each source is fetched and written before the next is fetched; the store ends the same.
+#[test]
+fn sources_too_large_to_hold_at_once_are_pulled_one_at_a_time() {
+    let idp = EmulatorHost::start(directory(300));
+    let app = EmulatorHost::start(directory(20));
+    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
+    let first = ws.cli(&["pull"]);
+    assert_ok(&first);
+    assert!(!stderr(&first).contains("one source at a time"), "{}", stderr(&first));
+    let before = snapshot_rows(&ws);
+
+    // The last pulls now say 1M users and 5M memberships a side: ≈ 2 GiB held at once.
+    let conn = rusqlite::Connection::open(ws.store()).unwrap();
+    conn.execute(
+        "UPDATE runs SET counts = '{\"users\":1000000,\"groups\":100000,\"memberships\":5000000}' WHERE kind = 'pull'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = ws.cli(&["-v", "--memory-limit", "1GiB", "pull"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("pulling one source at a time") && stderr(&out).contains("over the memory limit of 1024 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot_rows(&ws), before, "nothing changed, nothing written differently");
+    assert_eq!(
+        count(&ws.db(), "SELECT count(*) FROM runs WHERE kind = 'pull' AND status = 'ok'"),
+        4
+    );
+
+    // The pulls just written say 300 and 20 users: fetched at once again.
+    let out = ws.cli(&["-v", "--memory-limit", "1GiB", "pull"]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("one source at a time"), "{}", stderr(&out));
+}
