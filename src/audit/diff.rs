@@ -127,9 +127,10 @@ fn memberships(source: &str, from: &str, to: &str) -> String {
     )
 }
 
-/// The sources whose history `diff` reads, in order: the store's sources table and every
-/// source with a user or group, current or closed (found by skipping through the indexes on
-/// `source`, not by reading the rows).
+/// The sources whose history `diff` reads, in order: every source with a user or group,
+/// current or closed (found by skipping through the indexes on `source`, not by reading the
+/// rows). A membership's source is its group's, and a group's closed version outlives its
+/// memberships' (retention removes versions by when they ended), so no source is missed.
 pub fn sources(store: &std::path::Path) -> Result<Vec<String>, AuditError> {
     let failed = |source| AuditError::Store {
         path: store.display().to_string(),
@@ -137,7 +138,7 @@ pub fn sources(store: &std::path::Path) -> Result<Vec<String>, AuditError> {
     };
     let conn = rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(failed)?;
     let mut found = std::collections::BTreeSet::new();
-    for table in ["users", "user_versions", "groups", "group_versions", "membership_versions"] {
+    for table in ["users", "user_versions", "groups", "group_versions"] {
         let sql = format!(
             "WITH RECURSIVE s(x) AS (SELECT min(source) FROM {table} \
              UNION ALL SELECT (SELECT min(source) FROM {table} WHERE source > x) FROM s WHERE x IS NOT NULL) \

@@ -172,6 +172,14 @@ fn formats_reports_history_diff_and_html_over_a_drifted_store() {
         diff.iter().all(|l| l.starts_with("wiki,app.wiki,") || l.starts_with("app,")),
         "{diff:?}"
     );
+    // Every source, from before the first pull: all added, source after source in order (each
+    // source's groups, memberships and users are separate statements written in turn).
+    let all = csv_lines(&ws.cli(&["diff", "--from", "2000-01-01", "--format", "csv"]));
+    let sources: Vec<&str> = all[1..].iter().map(|l| l.split(',').nth(1).unwrap()).collect();
+    let mut distinct = sources.clone();
+    distinct.dedup();
+    assert!(distinct.len() >= 2 && distinct.windows(2).all(|w| w[0] < w[1]), "{distinct:?}");
+    assert!(all[1..].iter().all(|l| l.contains(",added,")), "{all:?}");
     let bad = ws.cli(&["diff", "--from", "yesterday"]);
     assert!(
         stderr(&bad).contains("'yesterday' is neither a run id nor a time"),
