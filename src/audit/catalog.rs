@@ -82,6 +82,11 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// SQLite's error reading the store, a damaged file said plainly (as every command says it).
+fn sqlite_err(what: &str, e: &rusqlite::Error) -> DataFusionError {
+    df_err(what, crate::store::describe_sqlite(e))
+}
+
 fn df_err(what: &str, e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::External(format!("{what}: {e}").into())
 }
@@ -199,12 +204,14 @@ impl StoreSchema {
             .map(|f| if f.data_type() == &DataType::Int64 { Col::Int } else { Col::Text })
             .collect();
         let what = format!("store '{}': reading {name}", self.path.display());
-        let conn = open(&self.path).map_err(|e| df_err(&what, e))?;
-        let mut stmt = conn.prepare(&self.read_sql(name, &columns, filter)).map_err(|e| df_err(&what, e))?;
-        let mut rows = stmt.query([]).map_err(|e| df_err(&what, e))?;
+        let conn = open(&self.path).map_err(|e| sqlite_err(&what, &e))?;
+        let mut stmt = conn
+            .prepare(&self.read_sql(name, &columns, filter))
+            .map_err(|e| sqlite_err(&what, &e))?;
+        let mut rows = stmt.query([]).map_err(|e| sqlite_err(&what, &e))?;
         if columns.is_empty() {
             let mut n = 0;
-            while rows.next().map_err(|e| df_err(&what, e))?.is_some() {
+            while rows.next().map_err(|e| sqlite_err(&what, &e))?.is_some() {
                 n += 1;
             }
             let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n));

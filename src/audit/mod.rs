@@ -25,8 +25,8 @@ pub enum AuditError {
     /// No store at the path yet.
     #[error("no store at '{0}' yet; run `scimsync pull` first")]
     NoStore(String),
-    /// The store could not be read.
-    #[error("store '{path}': {source}")]
+    /// The store could not be read (a damaged file said plainly).
+    #[error("store '{path}': {}", crate::store::describe_sqlite(.source))]
     Store {
         /// The store.
         path: String,

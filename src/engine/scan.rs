@@ -103,8 +103,8 @@ fn finish(schema: &SchemaRef, bs: &mut [Builder]) -> Result<RecordBatch, arrow::
 /// Why a table could not be scanned.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    /// SQLite refused.
-    #[error("reading table {table}: {source}")]
+    /// SQLite refused (a damaged file said plainly).
+    #[error("reading table {table}: {}", crate::store::describe_sqlite(.source))]
     Sqlite {
         /// The table.
         table: &'static str,
@@ -203,8 +203,8 @@ pub fn scan(conn: &Connection, t: &TableScan) -> Result<Vec<RecordBatch>, ScanEr
 /// Why [`read_rows`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RowsError {
-    /// SQLite refused.
-    #[error("{0}")]
+    /// SQLite refused (a damaged file said plainly).
+    #[error("{}", crate::store::describe_sqlite(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// The rows did not make a batch.
     #[error("{0}")]

@@ -67,7 +67,7 @@ pub enum StoreError {
 
 /// SQLite's error, and for a damaged file (a bad page, not a database at all) what that means
 /// and what to do: every command says it the same way, at the first read that finds it.
-fn describe_sqlite(e: &rusqlite::Error) -> String {
+pub fn describe_sqlite(e: &rusqlite::Error) -> String {
     use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
     match e.sqlite_error_code() {
         Some(DatabaseCorrupt | NotADatabase) => format!(

@@ -130,6 +130,33 @@ fn check_names_a_flipped_byte_in_a_columnar_copy_and_a_damaged_page() {
     let out = ws.cli(&["--store", "damaged.db", "check"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("integrity"), "{}\n{}", stdout(&out), stderr(&out));
+    // An auditor query that reads a damaged page says so as plainly as every other command.
+    assert_ok(&ws.cli(&["backup", "damaged-users.db"]));
+    let path = ws.path("damaged-users.db");
+    let (root, size): (i64, i64) = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let root = conn
+            .query_row("SELECT rootpage FROM sqlite_master WHERE name = 'users'", [], |r| r.get(0))
+            .unwrap();
+        let size = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        (root, size)
+    };
+    let mut db = std::fs::read(&path).unwrap();
+    let at = ((root - 1) * size) as usize;
+    db[at..at + size as usize].fill(0xA5);
+    std::fs::write(&path, db).unwrap();
+    for args in [
+        &["--store", "damaged-users.db", "sql", "SELECT * FROM users", "--format", "csv"][..],
+        &["--store", "damaged-users.db", "plan"],
+    ] {
+        let out = ws.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("the store file is damaged") && stderr(&out).contains("scimsync check"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
 
     // A file that is not a store at all: every command says so plainly at open, before a pull
     // reads anything.
