@@ -150,6 +150,10 @@ impl Auditor {
                 let batch = batch.map_err(|e| sql_error(origin, &e))?;
                 sink.write(&conform(batch, columns).map_err(|e| sql_error(origin, &e))?)?;
             }
+            drop(stream);
+            // What this statement's joins and sorts freed on the engine's threads, handed back
+            // before the next statement allocates on others (glibc keeps it per thread).
+            crate::memory::release_freed();
         }
         match sink {
             Some((_, sink)) => sink.finish(),
