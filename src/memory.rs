@@ -34,12 +34,33 @@ fn mib(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Where this process's cgroup keeps its memory limit, nearest first: cgroup v2's `memory.max`
+/// ("max" when unlimited) and v1's `memory.limit_in_bytes` (a huge number when unlimited), in
+/// the process's own group (`/proc/self/cgroup`), then at the top of the mount (a container
+/// sees its own group there).
+fn cgroup_limit_files() -> Vec<String> {
+    let mut files = Vec::new();
+    for line in std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default().lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let path = path.trim_end_matches('/');
+        if controllers.is_empty() {
+            files.push(format!("/sys/fs/cgroup{path}/memory.max"));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            files.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
+        }
+    }
+    files.push("/sys/fs/cgroup/memory.max".into());
+    files.push("/sys/fs/cgroup/memory/memory.limit_in_bytes".into());
+    files
+}
+
 /// The memory this process may use: the cgroup's limit (a container's `memory.max`) when one is
 /// set, else the machine's physical memory. Linux; elsewhere 8 GiB.
 pub fn available_bytes() -> u64 {
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
+    let cgroup = cgroup_limit_files()
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u64>().ok()));
     let physical = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
         s.lines()
             .find(|l| l.starts_with("MemTotal:"))
@@ -51,6 +72,19 @@ pub fn available_bytes() -> u64 {
         (Some(c), None) => c,
         (None, Some(p)) => p,
         (None, None) => 8 << 30,
+    }
+}
+
+/// The memory this process can have, and what says so: `--memory-limit` (or the config's
+/// `memory_limit`) when set, else the container's or machine's memory. Unlike [`limit`], not
+/// the 1 GiB default: stages that do not hold to the budget compare what they need with this.
+pub fn ceiling() -> (u64, &'static str) {
+    let set = LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+    let available = available_bytes();
+    if set != 0 && set < available {
+        (set, "memory limit (--memory-limit / memory_limit)")
+    } else {
+        (available, "memory of the container or machine")
     }
 }
 

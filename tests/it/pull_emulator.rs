@@ -141,7 +141,8 @@ fn the_token_never_reaches_output_or_store() {
 }
 
 /// When the sources' last pulls say their snapshots held at once would pass the memory limit,
-/// each source is fetched and written before the next is fetched; the store ends the same.
+/// each source is fetched and written before the next is fetched; the store ends the same. A
+/// plan of snapshots that size is warned of.
 #[test]
 fn sources_too_large_to_hold_at_once_are_pulled_one_at_a_time() {
     let idp = EmulatorHost::start(directory(300));
@@ -160,6 +161,15 @@ fn sources_too_large_to_hold_at_once_are_pulled_one_at_a_time() {
     )
     .unwrap();
     drop(conn);
+    // A plan of that size is warned of before it starts (in a 1 GiB container it is killed).
+    let out = ws.cli(&["--memory-limit", "1GiB", "plan"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("hold 2000000 users and 10000000 memberships")
+            && stderr(&out).contains("over the 1024 MiB memory limit (--memory-limit / memory_limit)"),
+        "{}",
+        stderr(&out)
+    );
     let out = ws.cli(&["-v", "--memory-limit", "1GiB", "pull"]);
     assert_ok(&out);
     assert!(
@@ -173,8 +183,11 @@ fn sources_too_large_to_hold_at_once_are_pulled_one_at_a_time() {
         4
     );
 
-    // The pulls just written say 300 and 20 users: fetched at once again.
+    // The pulls just written say 300 and 20 users: fetched at once again, planned unwarned.
     let out = ws.cli(&["-v", "--memory-limit", "1GiB", "pull"]);
     assert_ok(&out);
     assert!(!stderr(&out).contains("one source at a time"), "{}", stderr(&out));
+    let out = ws.cli(&["--memory-limit", "1GiB", "plan"]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("peaked near"), "{}", stderr(&out));
 }
