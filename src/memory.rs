@@ -104,11 +104,9 @@ pub const DEFAULT_LIMIT: u64 = 1 << 30;
 /// The process's memory budget: as set, else [`DEFAULT_LIMIT`]; never more than
 /// [`available_bytes`] (the container's limit when there is one).
 pub fn limit() -> u64 {
-    let set = LIMIT.load(std::sync::atomic::Ordering::Relaxed);
-    let available = available_bytes();
-    if set == 0 {
-        DEFAULT_LIMIT.min(available)
-    } else {
-        set.min(available)
+    let (ceiling, _) = ceiling();
+    match LIMIT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => DEFAULT_LIMIT.min(ceiling),
+        _ => ceiling,
     }
 }

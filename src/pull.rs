@@ -137,12 +137,8 @@ fn one_at_a_time(store: &Store, jobs: &[(SourceInfo, i64)]) -> Result<Option<u64
     if jobs.len() < 2 {
         return Ok(None);
     }
-    let mut held = 0;
-    for (info, _) in jobs {
-        if let Some(c) = store.last_pull_counts(&info.name)? {
-            held += c.users * HELD_PER_USER + c.groups * HELD_PER_GROUP + c.memberships * HELD_PER_MEMBERSHIP;
-        }
-    }
+    let c = store.last_pull_totals(jobs.iter().map(|(info, _)| info.name.as_str()))?;
+    let held = c.users * HELD_PER_USER + c.groups * HELD_PER_GROUP + c.memberships * HELD_PER_MEMBERSHIP;
     Ok((held > crate::memory::limit()).then_some(held))
 }
 

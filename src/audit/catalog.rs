@@ -167,11 +167,9 @@ impl StoreSchema {
             columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
         };
         let and = filter.map(|f| format!(" AND {f}")).unwrap_or_default();
+        let only = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
         let Some(at) = &self.at else {
-            return match filter {
-                Some(f) => format!("SELECT {list} FROM \"{name}\" WHERE {f}"),
-                None => format!("SELECT {list} FROM \"{name}\""),
-            };
+            return format!("SELECT {list} FROM \"{name}\"{only}");
         };
         let at = at.replace('\'', "");
         if let Some((_, versions)) = VERSIONED.iter().find(|(t, _)| *t == name) {
@@ -182,10 +180,7 @@ impl StoreSchema {
         if let Some((_, since)) = AS_OF.iter().find(|(t, _)| *t == name) {
             return format!("SELECT {list} FROM \"{name}\" WHERE \"{since}\" <= '{at}'{and}");
         }
-        match filter {
-            Some(f) => format!("SELECT {list} FROM \"{name}\" WHERE {f}"),
-            None => format!("SELECT {list} FROM \"{name}\""),
-        }
+        format!("SELECT {list} FROM \"{name}\"{only}")
     }
 
     /// Read the projected columns of `name` from SQLite, handing each batch to `emit` as it is
@@ -573,24 +568,30 @@ mod tests {
         assert_eq!(then.planned_here("memberships"), None);
     }
 
-    #[tokio::test]
-    async fn memberships_stream_member_keys_through_hash_joins_built_on_the_small_tables() {
+    /// A new store with pull run 1 and `sql` run in it (the directory lives as long as it).
+    fn store_with(sql: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let store = crate::store::Store::open(&path).unwrap();
-        // Two groups and five users, with a few more keys than either.
         store
             .connection()
-            .execute_batch(
-                "INSERT INTO runs (id, kind, started_at, status, snapshot_at) VALUES (1, 'pull', 't', 'ok', 't');
-                 INSERT INTO groups (gid, source, id, display_name, raw, hash, valid_from, run_id) VALUES (1, 'idp.x', 'g1', 'G1', '{}', 0, 't', 1), (2, 'idp.x', 'g2', 'G2', '{}', 0, 't', 1);
+            .execute_batch(&format!(
+                "INSERT INTO runs (id, kind, started_at, status, snapshot_at) VALUES (1, 'pull', 't', 'ok', 't');\n{sql}"
+            ))
+            .unwrap();
+        (dir, path)
+    }
+
+    #[tokio::test]
+    async fn memberships_stream_member_keys_through_hash_joins_built_on_the_small_tables() {
+        // Two groups and five users, with a few more keys than either.
+        let (_dir, path) = store_with(
+            "INSERT INTO groups (gid, source, id, display_name, raw, hash, valid_from, run_id) VALUES (1, 'idp.x', 'g1', 'G1', '{}', 0, 't', 1), (2, 'idp.x', 'g2', 'G2', '{}', 0, 't', 1);
                  WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 5)
                  INSERT INTO users (uid, source, id, active, raw, hash, valid_from, run_id)
                      SELECT v, 'idp.x', 'u' || v, 1, '{}', 0, 't', 1 FROM n;
                  INSERT INTO member_keys (gid, uid, run_id) SELECT g.gid, u.uid, 1 FROM groups g, users u;",
-            )
-            .unwrap();
-        drop(store);
+        );
         let auditor = crate::audit::Auditor::open(&path, None).unwrap();
         let rows = auditor.query("EXPLAIN SELECT * FROM memberships", "test").await.unwrap();
         let text = arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
@@ -612,19 +613,11 @@ mod tests {
     /// which SQLite finds unequal to the text '2' DataFusion compares them as.
     #[tokio::test]
     async fn comparisons_reach_sqlite_only_where_it_compares_alike() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let store = crate::store::Store::open(&path).unwrap();
-        store
-            .connection()
-            .execute_batch(
-                "INSERT INTO runs (id, kind, started_at, status, snapshot_at) VALUES (1, 'pull', 't', 'ok', 't');
-                 INSERT INTO users (uid, source, id, active, raw, hash, valid_from, run_id) VALUES
+        let (_dir, path) = store_with(
+            "INSERT INTO users (uid, source, id, active, raw, hash, valid_from, run_id) VALUES
                      (1, 'idp.x', 'u1', 1, '{}', 0, 't', 1), (2, 'idp.x', 'u2', 1, '{}', 0, 't', 1), (3, 'app.y', 'a1', 1, '{}', 0, 't', 1);
                  CREATE VIEW per_source AS SELECT source, count(*) AS n FROM users GROUP BY source;",
-            )
-            .unwrap();
-        drop(store);
+        );
         let auditor = crate::audit::Auditor::open(&path, None).unwrap();
         let text = |rows: crate::audit::Rows| arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
         let plan = text(

@@ -133,13 +133,8 @@ const PLAN_PER_MEMBERSHIP: u64 = 40;
 /// container's or machine's): in a 1 GiB container the first plan of a 1M-user store is killed
 /// by the kernel with no word of why, and a steady one thrashes.
 fn warn_if_short_of_memory(store: &Store, snapshots: &BTreeMap<String, i64>) -> Result<(), PlanError> {
-    let (mut users, mut memberships) = (0, 0);
-    for source in snapshots.keys() {
-        if let Some(c) = store.last_pull_counts(source)? {
-            users += c.users;
-            memberships += c.memberships;
-        }
-    }
+    let c = store.last_pull_totals(snapshots.keys().map(String::as_str))?;
+    let (users, memberships) = (c.users, c.memberships);
     let needed = users * PLAN_PER_USER + memberships * PLAN_PER_MEMBERSHIP;
     let (ceiling, what) = crate::memory::ceiling();
     if needed > ceiling {

@@ -74,6 +74,20 @@ impl Store {
         }))
     }
 
+    /// The users, groups and memberships of `sources`' last successful pulls, summed (what a
+    /// stage that holds their snapshots will hold); a source never pulled counts for nothing.
+    pub fn last_pull_totals<'a>(&self, sources: impl IntoIterator<Item = &'a str>) -> Result<super::SnapshotCounts> {
+        let mut total = super::SnapshotCounts::default();
+        for source in sources {
+            if let Some(c) = self.last_pull_counts(source)? {
+                total.users += c.users;
+                total.groups += c.groups;
+                total.memberships += c.memberships;
+            }
+        }
+        Ok(total)
+    }
+
     /// (bindings of `app` resolved by `idp`, of which unresolved).
     pub fn binding_counts(&self, app: &str, idp: &str) -> Result<(i64, i64)> {
         self.conn
