@@ -195,7 +195,7 @@ pub async fn apply(config: &Config, store: Store, plan_id: i64, opts: &ApplyOpti
 /// [`apply`] for a plan and journal the caller has already read from `store`.
 pub async fn apply_loaded(
     config: &Config,
-    store: Store,
+    mut store: Store,
     plan: &Plan,
     mut entries: Vec<JournalEntry>,
     opts: &ApplyOptions,
@@ -205,6 +205,9 @@ pub async fn apply_loaded(
     entries.retain(|e| is_pending(e, opts.app.as_deref()));
     let todo = entries;
     check_guard(config, &store, &todo.iter().collect::<Vec<_>>(), opts)?;
+    if !todo.is_empty() {
+        store.own_operations(plan_id)?;
+    }
 
     let mut runtimes: HashMap<String, Arc<AppRuntime>> = HashMap::new();
     for e in &todo {

@@ -15,6 +15,7 @@
 //! Depends on `engine` (the findings), `store` (snapshots in, plan runs out), `profile` and
 //! `config`; `apply`, `reconcile`, `import` and the CLI depend on it.
 pub mod bodies;
+mod digest;
 pub mod journal;
 pub mod operation;
 pub mod planner;

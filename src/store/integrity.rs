@@ -6,27 +6,43 @@ use rusqlite::{Connection, OpenFlags};
 use super::schema;
 use super::{Result, StoreError};
 
-/// Rows that point at something the store no longer has: (what, the query counting them).
-const ORPHANS: &[(&str, &str)] = &[
+/// Rows that point at something the store no longer has: (what, the query counting them, the
+/// schema version that has what it reads).
+const ORPHANS: &[(&str, &str, i64)] = &[
     (
         "memberships of a user the store does not have",
         "SELECT count(*) FROM member_keys m WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.uid = m.uid)",
+        6,
     ),
     (
         "memberships of a group the store does not have",
         "SELECT count(*) FROM member_keys m WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.gid = m.gid)",
+        6,
     ),
     (
         "findings of a run the store does not have",
         "SELECT count(*) FROM findings f WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = f.run_id)",
+        2,
     ),
     (
         "plans without their run",
         "SELECT count(*) FROM plans p WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = p.plan_id)",
+        3,
     ),
     (
         "operations of a plan the store does not have",
         "SELECT count(*) FROM operations o WHERE NOT EXISTS (SELECT 1 FROM plans p WHERE p.plan_id = o.plan_id)",
+        3,
+    ),
+    (
+        "plan runs sharing the findings of a run the store does not have",
+        "SELECT count(*) FROM runs s WHERE s.findings_of IS NOT NULL AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = s.findings_of)",
+        10,
+    ),
+    (
+        "plans sharing the operations of a plan the store does not have",
+        "SELECT count(*) FROM plans s WHERE s.operations_of IS NOT NULL AND NOT EXISTS (SELECT 1 FROM plans p WHERE p.plan_id = s.operations_of)",
+        10,
     ),
 ];
 
@@ -68,7 +84,7 @@ pub fn check_file(path: &Path) -> Result<Vec<String>> {
         // Not damage: the next command that opens it for writing upgrades it.
         tracing::info!("schema version {version}; this scimsync upgrades it to {known} when it next writes");
     }
-    for (what, sql) in ORPHANS {
+    for (what, sql, _) in ORPHANS.iter().filter(|(_, _, since)| version >= *since) {
         match conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
             Ok(0) => {}
             Ok(n) => problems.push(format!("{n} {what}")),

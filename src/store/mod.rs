@@ -77,6 +77,18 @@ pub fn describe_sqlite(e: &rusqlite::Error) -> String {
     }
 }
 
+/// 32 hex digits as 16 bytes.
+fn parse_key(hex: &str) -> Option<[u8; 16]> {
+    let mut key = [0u8; 16];
+    if hex.len() != 32 {
+        return None;
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
 /// A store result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -189,6 +201,22 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The store's own key for the digests that tell a plan's findings and operations from the
+    /// previous plan's: 16 random bytes, made at the first plan and kept in `store_meta`. Keyed,
+    /// so that nobody who writes to the IdP or an app can craft a plan whose digest matches the
+    /// previous plan's without its rows being the same.
+    pub fn digest_key(&self) -> Result<[u8; 16]> {
+        let stored = retention::meta(&self.conn, "digest_key").map_err(|e| self.err(e))?;
+        if let Some(key) = stored.as_deref().and_then(parse_key) {
+            return Ok(key);
+        }
+        let mut key = [0u8; 16];
+        getrandom::fill(&mut key).map_err(|e| StoreError::Input(format!("no random bytes for the store's digest key: {e}")))?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        retention::set_meta(&self.conn, "digest_key", &hex).map_err(|e| self.err(e))?;
+        Ok(key)
     }
 
     /// Mark a run failed with its (redacted) error.

@@ -83,7 +83,7 @@ pub fn history_horizon(conn: &Connection) -> rusqlite::Result<Option<String>> {
     meta(conn, "history_horizon")
 }
 
-fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+pub(super) fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     let has_table: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta')",
         [],
@@ -96,7 +96,7 @@ fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
         .optional()
 }
 
-fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+pub(super) fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO store_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![key, value],
@@ -307,8 +307,9 @@ fn prune_plans(p: &mut Pruner, policy: &Retention, now: DateTime<Utc>) -> rusqli
             break;
         }
         let (findings, operations) = p.batch(|c| {
-            let f = c.execute("DELETE FROM findings WHERE run_id = ?1", [id])?;
-            let o = c.execute("DELETE FROM operations WHERE plan_id = ?1", [id])?;
+            hand_on_shared_rows(c, id)?;
+            let f = c.execute("DELETE FROM finding_rows WHERE run_id = ?1", [id])?;
+            let o = c.execute("DELETE FROM operation_rows WHERE plan_id = ?1", [id])?;
             c.execute("DELETE FROM plans WHERE plan_id = ?1", [id])?;
             c.execute("DELETE FROM runs WHERE id = ?1", [id])?;
             Ok((f as u64, o as u64))
@@ -319,6 +320,24 @@ fn prune_plans(p: &mut Pruner, policy: &Retention, now: DateTime<Utc>) -> rusqli
         p.count("runs", 1);
     }
     Ok(needed)
+}
+
+/// Before plan `id` goes: rows of its that later plans share (schema 10) become the oldest
+/// sharer's, and the other sharers share with that one.
+fn hand_on_shared_rows(c: &Connection, id: i64) -> rusqlite::Result<()> {
+    let heir: Option<i64> = c.query_row("SELECT min(id) FROM runs WHERE findings_of = ?1", [id], |r| r.get(0))?;
+    if let Some(heir) = heir {
+        c.execute("UPDATE finding_rows SET run_id = ?2 WHERE run_id = ?1", [id, heir])?;
+        c.execute("UPDATE runs SET findings_of = NULL WHERE id = ?1", [heir])?;
+        c.execute("UPDATE runs SET findings_of = ?2 WHERE findings_of = ?1", [id, heir])?;
+    }
+    let heir: Option<i64> = c.query_row("SELECT min(plan_id) FROM plans WHERE operations_of = ?1", [id], |r| r.get(0))?;
+    if let Some(heir) = heir {
+        c.execute("UPDATE operation_rows SET plan_id = ?2 WHERE plan_id = ?1", [id, heir])?;
+        c.execute("UPDATE plans SET operations_of = NULL WHERE plan_id = ?1", [heir])?;
+        c.execute("UPDATE plans SET operations_of = ?2 WHERE operations_of = ?1", [id, heir])?;
+    }
+    Ok(())
 }
 
 /// Each source's latest successful pull (source → run id).
@@ -383,7 +402,7 @@ fn prune_runs(p: &mut Pruner, cut: &str) -> rusqlite::Result<()> {
     for sql in [
         "SELECT last_pull_run FROM sources WHERE last_pull_run IS NOT NULL",
         "SELECT plan_id FROM plans",
-        "SELECT DISTINCT run_id FROM findings",
+        "SELECT DISTINCT run_id FROM finding_rows",
         "SELECT DISTINCT run_id FROM users",
         "SELECT DISTINCT run_id FROM groups",
         "SELECT DISTINCT run_id FROM member_keys",
@@ -478,7 +497,7 @@ mod tests {
                 .execute_batch(&format!(
                     "INSERT INTO runs (id, kind, started_at, finished_at, status) VALUES ({id}, 'plan', '2026-01-0{id}', '2026-01-0{id}', 'ok');
                      INSERT INTO plans (plan_id, created_at, snapshots) VALUES ({id}, '2026-01-0{id}', '{{\"idp.x\": 100}}');
-                     INSERT INTO findings (run_id, app, kind) VALUES ({id}, 'a', 'missing_user');"
+                     INSERT INTO finding_rows (run_id, app, kind) VALUES ({id}, 'a', 'missing_user');"
                 ))
                 .unwrap();
         }
@@ -515,6 +534,47 @@ mod tests {
         assert!(report.complete && report.plans_needed.is_empty());
         let findings: i64 = store.conn.query_row("SELECT count(*) FROM findings", [], |r| r.get(0)).unwrap();
         assert_eq!(findings, 3);
+    }
+
+    #[test]
+    fn rows_later_plans_share_go_to_the_oldest_of_them_when_their_plan_is_pruned() {
+        let (_dir, mut store) = store_with_plans(1);
+        for id in 2..=6 {
+            store
+                .conn
+                .execute_batch(&format!(
+                    "INSERT INTO runs (id, kind, started_at, finished_at, status, findings_of) VALUES ({id}, 'plan', '2026-01-0{id}', '2026-01-0{id}', 'ok', 1);
+                     INSERT INTO plans (plan_id, created_at, snapshots, operations_of) VALUES ({id}, '2026-01-0{id}', '{{\"idp.x\": 100}}', 1);"
+                ))
+                .unwrap();
+        }
+        store
+            .conn
+            .execute(
+                "INSERT INTO operation_rows (plan_id, seq, app, phase, action, method, path, finding, status) VALUES (1, 1, 'a', 1, 'user.create', 'POST', 'Users', 'user.missing', 'planned')",
+                [],
+            )
+            .unwrap();
+        let policy = Retention {
+            keep_plans: 3,
+            ..Retention::default()
+        };
+        store.prune(&policy, &opts(None)).unwrap();
+        assert_eq!(plans(&store), vec![4, 5, 6]);
+        let count = |sql: &str| -> i64 { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        for id in 4..=6 {
+            assert_eq!(count(&format!("SELECT count(*) FROM findings WHERE run_id = {id}")), 1, "run {id}");
+            assert_eq!(
+                count(&format!("SELECT count(*) FROM operations WHERE plan_id = {id}")),
+                1,
+                "plan {id}"
+            );
+        }
+        assert_eq!(count("SELECT count(*) FROM finding_rows WHERE run_id = 4"), 1);
+        assert_eq!(count("SELECT count(*) FROM operation_rows WHERE plan_id = 4"), 1);
+        assert_eq!(count("SELECT count(*) FROM runs WHERE findings_of = 4"), 2);
+        assert_eq!(count("SELECT count(*) FROM plans WHERE operations_of = 4"), 2);
+        assert!(crate::store::integrity::check_file(store.path()).unwrap().is_empty());
     }
 
     #[test]

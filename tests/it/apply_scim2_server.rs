@@ -148,6 +148,32 @@ fn apply_converges_and_journals_every_write() {
         "{plan:#}"
     );
 
+    // Planned again with nothing changed: the same operations, stored once (the later plans
+    // share the first's rows); the second plan finds no takeover (the first made that link), the
+    // third finds what the second did and shares its findings. `apply` runs the latest plan,
+    // which gets its own journal first.
+    assert_ok(&ws.cli(&["plan"]));
+    assert_ok(&ws.cli(&["plan"]));
+    let db = ws.db();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM operation_rows"), 12);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM operations"), 36);
+    assert_eq!(
+        (
+            count(&db, "SELECT COUNT(*) FROM finding_rows"),
+            count(&db, "SELECT COUNT(*) FROM findings")
+        ),
+        (14 + 13, 14 + 13 + 13)
+    );
+    let first_plan = count(&db, "SELECT MIN(plan_id) FROM plans");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM plans WHERE operations_of = (SELECT MIN(plan_id) FROM plans)"
+        ),
+        2
+    );
+    drop(db);
+
     // A dry run sends nothing; without --yes and a terminal, nothing is applied.
     let before = app_users(&app);
     let dry = ws.cli(&["apply", "--dry-run"]);
@@ -193,6 +219,19 @@ fn apply_converges_and_journals_every_write() {
         12
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM events WHERE outcome = 'success'"), 12);
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT COUNT(*) FROM operations WHERE plan_id = {first_plan} AND status = 'planned'")
+        ),
+        12,
+        "the first plan's journal is its own: nothing of it was applied"
+    );
+    assert_eq!(
+        count(&db, "SELECT operations_of FROM plans WHERE operations_of IS NOT NULL"),
+        first_plan,
+        "the applied plan has its own rows; the second still shares the first's"
+    );
     assert_eq!(
         rows(&db, "SELECT name, COUNT(*) FROM events GROUP BY name ORDER BY name"),
         [
