@@ -48,3 +48,43 @@ pub fn find(name: &str) -> Option<&'static Report> {
     let name = name.trim_end_matches(".sql");
     REPORTS.iter().find(|r| r.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+
+    use super::*;
+
+    /// Members removed from a group carry no new value; their order was the scan's (which
+    /// changed once a plan's findings could be another plan's rows, schema 10).
+    #[tokio::test]
+    async fn group_differences_are_in_one_order_whatever_the_order_the_store_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = crate::store::Store::open(&path).unwrap();
+        store
+            .connection()
+            .execute_batch(
+                "INSERT INTO sources (name, role, kind) VALUES ('app.wiki', 'app', 'scim');
+                 INSERT INTO runs (id, kind, started_at, status) VALUES (1, 'plan', '2026-12-04', 'ok');
+                 INSERT INTO finding_rows (run_id, app, kind, subject, attribute, old_value, new_value, detail) VALUES
+                   (1, 'wiki', 'group.members', 'Eng', 'remove', 'u3', NULL, 'c@example.com'),
+                   (1, 'wiki', 'group.members', 'Eng', 'remove', 'u1', NULL, 'a@example.com'),
+                   (1, 'wiki', 'group.members', 'Eng', 'remove', 'u2', NULL, 'b@example.com');",
+            )
+            .unwrap();
+        let auditor = crate::audit::Auditor::open(&path, None).unwrap();
+        let rows = auditor.query(find("group_differences").unwrap().sql, "report").await.unwrap();
+        let details: Vec<String> = rows
+            .batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("detail").unwrap();
+                let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap();
+                let s = c.as_string::<i32>().clone();
+                (0..s.len()).map(move |i| s.value(i).to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(details, ["a@example.com", "b@example.com", "c@example.com"]);
+    }
+}
