@@ -51,8 +51,6 @@ pub fn find(name: &str) -> Option<&'static Report> {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-
     use super::*;
 
     /// Members removed from a group carry no new value; their order was the scan's (which
@@ -75,15 +73,10 @@ mod tests {
             .unwrap();
         let auditor = crate::audit::Auditor::open(&path, None).unwrap();
         let rows = auditor.query(find("group_differences").unwrap().sql, "report").await.unwrap();
-        let details: Vec<String> = rows
-            .batches
-            .iter()
-            .flat_map(|b| {
-                let c = b.column_by_name("detail").unwrap();
-                let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap();
-                let s = c.as_string::<i32>().clone();
-                (0..s.len()).map(move |i| s.value(i).to_string()).collect::<Vec<_>>()
-            })
+        let details: Vec<String> = crate::audit::html::cells(&rows)
+            .unwrap()
+            .into_iter()
+            .map(|row| row[5].clone())
             .collect();
         assert_eq!(details, ["a@example.com", "b@example.com", "c@example.com"]);
     }

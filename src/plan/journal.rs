@@ -69,7 +69,7 @@ impl Store {
     /// `findings` view shows them under `run_id` all the same).
     pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {
         let key = self.digest_key()?;
-        let digest = super::digest::findings(&key, &result.findings);
+        let digest = super::digest::findings(key, &result.findings);
         let path = self.path.clone();
         let now = crate::time::now();
         let err = |source| StoreError::Sqlite {
@@ -178,7 +178,7 @@ impl Store {
             .map_err(&err)?
             .unwrap_or(false);
         if !exists {
-            let digest = super::digest::operations(&key, &plan.operations);
+            let digest = super::digest::operations(key, &plan.operations);
             // Shared only with a plan nothing has been applied from (its rows are all as planned).
             let operations_of = same_as_previous(
                 &tx,

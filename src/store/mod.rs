@@ -77,18 +77,6 @@ pub fn describe_sqlite(e: &rusqlite::Error) -> String {
     }
 }
 
-/// 32 hex digits as 16 bytes.
-fn parse_key(hex: &str) -> Option<[u8; 16]> {
-    let mut key = [0u8; 16];
-    if hex.len() != 32 {
-        return None;
-    }
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(key)
-}
-
 /// A store result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -207,15 +195,15 @@ impl Store {
     /// previous plan's: 16 random bytes, made at the first plan and kept in `store_meta`. Keyed,
     /// so that nobody who writes to the IdP or an app can craft a plan whose digest matches the
     /// previous plan's without its rows being the same.
-    pub fn digest_key(&self) -> Result<[u8; 16]> {
+    pub fn digest_key(&self) -> Result<u128> {
         let stored = retention::meta(&self.conn, "digest_key").map_err(|e| self.err(e))?;
-        if let Some(key) = stored.as_deref().and_then(parse_key) {
+        if let Some(key) = stored.and_then(|hex| u128::from_str_radix(&hex, 16).ok()) {
             return Ok(key);
         }
-        let mut key = [0u8; 16];
-        getrandom::fill(&mut key).map_err(|e| StoreError::Input(format!("no random bytes for the store's digest key: {e}")))?;
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        retention::set_meta(&self.conn, "digest_key", &hex).map_err(|e| self.err(e))?;
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Input(format!("no random bytes for the store's digest key: {e}")))?;
+        let key = u128::from_le_bytes(bytes);
+        retention::set_meta(&self.conn, "digest_key", &format!("{key:032x}")).map_err(|e| self.err(e))?;
         Ok(key)
     }
 

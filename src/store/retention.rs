@@ -323,19 +323,20 @@ fn prune_plans(p: &mut Pruner, policy: &Retention, now: DateTime<Utc>) -> rusqli
 }
 
 /// Before plan `id` goes: rows of its that later plans share (schema 10) become the oldest
-/// sharer's, and the other sharers share with that one.
+/// sharer's, and the other sharers share with that one. Per kind of row: the table of plans (or
+/// runs) with its id and sharing columns, and the table of rows with its plan column.
 fn hand_on_shared_rows(c: &Connection, id: i64) -> rusqlite::Result<()> {
-    let heir: Option<i64> = c.query_row("SELECT min(id) FROM runs WHERE findings_of = ?1", [id], |r| r.get(0))?;
-    if let Some(heir) = heir {
-        c.execute("UPDATE finding_rows SET run_id = ?2 WHERE run_id = ?1", [id, heir])?;
-        c.execute("UPDATE runs SET findings_of = NULL WHERE id = ?1", [heir])?;
-        c.execute("UPDATE runs SET findings_of = ?2 WHERE findings_of = ?1", [id, heir])?;
-    }
-    let heir: Option<i64> = c.query_row("SELECT min(plan_id) FROM plans WHERE operations_of = ?1", [id], |r| r.get(0))?;
-    if let Some(heir) = heir {
-        c.execute("UPDATE operation_rows SET plan_id = ?2 WHERE plan_id = ?1", [id, heir])?;
-        c.execute("UPDATE plans SET operations_of = NULL WHERE plan_id = ?1", [heir])?;
-        c.execute("UPDATE plans SET operations_of = ?2 WHERE operations_of = ?1", [id, heir])?;
+    const SHARED: [(&str, &str, &str, &str, &str); 2] = [
+        ("runs", "id", "findings_of", "finding_rows", "run_id"),
+        ("plans", "plan_id", "operations_of", "operation_rows", "plan_id"),
+    ];
+    for (owners, key, of, rows, owner) in SHARED {
+        let heir: Option<i64> = c.query_row(&format!("SELECT min({key}) FROM {owners} WHERE {of} = ?1"), [id], |r| r.get(0))?;
+        if let Some(heir) = heir {
+            c.execute(&format!("UPDATE {rows} SET {owner} = ?2 WHERE {owner} = ?1"), [id, heir])?;
+            c.execute(&format!("UPDATE {owners} SET {of} = NULL WHERE {key} = ?1"), [heir])?;
+            c.execute(&format!("UPDATE {owners} SET {of} = ?2 WHERE {of} = ?1"), [id, heir])?;
+        }
     }
     Ok(())
 }
