@@ -67,7 +67,6 @@ pub struct StoreSchema {
     objects: HashMap<String, Vec<(String, String)>>,
     /// The SQL of the store's views in [`PLANNED_HERE`].
     view_sql: HashMap<String, String>,
-    loaded: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
     /// The store's tables (not its views), and their row counts once asked for.
     tables: std::collections::HashSet<String>,
     /// The memory pool and spill files of every session over this schema (the views' sessions
@@ -138,7 +137,6 @@ impl StoreSchema {
             at,
             objects,
             view_sql,
-            loaded: Mutex::new(HashMap::new()),
             tables,
             row_estimates: Mutex::new(HashMap::new()),
             runtime: runtime_for(path),
@@ -268,12 +266,6 @@ impl StoreSchema {
     /// The SQL of a store view that DataFusion plans better than SQLite reads it, if `name` is one.
     fn planned_here(&self, name: &str) -> Option<&str> {
         self.view_sql.get(name).filter(|_| self.at.is_none()).map(String::as_str)
-    }
-
-    /// A view of `queries/views`, planned over this schema.
-    async fn view(self: &Arc<Self>, body: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
-        let ctx = session(self.clone());
-        Ok(ctx.sql(body).await?.into_view())
     }
 }
 
@@ -493,7 +485,16 @@ fn runtime_for(store: &Path) -> Arc<RuntimeEnv> {
 
 /// A fresh DataFusion session whose default schema is `schema`.
 pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
-    let ctx = crate::engine::session_with_runtime(schema.runtime.clone());
+    session_sharing(SharedSchema {
+        store: schema,
+        loaded: Default::default(),
+    })
+}
+
+/// A session over `schema`, whose tables and views are those already loaded by the sessions
+/// sharing it (a view's session plans it with the tables the auditor's session has read).
+fn session_sharing(schema: SharedSchema) -> SessionContext {
+    let ctx = crate::engine::session_with_runtime(schema.store.runtime.clone());
     super::limits::register_bounded_functions(&ctx);
     // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
     let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
@@ -501,20 +502,34 @@ pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
     ctx.register_udf(super::json::json_extract());
     let catalog = ctx.catalog("datafusion").expect("the default catalog");
     catalog
-        .register_schema("public", Arc::new(SharedSchema(schema)))
+        .register_schema("public", Arc::new(schema))
         .expect("replacing the default schema");
     ctx
 }
 
-/// The schema as registered (an `Arc`, so views can open sessions over it).
-#[derive(Debug)]
-struct SharedSchema(Arc<StoreSchema>);
+/// The schema as registered, with the tables and views its sessions have loaded. The cache is
+/// kept here, not in [`StoreSchema`]: its tables hold the `StoreSchema`, and a `StoreSchema`
+/// holding them would never be freed, nor its runtime, whose spill directory beside the store
+/// was then left behind by every `sql` and `report`.
+#[derive(Debug, Clone)]
+struct SharedSchema {
+    store: Arc<StoreSchema>,
+    loaded: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>>,
+}
+
+impl SharedSchema {
+    /// A view of `queries/views` (or of the store), planned over this schema.
+    async fn view(&self, body: &str) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+        let ctx = session_sharing(self.clone());
+        Ok(ctx.sql(body).await?.into_view())
+    }
+}
 
 #[async_trait]
 impl SchemaProvider for SharedSchema {
     fn table_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .0
+            .store
             .objects
             .keys()
             .cloned()
@@ -525,20 +540,19 @@ impl SchemaProvider for SharedSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        if let Some(t) = self.0.loaded.lock().expect("no panics while held").get(name) {
+        if let Some(t) = self.loaded.lock().expect("no panics while held").get(name) {
             return Ok(Some(t.clone()));
         }
         let table = if let Some((_, body)) = VIEWS.iter().find(|(v, _)| *v == name) {
-            self.0.view(body).await?
-        } else if let Some(body) = self.0.planned_here(name) {
-            self.0.view(body).await?
-        } else if self.0.objects.contains_key(name) {
-            self.0.table_of(name)
+            self.view(body).await?
+        } else if let Some(body) = self.store.planned_here(name) {
+            self.view(body).await?
+        } else if self.store.objects.contains_key(name) {
+            self.store.table_of(name)
         } else {
             return Ok(None);
         };
-        self.0
-            .loaded
+        self.loaded
             .lock()
             .expect("no panics while held")
             .insert(name.to_string(), table.clone());
@@ -546,7 +560,7 @@ impl SchemaProvider for SharedSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.0.objects.contains_key(name) || VIEWS.iter().any(|(v, _)| *v == name)
+        self.store.objects.contains_key(name) || VIEWS.iter().any(|(v, _)| *v == name)
     }
 }
 
@@ -606,6 +620,35 @@ mod tests {
         ] {
             assert!(at(small) < keys, "{small} is not a build side:\n{physical}");
         }
+    }
+
+    /// `sql` and `report` spill beside the store, in a directory of their own that goes when the
+    /// auditor does: every run left an empty `datafusion-*` directory there while the schema's
+    /// tables held the schema (a cron job's store directory filled with them).
+    #[tokio::test]
+    async fn an_auditor_leaves_no_spill_directory_beside_the_store() {
+        let (dir, path) = store_with(
+            "INSERT INTO users (uid, source, id, active, raw, hash, valid_from, run_id) VALUES (1, 'idp.x', 'u1', 1, '{}', 0, 't', 1);",
+        );
+        let spill_dirs = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("datafusion-"))
+                .count()
+        };
+        let auditor = crate::audit::Auditor::open(&path, None).unwrap();
+        assert_eq!(spill_dirs(), 1, "the pool's spill directory is made beside the store");
+        // A table read and a view planned over it: both are cached by the schema.
+        auditor.query("SELECT count(*) FROM users", "test").await.unwrap();
+        auditor.query("SELECT * FROM memberships", "test").await.unwrap();
+        drop(auditor);
+        // A scan whose rows a join no longer wanted ends on its own thread, a moment later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while spill_dirs() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(spill_dirs(), 0, "the spill directory goes with the auditor");
     }
 
     /// Comparisons with literals reach SQLite (its indexes skip what is not wanted), but only
