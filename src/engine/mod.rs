@@ -49,6 +49,8 @@ pub const CORRELATE_USERS: &str = include_str!("../../queries/correlate/users.sq
 pub const CORRELATE_GROUPS: &str = include_str!("../../queries/correlate/groups.sql");
 /// `queries/scope.sql`.
 pub const SCOPE: &str = include_str!("../../queries/scope.sql");
+/// `queries/linked_pairs.sql`.
+pub const LINKED_PAIRS: &str = include_str!("../../queries/linked_pairs.sql");
 /// `queries/pairs.sql`.
 pub const PAIRS: &str = include_str!("../../queries/pairs.sql");
 /// `queries/active_members.sql`.
@@ -221,6 +223,51 @@ pub fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>) -> 
         source,
     })?;
     Ok(())
+}
+
+/// Log (at trace level, `-vvv`) the Arrow bytes each table registered in `ctx` holds, the
+/// largest first: what the engine keeps between queries. A buffer shared by several batches or
+/// tables (slices of one mapped columnar copy, a column passed through a projection) is counted
+/// once, for the first table that holds it.
+fn trace_tables(ctx: &SessionContext, at: &str) {
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return;
+    }
+    let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) else {
+        return;
+    };
+    fn count(data: &arrow::array::ArrayData, seen: &mut std::collections::HashSet<usize>) -> usize {
+        let own: usize = data
+            .buffers()
+            .iter()
+            .chain(data.nulls().map(|n| n.buffer()))
+            .filter(|b| seen.insert(b.data_ptr().as_ptr() as usize))
+            .map(|b| b.capacity())
+            .sum();
+        own + data.child_data().iter().map(|c| count(c, seen)).sum::<usize>()
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut sizes: Vec<(String, usize, usize)> = Vec::new();
+    for name in schema.table_names() {
+        let Ok(Some(table)) = futures::executor::block_on(schema.table(&name)) else {
+            continue;
+        };
+        let Some(mem) = table.downcast_ref::<MemTable>() else {
+            continue;
+        };
+        let (mut bytes, mut rows) = (0, 0);
+        for part in &mem.batches {
+            for b in part.try_read().iter().flat_map(|p| p.iter()) {
+                bytes += b.columns().iter().map(|c| count(&c.to_data(), &mut seen)).sum::<usize>();
+                rows += b.num_rows();
+            }
+        }
+        sizes.push((name, rows, bytes));
+    }
+    sizes.sort_by_key(|(_, _, bytes)| std::cmp::Reverse(*bytes));
+    let total: usize = sizes.iter().map(|(_, _, b)| b).sum();
+    let list: Vec<String> = sizes.iter().map(|(n, r, b)| format!("{n} {r} rows {} MiB", b >> 20)).collect();
+    tracing::trace!(at, total_mib = total >> 20, memory = %crate::memory::resident(), "engine tables: {}", list.join(", "));
 }
 
 /// Drop a materialised step once the queries that read it have run (its memory goes with it).
@@ -461,7 +508,19 @@ fn register_config_tables(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result
     register(ctx, "app_match", vec![tables::app_match(apps)])?;
     register(ctx, "app_email_reuse", vec![tables::app_email_reuse(apps)])?;
     register(ctx, "app_roles", vec![tables::app_roles(apps)])?;
-    register(ctx, "app_attributes", vec![tables::app_attributes(apps)])
+    register(ctx, "app_attributes", vec![tables::app_attributes(apps)])?;
+    register(ctx, "mapped_apps", vec![tables::mapped_apps(apps)])
+}
+
+/// Register `sql` as view `name` (planned into each query that reads it, never materialised).
+async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), EngineError> {
+    ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
+        .await
+        .map_err(|source| EngineError::Query {
+            query: format!("view {name}"),
+            source,
+        })?;
+    Ok(())
 }
 
 /// Load the store's current state (two scans at a time, each on its own read-only connection
@@ -473,8 +532,11 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     let t = Instant::now();
     load(&ctx, store_path, apps).await?;
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
+    trace_tables(&ctx, "loaded");
     correlate(&ctx, &mut result).await?;
+    trace_tables(&ctx, "correlated");
     find_drift(&ctx, &mut result, apps).await?;
+    trace_tables(&ctx, "drift found");
     let t = Instant::now();
     result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
     result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
@@ -568,6 +630,10 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
     let (users, other) = futures::join!(users_branch, other_branch);
     let (links, users_seconds) = users?;
     let (dropped, group_links, other_seconds) = other?;
+    // The stored links are read by correlation only (`links` and `group_links` now hold them).
+    for stored in ["prior_links", "prior_group_links"] {
+        deregister(ctx, stored)?;
+    }
     (result.links, result.dropped, result.group_links) = (links, dropped, group_links);
     result.timings.push(("correlate/users".into(), users_seconds));
     result.timings.push(("correlate/groups, dropped, scope".into(), other_seconds));
@@ -593,7 +659,9 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
     let (with_pairs, without): (Vec<_>, Vec<_>) = DRIFT_QUERIES.iter().partition(|(_, sql)| reads_pairs(sql));
     let pairs_stream = async {
         let t = Instant::now();
+        create_view(ctx, "linked_pairs", LINKED_PAIRS).await?;
         let pairs = collect(ctx, "pairs", PAIRS).await?;
+        deregister(ctx, "linked_pairs")?;
         register(ctx, "pairs", pairs)?;
         let mut out = vec![("correlate/pairs".to_string(), Vec::new(), t.elapsed().as_secs_f64())];
         for &(kind, sql) in with_pairs {
@@ -604,6 +672,7 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
             let findings = mapped::drift(ctx, apps).await?;
             out.push(("user.drift (mapped)".to_string(), findings, t.elapsed().as_secs_f64()));
         }
+        trace_tables(ctx, "pairs read");
         deregister(ctx, "pairs")?;
         Ok::<_, EngineError>(out)
     };
@@ -667,6 +736,7 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
         ("links".into(), CORRELATE_USERS),
         ("group_links".into(), CORRELATE_GROUPS),
         ("scope".into(), SCOPE),
+        ("linked_pairs".into(), LINKED_PAIRS),
         ("pairs".into(), PAIRS),
     ];
     views.extend(
@@ -679,11 +749,7 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
         views.push((query.view.into(), query.sql));
     }
     for (name, sql) in views {
-        let q = format!("CREATE VIEW {name} AS {sql}");
-        ctx.sql(&q).await.map_err(|source| EngineError::Query {
-            query: format!("view {name}"),
-            source,
-        })?;
+        create_view(&ctx, &name, sql).await?;
     }
     Ok(ctx)
 }
