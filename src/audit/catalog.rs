@@ -622,6 +622,51 @@ mod tests {
         }
     }
 
+    /// `latest_findings` reads the stored rows of the latest plans (`finding_rows`), not the
+    /// `findings` view, which repeats a shared plan's rows for every plan sharing them: at 1M
+    /// users with 60 kept plans that was 16.8M rows, and DataFusion, which has no row count for
+    /// a view, built its hash join on them: `report group_differences` failed the 512 MiB pool
+    /// of the default limit. (With a row count, a table of at most a million rows may be the
+    /// build side, and a larger one streams through the latest plans.)
+    #[tokio::test]
+    async fn latest_findings_reads_the_stored_rows_of_the_latest_plans() {
+        let (_dir, path) = store_with(
+            "INSERT INTO sources (name, role, kind, last_pull_run) VALUES ('app.wiki', 'app', 'scim', 1);
+                 INSERT INTO runs (id, kind, started_at, status) VALUES (2, 'plan', 't', 'ok'), (3, 'plan', 't', 'ok');
+                 INSERT INTO finding_rows (run_id, app, kind, subject) VALUES (3, 'wiki', 'user.missing', 'new');
+                 WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 1000)
+                 INSERT INTO finding_rows (run_id, app, kind, subject) SELECT 2, 'wiki', 'user.missing', 'old' FROM n;",
+        );
+        let latest = |path: PathBuf| async move {
+            let auditor = crate::audit::Auditor::open(&path, None).unwrap();
+            let rows = auditor.query("SELECT run_id, subject FROM latest_findings", "test").await.unwrap();
+            arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string()
+        };
+        let text = latest(path.clone()).await;
+        assert!(text.contains("| 3      | new     |") && !text.contains("old"), "{text}");
+        // Plan 4 found what plan 3 found: its rows are plan 3's, under its own id.
+        let store = crate::store::Store::open(&path).unwrap();
+        store
+            .connection()
+            .execute_batch("INSERT INTO runs (id, kind, started_at, status, findings_of) VALUES (4, 'plan', 't', 'ok', 3);")
+            .unwrap();
+        drop(store);
+        let text = latest(path.clone()).await;
+        assert!(
+            text.contains("| 4      | new     |") && !text.contains("old") && !text.contains("| 3"),
+            "{text}"
+        );
+        let auditor = crate::audit::Auditor::open(&path, None).unwrap();
+        let rows = auditor.query("EXPLAIN SELECT * FROM latest_findings", "test").await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
+        let physical = &text[text.find("physical_plan").expect("a physical plan")..];
+        let at = |projection: &str| physical.find(projection).unwrap_or_else(|| panic!("{projection} in {physical}"));
+        // The scan of the findings is of a table, with its row count (a view's has none).
+        let scan = at("projection=[run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value]");
+        let line = &physical[scan..physical[scan..].find('\n').map_or(physical.len(), |n| scan + n)];
+        assert!(line.contains("rows≈1001"), "findings read from a view:\n{physical}");
+    }
+
     /// `sql` and `report` spill beside the store, in a directory of their own that goes when the
     /// auditor does: every run left an empty `datafusion-*` directory there while the schema's
     /// tables held the schema (a cron job's store directory filled with them).
