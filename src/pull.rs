@@ -267,6 +267,8 @@ pub async fn pull_with(
         for ((info, run_id), fetch) in jobs.into_iter().zip(fetches) {
             let (fetched, fetch_secs) = fetch.await;
             outcomes.push(write_fetched(store, info, run_id, fetched, fetch_secs)?);
+            // The snapshot is gone: what it held goes back before the next one is fetched.
+            crate::memory::release_freed();
         }
     } else {
         let started = Instant::now();
