@@ -814,10 +814,11 @@ mod link_tests {
     use arrow::array::{DictionaryArray, Int64Array, StringArray};
     use arrow::datatypes::Int32Type;
 
-    fn batch(rows: &[(&str, Option<&str>, Option<&str>, &str, Option<i64>)]) -> RecordBatch {
-        let text = |f: &dyn Fn(&(&str, Option<&str>, Option<&str>, &str, Option<i64>)) -> Option<String>| {
-            Arc::new(rows.iter().map(f).collect::<StringArray>()) as arrow::array::ArrayRef
-        };
+    /// idp id, sp id, matched_by, status, idp key.
+    type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str, Option<i64>);
+
+    fn batch(rows: &[Row]) -> RecordBatch {
+        let text = |f: &dyn Fn(&Row) -> Option<String>| Arc::new(rows.iter().map(f).collect::<StringArray>()) as arrow::array::ArrayRef;
         // The status as a dictionary, as a query's CASE may give it: it is cast, not assumed.
         let status: DictionaryArray<Int32Type> = rows.iter().map(|r| Some(r.3)).collect();
         RecordBatch::try_from_iter([
