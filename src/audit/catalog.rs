@@ -596,6 +596,14 @@ mod tests {
         (dir, path)
     }
 
+    /// The physical plan an auditor makes of `sql` on the store at `path`, as EXPLAIN prints it.
+    async fn physical_plan(path: &Path, sql: &str) -> String {
+        let auditor = crate::audit::Auditor::open(path, None).unwrap();
+        let rows = auditor.query(&format!("EXPLAIN {sql}"), "test").await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
+        text[text.find("physical_plan").expect("a physical plan")..].to_string()
+    }
+
     #[tokio::test]
     async fn memberships_stream_member_keys_through_hash_joins_built_on_the_small_tables() {
         // Two groups and five users, with a few more keys than either.
@@ -606,10 +614,7 @@ mod tests {
                      SELECT v, 'idp.x', 'u' || v, 1, '{}', 0, 't', 1 FROM n;
                  INSERT INTO member_keys (gid, uid, run_id) SELECT g.gid, u.uid, 1 FROM groups g, users u;",
         );
-        let auditor = crate::audit::Auditor::open(&path, None).unwrap();
-        let rows = auditor.query("EXPLAIN SELECT * FROM memberships", "test").await.unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
-        let physical = &text[text.find("physical_plan").expect("a physical plan")..];
+        let physical = physical_plan(&path, "SELECT * FROM memberships").await;
         let at = |projection: &str| physical.find(projection).unwrap_or_else(|| panic!("{projection} in {physical}"));
         // A hash join builds its left (first printed) side; member_keys must be the last input.
         let keys = at("projection=[gid, uid, run_id]");
@@ -656,10 +661,7 @@ mod tests {
             text.contains("| 4      | new     |") && !text.contains("old") && !text.contains("| 3"),
             "{text}"
         );
-        let auditor = crate::audit::Auditor::open(&path, None).unwrap();
-        let rows = auditor.query("EXPLAIN SELECT * FROM latest_findings", "test").await.unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
-        let physical = &text[text.find("physical_plan").expect("a physical plan")..];
+        let physical = physical_plan(&path, "SELECT * FROM latest_findings").await;
         let at = |projection: &str| physical.find(projection).unwrap_or_else(|| panic!("{projection} in {physical}"));
         // The scan of the findings is of a table, with its row count (a view's has none).
         let scan = at("projection=[run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value]");

@@ -153,22 +153,21 @@ impl NewLinks {
 
     /// Each link, in order.
     pub fn iter(&self) -> impl Iterator<Item = Link<'_>> {
-        let cols = self.rows.as_ref().map(|b| {
+        self.rows.iter().flat_map(move |b| {
             let text = |i: usize| b.column(i).as_string::<i32>();
             let key = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>();
-            (text(0), text(1), text(2), text(3), key(4), key(5))
-        });
-        self.order.iter().filter_map(move |&i| {
-            let (app, idp, sp, by, idp_key, sp_key) = cols?;
-            let i = i as usize;
-            let key = |a: &arrow::array::Int64Array| (!a.is_null(i)).then(|| a.value(i));
-            Some(Link {
-                app: app.value(i),
-                idp_id: idp.value(i),
-                sp_id: sp.value(i),
-                matched_by: by.value(i),
-                idp_key: key(idp_key),
-                sp_key: key(sp_key),
+            let (app, idp, sp, by, idp_key, sp_key) = (text(0), text(1), text(2), text(3), key(4), key(5));
+            self.order.iter().map(move |&i| {
+                let i = i as usize;
+                let key = |a: &arrow::array::Int64Array| (!a.is_null(i)).then(|| a.value(i));
+                Link {
+                    app: app.value(i),
+                    idp_id: idp.value(i),
+                    sp_id: sp.value(i),
+                    matched_by: by.value(i),
+                    idp_key: key(idp_key),
+                    sp_key: key(sp_key),
+                }
             })
         })
     }

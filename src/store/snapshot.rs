@@ -1,6 +1,8 @@
 //! Writing one source's snapshot: a single transaction that brings the current tables to the
 //! new state and closes the versions that changed or disappeared. Objects are compared by a
 //! content hash, so a pull with no changes writes almost nothing.
+use std::hash::BuildHasher;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -242,39 +244,33 @@ fn user_hash(u: &PackedUser) -> i64 {
 /// A stored object's key (uid or gid) and content hash.
 type Stored = (i64, i64);
 
-/// The ids present in the store for one source: id → (integer key, content hash).
-fn existing(tx: &Transaction, table: &str, key: &str, source: &str) -> rusqlite::Result<HashMap<Box<str>, Stored>> {
-    // Sized once from the count (the `source` index): grown by doubling, a map of 1M ids held
-    // its old and new tables at once, and each id as a `String` carries a capacity it never uses.
-    let n: i64 = tx.query_row(&format!("SELECT count(*) FROM {table} WHERE source = ?1"), [source], |r| r.get(0))?;
-    let mut map = HashMap::with_capacity_and_hasher(n.max(0) as usize, Default::default());
-    let mut stmt = tx.prepare(&format!("SELECT {key}, id, hash FROM {table} WHERE source = ?1"))?;
-    let mut rows = stmt.query([source])?;
-    while let Some(r) = rows.next()? {
-        map.insert(r.get::<_, String>(1)?.into_boxed_str(), (r.get::<_, i64>(0)?, r.get::<_, i64>(2)?));
-    }
-    Ok(map)
-}
-
-/// The stored (uid, hash) of each of the snapshot's `users`, by position (`None`: new), and the
-/// uids of the source's stored users it no longer has. The snapshot's ids are sorted once (four
-/// bytes a user) and searched for each stored id as SQLite reads it: a map of the stored ids held
-/// each as a string of its own took 0.18 GiB at 1M users, beside the snapshot, at a pull's peak.
-fn stored_users(tx: &Transaction, source: &str, users: &[PackedUser]) -> rusqlite::Result<(Vec<Option<Stored>>, Vec<i64>)> {
-    let id = |p: u32| users[p as usize].id();
-    let mut order: Vec<u32> = (0..users.len() as u32).collect();
+/// The stored (key, hash) of each of a snapshot's `len` objects of `table` (their ids by
+/// position from `id`), by position (`None`: new), and the keys of the source's stored objects
+/// it no longer has. The snapshot's ids are sorted once (four bytes an object) and searched for
+/// each stored id as SQLite reads it: a map of the stored ids, each a string of its own, took
+/// 0.18 GiB for 1M users beside the snapshot, at a pull's peak.
+fn stored_by_position<'a>(
+    tx: &Transaction,
+    table: &str,
+    key: &str,
+    source: &str,
+    len: usize,
+    id: impl Fn(usize) -> &'a str,
+) -> rusqlite::Result<(Vec<Option<Stored>>, Vec<i64>)> {
+    let id = |p: u32| id(p as usize);
+    let mut order: Vec<u32> = (0..len as u32).collect();
     // Equal ids (an id listed twice, which fails the write) keep the snapshot's order.
     order.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
-    let mut prior = vec![None; users.len()];
+    let mut prior = vec![None; len];
     let mut removed = Vec::new();
-    let mut stmt = tx.prepare("SELECT uid, id, hash FROM users WHERE source = ?1")?;
+    let mut stmt = tx.prepare(&format!("SELECT {key}, id, hash FROM {table} WHERE source = ?1"))?;
     let mut rows = stmt.query([source])?;
     while let Some(r) = rows.next()? {
         let stored_id = r
             .get_ref(1)?
             .as_str()
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
-        // The first of the snapshot's users with that id.
+        // The first of the snapshot's objects with that id.
         let at = order.partition_point(|&p| id(p) < stored_id);
         match order.get(at) {
             Some(&p) if id(p) == stored_id => prior[p as usize] = Some((r.get(0)?, r.get(2)?)),
@@ -396,7 +392,7 @@ fn write(
         let index = s.spawn(|| MemberIndex::of(snap));
 
         let t = std::time::Instant::now();
-        let (prior, removed_users) = stored_users(tx, source, &snap.users)?;
+        let (prior, removed_users) = stored_by_position(tx, "users", "uid", source, snap.users.len(), |i| snap.users[i].id())?;
         tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "loaded existing users");
         {
             let mut writer = UserWriter::new(tx)?;
@@ -410,17 +406,16 @@ fn write(
         tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "users written");
 
         let t = std::time::Instant::now();
-        let mut old = existing(tx, "groups", "gid", source)?;
+        let (prior, removed_groups) = stored_by_position(tx, "groups", "gid", source, snap.groups.len(), |i| snap.groups[i].id.as_str())?;
         {
             let mut writer = GroupWriter::new(tx)?;
             keys.group_keys.reserve(snap.groups.len());
-            for g in &snap.groups {
-                let (gid, change) = writer.write(tx, source, g, old.remove(g.id.as_str()), now, run_id)?;
+            for (g, prior) in snap.groups.iter().zip(prior) {
+                let (gid, change) = writer.write(tx, source, g, prior, now, run_id)?;
                 counts.tally(change);
                 keys.group_keys.push(gid);
             }
         }
-        let removed_groups: Vec<i64> = old.into_values().map(|(gid, _)| gid).collect();
         tracing::debug!(source, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "groups written");
 
         // An id listed twice was written twice above; the error rolls the transaction back.
@@ -465,8 +460,6 @@ fn write(
     Ok((counts, keys))
 }
 
-/// A snapshot's memberships as (group, user) positions in its `groups` and `users`, with its
-/// ids checked: an id twice in one pull, or a membership naming a group not in it, is an error.
 /// Each id's position in `ids`: the table holds positions only (4 bytes a slot, where a map
 /// keyed by the ids themselves took 24: 40 MB more for 1M users at a pull's peak).
 struct Positions<'a> {
@@ -475,13 +468,39 @@ struct Positions<'a> {
     hasher: rustc_hash::FxBuildHasher,
 }
 
-impl Positions<'_> {
+impl<'a> Positions<'a> {
+    /// The positions of `ids` (of `kind`'s objects): an id twice is an error.
+    fn of(kind: &str, ids: &'a Ids) -> std::result::Result<Self, WriteError> {
+        let mut at = Positions {
+            ids,
+            table: hashbrown::HashTable::with_capacity(ids.len()),
+            hasher: Default::default(),
+        };
+        for (i, id) in ids.iter().enumerate() {
+            let hash = at.hasher.hash_one(id);
+            let hash_at = |&p: &u32| at.hasher.hash_one(ids.get(p as usize));
+            match at.table.entry(hash, |&p| ids.get(p as usize) == id, hash_at) {
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    return Err(WriteError::Invalid {
+                        object: format!("{kind} {id}"),
+                        message: "the same id appears twice in one pull".into(),
+                    })
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(i as u32);
+                }
+            }
+        }
+        Ok(at)
+    }
+
     fn get(&self, id: &str) -> Option<&u32> {
-        use std::hash::BuildHasher;
         self.table.find(self.hasher.hash_one(id), |&p| self.ids.get(p as usize) == id)
     }
 }
 
+/// A snapshot's memberships as (group, user) positions in its `groups` and `users`, with its
+/// ids checked: an id twice in one pull, or a membership naming a group not in it, is an error.
 struct MemberIndex {
     pairs: Vec<(u32, u32)>,
     /// Members naming no user of the pull.
@@ -493,36 +512,10 @@ impl MemberIndex {
         let t = std::time::Instant::now();
         // The ids are copied together first: looked up millions of times, keys scattered over
         // the heap (one small allocation per user) made every lookup a cache miss more.
-        fn positions<'a>(kind: &str, ids: &'a Ids) -> std::result::Result<Positions<'a>, WriteError> {
-            use std::hash::BuildHasher;
-            let mut at = Positions {
-                ids,
-                table: hashbrown::HashTable::with_capacity(ids.len()),
-                hasher: Default::default(),
-            };
-            for (i, id) in ids.iter().enumerate() {
-                let hash = at.hasher.hash_one(id);
-                match at
-                    .table
-                    .entry(hash, |&p| ids.get(p as usize) == id, |&p| at.hasher.hash_one(ids.get(p as usize)))
-                {
-                    hashbrown::hash_table::Entry::Occupied(_) => {
-                        return Err(WriteError::Invalid {
-                            object: format!("{kind} {id}"),
-                            message: "the same id appears twice in one pull".into(),
-                        })
-                    }
-                    hashbrown::hash_table::Entry::Vacant(v) => {
-                        v.insert(i as u32);
-                    }
-                }
-            }
-            Ok(at)
-        }
         let user_ids: Ids = snap.users.iter().map(|u| u.id()).collect();
         let group_ids: Ids = snap.groups.iter().map(|g| g.id.as_str()).collect();
-        let users = positions("User", &user_ids)?;
-        let groups = positions("Group", &group_ids)?;
+        let users = Positions::of("User", &user_ids)?;
+        let groups = Positions::of("Group", &group_ids)?;
         let mut out = MemberIndex {
             pairs: Vec::with_capacity(snap.memberships.len()),
             dangling: 0,
@@ -638,15 +631,9 @@ impl MembershipMerge<'_, '_> {
 
 /// The stored (gid, uid) memberships of `source`'s groups, in key order.
 pub(super) fn stored_memberships(conn: &rusqlite::Connection, source: &str) -> rusqlite::Result<Vec<(i64, i64)>> {
-    const FROM: &str = "FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = ?1";
-    // Sized once from their count: collected, 5M pairs grew to room for 8M (+57 MiB at a
-    // pull's peak).
-    let n: i64 = conn.query_row(&format!("SELECT count(*) {FROM}"), [source], |r| r.get(0))?;
-    let mut out = Vec::with_capacity(n.max(0) as usize);
-    let mut stmt = conn.prepare(&format!("SELECT k.gid, k.uid {FROM}"))?;
-    for row in stmt.query_map([source], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
-        out.push(row?);
-    }
+    let mut stmt = conn.prepare("SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid WHERE g.source = ?1")?;
+    let rows = stmt.query_map([source], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     out.sort_unstable();
     Ok(out)
 }
