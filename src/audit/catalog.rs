@@ -50,6 +50,10 @@ const AS_OF: &[(&str, &str)] = &[
 /// the closed versions); on an older store they are tables.
 const PLANNED_HERE: &[&str] = &["memberships", "membership_history"];
 
+/// Auditor views with a form of their own for the current state (no instant), over the store's
+/// internal integer keys, which keep no history: `queries/views/current/NAME.sql`.
+const CURRENT_FORMS: &[(&str, &str)] = &[("app_access", include_str!("../../queries/views/current/app_access.sql"))];
+
 /// `memberships` as DataFusion plans it: the store's view, its joins written so that the small
 /// tables (runs, users, groups) are the hash joins' build sides and the millions of
 /// `member_keys` stream through them (the scans carry no row counts to reorder joins by). In the
@@ -261,6 +265,15 @@ impl StoreSchema {
             schema,
             comparable,
         })
+    }
+
+    /// The SQL DataFusion plans the auditor view `name` from: its current-state form when the
+    /// query is of the current state and the store has the integer keys it reads, else `portable`.
+    fn view_body<'a>(&self, name: &str, portable: &'a str) -> &'a str {
+        match CURRENT_FORMS.iter().find(|(v, _)| *v == name) {
+            Some((_, current)) if self.at.is_none() && self.tables.contains("member_keys") => current,
+            _ => portable,
+        }
     }
 
     /// The SQL of a store view that DataFusion plans better than SQLite reads it, if `name` is one.
@@ -496,9 +509,9 @@ pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
 fn session_sharing(schema: SharedSchema) -> SessionContext {
     let ctx = crate::engine::session_with_runtime(schema.store.runtime.clone());
     super::limits::register_bounded_functions(&ctx);
-    // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
-    let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
-    ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
+    // string_agg, also under SQLite's name for it (so one view text serves SQLite, DuckDB and
+    // DataFusion), with a faster grouped accumulator.
+    ctx.register_udaf(super::group_concat::udaf());
     ctx.register_udf(super::json::json_extract());
     let catalog = ctx.catalog("datafusion").expect("the default catalog");
     catalog
@@ -544,7 +557,7 @@ impl SchemaProvider for SharedSchema {
             return Ok(Some(t.clone()));
         }
         let table = if let Some((_, body)) = VIEWS.iter().find(|(v, _)| *v == name) {
-            self.view(body).await?
+            self.view(self.store.view_body(name, body)).await?
         } else if let Some(body) = self.store.planned_here(name) {
             self.view(body).await?
         } else if self.store.objects.contains_key(name) {
@@ -580,6 +593,11 @@ mod tests {
         assert_eq!(now.planned_here("users"), None, "tables are read, not planned");
         let then = StoreSchema::new(&path, Some("2026-01-01T00:00:00Z".into())).unwrap();
         assert_eq!(then.planned_here("memberships"), None);
+        // app_access: its current-state form reads the integer keys, which keep no history.
+        let portable = VIEWS.iter().find(|(v, _)| *v == "app_access").unwrap().1;
+        assert!(now.view_body("app_access", portable).contains("JOIN member_keys k"));
+        assert_eq!(then.view_body("app_access", portable), portable);
+        assert_eq!(now.view_body("idp_vs_app", "SELECT 1"), "SELECT 1");
     }
 
     /// A new store with pull run 1 and `sql` run in it (the directory lives as long as it).
