@@ -105,6 +105,22 @@ enum SinkKind<'w> {
     Parquet(Box<parquet::arrow::ArrowWriter<Out<'w>>>),
 }
 
+/// The encoded bytes a Parquet row group may reach before it is written out: the writer holds
+/// a row group whole, and by default one is a million rows (`app_access` at 1M users: 1,122 MiB
+/// peak to Parquet, against 757 MiB to CSV).
+const ROW_GROUP_BYTES: usize = 32 << 20;
+
+fn parquet_writer<'w>(
+    w: Out<'w>,
+    schema: &arrow::datatypes::SchemaRef,
+    row_group_bytes: usize,
+) -> Result<parquet::arrow::ArrowWriter<Out<'w>>, AuditError> {
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_bytes(Some(row_group_bytes))
+        .build();
+    parquet::arrow::ArrowWriter::try_new(w, schema.clone(), Some(props)).map_err(|e| io(&e))
+}
+
 impl<'w> Sink<'w> {
     /// A sink writing `format` to `w`.
     pub fn new(schema: arrow::datatypes::SchemaRef, format: Format, keep_formulas: bool, w: Out<'w>) -> Result<Sink<'w>, AuditError> {
@@ -113,9 +129,7 @@ impl<'w> Sink<'w> {
             Format::Csv => SinkKind::Csv(Box::new(arrow::csv::WriterBuilder::new().with_header(true).build(w))),
             Format::Json => SinkKind::Json(arrow::json::ArrayWriter::new(w)),
             Format::Ndjson => SinkKind::Ndjson(arrow::json::LineDelimitedWriter::new(w)),
-            Format::Parquet => SinkKind::Parquet(Box::new(
-                parquet::arrow::ArrowWriter::try_new(w, schema.clone(), None).map_err(|e| io(&e))?,
-            )),
+            Format::Parquet => SinkKind::Parquet(Box::new(parquet_writer(w, &schema, ROW_GROUP_BYTES)?)),
         };
         Ok(Sink {
             kind,
@@ -182,5 +196,36 @@ impl<'w> Sink<'w> {
         };
         w.flush().map_err(|e| io(&e))?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A result larger than a row group's bound is written as several row groups, each flushed
+    /// as it fills (one row group is held whole until then).
+    #[test]
+    fn parquet_row_groups_are_bounded_by_their_bytes() {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "name",
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )]));
+        let mut bytes = Vec::new();
+        let mut out: &mut (dyn Write + Send) = &mut bytes;
+        let mut writer = parquet_writer(&mut out, &schema, 16 << 10).unwrap();
+        for b in 0..20 {
+            let names = arrow::array::StringArray::from_iter_values((0..1000).map(|i| format!("user-{b}-{i}-{}", "x".repeat(20))));
+            writer
+                .write(&RecordBatch::try_new(schema.clone(), vec![Arc::new(names)]).unwrap())
+                .unwrap();
+        }
+        writer.close().unwrap();
+        let file = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&file);
+        assert_eq!(meta.file_metadata().num_rows(), 20_000);
+        assert!(meta.num_row_groups() > 5, "{} row groups", meta.num_row_groups());
     }
 }
