@@ -509,9 +509,9 @@ pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
 fn session_sharing(schema: SharedSchema) -> SessionContext {
     let ctx = crate::engine::session_with_runtime(schema.store.runtime.clone());
     super::limits::register_bounded_functions(&ctx);
-    // string_agg, also under SQLite's name for it (so one view text serves SQLite, DuckDB and
-    // DataFusion), with a faster grouped accumulator.
-    ctx.register_udaf(super::group_concat::udaf());
+    // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
+    let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
+    ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
     ctx.register_udf(super::json::json_extract());
     let catalog = ctx.catalog("datafusion").expect("the default catalog");
     catalog
