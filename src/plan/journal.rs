@@ -4,11 +4,11 @@
 //! the types they store, so that the store itself knows nothing of plans.
 use std::collections::BTreeMap;
 
-use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, OptionalExtension};
 
 use super::{Body, Operation, Plan};
 use crate::engine::DriftResult;
+use crate::store::rows::{insert_rows, int, opt_text, text};
 use crate::store::{Result, Store, StoreError};
 use crate::vocab::OpStatus;
 
@@ -50,53 +50,6 @@ const OWN_ROWS_COPY: &str =
             o.sp_id, o.status, o.http_status, o.attempts, o.error, o.result_id, o.started_at, o.finished_at
      FROM plans p JOIN operation_rows o ON o.plan_id = p.operations_of
      WHERE p.plan_id = ?1 OR p.operations_of = ?1";
-/// Rows a multi-row INSERT carries: one statement per 64 links or findings instead of one per
-/// row (SQLite's per-statement work was most of storing the first plan's 975k links).
-const ROWS_PER_INSERT: usize = 64;
-
-/// Insert `rows` with `head` (`INSERT … INTO table (columns)`), `width` values each, as made by
-/// `values`, `ROWS_PER_INSERT` rows to a statement.
-fn insert_rows<'r, T: 'r>(
-    tx: &rusqlite::Transaction,
-    head: &str,
-    width: usize,
-    rows: impl Iterator<Item = T>,
-    values: impl Fn(&T) -> Vec<ToSqlOutput<'r>>,
-) -> rusqlite::Result<()> {
-    let row = format!("({})", vec!["?"; width].join(", "));
-    let statement = |n: usize| format!("{head} VALUES {}", vec![row.as_str(); n].join(", "));
-    let full = statement(ROWS_PER_INSERT);
-    let mut chunk: Vec<ToSqlOutput<'r>> = Vec::with_capacity(ROWS_PER_INSERT * width);
-    let flush = |chunk: &mut Vec<ToSqlOutput<'r>>| -> rusqlite::Result<()> {
-        let n = chunk.len() / width;
-        if n > 0 {
-            let sql = if n == ROWS_PER_INSERT { full.clone() } else { statement(n) };
-            tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk.iter()))?;
-        }
-        chunk.clear();
-        Ok(())
-    };
-    for r in rows {
-        chunk.extend(values(&r));
-        if chunk.len() == ROWS_PER_INSERT * width {
-            flush(&mut chunk)?;
-        }
-    }
-    flush(&mut chunk)
-}
-
-fn text(s: &str) -> ToSqlOutput<'_> {
-    ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(s.as_bytes()))
-}
-
-fn opt_text(s: Option<&str>) -> ToSqlOutput<'_> {
-    s.map_or(ToSqlOutput::Owned(rusqlite::types::Value::Null), text)
-}
-
-fn int<'a>(i: Option<i64>) -> ToSqlOutput<'a> {
-    ToSqlOutput::Owned(i.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Integer))
-}
-
 const OWN_ROWS_UNSHARE: &str = "UPDATE plans SET operations_of = NULL WHERE plan_id = ?1 OR operations_of = ?1";
 
 /// The plan whose rows hold those of `id` when the previous one (`previous`: its id, digest and
@@ -508,36 +461,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Rows are inserted whole whatever their count against the rows a statement carries: none,
-    /// one, a full statement, one more, and two full statements and a few; NULLs stay NULL.
-    #[test]
-    fn multi_row_inserts_store_every_row_across_statement_boundaries() {
-        for n in [0, 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1, 2 * ROWS_PER_INSERT + 3] {
-            let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-            conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, name TEXT, note TEXT)")
-                .unwrap();
-            let rows: Vec<(i64, String)> = (0..n as i64).map(|k| (k, format!("row {k}"))).collect();
-            let tx = conn.transaction().unwrap();
-            insert_rows(&tx, "INSERT INTO t (k, name, note)", 3, rows.iter(), |(k, name)| {
-                vec![int(Some(*k)), text(name), opt_text((k % 2 == 0).then_some("even"))]
-            })
-            .unwrap();
-            tx.commit().unwrap();
-            let stored: Vec<(i64, String, Option<String>)> = conn
-                .prepare("SELECT k, name, note FROM t ORDER BY k")
-                .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            let want: Vec<(i64, String, Option<String>)> = rows
-                .iter()
-                .map(|(k, name)| (*k, name.clone(), (k % 2 == 0).then(|| "even".to_string())))
-                .collect();
-            assert_eq!(stored, want, "{n} rows");
-        }
-    }
 
     fn operation(seq: i64, body: Option<Body>) -> Operation {
         Operation {

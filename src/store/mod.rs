@@ -9,6 +9,7 @@ mod links;
 mod lock;
 mod pulls;
 pub mod retention;
+pub(crate) mod rows;
 mod schema;
 mod snapshot;
 mod status;

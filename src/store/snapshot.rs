@@ -9,6 +9,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::rows::{insert_rows, int};
 use super::{Result, Store, StoreError};
 use crate::model::{Binding, Group, Ids, PackedUser, Snapshot, User};
 
@@ -71,9 +72,6 @@ const USER_COLS: &str = "uid, source, id, user_name, external_id, given_name, fa
 const CLOSE_MEMBERSHIP: &str = "INSERT INTO membership_versions (source, group_id, user_id, valid_from, run_id, valid_to, ended_by_run)
      SELECT source, group_id, user_id, valid_from, run_id, ?3, ?4 FROM memberships WHERE gid = ?1 AND uid = ?2";
 const INSERT_MEMBERSHIP: &str = "INSERT INTO member_keys (gid, uid, run_id) VALUES (?1, ?2, ?3)";
-/// New memberships a pull inserts with one statement (a cold 1M pull adds 5M a side); 4 in unit
-/// tests, so that their few memberships fill statements and leave remainders.
-const MEMBERSHIPS_PER_INSERT: usize = if cfg!(test) { 4 } else { 64 };
 const DELETE_MEMBERSHIP: &str = "DELETE FROM member_keys WHERE gid = ?1 AND uid = ?2";
 const GROUP_COLS: &str = "gid, source, id, display_name, external_id, raw, hash, valid_from, run_id";
 
@@ -568,14 +566,8 @@ fn write_memberships(
     pairs.sort_unstable();
     pairs.dedup();
     counts.memberships = pairs.len() as u64;
-    let many = format!(
-        "INSERT INTO member_keys (gid, uid, run_id) VALUES {}",
-        ["(?, ?, ?)"; MEMBERSHIPS_PER_INSERT].join(", ")
-    );
     let mut merge = MembershipMerge {
-        insert: tx.prepare_cached(INSERT_MEMBERSHIP)?,
-        insert_many: tx.prepare_cached(&many)?,
-        pending: Vec::with_capacity(MEMBERSHIPS_PER_INSERT),
+        added: Vec::new(),
         close: tx.prepare_cached(CLOSE_MEMBERSHIP)?,
         delete: tx.prepare_cached(DELETE_MEMBERSHIP)?,
         run_id,
@@ -594,22 +586,23 @@ fn write_memberships(
             .collect::<rusqlite::Result<Vec<_>>>()?;
         stored.sort_unstable();
         merge.run(&pairs[at..end], &stored)?;
+        // The range's new memberships, many to a statement.
+        let head = "INSERT INTO member_keys (gid, uid, run_id)";
+        insert_rows(tx, head, 3, merge.added.drain(..), |&(gid, uid)| {
+            vec![int(Some(gid)), int(Some(uid)), int(Some(run_id))]
+        })?;
         if hi == i64::MAX {
             break;
         }
         (at, lo) = (end, hi + 1);
     }
-    merge.flush()?;
     Ok(pairs)
 }
 
 /// Brings stored memberships to new ones, both in key order.
 struct MembershipMerge<'a, 'c> {
-    insert: rusqlite::CachedStatement<'c>,
-    /// Inserts `MEMBERSHIPS_PER_INSERT` memberships at once.
-    insert_many: rusqlite::CachedStatement<'c>,
-    /// New memberships not inserted yet (fewer than `MEMBERSHIPS_PER_INSERT`).
-    pending: Vec<(i64, i64)>,
+    /// New memberships of the range merged, to be inserted.
+    added: Vec<(i64, i64)>,
     close: rusqlite::CachedStatement<'c>,
     delete: rusqlite::CachedStatement<'c>,
     run_id: i64,
@@ -627,13 +620,7 @@ impl MembershipMerge<'_, '_> {
                     old.next();
                 }
                 (Some(&&(gid, uid)), o) if o.is_none_or(|o| (gid, uid) < **o) => {
-                    self.pending.push((gid, uid));
-                    if self.pending.len() == MEMBERSHIPS_PER_INSERT {
-                        let run_id = self.run_id;
-                        let values = self.pending.iter().flat_map(|&(g, u)| [g, u, run_id]);
-                        self.insert_many.execute(rusqlite::params_from_iter(values))?;
-                        self.pending.clear();
-                    }
+                    self.added.push((gid, uid));
                     self.counts.added += 1;
                     new.next();
                 }
@@ -646,14 +633,6 @@ impl MembershipMerge<'_, '_> {
                 (_, None) => return Ok(()),
             }
         }
-    }
-
-    /// Insert the memberships still pending.
-    fn flush(&mut self) -> rusqlite::Result<()> {
-        for (gid, uid) in self.pending.drain(..) {
-            self.insert.execute(params![gid, uid, self.run_id])?;
-        }
-        Ok(())
     }
 }
 
