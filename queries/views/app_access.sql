@@ -27,6 +27,7 @@ JOIN sources s ON s.name = a.source AND s.role = 'app'
 LEFT JOIN (SELECT DISTINCT app, idp FROM bindings) ai ON ai.app = substr(a.source, 5)
 LEFT JOIN links l ON l.app = substr(a.source, 5) AND l.sp_user_id = a.id
 LEFT JOIN users i ON i.source = ai.idp AND i.id = l.idp_user_id
+-- via_groups (for the current state, `scimsync sql` puts current/app_access.sql in place of what follows):
 LEFT JOIN (
     SELECT b.app AS app, m.user_id AS user_id, group_concat(b.group_name, ', ') AS via_groups
     FROM bindings b

@@ -50,9 +50,13 @@ const AS_OF: &[(&str, &str)] = &[
 /// the closed versions); on an older store they are tables.
 const PLANNED_HERE: &[&str] = &["memberships", "membership_history"];
 
-/// Auditor views with a form of their own for the current state (no instant), over the store's
-/// internal integer keys, which keep no history: `queries/views/current/NAME.sql`.
+/// Auditor views with a part of their own for the current state (no instant), over the store's
+/// internal integer keys, which keep no history: `queries/views/current/NAME.sql` takes the
+/// place of what follows the view's [`CURRENT_PART`] line.
 const CURRENT_FORMS: &[(&str, &str)] = &[("app_access", include_str!("../../queries/views/current/app_access.sql"))];
+
+/// The line of a view in [`CURRENT_FORMS`] that opens the part its current form replaces.
+const CURRENT_PART: &str = "-- via_groups (for the current state";
 
 /// `memberships` as DataFusion plans it: the store's view, its joins written so that the small
 /// tables (runs, users, groups) are the hash joins' build sides and the millions of
@@ -267,12 +271,16 @@ impl StoreSchema {
         })
     }
 
-    /// The SQL DataFusion plans the auditor view `name` from: its current-state form when the
-    /// query is of the current state and the store has the integer keys it reads, else `portable`.
-    fn view_body<'a>(&self, name: &str, portable: &'a str) -> &'a str {
+    /// The SQL DataFusion plans the auditor view `name` from: `portable` with its current-state
+    /// part in place when the query is of the current state and the store has the integer keys
+    /// that part reads, else `portable` as it is.
+    fn view_body<'a>(&self, name: &str, portable: &'a str) -> std::borrow::Cow<'a, str> {
         match CURRENT_FORMS.iter().find(|(v, _)| *v == name) {
-            Some((_, current)) if self.at.is_none() && self.tables.contains("member_keys") => current,
-            _ => portable,
+            Some((_, current)) if self.at.is_none() && self.tables.contains("member_keys") => {
+                let at = portable.find(CURRENT_PART).expect("a view with a current form marks its part");
+                format!("{}{current}", &portable[..at]).into()
+            }
+            _ => portable.into(),
         }
     }
 
@@ -557,7 +565,7 @@ impl SchemaProvider for SharedSchema {
             return Ok(Some(t.clone()));
         }
         let table = if let Some((_, body)) = VIEWS.iter().find(|(v, _)| *v == name) {
-            self.view(self.store.view_body(name, body)).await?
+            self.view(&self.store.view_body(name, body)).await?
         } else if let Some(body) = self.store.planned_here(name) {
             self.view(body).await?
         } else if self.store.objects.contains_key(name) {
