@@ -13,12 +13,14 @@ cd "$(dirname "$0")/.."
 # package's views, started by tests/it/django_scim.rs from tests/django_scim/).
 SCIM2_SERVER_VERSION=0.8.3
 DJANGO_SCIM2_VERSION=0.23.0
+# DuckDB reads the Parquet lake `scimsync export --lake` writes (tests/it/lake.rs).
+DUCKDB_VERSION=1.5.5
 venv="${SCIMSYNC_VENV:-$HOME/.cache/scimsync/venv}"
 installed() { "$venv/bin/pip" show "$1" 2>/dev/null | grep -q "^Version: $2$"; }
-if [ ! -x "$venv/bin/scim2-server" ] || ! installed scim2-server "$SCIM2_SERVER_VERSION" || ! installed django-scim2 "$DJANGO_SCIM2_VERSION"; then
-  echo "==> installing scim2-server $SCIM2_SERVER_VERSION and django-scim2 $DJANGO_SCIM2_VERSION into $venv"
+if [ ! -x "$venv/bin/scim2-server" ] || ! installed scim2-server "$SCIM2_SERVER_VERSION" || ! installed django-scim2 "$DJANGO_SCIM2_VERSION" || ! installed duckdb "$DUCKDB_VERSION"; then
+  echo "==> installing scim2-server $SCIM2_SERVER_VERSION, django-scim2 $DJANGO_SCIM2_VERSION and duckdb $DUCKDB_VERSION into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$SCIM2_SERVER_VERSION" "django-scim2==$DJANGO_SCIM2_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$SCIM2_SERVER_VERSION" "django-scim2==$DJANGO_SCIM2_VERSION" "duckdb==$DUCKDB_VERSION"
 fi
 export SCIM2_SERVER="$venv/bin/scim2-server"
 export SCIMSYNC_PYTHON="$venv/bin/python"
@@ -74,6 +76,9 @@ before=$(grep -o "report deactivated_but_active --at [0-9]*" "$demo_dir/demo.out
 scimsync --config $cfg report deactivated_but_active --at "$before" --format csv | grep "inactive in the IdP" >/dev/null || { echo "report --at failed"; exit 1; }
 scimsync --config $cfg report --html audit.html
 sqlite3 "$demo_dir/scimsync-demo/scimsync.db" "SELECT app, COUNT(*) FROM app_access GROUP BY app" | grep "^quip|" >/dev/null || { echo "app_access is not readable by sqlite3"; exit 1; }
+# The README's lake commands: export the demo store, then a report over the lake names the store.
+scimsync --config $cfg export --lake lake --store-id demo | grep "exported into lake" >/dev/null || { echo "export --lake failed"; exit 1; }
+scimsync --config $cfg report access_review --lake lake --format csv | grep "^demo,quip," >/dev/null || { echo "report --lake failed"; exit 1; }
 
 # The HTML audit page in headless Chromium: no console errors, a non-blank screenshot. A control
 # page with a deliberate error proves the console check can fail.

@@ -34,6 +34,7 @@ pub mod engine;
 pub mod gen;
 pub mod http;
 pub mod import;
+pub mod lake;
 pub mod mapping;
 pub mod memory;
 pub mod model;

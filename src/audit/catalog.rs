@@ -504,6 +504,23 @@ fn runtime_for(store: &Path) -> Arc<RuntimeEnv> {
     crate::engine::memory_limited_runtime(super::limits::session_memory_limit(), writable.then_some(dir.as_path()))
 }
 
+/// A session on `runtime` with the auditor's functions and limits, and no tables yet.
+pub fn configured_session(runtime: Arc<RuntimeEnv>) -> SessionContext {
+    let ctx = crate::engine::session_with_runtime(runtime);
+    super::limits::register_bounded_functions(&ctx);
+    // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
+    let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
+    ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
+    ctx.register_udf(super::json::json_extract());
+    ctx
+}
+
+/// The auditor's memory pool ([`super::limits::session_memory_limit`]), spilling to `dir` (or
+/// the system's temporary directory).
+pub fn runtime_spilling_to(dir: Option<&Path>) -> Arc<RuntimeEnv> {
+    crate::engine::memory_limited_runtime(super::limits::session_memory_limit(), dir)
+}
+
 /// A fresh DataFusion session whose default schema is `schema`.
 pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
     session_sharing(SharedSchema {
@@ -515,12 +532,7 @@ pub fn session(schema: Arc<StoreSchema>) -> SessionContext {
 /// A session over `schema`, whose tables and views are those already loaded by the sessions
 /// sharing it (a view's session plans it with the tables the auditor's session has read).
 fn session_sharing(schema: SharedSchema) -> SessionContext {
-    let ctx = crate::engine::session_with_runtime(schema.store.runtime.clone());
-    super::limits::register_bounded_functions(&ctx);
-    // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
-    let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
-    ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
-    ctx.register_udf(super::json::json_extract());
+    let ctx = configured_session(schema.store.runtime.clone());
     let catalog = ctx.catalog("datafusion").expect("the default catalog");
     catalog
         .register_schema("public", Arc::new(schema))

@@ -95,6 +95,12 @@ impl Auditor {
         })
     }
 
+    /// An auditor over a session its caller has filled with tables and views (see
+    /// [`session_on`]): the same read-only checks, limits and output.
+    pub fn with_session(ctx: SessionContext) -> Auditor {
+        Auditor { ctx }
+    }
+
     /// Run one read-only statement. `origin` names where the SQL came from in errors
     /// (`query`, `file reports/x.sql`, …).
     pub async fn query(&self, sql: &str, origin: &str) -> Result<Rows, AuditError> {
@@ -161,6 +167,19 @@ impl Auditor {
         }
     }
 
+    /// Run one read-only statement (keeping only `app`'s rows, when given), its result as a
+    /// stream of batches (the engine's errors as they come; [`sql_error`] names them as the
+    /// other methods do).
+    pub async fn stream(
+        &self,
+        sql: &str,
+        origin: &str,
+        app: Option<&str>,
+    ) -> Result<datafusion::execution::SendableRecordBatchStream, AuditError> {
+        let df = self.plan(sql, origin, app).await?;
+        df.execute_stream().await.map_err(|e| sql_error(origin, &e))
+    }
+
     async fn plan(&self, sql: &str, origin: &str, app: Option<&str>) -> Result<datafusion::dataframe::DataFrame, AuditError> {
         read_only(sql, origin)?;
         let options = SQLOptions::new()
@@ -180,9 +199,20 @@ impl Auditor {
     }
 }
 
+/// A session with the auditor's functions and limits on `runtime` (see [`runtime`]), no tables
+/// yet; every session made on one runtime shares its memory pool.
+pub fn session_on(runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>) -> SessionContext {
+    catalog::configured_session(runtime)
+}
+
+/// The auditor's memory pool (half the memory limit), spilling to `spill_dir`.
+pub fn runtime(spill_dir: Option<&Path>) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+    catalog::runtime_spilling_to(spill_dir)
+}
+
 /// `batch` with `schema`'s columns: the same columns, their types cast where a later statement
 /// of [`Auditor::queries_into`] typed one differently (a NULL column, a view of a string).
-fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
+pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
     if batch
         .schema()
         .fields()
@@ -202,7 +232,7 @@ fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow:
 }
 
 /// The engine's error for SQL from `origin`, in its words less its prefixes.
-fn sql_error(origin: &str, e: &dyn std::fmt::Display) -> AuditError {
+pub fn sql_error(origin: &str, e: &dyn std::fmt::Display) -> AuditError {
     let mut message = e.to_string().replace("Error during planning: ", "").replace("SQL error: ", "");
     if message.contains("Resources exhausted") {
         message.push_str(&format!(

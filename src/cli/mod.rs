@@ -4,6 +4,7 @@
 mod apply;
 mod demo;
 mod events;
+mod export;
 mod gen_serve;
 mod import;
 mod init;
@@ -93,6 +94,8 @@ pub enum Command {
     Diff(sql::DiffArgs),
     /// Sources, last successful pull and counts.
     Status(status::StatusArgs),
+    /// Write the store's tables, current state and history, as Parquet into a lake (--lake DIR) that several stores can share.
+    Export(export::ExportArgs),
     /// Remove what `[retention]` lets go (old plans, history, events, runs) and hand the space back.
     Prune(upkeep::PruneArgs),
     /// A consistent copy of the store while other commands run (never overwrites).
@@ -257,6 +260,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(&globals, args),
         Command::Prune(args) => upkeep::prune(&globals, args),
         Command::Backup(args) => upkeep::backup(&globals, args),
+        Command::Export(args) => runtime()?.block_on(export::run(&globals, args)),
         Command::Check(args) => upkeep::check(&globals, args),
         Command::Apply(args) => runtime()?.block_on(apply::run(&globals, args)),
         Command::Events(args) => events::run(&globals, args),

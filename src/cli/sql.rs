@@ -8,7 +8,8 @@ use clap::Args;
 use super::outfile::{write_file, OutputFile, Protected};
 use super::{Globals, Outcome};
 use scimsync::audit::output::{self, Format};
-use scimsync::audit::{diff, html, reports, Auditor};
+use scimsync::audit::{diff, html, reports, AuditError, Auditor};
+use scimsync::lake::read::LakeAuditor;
 
 /// Where and how a result is written.
 #[derive(Debug, Args)]
@@ -41,6 +42,10 @@ pub struct SqlArgs {
     /// the end of this run id.
     #[arg(long, value_name = "TIME|RUN")]
     at: Option<String>,
+    /// Over a Parquet lake (`scimsync export --lake DIR`) instead of the store: the query runs
+    /// over each store in it, its id as the first column.
+    #[arg(long, value_name = "DIR")]
+    lake: Option<PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -62,6 +67,10 @@ pub struct ReportArgs {
     /// Write a self-contained HTML page (sortable table, summary chart) to FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "output")]
     html: Option<PathBuf>,
+    /// Over a Parquet lake (`scimsync export --lake DIR`) instead of the store: the report runs
+    /// over each store in it, its id as the first column.
+    #[arg(long, value_name = "DIR", conflicts_with = "html")]
+    lake: Option<PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -94,10 +103,45 @@ fn at(store: &Path, at: Option<&str>) -> anyhow::Result<Option<String>> {
     Ok(at.map(|a| diff::resolve_point(store, a)).transpose()?)
 }
 
+/// What a query runs over: the store, or every store of a lake.
+enum Over {
+    Store(Auditor),
+    Lake(LakeAuditor),
+}
+
+impl Over {
+    /// The store (as of `at`), or the lake at `lake` when given (`at` then a time).
+    async fn open(g: &Globals, lake: Option<&Path>, at: Option<&str>) -> anyhow::Result<Over> {
+        Ok(match lake {
+            Some(lake) => {
+                let at = at.map(|a| scimsync::lake::read::resolve_at(lake, a)).transpose()?;
+                Over::Lake(LakeAuditor::open(lake, at.as_deref()).await?)
+            }
+            None => {
+                let store = store(g)?;
+                Over::Store(Auditor::open(&store, self::at(&store, at)?)?)
+            }
+        })
+    }
+
+    async fn queries_into<'w>(
+        &self,
+        statements: &[String],
+        origin: &str,
+        app: Option<&str>,
+        make_sink: impl FnOnce(arrow::datatypes::SchemaRef) -> Result<output::Sink<'w>, AuditError>,
+    ) -> Result<usize, AuditError> {
+        match self {
+            Over::Store(a) => a.queries_into(statements, origin, app, make_sink).await,
+            Over::Lake(l) => l.queries_into(statements, origin, app, make_sink).await,
+        }
+    }
+}
+
 /// Run `sql` and write its result as it is computed; returns the rows written. CSV,
 /// JSON, NDJSON and Parquet never hold the whole result.
 async fn stream(
-    auditor: &Auditor,
+    auditor: &Over,
     statements: &[String],
     origin: &str,
     app: Option<&str>,
@@ -152,8 +196,8 @@ pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
         (None, None) => unreachable!("clap requires QUERY or -f"),
     };
     let store = store(g)?;
-    let auditor = Auditor::open(&store, at(&store, args.at.as_deref())?)?;
-    stream(&auditor, &[sql], &origin, None, &args.out, &protected(g, &store)).await?;
+    let over = Over::open(g, args.lake.as_deref(), args.at.as_deref()).await?;
+    stream(&over, &[sql], &origin, None, &args.out, &protected(g, &store)).await?;
     Ok(Outcome::Ok)
 }
 
@@ -167,12 +211,6 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         return Ok(Outcome::Ok);
     }
     let store = store(g)?;
-    let at = at(&store, args.at.as_deref())?;
-    let generated = match &at {
-        Some(t) => format!("store {} as of {t}", store.display()),
-        None => format!("store {} at {}", store.display(), scimsync::time::now()),
-    };
-    let auditor = Auditor::open(&store, at)?;
     let chosen: Vec<&reports::Report> = match &args.name {
         Some(name) => vec![reports::find(name).ok_or_else(|| {
             anyhow::anyhow!(
@@ -185,8 +223,9 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
     let Some(path) = &args.html else {
         // One report, streamed like `sql`.
         let r = chosen[0];
+        let over = Over::open(g, args.lake.as_deref(), args.at.as_deref()).await?;
         stream(
-            &auditor,
+            &over,
             &[r.sql.to_string()],
             &format!("report {}", r.name),
             args.app.as_deref(),
@@ -196,6 +235,12 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         .await?;
         return Ok(Outcome::Ok);
     };
+    let at = at(&store, args.at.as_deref())?;
+    let generated = match &at {
+        Some(t) => format!("store {} as of {t}", store.display()),
+        None => format!("store {} at {}", store.display(), scimsync::time::now()),
+    };
+    let auditor = Auditor::open(&store, at)?;
     let mut results = Vec::new();
     for r in &chosen {
         let rows = auditor
@@ -252,7 +297,7 @@ pub async fn run_diff(g: &Globals, args: DiffArgs) -> anyhow::Result<Outcome> {
         Some(t) => diff::resolve_point(&store, t)?,
         None => scimsync::time::now(),
     };
-    let auditor = Auditor::open(&store, None)?;
+    let auditor = Over::Store(Auditor::open(&store, None)?);
     let rows = stream(
         &auditor,
         &diff::queries(&from, &to, args.app.as_deref(), &diff::sources(&store)?),

@@ -334,6 +334,19 @@ pub struct Config {
     pub retention: Retention,
     /// `memory_limit`: the memory the process should stay within, in bytes (None: the default).
     pub memory_limit: Option<u64>,
+    /// `store_id`: this store's name in a lake (`export --lake`), checked as a path name.
+    pub store_id: Option<String>,
+}
+
+/// What a store id may be: it names the store's directories in a lake.
+pub const STORE_ID_RULE: &str = "use letters, digits, '-', '_' or '.' (at most 64, not starting with '.' or '_')";
+
+/// Whether `id` can be a store id (see [`STORE_ID_RULE`]).
+pub fn valid_store_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with(['.', '_'])
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// `[retention]`: how long `scimsync prune` keeps each kind of row. `None`: forever. Whatever
@@ -440,11 +453,19 @@ impl Config {
             .memory_limit
             .map(|v| parse_size(&v).map_err(|m| invalid("(top level)", "memory_limit", m)))
             .transpose()?;
+        let store_id = raw
+            .store_id
+            .map(|id| match valid_store_id(&id) {
+                true => Ok(id),
+                false => Err(invalid("(top level)", "store_id", format!("'{id}': {STORE_ID_RULE}"))),
+            })
+            .transpose()?;
         Ok(Config {
             path: path.to_path_buf(),
             store,
             retention,
             memory_limit,
+            store_id,
             max_retry_wait: duration("max_retry_wait", raw.max_retry_wait, DEFAULT_MAX_RETRY_WAIT)?,
             max_retry_wait_per_run: duration("max_retry_wait_per_run", raw.max_retry_wait_per_run, DEFAULT_MAX_RETRY_WAIT_PER_RUN)?,
             idps,

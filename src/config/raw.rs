@@ -16,6 +16,8 @@ pub(super) struct RawConfig {
     pub(super) max_retry_wait_per_run: Option<String>,
     /// The memory the process should stay within ("1GiB").
     pub(super) memory_limit: Option<String>,
+    /// This store's name in a lake that several stores export into.
+    pub(super) store_id: Option<String>,
     #[serde(default)]
     pub(super) idp: BTreeMap<String, RawIdp>,
     #[serde(default)]

@@ -19,6 +19,7 @@ mod gen_serve;
 mod hostile;
 mod hostile_servers;
 mod idp_connectors;
+mod lake;
 mod mapped_attributes;
 mod plan_scim2_server;
 mod pull_emulator;
