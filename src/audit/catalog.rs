@@ -26,7 +26,7 @@ use crate::engine::scan::{for_each_batch, Col};
 use crate::store::VIEWS;
 
 /// Tables whose past state is current rows ∪ closed versions (`<table>_versions` naming aside).
-const VERSIONED: &[(&str, &str)] = &[
+pub(crate) const VERSIONED: &[(&str, &str)] = &[
     ("users", "user_versions"),
     ("groups", "group_versions"),
     ("memberships", "membership_versions"),
@@ -35,7 +35,7 @@ const VERSIONED: &[(&str, &str)] = &[
 
 /// Tables with no versions, filtered to the rows that existed at the instant: (table, column
 /// holding when the row came to be).
-const AS_OF: &[(&str, &str)] = &[
+pub(crate) const AS_OF: &[(&str, &str)] = &[
     ("links", "linked_at"),
     ("group_links", "linked_at"),
     ("runs", "started_at"),
@@ -119,7 +119,7 @@ impl StoreSchema {
             // `CREATE VIEW name AS <body>`: the body is planned here.
             if let Some(body) = sql
                 .filter(|_| kind == "view" && PLANNED_HERE.contains(&name.as_str()))
-                .and_then(|sql| Some(sql[sql.find(" AS")? + 3..].to_string()))
+                .and_then(|sql| crate::store::view_body(&sql).map(str::to_string))
             {
                 let has_keys = body.contains("member_keys");
                 view_sql.insert(

@@ -9,6 +9,10 @@ mod limits;
 pub mod output;
 pub mod reports;
 
+/// The tables whose state at an instant is their current rows and closed versions valid then,
+/// and those kept to the rows that existed by then: the store's rules, which a lake follows too.
+pub(crate) use catalog::{AS_OF, VERSIONED};
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -108,7 +108,7 @@ enum SinkKind<'w> {
 /// The encoded bytes a Parquet row group may reach before it is written out: the writer holds
 /// a row group whole, and by default one is a million rows (`app_access` at 1M users: 1,122 MiB
 /// peak to Parquet, against 757 MiB to CSV).
-const ROW_GROUP_BYTES: usize = 32 << 20;
+pub const ROW_GROUP_BYTES: usize = 32 << 20;
 
 fn parquet_writer<'w>(
     w: Out<'w>,

@@ -88,6 +88,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
     move |source| LakeError::Io { path: path.into(), source }
 }
 
+/// Arrow's or Parquet's error writing `path`.
+fn write_err<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> LakeError + '_ {
+    move |e| LakeError::Write {
+        path: path.into(),
+        message: e.to_string(),
+    }
+}
+
 /// What one export did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ExportSummary {
@@ -234,8 +242,8 @@ fn read_store_facts(store: &Path) -> Result<(i64, i64, Option<String>, BTreeMap<
         if planned_by_auditor || name == tables::MEMBERSHIPS {
             continue;
         }
-        if let Some(body) = sql.as_deref().and_then(|sql| Some(sql[sql.find(" AS")? + 3..].trim().to_string())) {
-            views.insert(name, body);
+        if let Some(body) = sql.as_deref().and_then(crate::store::view_body) {
+            views.insert(name, body.trim().to_string());
         }
     }
     Ok((run, event, horizon, views))
@@ -249,8 +257,11 @@ struct SpooledDay {
     digest: Digest,
 }
 
-/// The partition key of a day (`all` for a table without days).
+/// The partition key of a table without days.
 const NO_DAY: &str = "all";
+
+/// The partition of rows whose day is missing or not a date.
+const UNKNOWN_DAY: &str = "unknown";
 
 /// Read `table` (its days from `since` on, if given) through the auditor, spooling each day's
 /// rows to its own file under `spool` and digesting them.
@@ -275,24 +286,30 @@ async fn spool_table(
         if batch.num_rows() == 0 {
             continue;
         }
-        let columns = conform(&batch, &schema).map_err(|e| LakeError::Write {
-            path: spool.into(),
-            message: format!("{}: {e}", table.name),
-        })?;
+        // The table's columns (the day is the last), typed as the lake's schema says.
         let day_column = batch.column(batch.num_columns() - 1).as_string::<i32>().clone();
+        let table_columns: Vec<usize> = (0..batch.num_columns() - 1).collect();
+        let columns = batch
+            .project(&table_columns)
+            .and_then(|b| crate::audit::conform(b, &schema))
+            .map_err(|e| LakeError::Write {
+                path: spool.into(),
+                message: format!("{}: {e}", table.name),
+            })?
+            .columns()
+            .to_vec();
         let digests = row_digests(&columns);
         // Rows by day, in the order read (a batch is almost always of one day).
         let mut by_day: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for row in 0..batch.num_rows() {
-            let day = if day_column.is_null(row) || table.day.is_none() {
-                NO_DAY
-            } else {
-                day_column.value(row)
+            let day = match table.day {
+                None => NO_DAY,
+                Some(_) if day_column.is_valid(row) && valid_day(day_column.value(row)) => day_column.value(row),
+                Some(_) => UNKNOWN_DAY,
             };
             by_day.entry(day).or_default().push(row as u32);
         }
         for (day, rows) in by_day {
-            let day = if table.day.is_some() && !valid_day(day) { "unknown" } else { day };
             let spooled = match days.get_mut(day) {
                 Some(s) => s,
                 None => {
@@ -306,21 +323,12 @@ async fn spool_table(
                 }
             };
             let indices = UInt32Array::from(rows);
-            let part = RecordBatch::try_new(
-                schema.clone(),
-                columns
-                    .iter()
-                    .map(|c| arrow::compute::take(c, &indices, None))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| LakeError::Write {
-                        path: spooled.path.clone(),
-                        message: e.to_string(),
-                    })?,
-            )
-            .map_err(|e| LakeError::Write {
-                path: spooled.path.clone(),
-                message: e.to_string(),
-            })?;
+            let taken = columns
+                .iter()
+                .map(|c| arrow::compute::take(c, &indices, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(write_err(&spooled.path))?;
+            let part = RecordBatch::try_new(schema.clone(), taken).map_err(write_err(&spooled.path))?;
             for &row in indices.values() {
                 spooled.digest.add(digests[row as usize]);
             }
@@ -330,18 +338,12 @@ async fn spool_table(
                 .as_mut()
                 .expect("open while reading")
                 .write(&part)
-                .map_err(|e| LakeError::Write {
-                    path: spooled.path.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(write_err(&spooled.path))?;
         }
     }
     for day in days.values_mut() {
         if let Some(mut w) = day.writer.take() {
-            w.finish().map_err(|e| LakeError::Write {
-                path: day.path.clone(),
-                message: e.to_string(),
-            })?;
+            w.finish().map_err(write_err(&day.path))?;
         }
     }
     Ok(days)
@@ -355,27 +357,7 @@ fn valid_day(day: &str) -> bool {
 
 fn spool_writer(path: &Path, schema: &SchemaRef) -> Result<StreamWriter<std::io::BufWriter<File>>, LakeError> {
     let file = File::create(path).map_err(io(path))?;
-    StreamWriter::try_new(std::io::BufWriter::new(file), schema).map_err(|e| LakeError::Write {
-        path: path.into(),
-        message: e.to_string(),
-    })
-}
-
-/// The table's columns of `batch` (all but its last, the day), typed as the lake's schema says.
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<ArrayRef>, arrow::error::ArrowError> {
-    schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let c = batch.column(i);
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
-            } else {
-                arrow::compute::cast(c, f.data_type())
-            }
-        })
-        .collect()
+    StreamWriter::try_new(std::io::BufWriter::new(file), schema).map_err(write_err(path))
 }
 
 /// Write the days that changed, drop the days that are gone (per the table's kind), and bring
@@ -444,34 +426,42 @@ fn partition_file(table: &LakeTable, store_id: &str, day: &str) -> String {
     }
 }
 
-/// Rows per Parquet row group at most: a group is held in memory until it is written.
-const ROW_GROUP_BYTES: usize = 32 << 20;
-
-/// Copy the spooled Arrow stream at `spool` into a zstd Parquet file at `target`, written beside
-/// it and renamed over it.
+/// Copy the spooled Arrow stream at `spool` into a zstd Parquet file at `target` (in place of
+/// the one there, see [`replace_file`]).
 fn write_parquet(spool: &Path, target: &Path) -> Result<(), LakeError> {
-    let werr = |message: String| LakeError::Write {
-        path: target.into(),
-        message,
-    };
-    let dir = target.parent().expect("a partition file is in a directory");
+    let reader = StreamReader::try_new(std::io::BufReader::new(File::open(spool).map_err(io(spool))?), None).map_err(write_err(target))?;
+    replace_file(target, |file| {
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::default()))
+            .set_max_row_group_bytes(Some(crate::audit::output::ROW_GROUP_BYTES))
+            .set_created_by(format!("scimsync {} (lake format {})", env!("CARGO_PKG_VERSION"), tables::FORMAT))
+            .build();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, reader.schema(), Some(props)).map_err(write_err(target))?;
+        for batch in reader {
+            writer.write(&batch.map_err(write_err(target))?).map_err(write_err(target))?;
+        }
+        writer.into_inner().map_err(write_err(target))
+    })
+}
+
+/// Write `bytes` to `path` in place of what is there (see [`replace_file`]).
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LakeError> {
+    replace_file(path, |mut file| {
+        use std::io::Write;
+        file.write_all(bytes).map_err(io(path))?;
+        Ok(file)
+    })
+}
+
+/// Replace `target` with what `fill` writes: into a hidden file beside it (`.NAME.tmp`, which no
+/// reader of `*.parquet` or `*.json` takes), synced, then renamed over it, so a reader sees the
+/// old file or the new one, never part of one.
+fn replace_file(target: &Path, fill: impl FnOnce(File) -> Result<File, LakeError>) -> Result<(), LakeError> {
+    let dir = target.parent().expect("a lake file is in a directory");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let reader =
-        StreamReader::try_new(std::io::BufReader::new(File::open(spool).map_err(io(spool))?), None).map_err(|e| werr(e.to_string()))?;
-    let temporary = dir.join(".part.parquet.tmp");
-    let file = File::create(&temporary).map_err(io(&temporary))?;
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::default()))
-        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-        .set_created_by(format!("scimsync {} (lake format {})", env!("CARGO_PKG_VERSION"), tables::FORMAT))
-        .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, reader.schema(), Some(props)).map_err(|e| werr(e.to_string()))?;
-    for batch in reader {
-        writer
-            .write(&batch.map_err(|e| werr(e.to_string()))?)
-            .map_err(|e| werr(e.to_string()))?;
-    }
-    let file = writer.into_inner().map_err(|e| werr(e.to_string()))?;
+    let name = target.file_name().expect("a file").to_string_lossy();
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let file = fill(File::create(&temporary).map_err(io(&temporary))?)?;
     file.sync_all().map_err(io(&temporary))?;
     drop(file);
     std::fs::rename(&temporary, target).map_err(io(target))?;
@@ -479,18 +469,6 @@ fn write_parquet(spool: &Path, target: &Path) -> Result<(), LakeError> {
         let _ = d.sync_all(); // the rename itself, on file systems that need it
     }
     Ok(())
-}
-
-/// Write `bytes` to `path` through a file beside it renamed over it.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LakeError> {
-    let temporary = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut f = File::create(&temporary).map_err(io(&temporary))?;
-        f.write_all(bytes).map_err(io(&temporary))?;
-        f.sync_all().map_err(io(&temporary))?;
-    }
-    std::fs::rename(&temporary, path).map_err(io(path))
 }
 
 /// An order-independent digest of a set of rows: the sums of their 128-bit hashes, and their

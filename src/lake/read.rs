@@ -19,29 +19,10 @@ use futures::StreamExt;
 use super::manifest::{self, Manifest};
 use super::tables::{LakeTable, TABLES};
 use crate::audit::output::Sink;
-use crate::audit::{AuditError, Auditor};
+use crate::audit::{AuditError, Auditor, AS_OF, VERSIONED};
 
 /// The first column of every answer over a lake.
 pub const STORE_COLUMN: &str = "store_id";
-
-/// Versioned tables: the state at an instant is their current rows then valid and the closed
-/// versions valid then (table, its versions).
-const VERSIONED: &[(&str, &str)] = &[
-    ("users", "user_versions"),
-    ("groups", "group_versions"),
-    ("memberships", "membership_versions"),
-    ("bindings", "binding_versions"),
-];
-
-/// Tables without versions, kept at an instant to the rows that existed by then (table, when a
-/// row came to be), as the store's auditor keeps them.
-const AS_OF: &[(&str, &str)] = &[
-    ("links", "linked_at"),
-    ("group_links", "linked_at"),
-    ("runs", "started_at"),
-    ("events", "at"),
-    ("plans", "created_at"),
-];
 
 /// The auditor over every store of a lake.
 pub struct LakeAuditor {
@@ -201,9 +182,8 @@ async fn at_instant(whole: &SessionContext, table: &LakeTable, at: &str) -> Resu
     let sql = if let Some((_, versions)) = VERSIONED.iter().find(|(t, _)| *t == table.name) {
         let closed = TABLES.iter().find(|t| t.name == *versions).expect("versions are exported");
         let columns: Vec<String> = table
-            .columns
-            .iter()
-            .filter(|(c, _)| closed.columns.iter().any(|(v, _)| v == c))
+            .columns()
+            .filter(|(c, _)| closed.columns().any(|(v, _)| v == *c))
             .map(|(c, _)| format!("\"{c}\""))
             .collect();
         let columns = columns.join(", ");

@@ -30,8 +30,10 @@ pub struct LakeTable {
     pub name: &'static str,
     /// How its partitions follow the store.
     pub kind: Kind,
-    /// (column, is an integer); every other column is text.
-    pub columns: &'static [(&'static str, bool)],
+    /// (column, is an integer); every other column is text. See [`LakeTable::columns`].
+    columns: &'static [(&'static str, bool)],
+    /// Closed versions: the columns above, then [`CLOSING`].
+    closed: bool,
     /// The timestamp whose date (its first ten characters, `YYYY-MM-DD`) is the row's day, as
     /// the export's SQL names it (`t` is the table); None for a table with no days.
     pub day: Option<&'static str>,
@@ -41,6 +43,9 @@ pub struct LakeTable {
 
 const I: bool = true;
 const T: bool = false;
+
+/// What a closed version has beyond the row it was: when and by which run it ended.
+const CLOSING: &[(&str, bool)] = &[("valid_to", T), ("ended_by_run", I)];
 
 const USER_COLUMNS: &[(&str, bool)] = &[
     ("uid", I),
@@ -65,29 +70,24 @@ const USER_COLUMNS: &[(&str, bool)] = &[
     ("run_id", I),
 ];
 
-const USER_VERSION_COLUMNS: &[(&str, bool)] = &[
-    ("uid", I),
+const GROUP_COLUMNS: &[(&str, bool)] = &[
+    ("gid", I),
     ("source", T),
     ("id", T),
-    ("user_name", T),
-    ("external_id", T),
-    ("given_name", T),
-    ("family_name", T),
-    ("formatted", T),
     ("display_name", T),
-    ("email", T),
-    ("active", I),
-    ("title", T),
-    ("phone", T),
-    ("timezone", T),
-    ("role", T),
-    ("status_raw", T),
+    ("external_id", T),
     ("raw", T),
-    ("attributes", T),
     ("valid_from", T),
     ("run_id", I),
-    ("valid_to", T),
-    ("ended_by_run", I),
+];
+
+const BINDING_COLUMNS: &[(&str, bool)] = &[
+    ("app", T),
+    ("idp", T),
+    ("group_name", T),
+    ("idp_group_id", T),
+    ("valid_from", T),
+    ("run_id", I),
 ];
 
 /// The memberships table: the store's `memberships` view (direct memberships by id).
@@ -99,47 +99,31 @@ pub const TABLES: &[LakeTable] = &[
         name: "users",
         kind: Kind::Mirror,
         columns: USER_COLUMNS,
+        closed: false,
         day: Some("t.valid_from"),
         day_from: None,
     },
     LakeTable {
         name: "user_versions",
         kind: Kind::Log,
-        columns: USER_VERSION_COLUMNS,
+        columns: USER_COLUMNS,
+        closed: true,
         day: Some("t.valid_to"),
         day_from: None,
     },
     LakeTable {
         name: "groups",
         kind: Kind::Mirror,
-        columns: &[
-            ("gid", I),
-            ("source", T),
-            ("id", T),
-            ("display_name", T),
-            ("external_id", T),
-            ("raw", T),
-            ("valid_from", T),
-            ("run_id", I),
-        ],
+        columns: GROUP_COLUMNS,
+        closed: false,
         day: Some("t.valid_from"),
         day_from: None,
     },
     LakeTable {
         name: "group_versions",
         kind: Kind::Log,
-        columns: &[
-            ("gid", I),
-            ("source", T),
-            ("id", T),
-            ("display_name", T),
-            ("external_id", T),
-            ("raw", T),
-            ("valid_from", T),
-            ("run_id", I),
-            ("valid_to", T),
-            ("ended_by_run", I),
-        ],
+        columns: GROUP_COLUMNS,
+        closed: true,
         day: Some("t.valid_to"),
         day_from: None,
     },
@@ -155,51 +139,31 @@ pub const TABLES: &[LakeTable] = &[
             ("valid_from", T),
             ("run_id", I),
         ],
+        closed: false,
         day: Some("t.valid_from"),
         day_from: None,
     },
     LakeTable {
         name: "membership_versions",
         kind: Kind::Log,
-        columns: &[
-            ("source", T),
-            ("group_id", T),
-            ("user_id", T),
-            ("valid_from", T),
-            ("run_id", I),
-            ("valid_to", T),
-            ("ended_by_run", I),
-        ],
+        columns: &[("source", T), ("group_id", T), ("user_id", T), ("valid_from", T), ("run_id", I)],
+        closed: true,
         day: Some("t.valid_to"),
         day_from: None,
     },
     LakeTable {
         name: "bindings",
         kind: Kind::Mirror,
-        columns: &[
-            ("app", T),
-            ("idp", T),
-            ("group_name", T),
-            ("idp_group_id", T),
-            ("valid_from", T),
-            ("run_id", I),
-        ],
+        columns: BINDING_COLUMNS,
+        closed: false,
         day: Some("t.valid_from"),
         day_from: None,
     },
     LakeTable {
         name: "binding_versions",
         kind: Kind::Log,
-        columns: &[
-            ("app", T),
-            ("idp", T),
-            ("group_name", T),
-            ("idp_group_id", T),
-            ("valid_from", T),
-            ("run_id", I),
-            ("valid_to", T),
-            ("ended_by_run", I),
-        ],
+        columns: BINDING_COLUMNS,
+        closed: true,
         day: Some("t.valid_to"),
         day_from: None,
     },
@@ -215,6 +179,7 @@ pub const TABLES: &[LakeTable] = &[
             ("idp_uid", I),
             ("sp_uid", I),
         ],
+        closed: false,
         day: Some("t.linked_at"),
         day_from: None,
     },
@@ -230,6 +195,7 @@ pub const TABLES: &[LakeTable] = &[
             ("idp_gid", I),
             ("sp_gid", I),
         ],
+        closed: false,
         day: Some("t.linked_at"),
         day_from: None,
     },
@@ -244,6 +210,7 @@ pub const TABLES: &[LakeTable] = &[
             ("base_url", T),
             ("last_pull_run", I),
         ],
+        closed: false,
         day: None,
         day_from: None,
     },
@@ -262,6 +229,7 @@ pub const TABLES: &[LakeTable] = &[
             ("snapshot_at", T),
             ("findings_of", I),
         ],
+        closed: false,
         day: Some("t.started_at"),
         day_from: None,
     },
@@ -280,6 +248,7 @@ pub const TABLES: &[LakeTable] = &[
             ("plan_id", I),
             ("seq", I),
         ],
+        closed: false,
         day: Some("t.at"),
         day_from: None,
     },
@@ -287,6 +256,7 @@ pub const TABLES: &[LakeTable] = &[
         name: "plans",
         kind: Kind::Log,
         columns: &[("plan_id", I), ("created_at", T), ("snapshots", T), ("operations_of", I)],
+        closed: false,
         day: Some("t.created_at"),
         day_from: None,
     },
@@ -305,6 +275,7 @@ pub const TABLES: &[LakeTable] = &[
             ("old_value", T),
             ("new_value", T),
         ],
+        closed: false,
         day: Some("d.started_at"),
         day_from: Some("LEFT JOIN runs d ON d.id = t.run_id"),
     },
@@ -332,18 +303,24 @@ pub const TABLES: &[LakeTable] = &[
             ("started_at", T),
             ("finished_at", T),
         ],
+        closed: false,
         day: Some("d.created_at"),
         day_from: Some("LEFT JOIN plans d ON d.plan_id = t.plan_id"),
     },
 ];
 
 impl LakeTable {
+    /// The table's columns, in order: (name, is an integer).
+    pub fn columns(&self) -> impl Iterator<Item = (&'static str, bool)> + '_ {
+        let closing = if self.closed { CLOSING } else { &[] };
+        self.columns.iter().chain(closing).copied()
+    }
+
     /// The Arrow schema of the table's files (the partition columns are in the path, not here).
     pub fn schema(&self) -> SchemaRef {
         std::sync::Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|(c, int)| Field::new(*c, if *int { DataType::Int64 } else { DataType::Utf8 }, true))
+            self.columns()
+                .map(|(c, int)| Field::new(c, if int { DataType::Int64 } else { DataType::Utf8 }, true))
                 .collect::<Vec<_>>(),
         ))
     }
@@ -353,12 +330,7 @@ impl LakeTable {
     /// timestamp with the date keeps the same rows as comparing its date (ISO 8601 text), and a
     /// column compared with a literal is filtered by SQLite as it reads.
     pub fn read_sql(&self, since: Option<&str>) -> String {
-        let columns = self
-            .columns
-            .iter()
-            .map(|(c, _)| format!("t.\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = self.columns().map(|(c, _)| format!("t.\"{c}\"")).collect::<Vec<_>>().join(", ");
         let day = self
             .day
             .map(|d| format!("substr({d}, 1, 10)"))

@@ -25,6 +25,11 @@ pub use lock::{LockError, StoreLock};
 pub use pulls::PullState;
 pub use retention::{PruneOptions, PruneReport, Vacuum};
 pub use schema::VIEWS;
+
+/// The body of a view as `sqlite_master` keeps it (`CREATE VIEW name AS <body>`), if it is one.
+pub fn view_body(create: &str) -> Option<&str> {
+    Some(&create[create.find(" AS")? + 3..])
+}
 pub use snapshot::{GroupRefresh, SnapshotCounts, SnapshotKeys, SourceInfo};
 pub use status::SourceStatus;
 

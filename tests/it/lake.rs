@@ -40,7 +40,7 @@ fn workspace(app: &EmulatorHost, store_id: &str) -> Workspace {
 /// The table's rows as the store has them, sorted, as strings ("NULL" for NULL).
 fn store_rows(ws: &Workspace, table: &str) -> Vec<Vec<String>> {
     let t = TABLES.iter().find(|t| t.name == table).unwrap();
-    let columns: Vec<String> = t.columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    let columns: Vec<String> = t.columns().map(|(c, _)| format!("\"{c}\"")).collect();
     let mut rows = rows(&ws.db(), &format!("SELECT {} FROM \"{table}\"", columns.join(", ")));
     rows.sort();
     rows
@@ -54,7 +54,7 @@ fn duckdb_rows(lake: &Path, store_id: &str) -> serde_json::Value {
         .map(|t| {
             (
                 t.name.to_string(),
-                t.columns.iter().map(|(c, _)| c.to_string()).collect(),
+                t.columns().map(|(c, _)| c.to_string()).collect(),
                 t.day.is_some(),
             )
         })
@@ -112,7 +112,7 @@ fn datafusion_rows(lake: &Path, table: &str, store_id: &str) -> Vec<Vec<String>>
         let ctx = SessionContext::new();
         let options = ParquetReadOptions::default().table_partition_cols(partitions);
         ctx.register_parquet("t", format!("{}/", dir.display()), options).await.unwrap();
-        let columns: Vec<String> = t.columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+        let columns: Vec<String> = t.columns().map(|(c, _)| format!("\"{c}\"")).collect();
         let sql = format!("SELECT {} FROM t WHERE store_id = '{store_id}'", columns.join(", "));
         let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
         let mut rows = Vec::new();
