@@ -50,30 +50,7 @@ urls() { # variant → "IDP_URL APP_URL"
 # IdP user deactivated, chosen by a seeded generator from the cycle number.
 drift() { # variant, cycle
   read -r idp app <<<"$(urls "$1")"
-  "${PYTHON:-python3}" - "$idp" "$app" "$2" "$users" <<'EOF'
-import json, random, sys, urllib.request
-idp, app, cycle, users = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rnd = random.Random(cycle)
-def call(method, url, body=None):
-    req = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/scim+json"})
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"{}")
-def some(base, n):
-    out = []
-    for _ in range(n):
-        page = call("GET", f"{base}/Users?startIndex={rnd.randrange(1, int(users * 0.9))}&count=1")
-        out += [u["id"] for u in page.get("Resources", [])]
-    return out
-def patch(base, uid, ops):
-    call("PATCH", f"{base}/Users/{uid}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
-for uid in some(idp, 20):
-    patch(idp, uid, [{"op": "replace", "path": "title", "value": f"Title {cycle}"}])
-for uid in some(idp, 1):
-    patch(idp, uid, [{"op": "replace", "path": "active", "value": False}])
-for uid in some(app, 5):
-    patch(app, uid, [{"op": "replace", "path": "title", "value": f"Hand-edited {cycle}"}])
-EOF
+  "${PYTHON:-python3}" benches/http_drift.py "$idp" "$app" "$2" "$users" 20 1 5
 }
 
 size_mib() { # variant → MiB of the store, its WAL and its columnar copies

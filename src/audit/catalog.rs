@@ -507,12 +507,17 @@ fn runtime_for(store: &Path) -> Arc<RuntimeEnv> {
 /// A session on `runtime` with the auditor's functions and limits, and no tables yet.
 pub fn configured_session(runtime: Arc<RuntimeEnv>) -> SessionContext {
     let ctx = crate::engine::session_with_runtime(runtime);
-    super::limits::register_bounded_functions(&ctx);
+    register_functions(&ctx);
+    ctx
+}
+
+/// The auditor's functions, registered in `ctx` (over DataFusion's of the same names).
+pub fn register_functions(ctx: &SessionContext) {
+    super::limits::register_bounded_functions(ctx);
     // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
     let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
     ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
     ctx.register_udf(super::json::json_extract());
-    ctx
 }
 
 /// The auditor's memory pool ([`super::limits::session_memory_limit`]), spilling to `dir` (or

@@ -209,6 +209,12 @@ pub fn session_on(runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>) 
     catalog::configured_session(runtime)
 }
 
+/// The auditor's functions (SQLite's names, bounded string growth, `json_extract`) registered in
+/// `ctx`, for a session made otherwise (a cluster's).
+pub fn register_functions(ctx: &SessionContext) {
+    catalog::register_functions(ctx)
+}
+
 /// The auditor's memory pool (half the memory limit), spilling to `spill_dir`.
 pub fn runtime(spill_dir: Option<&Path>) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
     catalog::runtime_spilling_to(spill_dir)

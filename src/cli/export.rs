@@ -1,4 +1,5 @@
-//! `scimsync export --lake DIR`: the store's tables as Parquet in a lake (see `scimsync::lake`).
+//! `scimsync export --lake DIR`: the store's tables as Parquet in a lake (see `scimsync::lake`);
+//! `scimsync cluster`: a Ballista cluster on loopback to query it with.
 use std::path::PathBuf;
 
 use clap::Args;
@@ -56,5 +57,29 @@ pub async fn run(g: &Globals, args: ExportArgs) -> anyhow::Result<Outcome> {
             summary.partitions_written()
         );
     }
+    Ok(Outcome::Ok)
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Executors to start beside the scheduler.
+    #[arg(long, default_value_t = 2)]
+    executors: usize,
+}
+
+/// `scimsync cluster`: a Ballista scheduler and its executors in this process on loopback, with
+/// the auditor's functions, until Ctrl-C: for `sql`/`report --lake DIR --cluster URL` on one
+/// machine and for tests.
+pub async fn cluster(_g: &Globals, args: ClusterArgs) -> anyhow::Result<Outcome> {
+    let state = scimsync::lake::read::auditor_state();
+    let url = scimsync::lake::cluster::start_standalone(&state, args.executors.max(1)).await?;
+    println!("{url}");
+    eprintln!(
+        "Ballista scheduler at {url} with {} executor(s) on loopback; run `scimsync sql … --lake DIR --cluster {url}`; Ctrl-C stops it",
+        args.executors.max(1)
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    tokio::signal::ctrl_c().await?;
     Ok(Outcome::Ok)
 }

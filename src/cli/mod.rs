@@ -96,6 +96,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Write the store's tables, current state and history, as Parquet into a lake (--lake DIR) that several stores can share.
     Export(export::ExportArgs),
+    /// A Ballista scheduler and executors on loopback until Ctrl-C, for `sql`/`report --lake DIR --cluster URL` (prints the URL).
+    Cluster(export::ClusterArgs),
     /// Remove what `[retention]` lets go (old plans, history, events, runs) and hand the space back.
     Prune(upkeep::PruneArgs),
     /// A consistent copy of the store while other commands run (never overwrites).
@@ -261,6 +263,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Prune(args) => upkeep::prune(&globals, args),
         Command::Backup(args) => upkeep::backup(&globals, args),
         Command::Export(args) => runtime()?.block_on(export::run(&globals, args)),
+        Command::Cluster(args) => runtime()?.block_on(export::cluster(&globals, args)),
         Command::Check(args) => upkeep::check(&globals, args),
         Command::Apply(args) => runtime()?.block_on(apply::run(&globals, args)),
         Command::Events(args) => events::run(&globals, args),

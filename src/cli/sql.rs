@@ -46,6 +46,10 @@ pub struct SqlArgs {
     /// over each store in it, its id as the first column.
     #[arg(long, value_name = "DIR")]
     lake: Option<PathBuf>,
+    /// With --lake: run on the Ballista cluster whose scheduler is at URL (df://host:port;
+    /// `scimsync cluster` starts one), which must see the lake at the same path.
+    #[arg(long, value_name = "URL", requires = "lake")]
+    cluster: Option<String>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -71,6 +75,9 @@ pub struct ReportArgs {
     /// over each store in it, its id as the first column.
     #[arg(long, value_name = "DIR", conflicts_with = "html")]
     lake: Option<PathBuf>,
+    /// With --lake: run on the Ballista cluster whose scheduler is at URL (see `sql --cluster`).
+    #[arg(long, value_name = "URL", requires = "lake")]
+    cluster: Option<String>,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -110,12 +117,13 @@ enum Over {
 }
 
 impl Over {
-    /// The store (as of `at`), or the lake at `lake` when given (`at` then a time).
-    async fn open(g: &Globals, lake: Option<&Path>, at: Option<&str>) -> anyhow::Result<Over> {
+    /// The store (as of `at`), or the lake at `lake` when given (`at` then a time), its queries
+    /// run on the cluster at `cluster` when given.
+    async fn open(g: &Globals, lake: Option<&Path>, cluster: Option<&str>, at: Option<&str>) -> anyhow::Result<Over> {
         Ok(match lake {
             Some(lake) => {
                 let at = at.map(|a| scimsync::lake::read::resolve_at(lake, a)).transpose()?;
-                Over::Lake(LakeAuditor::open(lake, at.as_deref()).await?)
+                Over::Lake(LakeAuditor::open(lake, at.as_deref(), cluster).await?)
             }
             None => {
                 let store = store(g)?;
@@ -196,7 +204,7 @@ pub async fn run_sql(g: &Globals, args: SqlArgs) -> anyhow::Result<Outcome> {
         (None, None) => unreachable!("clap requires QUERY or -f"),
     };
     let store = store(g)?;
-    let over = Over::open(g, args.lake.as_deref(), args.at.as_deref()).await?;
+    let over = Over::open(g, args.lake.as_deref(), args.cluster.as_deref(), args.at.as_deref()).await?;
     stream(&over, &[sql], &origin, None, &args.out, &protected(g, &store)).await?;
     Ok(Outcome::Ok)
 }
@@ -223,7 +231,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
     let Some(path) = &args.html else {
         // One report, streamed like `sql`.
         let r = chosen[0];
-        let over = Over::open(g, args.lake.as_deref(), args.at.as_deref()).await?;
+        let over = Over::open(g, args.lake.as_deref(), args.cluster.as_deref(), args.at.as_deref()).await?;
         stream(
             &over,
             &[r.sql.to_string()],

@@ -15,6 +15,7 @@
 //! it reads with the manifest's digest of it and writes only those that changed; with no run or
 //! event newer than the last export it reads nothing at all. Which days it reads, and whether a
 //! day the store no longer has is removed, depends on the table ([`tables::Kind`]).
+pub mod cluster;
 pub mod manifest;
 pub mod read;
 pub mod tables;

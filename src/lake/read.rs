@@ -10,7 +10,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
@@ -54,8 +53,9 @@ fn lake_err(e: super::LakeError) -> AuditError {
 }
 
 impl LakeAuditor {
-    /// Every store of the lake at `lake`, seen at `at` (stored form) if given.
-    pub async fn open(lake: &Path, at: Option<&str>) -> Result<LakeAuditor, AuditError> {
+    /// Every store of the lake at `lake`, seen at `at` (stored form) if given; its queries run
+    /// here, or on the Ballista cluster whose scheduler is at `cluster` (`df://host:port`).
+    pub async fn open(lake: &Path, at: Option<&str>, cluster: Option<&str>) -> Result<LakeAuditor, AuditError> {
         let lake = std::fs::canonicalize(lake).map_err(|e| AuditError::Input(format!("lake '{}': {e}", lake.display())))?;
         let manifests = manifest::load_all(&lake).map_err(lake_err)?;
         if manifests.is_empty() {
@@ -67,7 +67,7 @@ impl LakeAuditor {
         }
         let mut stores = Vec::new();
         for m in &manifests {
-            let ctx = store_session(&lake, m, at)
+            let ctx = store_session(&lake, m, at, cluster)
                 .await
                 .map_err(|e| AuditError::Input(format!("lake '{}', store '{}': {e}", lake.display(), m.store_id)))?;
             stores.push((m.store_id.clone(), Auditor::with_session(ctx)));
@@ -127,16 +127,32 @@ fn prepend_store(batch: &RecordBatch, store_id: &str, schema: &SchemaRef) -> Res
     RecordBatch::try_new(schema.clone(), columns)
 }
 
-/// One store's session: its files as tables (at `at`), its views, the auditor's views.
-async fn store_session(lake: &Path, m: &Manifest, at: Option<&str>) -> Result<SessionContext, DataFusionError> {
+/// The session settings and functions the auditor plans with, for a cluster's executors.
+pub fn auditor_state() -> datafusion::execution::SessionState {
+    crate::audit::session_on(crate::audit::runtime(None)).state()
+}
+
+/// One store's session: its files as tables (at `at`), its views, the auditor's views; planned
+/// here and run here, or by the cluster at `cluster`. Views are planned into the queries that
+/// read them, so a cluster is sent scans of the lake's files only.
+async fn store_session(lake: &Path, m: &Manifest, at: Option<&str>, cluster: Option<&str>) -> Result<SessionContext, DataFusionError> {
     let runtime: Arc<RuntimeEnv> = crate::audit::runtime(None);
     // The tables as exported, for the store's own views (its history views read every version,
     // as the store's do) and for the state at an instant.
     let whole = crate::audit::session_on(runtime.clone());
     for t in TABLES {
-        whole.register_table(t.name, files_of(lake, m, t)?)?;
+        whole.register_table(t.name, files_of(&whole, lake, m, t).await?)?;
     }
     let ctx = crate::audit::session_on(runtime);
+    let ctx = match cluster {
+        Some(url) => {
+            // A Ballista session is given Ballista's functions: the auditor's go back over them.
+            let remote = super::cluster::remote(url, ctx.state()).await?;
+            crate::audit::register_functions(&remote);
+            remote
+        }
+        None => ctx,
+    };
     for t in TABLES {
         let table = match at {
             Some(at) => at_instant(&whole, t, at).await?,
@@ -155,8 +171,9 @@ async fn store_session(lake: &Path, m: &Manifest, at: Option<&str>) -> Result<Se
 }
 
 /// The store's files of `table`, listed by its manifest (files another export is writing are
-/// not read), as one table; an empty one when it has none.
-fn files_of(lake: &Path, m: &Manifest, table: &LakeTable) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+/// not read), as one table; with none, an empty one (planned from SQL, as a cluster can be sent
+/// it: an in-memory table cannot).
+async fn files_of(whole: &SessionContext, lake: &Path, m: &Manifest, table: &LakeTable) -> Result<Arc<dyn TableProvider>, DataFusionError> {
     let schema = table.schema();
     let files: Vec<ListingTableUrl> = m
         .tables
@@ -166,7 +183,11 @@ fn files_of(lake: &Path, m: &Manifest, table: &LakeTable) -> Result<Arc<dyn Tabl
         .map(|p| ListingTableUrl::parse(lake.join(&p.file).to_string_lossy()))
         .collect::<Result<_, _>>()?;
     if files.is_empty() {
-        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+        let columns: Vec<String> = table
+            .columns()
+            .map(|(c, int)| format!("CAST(NULL AS {}) AS \"{c}\"", if int { "BIGINT" } else { "VARCHAR" }))
+            .collect();
+        return Ok(whole.sql(&format!("SELECT {} WHERE false", columns.join(", "))).await?.into_view());
     }
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(files)

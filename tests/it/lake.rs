@@ -320,8 +320,9 @@ fn export_names_what_it_needs() {
     assert!(stderr(&out).contains("store_id"), "{}", stderr(&out));
 }
 
-/// A report's or query's rows as JSON objects, a list of groups (", ") in sorted order (string_agg
-/// joins them in no fixed order), the rows sorted.
+/// A report's or query's rows as JSON objects (with `drop_store`, only that store's rows, without
+/// their store_id), a list of groups (", ") in sorted order (string_agg joins them in no fixed
+/// order), the rows sorted.
 fn answer(out: &std::process::Output, drop_store: Option<&str>) -> Vec<String> {
     assert_ok(out);
     let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&out.stdout).unwrap();
@@ -329,7 +330,9 @@ fn answer(out: &std::process::Output, drop_store: Option<&str>) -> Vec<String> {
         .into_iter()
         .filter(|r| drop_store.is_none_or(|id| r["store_id"] == id))
         .map(|mut r| {
-            r.remove("store_id");
+            if drop_store.is_some() {
+                r.remove("store_id");
+            }
             for v in r.values_mut() {
                 if let Some(s) = v.as_str().filter(|s| s.contains(", ")) {
                     let mut parts: Vec<&str> = s.split(", ").collect();
@@ -395,4 +398,78 @@ fn every_saved_report_over_a_lake_of_two_stores_answers_as_each_store_does_now_a
     let by_run = d.cli(&["sql", sql, "--lake", lake_arg, "--at", "3"]);
     assert_eq!(by_run.status.code(), Some(1));
     assert!(stderr(&by_run).contains("takes a time"), "{}", stderr(&by_run));
+}
+
+/// `scimsync cluster`: a Ballista scheduler and two executors on loopback, killed with the test.
+struct Cluster {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Cluster {
+    fn start(dir: &Path) -> Cluster {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+            .args(["cluster", "--executors", "2"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().to_string();
+        assert!(url.starts_with("df://localhost:"), "the cluster's URL: {url:?}");
+        Cluster { child, url }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn every_saved_report_runs_on_a_ballista_cluster_of_two_executors_as_it_runs_here() {
+    let (app_f, app_g) = (EmulatorHost::start(Directory::default()), EmulatorHost::start(Directory::default()));
+    let f = workspace(&app_f, "it-f");
+    let g = workspace(&app_g, "it-g");
+    std::fs::write(f.path("directory.json"), directory(40, &[9], 27)).unwrap();
+    assert_ok(&f.cli(&["pull"]));
+    let lake = f.path("lake");
+    export(&f, &lake);
+    export(&g, &lake);
+    let lake_arg = lake.to_str().unwrap();
+    let cluster = Cluster::start(f.dir.path());
+    let mut rows = 0;
+    for r in scimsync::audit::reports::REPORTS {
+        let here = answer(&f.cli(&["report", r.name, "--lake", lake_arg, "--format", "json"]), None);
+        let there = answer(
+            &f.cli(&["report", r.name, "--lake", lake_arg, "--cluster", &cluster.url, "--format", "json"]),
+            None,
+        );
+        assert_eq!(there, here, "report {} on the cluster", r.name);
+        rows += here.len();
+    }
+    assert!(rows > 100, "the reports had rows to compare: {rows}");
+    let sql = "SELECT source, count(*) AS n, sum(active) AS active FROM users GROUP BY source";
+    let there = answer(
+        &f.cli(&["sql", sql, "--lake", lake_arg, "--cluster", &cluster.url, "--format", "json"]),
+        None,
+    );
+    assert_eq!(there, answer(&f.cli(&["sql", sql, "--lake", lake_arg, "--format", "json"]), None));
+    assert_eq!(there.len(), 4, "two sources in each of two stores: {there:?}");
+    // A cluster that is not there is said so, naming it.
+    let gone = f.cli(&["sql", sql, "--lake", lake_arg, "--cluster", "df://localhost:9", "--format", "json"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        stderr(&gone).contains("df://localhost:9") && stderr(&gone).contains("does not answer"),
+        "{}",
+        stderr(&gone)
+    );
+    let bare = f.cli(&["sql", sql, "--lake", lake_arg, "--cluster", "localhost:9", "--format", "json"]);
+    assert_eq!(bare.status.code(), Some(1));
+    assert!(stderr(&bare).contains("df://host:port"), "{}", stderr(&bare));
 }
