@@ -19,7 +19,8 @@ cd "$(dirname "$0")/.."
 users="${1:-1000000}"
 days="${2:-30}"
 titles="${TITLES:-2000}" deactivate="${DEACTIVATE:-100}" edits="${EDITS:-500}"
-command -v faketime >/dev/null || { echo "needs libfaketime: apt-get install faketime"; exit 1; }
+libfaketime=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)
+[ -n "$libfaketime" ] || { echo "needs libfaketime: apt-get install faketime"; exit 1; }
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
 fi
@@ -32,10 +33,11 @@ trap 'for p in $server $cluster; do kill "$p" 2>/dev/null; done; rm -rf "$work"'
 ago() { # days ago, then the command
   local d=$1
   shift
-  FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "-${d}d" "$@"
+  env LD_PRELOAD="$libfaketime" FAKETIME="-${d}d" FAKETIME_DONT_FAKE_MONOTONIC=1 "$@"
 }
 
-ago "$days" "$bin" gen --users "$users" --groups $((users / 10)) --dir "$work/gen" --serve >"$work/serve.log" 2>&1 &
+# `exec` in a subshell, so that $! is the emulator itself and the trap's kill reaches it.
+(exec env LD_PRELOAD="$libfaketime" FAKETIME="-${days}d" FAKETIME_DONT_FAKE_MONOTONIC=1 "$bin" gen --users "$users" --groups $((users / 10)) --dir "$work/gen" --serve) >"$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 900); do
   grep -q "^serving" "$work/serve.log" && break
