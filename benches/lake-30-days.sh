@@ -16,6 +16,7 @@
 #                                                  DEACTIVATE=100 EDITS=500 in the environment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/emulator.sh
 users="${1:-1000000}"
 days="${2:-30}"
 titles="${TITLES:-2000}" deactivate="${DEACTIVATE:-100}" edits="${EDITS:-500}"
@@ -39,13 +40,8 @@ ago() { # days ago, then the command
 # `exec` in a subshell, so that $! is the emulator itself and the trap's kill reaches it.
 (exec env LD_PRELOAD="$libfaketime" FAKETIME="-${days}d" FAKETIME_DONT_FAKE_MONOTONIC=1 "$bin" gen --users "$users" --groups $((users / 10)) --dir "$work/gen" --serve) >"$work/serve.log" 2>&1 &
 server=$!
-for _ in $(seq 1 900); do
-  grep -q "^serving" "$work/serve.log" && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
-  sleep 1
-done
-grep -q "^serving" "$work/serve.log" || { echo "the emulator did not start"; exit 1; }
-read -r idp app <<<"$(sed -n 's/^serving the IdP at \([^ ]*\) and the app at \([^ ]*\) .*/\1 \2/p' "$work/serve.log")"
+wait_serving "$work/serve.log" "$server"
+read -r idp app <<<"$(served_urls "$work/serve.log")"
 config="$work/gen/scimsync.toml"
 sed -i '1i store_id = "bench"' "$config"
 

@@ -10,6 +10,7 @@
 #   benches/retention.sh [USERS] [CYCLES]        (default 100000 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/emulator.sh
 users="${1:-100000}"
 cycles="${2:-200}"
 if [ -z "${BIN:-}" ]; then
@@ -24,12 +25,7 @@ serve() { # variant directory; prints nothing, leaves the config at $work/$1/gen
   mkdir -p "$work/$1"
   (cd "$work/$1" && exec "$bin" gen --users "$users" --groups $((users / 10)) --dir gen --serve >serve.log 2>&1) &
   servers+=($!)
-  for _ in $(seq 1 600); do
-    grep -q "^serving" "$work/$1/serve.log" && return 0
-    sleep 1
-  done
-  cat "$work/$1/serve.log"
-  exit 1
+  wait_serving "$work/$1/serve.log" "$!"
 }
 
 retention() { # variant, then the [retention] lines
@@ -43,7 +39,7 @@ retention() { # variant, then the [retention] lines
 }
 
 urls() { # variant → "IDP_URL APP_URL"
-  sed -n 's/^serving the IdP at \([^ ]*\) and the app at \([^ ]*\) .*/\1 \2/p' "$work/$1/serve.log"
+  served_urls "$work/$1/serve.log"
 }
 
 # A little drift, the same in both variants: titles of 20 IdP users and 5 app accounts, and one

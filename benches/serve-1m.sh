@@ -7,6 +7,7 @@
 #   benches/serve-1m.sh [USERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/emulator.sh
 users="${1:-1000000}"
 cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/scimsync"
@@ -15,12 +16,7 @@ server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 "$bin" gen --users "$users" --groups $((users / 10)) --dir "$work/gen" --serve >"$work/serve.log" 2>&1 &
 server=$!
-for _ in $(seq 1 900); do
-  grep -q "^serving" "$work/serve.log" && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
-  sleep 1
-done
-grep -q "^serving" "$work/serve.log" || { echo "the emulator did not start"; exit 1; }
+wait_serving "$work/serve.log" "$server"
 config="$work/gen/scimsync.toml"
 # apply at 16 requests in flight
 sed -i 's/^\[app.bench\]/[app.bench]\nconcurrency = 16/' "$config"

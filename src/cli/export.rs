@@ -71,12 +71,12 @@ pub struct ClusterArgs {
 /// the auditor's functions, until Ctrl-C: for `sql`/`report --lake DIR --cluster URL` on one
 /// machine and for tests.
 pub async fn cluster(_g: &Globals, args: ClusterArgs) -> anyhow::Result<Outcome> {
+    let executors = args.executors.max(1);
     let state = scimsync::lake::read::auditor_state();
-    let url = scimsync::lake::cluster::start_standalone(&state, args.executors.max(1)).await?;
+    let url = scimsync::lake::cluster::start_standalone(&state, executors).await?;
     println!("{url}");
     eprintln!(
-        "Ballista scheduler at {url} with {} executor(s) on loopback; run `scimsync sql … --lake DIR --cluster {url}`; Ctrl-C stops it",
-        args.executors.max(1)
+        "Ballista scheduler at {url} with {executors} executor(s) on loopback; run `scimsync sql … --lake DIR --cluster {url}`; Ctrl-C stops it"
     );
     use std::io::Write;
     std::io::stdout().flush()?;
