@@ -81,12 +81,48 @@ pub struct StoreSchema {
     /// only plan; queries run in the auditor's).
     runtime: Arc<RuntimeEnv>,
     row_estimates: Mutex<HashMap<String, Option<usize>>>,
+    /// Every source of the store (name, role, last successful pull) when the current state is
+    /// asked for and each has had one: whose columnar copies may serve [`COPIED`] tables.
+    copies: Vec<(String, String, i64)>,
 }
+
+/// Tables of the current state that the sources' columnar copies (`engine::columnar`) hold as
+/// well as SQLite, for the columns they keep: the store's table, and the copy's that has its
+/// columns. Read from the copies (mapped, a few columns touched), a million users take
+/// milliseconds instead of the ≈ 0.8 s SQLite takes to hand over their rows.
+const COPIED: &[(&str, &str)] = &[("users", "users"), ("groups", "groups"), ("member_keys", "memberships")];
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
+}
+
+/// Every source (name, role, last successful pull), or none if any source has not had one.
+fn sources_with_pulls(conn: &Connection) -> rusqlite::Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare("SELECT name, role, last_pull_run FROM sources ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
+    })?;
+    let all: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
+    Ok(all
+        .iter()
+        .map(|(name, role, run)| run.map(|run| (name.clone(), role.clone(), run)))
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default())
+}
+
+/// A batch of a columnar copy's projected columns as the store's table gives them: each in
+/// `schema`'s type (the copy's `active` is a boolean, the store's an integer).
+fn conform_copy(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
 }
 
 /// SQLite's error reading the store, a damaged file said plainly (as every command says it).
@@ -140,6 +176,11 @@ impl StoreSchema {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             objects.insert(name, cols);
         }
+        let copies = if at.is_none() && crate::engine::columnar::enabled() && objects.contains_key("sources") {
+            sources_with_pulls(&conn)?
+        } else {
+            Vec::new()
+        };
         Ok(StoreSchema {
             path: path.into(),
             at,
@@ -148,7 +189,68 @@ impl StoreSchema {
             tables,
             row_estimates: Mutex::new(HashMap::new()),
             runtime: runtime_for(path),
+            copies,
         })
+    }
+
+    /// The projected columns (`schema`) of table `name` from the sources' columnar copies, one
+    /// batch at a time to `emit`, if the copies can give them: every source's copies of its
+    /// last pull are there and whole, they keep these columns, and they hold as many rows as
+    /// the store's table (they are written from the same snapshot; when they are not the same,
+    /// SQLite is read). Returns whether it read them. Filters are left to DataFusion (SQLite's
+    /// are inexact anyway).
+    fn read_copies(&self, name: &str, schema: &SchemaRef, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<bool, DataFusionError> {
+        use crate::engine::columnar;
+        let Some((_, copied)) = COPIED.iter().find(|(t, _)| *t == name).filter(|_| !self.copies.is_empty()) else {
+            return Ok(false);
+        };
+        let copy_schema = columnar::table_schema(copied);
+        let Some(indices) = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let i = copy_schema.index_of(f.name()).ok()?;
+                arrow::compute::can_cast_types(copy_schema.field(i).data_type(), f.data_type()).then_some(i)
+            })
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return Ok(false);
+        };
+        let mut batches = Vec::new();
+        for (source, role, run) in &self.copies {
+            let tables: &[&str] = if *copied == "memberships" {
+                columnar::member_tables(role)
+            } else {
+                std::slice::from_ref(copied)
+            };
+            for table in tables {
+                match columnar::read_columns(&self.path, source, *run, table, &indices) {
+                    Some(read) => batches.extend(read),
+                    None => return Ok(false),
+                }
+            }
+        }
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if Some(rows) != self.row_estimate(name) {
+            tracing::debug!(
+                table = name,
+                rows,
+                "the columnar copies do not hold the store's rows: reading SQLite"
+            );
+            return Ok(false);
+        }
+        for batch in batches {
+            let batch = conform_copy(&batch, schema).map_err(|e| {
+                df_err(
+                    &format!("store '{}': reading {name} from its columnar copies", self.path.display()),
+                    e,
+                )
+            })?;
+            if !emit(batch) {
+                break;
+            }
+        }
+        Ok(true)
     }
 
     /// The columns `name` offers: with an instant, a versioned table offers those its versions
@@ -198,6 +300,9 @@ impl StoreSchema {
         filter: Option<&str>,
         emit: &mut dyn FnMut(RecordBatch) -> bool,
     ) -> Result<(), DataFusionError> {
+        if self.read_copies(name, schema, emit)? {
+            return Ok(());
+        }
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let kinds: Vec<Col> = schema
             .fields()
@@ -515,8 +620,7 @@ pub fn configured_session(runtime: Arc<RuntimeEnv>) -> SessionContext {
 pub fn register_functions(ctx: &SessionContext) {
     super::limits::register_bounded_functions(ctx);
     // SQLite's (and DuckDB's) name for string_agg, so one view text serves all three.
-    let string_agg = datafusion::functions_aggregate::string_agg::string_agg_udaf();
-    ctx.register_udaf(string_agg.as_ref().clone().with_aliases(["group_concat"]));
+    ctx.register_udaf(super::group_concat::string_agg());
     ctx.register_udf(super::json::json_extract());
 }
 

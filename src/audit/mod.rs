@@ -3,6 +3,7 @@
 //! accepted, so nothing an auditor types can change the audit record.
 mod catalog;
 pub mod diff;
+mod group_concat;
 pub mod html;
 mod json;
 mod limits;

@@ -49,21 +49,38 @@ pub fn write(rows: &Rows, format: Format, w: &mut (dyn Write + Send)) -> Result<
     write_with(rows, format, false, w)
 }
 
-/// Every text column of `batch` passed through `f`; other columns as they are.
+/// Every text column of `batch` passed through `f`; other columns, and text columns `f` leaves
+/// as they are (it borrows every value), as they are: at 1M rows, building every text column
+/// again a `String` per value took 0.9 s of `report access_review`'s 3 s to CSV.
 fn map_text(batch: &RecordBatch, f: impl Fn(&str) -> std::borrow::Cow<'_, str>) -> Result<RecordBatch, arrow::error::ArrowError> {
-    use arrow::array::{Array, ArrayRef, StringArray};
+    use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
     use arrow::datatypes::DataType;
+    use std::borrow::Cow;
+    fn mapped<'a>(
+        values: impl Iterator<Item = Option<&'a str>> + Clone,
+        f: &impl Fn(&str) -> Cow<'_, str>,
+    ) -> Option<arrow::array::StringArray> {
+        if !values.clone().flatten().any(|v| matches!(f(v), Cow::Owned(_))) {
+            return None;
+        }
+        let mut out = StringBuilder::new();
+        values.for_each(|v| out.append_option(v.map(f)));
+        Some(out.finish())
+    }
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
         .map(|c| -> Result<ArrayRef, arrow::error::ArrowError> {
-            if !matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-                return Ok(c.clone());
+            let changed = match c.data_type() {
+                DataType::Utf8 => mapped(c.as_string::<i32>().iter(), &f),
+                DataType::LargeUtf8 => mapped(c.as_string::<i64>().iter(), &f),
+                DataType::Utf8View => mapped(c.as_string_view().iter(), &f),
+                _ => None,
+            };
+            match changed {
+                Some(text) => arrow::compute::cast(&text, c.data_type()),
+                None => Ok(c.clone()),
             }
-            let text = arrow::compute::cast(c, &DataType::Utf8)?;
-            let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-            let mapped: StringArray = text.iter().map(|v| v.map(|v| f(v).into_owned())).collect();
-            arrow::compute::cast(&mapped, c.data_type())
         })
         .collect::<Result<_, _>>()?;
     RecordBatch::try_new(batch.schema(), columns)

@@ -111,7 +111,7 @@ fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
 }
 
 /// Every table a columnar copy may hold.
-const ALL_TABLES: [&str; 4] = ["users", "groups", "memberships", "active_members"];
+const ALL_TABLES: [&str; 5] = ["users", "groups", "memberships", "active_members", "inactive_members"];
 
 /// The tables of a source's columnar copy, in the order they are written. The drift queries
 /// read an IdP's memberships only as `active_members` (scope, the desired members, role groups)
@@ -125,6 +125,27 @@ pub fn tables_for(role: &str) -> [&'static str; 3] {
     }
 }
 
+/// The tables written for a source: [`tables_for`] and, for an IdP, the memberships of its
+/// inactive users (few, usually), so that [`member_tables`] give the whole `member_keys` of
+/// every source to the auditor.
+fn written_for(role: &str) -> Vec<&'static str> {
+    let mut tables = tables_for(role).to_vec();
+    if role == "idp" {
+        tables.push("inactive_members");
+    }
+    tables
+}
+
+/// The copied tables whose rows together are a source's rows of the store's `member_keys`
+/// (gid, uid; without the run that added each).
+pub fn member_tables(role: &str) -> &'static [&'static str] {
+    if role == "idp" {
+        &["active_members", "inactive_members"]
+    } else {
+        &["memberships"]
+    }
+}
+
 /// Each batch of one of a source's tables, in the engine's scan schema, handed to `emit` as soon
 /// as it is built: a 1M-user copy holds one batch's arrays at a time, not a table's.
 fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit: Emit) -> Result<(), ArrowError> {
@@ -133,7 +154,9 @@ fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit
         "groups" => group_batches(source, snap, keys, emit),
         "memberships" => pair_batches(keys.membership_keys.iter().copied(), emit),
         _ => {
-            // Memberships of active users (scope and the membership diff read only these).
+            // Memberships of active users (scope and the membership diff read only these), or
+            // (`inactive_members`) of the others.
+            let wanted = table == "active_members";
             let active: rustc_hash::FxHashSet<i64> = snap
                 .users
                 .iter()
@@ -143,7 +166,10 @@ fn batches(table: &str, source: &str, snap: &Snapshot, keys: &SnapshotKeys, emit
                 .collect();
             // Filtered as the batches are built: collected first, the pairs were a second copy
             // of most memberships (80 MB at 5M) at the pull's peak.
-            pair_batches(keys.membership_keys.iter().copied().filter(|(_, u)| active.contains(u)), emit)
+            pair_batches(
+                keys.membership_keys.iter().copied().filter(|(_, u)| active.contains(u) == wanted),
+                emit,
+            )
         }
     }
 }
@@ -231,7 +257,7 @@ fn schema_of(cols: &[(&'static str, Col)]) -> SchemaRef {
 pub fn write(store: &Path, source: &str, role: &str, run_id: i64, snap: &Snapshot, keys: &SnapshotKeys) -> Result<(), String> {
     let dir = dir_for(store);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tables = tables_for(role);
+    let tables = written_for(role);
     for stale in ALL_TABLES.iter().filter(|t| !tables.contains(t)) {
         remove(store, source, stale);
     }
@@ -353,7 +379,7 @@ pub fn remove_stale(store: &Path, current: &std::collections::BTreeMap<String, i
 
 /// The pull a copy was written from (its footer's schema metadata), if the file is readable.
 fn run_of(path: &Path) -> Option<i64> {
-    let buffer = map(path).ok()?;
+    let (buffer, _) = map(path, Mapping::OnDemand).ok()?;
     let (footer, _) = footer_of(&buffer).ok()?;
     let fb = footer.schema()?;
     // Arrow's conversion panics on some malformed footers (as in `decode_checked`).
@@ -376,13 +402,35 @@ fn footer_of(bytes: &[u8]) -> Result<(arrow::ipc::Footer<'_>, usize), String> {
 /// of the column data); a truncated or damaged file is `None` (then SQLite is read), never a
 /// panic.
 pub fn read(store: &Path, source: &str, run_id: i64, table: &str) -> Option<Vec<RecordBatch>> {
+    read_mapped(store, source, run_id, table, Mapping::Whole, None)
+}
+
+/// [`read`] of the columns at `columns` of the table's schema ([`table_schema`]), for a reader
+/// of a few (the auditor): only those are decoded (and checked), and the file's pages are
+/// faulted in only where they are read, so the columns a query does not read cost no memory.
+/// Its checksum is taken by reading the file, not through the mapping (which would fault in
+/// every page).
+pub fn read_columns(store: &Path, source: &str, run_id: i64, table: &str, columns: &[usize]) -> Option<Vec<RecordBatch>> {
+    read_mapped(store, source, run_id, table, Mapping::OnDemand, Some(columns))
+}
+
+/// How a copy is mapped: prefaulted whole (the engine reads every column), or page by page as
+/// read, its checksum taken beforehand by reading the same open file.
+#[derive(Clone, Copy)]
+enum Mapping {
+    Whole,
+    OnDemand,
+}
+
+fn read_mapped(store: &Path, source: &str, run_id: i64, table: &str, how: Mapping, columns: Option<&[usize]>) -> Option<Vec<RecordBatch>> {
     let started = std::time::Instant::now();
     let path = file(store, source, table);
-    let bytes = map(&path).ok()?;
-    let out = match std::fs::read_to_string(checksum_file(&path)) {
-        Ok(sum) => decode_checked(bytes, &sum, run_id, &table_schema(table)),
-        Err(e) => Err(format!("no checksum ({e})")),
-    };
+    let out = std::fs::read_to_string(checksum_file(&path))
+        .map_err(|e| format!("no checksum ({e})"))
+        .and_then(|sum| {
+            let (bytes, actual) = map(&path, how).map_err(|e| e.to_string())?;
+            decode_checked(bytes, actual, &sum, run_id, &table_schema(table), columns)
+        });
     match &out {
         Ok(_) => tracing::debug!(path = %path.display(), seconds = started.elapsed().as_secs_f64(), "columnar copy read"),
         Err(why) => tracing::debug!(path = %path.display(), "columnar copy not used: {why}"),
@@ -390,39 +438,64 @@ pub fn read(store: &Path, source: &str, run_id: i64, table: &str) -> Option<Vec<
     out.ok()
 }
 
-/// A copy's bytes as one Arrow buffer over the file mapped into memory. Mapping it costs a fifth
-/// of reading it (0.02 s against 0.11 s for a 1M-user table here: no copy out of the page
-/// cache, no fresh pages to fault in). An empty file is read (a mapping cannot be empty).
-fn map(path: &Path) -> std::io::Result<Buffer> {
-    let file = File::open(path)?;
+/// A copy's bytes as one Arrow buffer over the file mapped into memory, and (mapped
+/// [`Mapping::OnDemand`]) their checksum, read from the file before it was mapped. Mapping it
+/// whole costs a fifth of reading it (0.02 s against 0.11 s for a 1M-user table here: no copy
+/// out of the page cache, no fresh pages to fault in). An empty file is read (a mapping cannot
+/// be empty).
+fn map(path: &Path, how: Mapping) -> std::io::Result<(Buffer, Option<String>)> {
+    let mut file = File::open(path)?;
     if file.metadata()?.len() == 0 {
-        return Ok(Buffer::from_vec(Vec::<u8>::new()));
+        return Ok((Buffer::from_vec(Vec::<u8>::new()), None));
+    }
+    let summed = match how {
+        Mapping::Whole => None,
+        Mapping::OnDemand => {
+            let mut hashing = Hashing {
+                inner: std::io::sink(),
+                hasher: xxhash_rust::xxh3::Xxh3::new(),
+            };
+            std::io::copy(&mut file, &mut hashing)?;
+            Some(hex(hashing.hasher.digest128()))
+        }
+    };
+    let mut options = memmap2::MmapOptions::new();
+    if matches!(how, Mapping::Whole) {
+        options.populate();
     }
     // SAFETY: the mapping is read-only and private. scimsync never changes a copy in place: a
-    // pull writes a new file and renames it over the old one, which leaves this mapping on the
-    // old file. (Another program truncating a copy while a plan reads it would stop the plan
-    // with SIGBUS; nothing is written before the copies are read.)
-    let mapped = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+    // pull writes a new file and renames it over the old one, which leaves this mapping (and the
+    // open file summed above) on the old file. (Another program truncating a copy while a plan
+    // reads it would stop the plan with SIGBUS; nothing is written before the copies are read.)
+    let mapped = unsafe { options.map(&file)? };
     let ptr = std::ptr::NonNull::new(mapped.as_ptr().cast_mut()).expect("a mapping is not null");
     let len = mapped.len();
     // SAFETY: `ptr` and `len` describe the mapping, which the buffer owns (through the Arc) for
     // as long as any slice of it lives, and which nothing writes.
-    Ok(unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mapped)) })
+    Ok((unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mapped)) }, summed))
 }
 
-/// [`decode`] of a file's bytes if they match their checksum `sum`.
-fn decode_checked(bytes: Buffer, sum: &str, run_id: i64, expected: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
-    if sum != checksum(&bytes) {
+/// [`decode`] of a file's bytes if they match their checksum `sum` (`actual`, when it was
+/// taken as the file was read; else it is taken of `bytes`).
+fn decode_checked(
+    bytes: Buffer,
+    actual: Option<String>,
+    sum: &str,
+    run_id: i64,
+    expected: &SchemaRef,
+    columns: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>, String> {
+    if sum.trim() != actual.unwrap_or_else(|| checksum(&bytes)) {
         return Err("its bytes do not match its checksum".into());
     }
     // Arrow's decoder panics on some malformed buffers; a copy that gets past the checksum and
     // still breaks it is read from SQLite like any unreadable copy.
-    std::panic::catch_unwind(|| decode(bytes, run_id, expected)).unwrap_or_else(|_| Err("the decoder failed".into()))
+    std::panic::catch_unwind(|| decode(bytes, run_id, expected, columns)).unwrap_or_else(|_| Err("the decoder failed".into()))
 }
 
 /// The batches of an Arrow IPC file held in `buffer`, re-wrapped in `expected` (without the
-/// file's run-id metadata).
-fn decode(buffer: Buffer, run_id: i64, expected: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
+/// file's run-id metadata), or in its projection to `columns` when only those are wanted.
+fn decode(buffer: Buffer, run_id: i64, expected: &SchemaRef, columns: Option<&[usize]>) -> Result<Vec<RecordBatch>, String> {
     let (footer, footer_start) = footer_of(&buffer)?;
     let schema = fb_to_schema(footer.schema().ok_or("no schema")?);
     if schema.metadata().get(RUN_KEY).map(String::as_str) != Some(run_id.to_string().as_str()) {
@@ -434,7 +507,14 @@ fn decode(buffer: Buffer, run_id: i64, expected: &SchemaRef) -> Result<Vec<Recor
     if footer.dictionaries().is_some_and(|d| !d.is_empty()) {
         return Err("dictionaries are not written by this version".into());
     }
-    let decoder = FileDecoder::new(Arc::new(schema), footer.version());
+    let mut decoder = FileDecoder::new(Arc::new(schema), footer.version());
+    let expected = match columns {
+        Some(columns) => {
+            decoder = decoder.with_projection(columns.to_vec());
+            Arc::new(expected.project(columns).map_err(|e| e.to_string())?)
+        }
+        None => expected.clone(),
+    };
     let mut out: Vec<RecordBatch> = Vec::new();
     for block in footer.recordBatches().into_iter().flatten() {
         let len = usize::try_from(block.bodyLength())
@@ -450,7 +530,9 @@ fn decode(buffer: Buffer, run_id: i64, expected: &SchemaRef) -> Result<Vec<Recor
             .read_record_batch(block, &data)
             .map_err(|e| e.to_string())?
             .ok_or("an empty batch block")?;
-        out.push(RecordBatch::try_new(expected.clone(), batch.columns().to_vec()).map_err(|e| e.to_string())?);
+        // A projection to no columns (a count) keeps the batch's rows.
+        let rows = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        out.push(RecordBatch::try_new_with_options(expected.clone(), batch.columns().to_vec(), &rows).map_err(|e| e.to_string())?);
     }
     if out.is_empty() {
         out.push(RecordBatch::new_empty(expected.clone()));
@@ -482,17 +564,29 @@ mod tests {
 
     #[test]
     fn decodes_its_own_files_in_place() {
-        let batches = decode(Buffer::from_vec(ipc_file(7, 1000)), 7, &table_schema("memberships")).unwrap();
+        let batches = decode(Buffer::from_vec(ipc_file(7, 1000)), 7, &table_schema("memberships"), None).unwrap();
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
         let uids = batches[1].column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(uids.value(999), 1999);
     }
 
     #[test]
+    fn decodes_the_columns_asked_for_only() {
+        let schema = table_schema("memberships");
+        let uids = decode(Buffer::from_vec(ipc_file(7, 1000)), 7, &schema, Some(&[1])).unwrap();
+        assert_eq!(uids[1].schema().fields().len(), 1);
+        assert_eq!(uids[1].schema().field(0).name(), "uid");
+        let col = uids[1].column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(col.value(999), 1999);
+        let none = decode(Buffer::from_vec(ipc_file(7, 1000)), 7, &schema, Some(&[])).unwrap();
+        assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
+    }
+
+    #[test]
     fn a_copy_of_another_pull_or_schema_is_refused() {
-        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 8, &table_schema("memberships")).unwrap_err();
+        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 8, &table_schema("memberships"), None).unwrap_err();
         assert_eq!(err, "not of pull 8");
-        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 7, &table_schema("users")).unwrap_err();
+        let err = decode(Buffer::from_vec(ipc_file(7, 10)), 7, &table_schema("users"), None).unwrap_err();
         assert_eq!(err, "another schema");
     }
 
@@ -502,14 +596,22 @@ mod tests {
         let path = dir.path().join("m.arrow");
         let bytes = ipc_file(4, 1000);
         std::fs::write(&path, &bytes).unwrap();
-        let mapped = map(&path).unwrap();
-        assert_eq!(mapped.as_slice(), bytes.as_slice());
-        let batches = decode_checked(mapped, &checksum(&bytes), 4, &table_schema("memberships")).unwrap();
-        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
+        for how in [Mapping::Whole, Mapping::OnDemand] {
+            let (mapped, summed) = map(&path, how).unwrap();
+            assert_eq!(mapped.as_slice(), bytes.as_slice());
+            // Summed as read (on demand) or not at all (whole: decode_checked sums the mapping).
+            assert_eq!(summed.is_some(), matches!(how, Mapping::OnDemand));
+            assert!(summed.iter().all(|s| *s == checksum(&bytes)));
+            let batches = decode_checked(mapped, summed, &checksum(&bytes), 4, &table_schema("memberships"), None).unwrap();
+            assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
+        }
+        // Summed as read, a file whose bytes are not those of its checksum is refused.
+        let (mapped, summed) = map(&path, Mapping::OnDemand).unwrap();
+        assert!(decode_checked(mapped, summed, &checksum(b"other"), 4, &table_schema("memberships"), None).is_err());
         std::fs::write(&path, b"").unwrap();
-        let empty = map(&path).unwrap();
-        assert!(decode_checked(empty, &checksum(b""), 4, &table_schema("memberships")).is_err());
-        assert!(map(&dir.path().join("none.arrow")).is_err());
+        let (empty, summed) = map(&path, Mapping::OnDemand).unwrap();
+        assert!(decode_checked(empty, summed, &checksum(b""), 4, &table_schema("memberships"), None).is_err());
+        assert!(map(&dir.path().join("none.arrow"), Mapping::Whole).is_err());
     }
 
     #[test]
@@ -517,18 +619,21 @@ mod tests {
         let good = ipc_file(3, 100);
         let sum = checksum(&good);
         let schema = table_schema("memberships");
-        assert!(decode_checked(Buffer::from_vec(good.clone()), &sum, 3, &schema).is_ok());
+        assert!(decode_checked(Buffer::from_vec(good.clone()), None, &sum, 3, &schema, None).is_ok());
         // Cut anywhere, or a byte changed anywhere: refused by the checksum.
         for cut in (0..good.len()).step_by(7) {
             assert!(
-                decode_checked(Buffer::from_vec(good[..cut].to_vec()), &sum, 3, &schema).is_err(),
+                decode_checked(Buffer::from_vec(good[..cut].to_vec()), None, &sum, 3, &schema, None).is_err(),
                 "cut at {cut}"
             );
         }
         for at in (0..good.len()).step_by(5) {
             let mut bad = good.clone();
             bad[at] ^= 0xa5;
-            assert!(decode_checked(Buffer::from_vec(bad), &sum, 3, &schema).is_err(), "byte {at}");
+            assert!(
+                decode_checked(Buffer::from_vec(bad), None, &sum, 3, &schema, None).is_err(),
+                "byte {at}"
+            );
         }
         // Damage that carries a matching checksum gets to the decoder, which may panic on it:
         // still an error or some rows, never a crash.
@@ -536,7 +641,7 @@ mod tests {
             let mut bad = good.clone();
             bad[at] ^= 0xa5;
             let sum = checksum(&bad);
-            if let Ok(batches) = decode_checked(Buffer::from_vec(bad), &sum, 3, &schema) {
+            if let Ok(batches) = decode_checked(Buffer::from_vec(bad), None, &sum, 3, &schema, None) {
                 assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() <= 200, "byte {at}");
             }
         }

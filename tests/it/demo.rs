@@ -107,3 +107,85 @@ fn plans_from_the_columnar_copy_equal_plans_from_sqlite() {
     assert_eq!(cached, "cached=3", "the damaged sources are read from the store");
     assert_eq!(from_damaged, from_copy);
 }
+
+/// `scimsync ARGS` on the demo store in `dir` with `env`: its stdout, and how many columnar
+/// copies the auditor read (its debug log).
+fn demo_answer(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (String, usize) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .args(["--config", "scimsync-demo/scimsync.toml"])
+        .args(args)
+        .current_dir(dir)
+        .env("SCIMSYNC_LOG", "scimsync=debug")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let copies = stderr(&out).lines().filter(|l| l.contains("columnar copy read")).count();
+    (stdout(&out), copies)
+}
+
+#[test]
+fn the_auditor_reads_the_current_state_from_the_columnar_copies_as_sqlite_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&scimsync(dir.path(), &["demo", "--no-apply"]));
+    let columns = dir.path().join("scimsync-demo/scimsync.db.columns");
+    assert!(
+        columns.join("idp.corp.inactive_members.arrow").exists(),
+        "an IdP's copy keeps its inactive users' memberships"
+    );
+    // Groups a list (", ") in sorted order: group_concat joins them in no fixed order.
+    let sorted_lists = |out: &str| -> Vec<String> {
+        let mut lines: Vec<String> = out
+            .lines()
+            .map(|l| {
+                l.split(',')
+                    .map(|f| {
+                        let mut parts: Vec<&str> = f.split(", ").collect();
+                        parts.sort_unstable();
+                        parts.join(", ")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let queries = [
+        // The memberships of inactive IdP users come from their own copy.
+        "SELECT u.source, u.active, count(*) AS n FROM member_keys k JOIN users u ON u.uid = k.uid GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT source, id, user_name, email, active, role FROM users ORDER BY uid",
+        "SELECT gid, source, id, display_name, external_id FROM groups ORDER BY gid",
+        "SELECT * FROM app_access",
+    ];
+    let mut read_from_copies = 0;
+    for q in queries {
+        let (off, none) = demo_answer(dir.path(), &["sql", q, "--format", "csv"], &[("SCIMSYNC_COLUMNS", "off")]);
+        let (on, copies) = demo_answer(dir.path(), &["sql", q, "--format", "csv"], &[]);
+        assert_eq!(none, 0);
+        assert_eq!(sorted_lists(&on), sorted_lists(&off), "{q}");
+        assert!(off.lines().count() > 5, "{q}: {off}");
+        read_from_copies += copies;
+    }
+    let inactive = demo_answer(dir.path(), &["sql", queries[0], "--format", "csv"], &[]).0;
+    assert!(
+        inactive.lines().any(|l| l.starts_with("idp.corp,0,")),
+        "inactive IdP users with groups: {inactive}"
+    );
+    assert!(read_from_copies >= 10, "the copies were read: {read_from_copies}");
+    for r in scimsync::audit::reports::REPORTS {
+        let (off, _) = demo_answer(dir.path(), &["report", r.name, "--format", "csv"], &[("SCIMSYNC_COLUMNS", "off")]);
+        let (on, _) = demo_answer(dir.path(), &["report", r.name, "--format", "csv"], &[]);
+        assert_eq!(sorted_lists(&on), sorted_lists(&off), "report {}", r.name);
+    }
+    // A columns the copies do not keep, a copy damaged or of another pull: SQLite is read, with
+    // the same answer.
+    let raw = "SELECT id, hash FROM users ORDER BY uid";
+    assert_eq!(demo_answer(dir.path(), &["sql", raw], &[]).1, 0);
+    let q = queries[1];
+    let (before, _) = demo_answer(dir.path(), &["sql", q, "--format", "csv"], &[]);
+    std::fs::write(columns.join("app.quip.users.arrow"), b"not arrow").unwrap();
+    let (after, copies) = demo_answer(dir.path(), &["sql", q, "--format", "csv"], &[]);
+    assert_eq!(after, before);
+    assert!(copies < 5, "not every source's copy could be read: {copies}");
+}
