@@ -112,19 +112,6 @@ fn sources_with_pulls(conn: &Connection) -> rusqlite::Result<Vec<(String, String
         .unwrap_or_default())
 }
 
-/// A batch of a columnar copy's projected columns as the store's table gives them: each in
-/// `schema`'s type (the copy's `active` is a boolean, the store's an integer).
-fn conform_copy(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
-}
-
 /// SQLite's error reading the store, a damaged file said plainly (as every command says it).
 fn sqlite_err(what: &str, e: &rusqlite::Error) -> DataFusionError {
     df_err(what, crate::store::describe_sqlite(e))
@@ -240,7 +227,7 @@ impl StoreSchema {
             return Ok(false);
         }
         for batch in batches {
-            let batch = conform_copy(&batch, schema).map_err(|e| {
+            let batch = super::conform(batch, schema).map_err(|e| {
                 df_err(
                     &format!("store '{}': reading {name} from its columnar copies", self.path.display()),
                     e,

@@ -222,7 +222,8 @@ pub fn runtime(spill_dir: Option<&Path>) -> Arc<datafusion::execution::runtime_e
 }
 
 /// `batch` with `schema`'s columns: the same columns, their types cast where a later statement
-/// of [`Auditor::queries_into`] typed one differently (a NULL column, a view of a string).
+/// of [`Auditor::queries_into`] typed one differently (a NULL column, a view of a string), or a
+/// columnar copy keeps one differently (`active` a boolean). A batch of no columns keeps its rows.
 pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
     if batch
         .schema()
@@ -239,7 +240,8 @@ pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ar
         .zip(schema.fields())
         .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
         .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema.clone(), columns)
+    let rows = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &rows)
 }
 
 /// The engine's error for SQL from `origin`, in its words less its prefixes.

@@ -60,14 +60,7 @@ fn demo_pulls_every_source_and_answers_auditor_queries() {
 /// The findings of a plan on a demo store, without run ids or timestamps, and how many sources
 /// the engine loaded from the columnar copy (its debug log).
 fn demo_findings(dir: &std::path::Path, env: &[(&str, &str)]) -> (serde_json::Value, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
-        .args(["--config", "scimsync-demo/scimsync.toml", "plan", "--format", "json"])
-        .current_dir(dir)
-        .env("SCIMSYNC_LOG", "scimsync=debug")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert_ok(&out);
+    let out = demo_cli(dir, &["plan", "--format", "json"], env);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let err = stderr(&out);
     let loaded = err
@@ -108,9 +101,8 @@ fn plans_from_the_columnar_copy_equal_plans_from_sqlite() {
     assert_eq!(from_damaged, from_copy);
 }
 
-/// `scimsync ARGS` on the demo store in `dir` with `env`: its stdout, and how many columnar
-/// copies the auditor read (its debug log).
-fn demo_answer(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (String, usize) {
+/// `scimsync ARGS` on the demo store in `dir` with `env` and the debug log on, run to success.
+fn demo_cli(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
         .args(["--config", "scimsync-demo/scimsync.toml"])
         .args(args)
@@ -120,6 +112,13 @@ fn demo_answer(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (S
         .output()
         .unwrap();
     assert_ok(&out);
+    out
+}
+
+/// `scimsync ARGS` on the demo store in `dir` with `env`: its stdout, and how many columnar
+/// copies the auditor read (its debug log).
+fn demo_answer(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (String, usize) {
+    let out = demo_cli(dir, args, env);
     let copies = stderr(&out).lines().filter(|l| l.contains("columnar copy read")).count();
     (stdout(&out), copies)
 }
