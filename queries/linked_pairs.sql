@@ -1,22 +1,17 @@
--- Linked, in-scope pairs: each IdP user in scope with the app account linked to it, their
--- attributes side by side. Not materialised: pairs.sql keeps those of its rows a drift query
--- can report on, and the engine materialises that.
--- Output columns: app, idp_uid, sp_uid, subject (IdP userName), idp_id, sp_id,
---   i_<attr> / s_<attr> for user_name, external_id, given_name, family_name, display_name,
---   email, title, phone, timezone; s_active, s_role.
-SELECT l.app, l.idp_uid, l.sp_uid, i.user_name AS subject, i.id AS idp_id, s.id AS sp_id,
-       i.user_name AS i_user_name, s.user_name AS s_user_name,
-       i.external_id AS i_external_id, s.external_id AS s_external_id,
-       i.given_name AS i_given_name, s.given_name AS s_given_name,
-       i.family_name AS i_family_name, s.family_name AS s_family_name,
-       i.display_name AS i_display_name, s.display_name AS s_display_name,
-       i.email AS i_email, s.email AS s_email,
-       i.title AS i_title, s.title AS s_title,
-       i.phone AS i_phone, s.phone AS s_phone,
-       i.timezone AS i_timezone, s.timezone AS s_timezone,
-       s.active AS s_active, s.role AS s_role
+-- The linked in-scope pairs: a link kept or made by this plan whose IdP user is in the app's
+-- scope, with the comparison key of the IdP side's attributes that user.drift compares
+-- (`comparison_key`, a digest: two keys are equal only when every value is). userName and
+-- email are each followed by whether the IdP's value is not its own lower case: an app may
+-- hold them lower-cased, so such a value can be drift on both sides of the comparison, and
+-- the app side (pairs.sql) always passes false there. A view, never materialised: pairs.sql
+-- keeps the pairs whose sides' keys differ.
+-- Output columns: app, idp_uid, sp_uid, idp_key
+SELECT l.app, l.idp_uid, l.sp_uid,
+       comparison_key(i.user_name, COALESCE(i.user_name <> lower(i.user_name), false),
+                      i.email, COALESCE(i.email <> lower(i.email), false),
+                      i.external_id, i.given_name, i.family_name, i.display_name,
+                      i.title, i.phone, i.timezone) AS idp_key
 FROM links l
 JOIN scope sc ON sc.app = l.app AND sc.uid = l.idp_uid
 JOIN users i ON i.uid = l.idp_uid
-JOIN users s ON s.uid = l.sp_uid
 WHERE l.status IN ('kept', 'new')

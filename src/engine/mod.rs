@@ -3,6 +3,7 @@
 //! `queries/` runs: correlation (links), scope, and one query per finding kind. The joins run
 //! in DataFusion, never pushed down into SQLite.
 pub mod columnar;
+mod comparison_key;
 mod mapped;
 pub mod planner_inputs;
 pub mod scan;
@@ -208,9 +209,12 @@ const BROADCAST_BYTES: usize = 128 << 20;
 const PARTITIONED: &[FindingKind] = &[FindingKind::GroupMembers];
 
 /// A session with two partitions per table (the machine has two cores), plain `Utf8`
-/// strings, and broadcast joins for build sides of up to a million rows (see reference notes).
+/// strings, broadcast joins for build sides of up to a million rows (see reference notes), and
+/// the engine's own `comparison_key` function.
 pub fn session() -> SessionContext {
-    SessionContext::new_with_config(session_config())
+    let ctx = SessionContext::new_with_config(session_config());
+    ctx.register_udf(comparison_key::comparison_key());
+    ctx
 }
 
 fn session_config() -> SessionConfig {
@@ -674,6 +678,9 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
     for stored in ["prior_links", "prior_group_links"] {
         deregister(ctx, stored)?;
     }
+    // What correlation held (the stored links, its hash tables) is freed on the threads that ran
+    // it; handed back, the drift queries' peak does not stack on it.
+    crate::memory::release_freed();
     (result.links, result.dropped, result.group_links) = (links, dropped, group_links);
     result.timings.push(("correlate/users".into(), users_seconds));
     result.timings.push(("correlate/groups, dropped, scope".into(), other_seconds));
@@ -703,6 +710,8 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
         let pairs = collect(ctx, "pairs", PAIRS).await?;
         deregister(ctx, "linked_pairs")?;
         register(ctx, "pairs", pairs)?;
+        // The same for the pairs' hash tables, while the membership diff beside it grows.
+        crate::memory::release_freed();
         let mut out = vec![("correlate/pairs".to_string(), Vec::new(), t.elapsed().as_secs_f64())];
         for &(kind, sql) in with_pairs {
             out.push(run(kind, sql).await?);
