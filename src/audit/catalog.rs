@@ -676,6 +676,8 @@ impl SchemaProvider for SharedSchema {
             self.view(&self.store.view_body(name, body)).await?
         } else if let Some(body) = self.store.planned_here(name) {
             self.view(body).await?
+        } else if name == super::via_groups::TABLE && self.store.at.is_none() && self.store.tables.contains("member_keys") {
+            Arc::new(ViaGroupsTable { store: self.store.clone() })
         } else if self.store.objects.contains_key(name) {
             self.store.table_of(name)
         } else {
@@ -690,6 +692,40 @@ impl SchemaProvider for SharedSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         self.store.objects.contains_key(name) || VIEWS.iter().any(|(v, _)| *v == name)
+    }
+}
+
+/// [`super::via_groups::TABLE`]: `app_access`'s `via_groups` of the current state, by the
+/// operator that gathers them from the bound groups and the member keys of this store.
+#[derive(Debug)]
+struct ViaGroupsTable {
+    /// The store alone, not the [`SharedSchema`] that caches this table: holding that, the
+    /// cache held itself, and the store's spill directory stayed behind.
+    store: Arc<StoreSchema>,
+}
+
+#[async_trait]
+impl TableProvider for ViaGroupsTable {
+    fn schema(&self) -> SchemaRef {
+        super::via_groups::schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+        use super::via_groups::{ViaGroupsExec, BOUND_GROUPS_SQL, MEMBER_KEYS_SQL};
+        let ctx = session(self.store.clone());
+        let bound = ctx.sql(BOUND_GROUPS_SQL).await?.create_physical_plan().await?;
+        let keys = ctx.sql(MEMBER_KEYS_SQL).await?.create_physical_plan().await?;
+        Ok(Arc::new(ViaGroupsExec::try_new(bound, keys, projection.cloned())?))
     }
 }
 
@@ -711,7 +747,7 @@ mod tests {
         assert_eq!(then.planned_here("memberships"), None);
         // app_access: its current-state form reads the integer keys, which keep no history.
         let portable = VIEWS.iter().find(|(v, _)| *v == "app_access").unwrap().1;
-        assert!(now.view_body("app_access", portable).contains("JOIN member_keys k"));
+        assert!(now.view_body("app_access", portable).contains("JOIN current_via_groups v"));
         assert_eq!(then.view_body("app_access", portable), portable);
         assert_eq!(now.view_body("idp_vs_app", "SELECT 1"), "SELECT 1");
     }
@@ -823,6 +859,8 @@ mod tests {
         // A table read and a view planned over it: both are cached by the schema.
         auditor.query("SELECT count(*) FROM users", "test").await.unwrap();
         auditor.query("SELECT * FROM memberships", "test").await.unwrap();
+        // app_access's current form, whose via_groups are an operator's over the store.
+        auditor.query("SELECT * FROM app_access", "test").await.unwrap();
         drop(auditor);
         // A scan whose rows a join no longer wanted ends on its own thread, a moment later.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -9,6 +9,7 @@ mod json;
 mod limits;
 pub mod output;
 pub mod reports;
+mod via_groups;
 
 /// The tables whose state at an instant is their current rows and closed versions valid then,
 /// and those kept to the rows that existed by then: the store's rules, which a lake follows too.
