@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Constraint, Constraints};
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -677,7 +678,10 @@ impl SchemaProvider for SharedSchema {
         } else if let Some(body) = self.store.planned_here(name) {
             self.view(body).await?
         } else if name == super::via_groups::TABLE && self.store.at.is_none() && self.store.tables.contains("member_keys") {
-            Arc::new(ViaGroupsTable { store: self.store.clone() })
+            Arc::new(ViaGroupsTable {
+                store: self.store.clone(),
+                key: Constraints::new_unverified(vec![Constraint::PrimaryKey(vec![0, 1])]),
+            })
         } else if self.store.objects.contains_key(name) {
             self.store.table_of(name)
         } else {
@@ -702,12 +706,20 @@ struct ViaGroupsTable {
     /// The store alone, not the [`SharedSchema`] that caches this table: holding that, the
     /// cache held itself, and the store's spill directory stayed behind.
     store: Arc<StoreSchema>,
+    /// (app, uid), its key.
+    key: Constraints,
 }
 
 #[async_trait]
 impl TableProvider for ViaGroupsTable {
     fn schema(&self) -> SchemaRef {
         super::via_groups::schema()
+    }
+
+    /// One row per (app, uid): a query that reads none of its columns (`unmatched_accounts`,
+    /// `deactivated_but_active`) has its left join removed, and the operator is not run.
+    fn constraints(&self) -> Option<&Constraints> {
+        Some(&self.key)
     }
 
     fn table_type(&self) -> TableType {
@@ -772,6 +784,18 @@ mod tests {
         let rows = auditor.query(&format!("EXPLAIN {sql}"), "test").await.unwrap();
         let text = arrow::util::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
         text[text.find("physical_plan").expect("a physical plan")..].to_string()
+    }
+
+    /// `app_access`'s `via_groups` is gathered only for a query that reads it: the reports
+    /// that do not (`unmatched_accounts`, `deactivated_but_active`) took 0.3 s longer at 1M
+    /// while the operator's table had no key to drop its left join by.
+    #[tokio::test]
+    async fn app_access_gathers_via_groups_only_when_a_query_reads_them() {
+        let (_dir, path) = store_with("");
+        let unread = physical_plan(&path, "SELECT account_id FROM app_access WHERE access = 'unlinked'").await;
+        assert!(!unread.contains("ViaGroupsExec"), "{unread}");
+        let read = physical_plan(&path, "SELECT account_id, via_groups FROM app_access").await;
+        assert!(read.contains("ViaGroupsExec"), "{read}");
     }
 
     #[tokio::test]
