@@ -23,6 +23,7 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, RecordOutput};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties};
 use futures::StreamExt;
@@ -61,6 +62,7 @@ pub struct ViaGroupsExec {
     /// The output's columns, of [`schema`]'s (all of them when None).
     projection: Option<Vec<usize>>,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl ViaGroupsExec {
@@ -102,6 +104,7 @@ impl ViaGroupsExec {
             keys,
             projection,
             properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 }
@@ -142,6 +145,11 @@ impl ExecutionPlan for ViaGroupsExec {
         Ok(Arc::new(ViaGroupsExec::try_new(bound, keys, self.projection.clone())?))
     }
 
+    /// Rows out, and the time spent gathering, sorting and joining names (EXPLAIN ANALYZE).
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn execute(&self, partition: usize, ctx: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!("via_groups has one partition, not {partition}")));
@@ -149,15 +157,17 @@ impl ExecutionPlan for ViaGroupsExec {
         let mut builder = RecordBatchReceiverStream::builder(self.schema(), 2);
         let tx = builder.tx();
         let (bound, keys, projection) = (self.bound.clone(), self.keys.clone(), self.projection.clone());
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
         builder.spawn(async move {
             let mut reservation = MemoryConsumer::new("ViaGroupsExec").register(ctx.memory_pool());
             let bound = Bound::from_batches(&datafusion::physical_plan::collect(bound, ctx.clone()).await?);
-            let out = Out { tx, projection };
+            let out = Out { tx, projection, baseline };
             if !gather_and_emit::<u64>(&bound, &keys, &ctx, &out, &mut reservation).await? {
                 // A uid too large to pack with a name's rank (never from the store's own
                 // numbering): gathered again, 16 bytes a membership.
                 gather_and_emit::<(i64, u32)>(&bound, &keys, &ctx, &out, &mut reservation).await?;
             }
+            out.baseline.done();
             Ok(())
         });
         Ok(builder.build())
@@ -168,6 +178,7 @@ impl ExecutionPlan for ViaGroupsExec {
 struct Out {
     tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
     projection: Option<Vec<usize>>,
+    baseline: BaselineMetrics,
 }
 
 /// Gather the bound memberships of `keys` as `E`s and send their rows, app by app. False if a
@@ -182,22 +193,30 @@ async fn gather_and_emit<E: Entry>(
     let mut members = Members::<E>::new(bound, reservation);
     let mut stream = datafusion::physical_plan::execute_stream(keys.clone(), ctx.clone())?;
     while let Some(batch) = stream.next().await {
-        if !members.add(&batch?)? {
+        let batch = batch?;
+        let _compute = out.baseline.elapsed_compute().timer();
+        if !members.add(&batch)? {
             return Ok(false);
         }
     }
     drop(stream);
     for app in 0..bound.apps.len() {
-        let sorted = members.take_sorted(app);
+        let sorted = {
+            let _compute = out.baseline.elapsed_compute().timer();
+            members.take_sorted(app)
+        };
         let mut rest = sorted.as_slice();
         while !rest.is_empty() {
-            let (batch, left) = members.batch(app, rest)?;
-            rest = left;
-            let batch = match &out.projection {
-                Some(p) => batch.project(p)?,
-                None => batch,
+            let batch = {
+                let _compute = out.baseline.elapsed_compute().timer();
+                let (batch, left) = members.batch(app, rest)?;
+                rest = left;
+                match &out.projection {
+                    Some(p) => batch.project(p)?,
+                    None => batch,
+                }
             };
-            if out.tx.send(Ok(batch)).await.is_err() {
+            if out.tx.send(Ok(batch.record_output(&out.baseline))).await.is_err() {
                 return Ok(true); // nobody wants more
             }
         }
@@ -330,7 +349,13 @@ impl<'a, E: Entry> Members<'a, E> {
                     let Some(entry) = E::new(uid.value(i), rank, bits) else {
                         return Ok(false);
                     };
-                    self.by_app[app as usize].push(entry);
+                    let members = &mut self.by_app[app as usize];
+                    if members.len() == members.capacity() {
+                        // By an eighth, not double: at most 12.5 % unused (at 1M users the
+                        // doubled vector held 64 MB for 39 MB of memberships).
+                        members.reserve_exact((members.capacity() / 8).max(1 << 16));
+                    }
+                    members.push(entry);
                 }
             }
         }
