@@ -4,9 +4,10 @@
 //! At 1M users the generic form gathered 4.9M bound memberships into 992k `(app, uid)` strings
 //! in about 2 s of the 3.0–3.5 s `report access_review` took: a hash table on `(app, uid)`, a
 //! partial stage and a hash repartition that copied every group name about four times, and
-//! spills in the default pool. Here each bound membership is 16 bytes (`uid`, the rank of the
-//! group's name), one vector per app, sorted once; each user's names are joined as the sorted
-//! runs are read, one output batch at a time.
+//! spills in the default pool. Here each bound membership is 8 bytes (`uid` and the rank of the
+//! group's name packed in one integer; 16 if a `uid` is too large to pack), one vector per app,
+//! sorted once; each user's names are joined as the sorted runs are read, one output batch at a
+//! time. At 1M users: 0.32–0.35 s of compute, access_review 1.8–2.2 s.
 //!
 //! Rows and values are those of the generic form (`SELECT b.app, k.uid,
 //! group_concat(b.group_name, ', ') ... GROUP BY b.app, k.uid`): one row per app and IdP user
