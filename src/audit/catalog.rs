@@ -369,12 +369,18 @@ impl StoreSchema {
     /// that part reads, else `portable` as it is.
     fn view_body<'a>(&self, name: &str, portable: &'a str) -> std::borrow::Cow<'a, str> {
         match CURRENT_FORMS.iter().find(|(v, _)| *v == name) {
-            Some((_, current)) if self.at.is_none() && self.tables.contains("member_keys") => {
+            Some((_, current)) if self.has_current_keys() => {
                 let at = portable.find(CURRENT_PART).expect("a view with a current form marks its part");
                 format!("{}{current}", &portable[..at]).into()
             }
             _ => portable.into(),
         }
+    }
+
+    /// Whether the query is of the current state on a store with the internal integer keys
+    /// (which keep no history) that the views' current forms read.
+    fn has_current_keys(&self) -> bool {
+        self.at.is_none() && self.tables.contains("member_keys")
     }
 
     /// The SQL of a store view that DataFusion plans better than SQLite reads it, if `name` is one.
@@ -567,8 +573,10 @@ type SharedRx = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Result<Record
 #[derive(Debug)]
 struct SharedRead {
     read: StoreRead,
-    /// The read under way, and which partitions have taken their stream from it. A partition
-    /// that has taken one already starts the next read (a plan run again).
+    /// The scan's partitions.
+    n: usize,
+    /// The read under way until every partition has taken its stream from it, and which have.
+    /// A partition that has taken one already starts the next read (a plan run again).
     state: Mutex<Option<(SharedRx, Vec<bool>)>>,
 }
 
@@ -580,6 +588,7 @@ impl SharedRead {
         }
         let shared = Arc::new(SharedRead {
             read: (*read).clone(),
+            n,
             state: Mutex::new(None),
         });
         (0..n)
@@ -587,40 +596,36 @@ impl SharedRead {
                 Arc::new(SharedPart {
                     shared: shared.clone(),
                     index,
-                    n,
                 }) as Arc<dyn PartitionStream>
             })
             .collect()
     }
 
-    /// The read partition `index` of `n` takes its batches from, started if need be.
-    fn receiver(&self, index: usize, n: usize) -> SharedRx {
+    /// The read partition `index` takes its batches from, started if need be.
+    fn receiver(&self, index: usize) -> SharedRx {
         let mut state = self.state.lock().expect("no panics while held");
         if !matches!(&*state, Some((_, taken)) if !taken[index]) {
             let (tx, rx) = tokio::sync::mpsc::channel(2);
-            let r = &self.read;
-            let (store, name, schema, filter) = (r.store.clone(), r.name.clone(), r.schema.clone(), r.filter.clone());
             // Ends when every partition's stream is gone (its sends fail) or the rows are out.
-            tokio::task::spawn_blocking(move || {
-                let read = store.read(&name, &schema, filter.as_deref(), &mut |batch| tx.blocking_send(Ok(batch)).is_ok());
-                if let Err(e) = read {
-                    let _ = tx.blocking_send(Err(e));
-                }
-            });
-            *state = Some((Arc::new(tokio::sync::Mutex::new(rx)), vec![false; n]));
+            tokio::task::spawn_blocking(self.read.sending_to(tx));
+            *state = Some((Arc::new(tokio::sync::Mutex::new(rx)), vec![false; self.n]));
         }
         let (rx, taken) = state.as_mut().expect("set above");
         taken[index] = true;
-        rx.clone()
+        let rx = rx.clone();
+        if taken.iter().all(|t| *t) {
+            // Held by the partitions' streams alone from now: when they are gone, so is the read.
+            *state = None;
+        }
+        rx
     }
 }
 
-/// Partition `index` of `n` of a [`SharedRead`].
+/// Partition `index` of a [`SharedRead`].
 #[derive(Debug)]
 struct SharedPart {
     shared: Arc<SharedRead>,
     index: usize,
-    n: usize,
 }
 
 impl PartitionStream for SharedPart {
@@ -629,7 +634,7 @@ impl PartitionStream for SharedPart {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let rx = self.shared.receiver(self.index, self.n);
+        let rx = self.shared.receiver(self.index);
         let batches = futures::stream::unfold(rx, |rx| async move {
             let next = rx.lock().await.recv().await;
             next.map(|batch| (batch, rx))
@@ -659,16 +664,26 @@ impl PartitionStream for StoreRead {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 2);
-        let tx = builder.tx();
-        let (store, name, schema, filter) = (self.store.clone(), self.name.clone(), self.schema.clone(), self.filter.clone());
+        let send = self.sending_to(builder.tx());
         builder.spawn_blocking(move || {
+            send();
+            Ok(())
+        });
+        builder.build()
+    }
+}
+
+impl StoreRead {
+    /// The read, to run on a blocking thread: each batch sent to `tx`, then an error if one
+    /// ended it. It stops when nobody receives any more.
+    fn sending_to(&self, tx: tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>) -> impl FnOnce() + Send + 'static {
+        let (store, name, schema, filter) = (self.store.clone(), self.name.clone(), self.schema.clone(), self.filter.clone());
+        move || {
             let read = store.read(&name, &schema, filter.as_deref(), &mut |batch| tx.blocking_send(Ok(batch)).is_ok());
             if let Err(e) = read {
                 let _ = tx.blocking_send(Err(e));
             }
-            Ok(())
-        });
-        builder.build()
+        }
     }
 }
 
@@ -763,7 +778,7 @@ impl SchemaProvider for SharedSchema {
             self.view(&self.store.view_body(name, body)).await?
         } else if let Some(body) = self.store.planned_here(name) {
             self.view(body).await?
-        } else if name == super::via_groups::TABLE && self.store.at.is_none() && self.store.tables.contains("member_keys") {
+        } else if name == super::via_groups::TABLE && self.store.has_current_keys() {
             Arc::new(ViaGroupsTable {
                 store: self.store.clone(),
                 key: Constraints::new_unverified(vec![Constraint::PrimaryKey(vec![0, 1])]),
