@@ -5,6 +5,7 @@
 pub mod columnar;
 mod comparison_key;
 mod mapped;
+mod member_diff;
 pub mod planner_inputs;
 pub mod scan;
 pub mod tables;
@@ -204,9 +205,8 @@ pub struct DriftResult {
 const BROADCAST_ROWS: usize = 1 << 20;
 const BROADCAST_BYTES: usize = 128 << 20;
 
-/// Queries whose joins are partitioned whatever their build side: the membership diff, where
-/// millions of pairs meet millions (measured 0.75 s partitioned, 0.9 s broadcast).
-const PARTITIONED: &[FindingKind] = &[FindingKind::GroupMembers];
+/// The drift query that runs last (see [`find_drift`]).
+const LAST: FindingKind = FindingKind::GroupMembers;
 
 /// A session with two partitions per table (the machine has two cores), plain `Utf8`
 /// strings, broadcast joins for build sides of up to a million rows (see reference notes), and
@@ -331,12 +331,7 @@ async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<Reco
         query: name.to_string(),
         source,
     };
-    let mut state = ctx.state();
-    if PARTITIONED.iter().any(|q| name.ends_with(q.as_str())) {
-        let opts = state.config_mut().options_mut();
-        opts.optimizer.hash_join_single_partition_threshold = 0;
-        opts.optimizer.hash_join_single_partition_threshold_rows = 0;
-    }
+    let state = ctx.state();
     // SCIMSYNC_EXPLAIN=<part of a query name> prints that query's EXPLAIN ANALYZE (profiling).
     if std::env::var("SCIMSYNC_EXPLAIN").is_ok_and(|w| !w.is_empty() && name.contains(&w)) {
         let explain = state.create_logical_plan(&format!("EXPLAIN ANALYZE {sql}")).await.map_err(err)?;
@@ -638,9 +633,20 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
     // Correlation: user links (prior → free → links) on one branch; dropped links, group
     // links and scope, which do not depend on them, on the other; then the pairs.
     let t = Instant::now();
+    // The stored user links (975k rows at 1M users, 77 MB) are read by `prior` and `dropped`
+    // only, one on each branch: the branch that finishes with them last lets them go, before
+    // correlation's own tables and hash tables grow.
+    let stored_links_readers = std::sync::atomic::AtomicUsize::new(2);
+    let done_with_stored_links = || {
+        if stored_links_readers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            deregister(ctx, "prior_links")?;
+        }
+        Ok::<_, EngineError>(())
+    };
     let users_branch = async {
         let t = Instant::now();
         let prior = collect(ctx, "correlate/prior", PRIOR).await?;
+        done_with_stored_links()?;
         register(ctx, "prior", prior)?;
         let free = collect(ctx, "correlate/free", FREE).await?;
         register(ctx, "free", free)?;
@@ -664,6 +670,7 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
             let rows = strings(&b, "app").into_iter().zip(strings(&b, "kind")).zip(strings(&b, "sp_id"));
             dropped.extend(rows.filter_map(|((a, k), id)| Some((a?, k?, id?))));
         }
+        done_with_stored_links()?;
         let group_links = collect(ctx, "correlate/groups", CORRELATE_GROUPS).await?;
         let new_group_links = links_of(&group_links, ["idp_group_id", "sp_group_id", "idp_gid", "sp_gid"], &["takeover"]);
         register(ctx, "group_links", group_links)?;
@@ -675,9 +682,7 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
     let (links, users_seconds) = users?;
     let (dropped, group_links, other_seconds) = other?;
     // The stored links are read by correlation only (`links` and `group_links` now hold them).
-    for stored in ["prior_links", "prior_group_links"] {
-        deregister(ctx, stored)?;
-    }
+    deregister(ctx, "prior_group_links")?;
     // What correlation held (the stored links, its hash tables) is freed on the threads that ran
     // it; handed back, the drift queries' peak does not stack on it.
     crate::memory::release_freed();
@@ -690,9 +695,9 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
 
 /// Every drift query, their findings into `result`.
 async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
-    // Then two streams of queries side by side (a query leaves a core idle while it builds a
-    // hash table or gathers its output, and the other fills it): the linked pairs and the
-    // three queries that read them; and the membership diff, the longest, then the rest.
+    // Two streams of queries side by side (a query leaves a core idle while it builds a hash
+    // table or gathers its output, and the other fills it): the linked pairs and the three
+    // queries that read them; and the rest but `group.members`, which runs after both.
     let run = |kind: FindingKind, sql: &'static str| async move {
         let t = Instant::now();
         let query = format!("drift/{kind}");
@@ -710,7 +715,7 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
         let pairs = collect(ctx, "pairs", PAIRS).await?;
         deregister(ctx, "linked_pairs")?;
         register(ctx, "pairs", pairs)?;
-        // The same for the pairs' hash tables, while the membership diff beside it grows.
+        // The same for the pairs' hash tables, while the queries beside them go on.
         crate::memory::release_freed();
         let mut out = vec![("correlate/pairs".to_string(), Vec::new(), t.elapsed().as_secs_f64())];
         for &(kind, sql) in with_pairs {
@@ -726,18 +731,30 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
         Ok::<_, EngineError>(out)
     };
     let other_stream = async {
-        let longest_first = without
-            .iter()
-            .filter(|(kind, _)| PARTITIONED.contains(kind))
-            .chain(without.iter().filter(|(kind, _)| !PARTITIONED.contains(kind)));
         let mut out = Vec::new();
-        for &&(kind, sql) in longest_first {
+        for &&(kind, sql) in without.iter().filter(|(kind, _)| *kind != LAST) {
             out.push(run(kind, sql).await?);
         }
         Ok::<_, EngineError>(out)
     };
     let (a, b) = futures::join!(pairs_stream, other_stream);
-    for (kind, findings, seconds) in a?.into_iter().chain(b?) {
+    let mut done = a?;
+    done.extend(b?);
+    // The membership diff, alone: its two sides' keys (115 MB at 1M users) are not held beside
+    // the pairs' hash tables, and it keeps both cores busy by itself (two queries, two sorts).
+    crate::memory::release_freed();
+    let t = Instant::now();
+    member_diff::register_tables(ctx).await?;
+    done.push(("group.members/diff".to_string(), Vec::new(), t.elapsed().as_secs_f64()));
+    let (_, sql) = DRIFT_QUERIES
+        .iter()
+        .find(|(kind, _)| *kind == LAST)
+        .expect("group.members is a drift query");
+    done.push(run(LAST, sql).await?);
+    for table in ["member_diff", "managed_groups"] {
+        deregister(ctx, table)?;
+    }
+    for (kind, findings, seconds) in done {
         result.findings.extend(findings);
         result.timings.push((kind, seconds));
     }
@@ -787,6 +804,10 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
         ("scope".into(), SCOPE),
         ("linked_pairs".into(), LINKED_PAIRS),
         ("pairs".into(), PAIRS),
+        ("managed_groups".into(), member_diff::MANAGED),
+        ("desired_members".into(), member_diff::DESIRED),
+        ("actual_members".into(), member_diff::ACTUAL),
+        ("member_diff".into(), member_diff::DIFF),
     ];
     views.extend(
         DRIFT_QUERIES

@@ -1,0 +1,7 @@
+-- desired_members: the members each managed app group should have: its IdP group's active
+-- members (a bound group's active members are in scope; active_members.sql), as IdP users.
+-- Millions of rows at 1M users, integer keys only.
+-- Output columns: sp_gid, idp_uid.
+SELECT mg.sp_gid, m.uid AS idp_uid
+FROM managed_groups mg
+JOIN active_members m ON m.gid = mg.idp_gid
