@@ -576,6 +576,8 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     trace_tables(&ctx, "correlated");
     find_drift(&ctx, &mut result, apps).await?;
     trace_tables(&ctx, "drift found");
+    keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;
+    trace_tables(&ctx, "kept for the planner");
     let t = Instant::now();
     result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
     result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
@@ -761,6 +763,42 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
     Ok(())
 }
 
+/// Let go of what only the drift queries read, before the planner's queries: the apps'
+/// memberships, the group links and bindings, and every user but the apps' IdPs' (the planner's
+/// queries and the mapped values read those only). At 1M users that unmaps 0.3 GiB of columnar
+/// copies. A batch of `users` is kept whole when any of its rows is such an IdP's (a batch
+/// scanned from SQLite may hold several sources).
+async fn keep_for_planner(ctx: &SessionContext, idp_sources: &std::collections::HashSet<&str>) -> Result<(), EngineError> {
+    for table in ["memberships", "group_links", "bindings"] {
+        deregister(ctx, table)?;
+    }
+    let err = |source| EngineError::Query {
+        query: "keep IdP users".into(),
+        source,
+    };
+    let provider = ctx.table_provider("users").await.map_err(err)?;
+    let Some(table) = provider.downcast_ref::<MemTable>() else {
+        return Ok(());
+    };
+    let mut kept = Vec::new();
+    for partition in &table.batches {
+        for batch in partition.read().await.iter() {
+            let sources = batch.column_by_name("source").expect("users have a source").as_string::<i32>();
+            if sources.iter().any(|s| s.is_some_and(|s| idp_sources.contains(s))) {
+                kept.push(batch.clone());
+            }
+        }
+    }
+    drop(provider);
+    deregister(ctx, "users")?;
+    if kept.is_empty() {
+        kept.push(RecordBatch::new_empty(columnar::table_schema("users")));
+    }
+    register(ctx, "users", kept)?;
+    crate::memory::release_freed();
+    Ok(())
+}
+
 /// What the planner needs beyond the findings, read where the tables already are.
 async fn read_planner_inputs(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
     let t = Instant::now();
@@ -822,6 +860,48 @@ pub async fn views_session() -> Result<SessionContext, EngineError> {
         create_view(&ctx, &name, sql).await?;
     }
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod planner_table_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_planner_keeps_the_idp_users_and_no_drift_only_table() {
+        let ctx = views_session().await.unwrap();
+        // Batches as the copies give them (one source each) and as SQLite may (mixed).
+        let users = |rows: &[(&str, i64)]| {
+            let schema = columnar::table_schema("users");
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| match f.name().as_str() {
+                    "source" => Arc::new(arrow::array::StringArray::from_iter_values(rows.iter().map(|r| r.0))) as arrow::array::ArrayRef,
+                    "uid" => Arc::new(arrow::array::Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                    _ => arrow::array::new_null_array(f.data_type(), rows.len()),
+                })
+                .collect();
+            RecordBatch::try_new(schema, columns).unwrap()
+        };
+        deregister(&ctx, "users").unwrap();
+        let batches = vec![
+            users(&[("idp.corp", 1), ("idp.corp", 2)]),
+            users(&[("app.wiki", 11), ("app.wiki", 12)]),
+            users(&[("app.wiki", 13), ("idp.corp", 3)]),
+            users(&[("idp.other", 21)]),
+        ];
+        register(&ctx, "users", batches).unwrap();
+        keep_for_planner(&ctx, &["idp.corp"].into()).await.unwrap();
+        let kept = collect(&ctx, "kept", "SELECT uid FROM users ORDER BY uid").await.unwrap();
+        let uids: Vec<i64> = kept
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(uids, [1, 2, 3, 13]);
+        for gone in ["memberships", "group_links", "bindings"] {
+            assert!(!ctx.table_exist(gone).unwrap(), "{gone} is still registered");
+        }
+    }
 }
 
 #[cfg(test)]
