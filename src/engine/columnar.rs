@@ -377,9 +377,45 @@ pub fn remove_stale(store: &Path, current: &std::collections::BTreeMap<String, i
     (files, bytes)
 }
 
+/// The copies one engine session mapped, whose pages it hands back to the kernel after each
+/// query ([`MappedPages::release`]). A copy is checked once, as it is decoded, which reads every
+/// page of it; left resident, the 0.6 GiB of a 1M-user store's copies stayed under every
+/// later query, though each reads a few of their columns. Released, a query faults back in
+/// (64 KiB at a time, from the page cache) only the pages it reads, and the plan's peak is that
+/// query's columns, not every copy's. Held weakly: a copy whose batches are dropped is unmapped.
+#[derive(Default)]
+pub struct MappedPages(std::sync::Mutex<Vec<std::sync::Weak<memmap2::Mmap>>>);
+
+impl MappedPages {
+    fn add(&self, mapping: &Arc<memmap2::Mmap>) {
+        self.0.lock().expect("not poisoned").push(Arc::downgrade(mapping));
+    }
+
+    /// Drop the pages of every copy still mapped from this process's memory (not from the page
+    /// cache: the next read of one maps it again without I/O).
+    pub fn release(&self) {
+        let mut mappings = self.0.lock().expect("not poisoned");
+        mappings.retain(|m| m.strong_count() > 0);
+        for mapping in mappings.iter().filter_map(std::sync::Weak::upgrade) {
+            release(&mapping);
+        }
+    }
+}
+
+fn release(mapping: &memmap2::Mmap) {
+    // SAFETY: MADV_DONTNEED discards what a process wrote to a private mapping; nothing writes
+    // to this one (it is mapped read-only, `Mmap` not `MmapMut`), so its pages read back as the
+    // same bytes of the file (never changed in place, see [`map`]), which is also what the
+    // kernel does when it reclaims a clean page of a mapped file under memory pressure.
+    // Decoded arrays that point into the mapping stay valid: the range stays mapped.
+    if let Err(e) = unsafe { mapping.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) } {
+        tracing::debug!("columnar copy pages not released: {e}");
+    }
+}
+
 /// The pull a copy was written from (its footer's schema metadata), if the file is readable.
 fn run_of(path: &Path) -> Option<i64> {
-    let (buffer, _) = map(path, Mapping::OnDemand).ok()?;
+    let (buffer, _, _) = map(path, Mapping::OnDemand).ok()?;
     let (footer, _) = footer_of(&buffer).ok()?;
     let fb = footer.schema()?;
     // Arrow's conversion panics on some malformed footers (as in `decode_checked`).
@@ -401,8 +437,10 @@ fn footer_of(bytes: &[u8]) -> Result<(arrow::ipc::Footer<'_>, usize), String> {
 /// the engine expects. The file is mapped into memory and its batches decoded in place (no copy
 /// of the column data); a truncated or damaged file is `None` (then SQLite is read), never a
 /// panic.
-pub fn read(store: &Path, source: &str, run_id: i64, table: &str) -> Option<Vec<RecordBatch>> {
-    read_mapped(store, source, run_id, table, Mapping::Whole, None)
+/// The copy's pages are released once it is decoded and kept in `pages`, for
+/// [`MappedPages::release`] after each query.
+pub fn read(store: &Path, source: &str, run_id: i64, table: &str, pages: &MappedPages) -> Option<Vec<RecordBatch>> {
+    read_mapped(store, source, run_id, table, Mapping::Whole(pages), None)
 }
 
 /// [`read`] of the columns at `columns` of the table's schema ([`table_schema`]), for a reader
@@ -414,22 +452,35 @@ pub fn read_columns(store: &Path, source: &str, run_id: i64, table: &str, column
     read_mapped(store, source, run_id, table, Mapping::OnDemand, Some(columns))
 }
 
-/// How a copy is mapped: prefaulted whole (the engine reads every column), or page by page as
-/// read, its checksum taken beforehand by reading the same open file.
+/// How a copy is mapped: prefaulted whole to be checksummed and decoded (the engine decodes
+/// every column), its pages then released and the mapping kept in [`MappedPages`]; or page by
+/// page as read, its checksum taken beforehand by reading the same open file.
 #[derive(Clone, Copy)]
-enum Mapping {
-    Whole,
+enum Mapping<'a> {
+    Whole(&'a MappedPages),
     OnDemand,
 }
 
-fn read_mapped(store: &Path, source: &str, run_id: i64, table: &str, how: Mapping, columns: Option<&[usize]>) -> Option<Vec<RecordBatch>> {
+fn read_mapped(
+    store: &Path,
+    source: &str,
+    run_id: i64,
+    table: &str,
+    how: Mapping<'_>,
+    columns: Option<&[usize]>,
+) -> Option<Vec<RecordBatch>> {
     let started = std::time::Instant::now();
     let path = file(store, source, table);
     let out = std::fs::read_to_string(checksum_file(&path))
         .map_err(|e| format!("no checksum ({e})"))
         .and_then(|sum| {
-            let (bytes, actual) = map(&path, how).map_err(|e| e.to_string())?;
-            decode_checked(bytes, actual, &sum, run_id, &table_schema(table), columns)
+            let (bytes, actual, mapping) = map(&path, how).map_err(|e| e.to_string())?;
+            let batches = decode_checked(bytes, actual, &sum, run_id, &table_schema(table), columns)?;
+            if let (Mapping::Whole(pages), Some(mapping)) = (how, mapping) {
+                release(&mapping);
+                pages.add(&mapping);
+            }
+            Ok(batches)
         });
     match &out {
         Ok(_) => tracing::debug!(path = %path.display(), seconds = started.elapsed().as_secs_f64(), "columnar copy read"),
@@ -443,13 +494,13 @@ fn read_mapped(store: &Path, source: &str, run_id: i64, table: &str, how: Mappin
 /// whole costs a fifth of reading it (0.02 s against 0.11 s for a 1M-user table here: no copy
 /// out of the page cache, no fresh pages to fault in). An empty file is read (a mapping cannot
 /// be empty).
-fn map(path: &Path, how: Mapping) -> std::io::Result<(Buffer, Option<String>)> {
+fn map(path: &Path, how: Mapping<'_>) -> std::io::Result<(Buffer, Option<String>, Option<Arc<memmap2::Mmap>>)> {
     let mut file = File::open(path)?;
     if file.metadata()?.len() == 0 {
-        return Ok((Buffer::from_vec(Vec::<u8>::new()), None));
+        return Ok((Buffer::from_vec(Vec::<u8>::new()), None, None));
     }
     let summed = match how {
-        Mapping::Whole => None,
+        Mapping::Whole(_) => None,
         Mapping::OnDemand => {
             let mut hashing = Hashing {
                 inner: std::io::sink(),
@@ -460,19 +511,20 @@ fn map(path: &Path, how: Mapping) -> std::io::Result<(Buffer, Option<String>)> {
         }
     };
     let mut options = memmap2::MmapOptions::new();
-    if matches!(how, Mapping::Whole) {
+    if matches!(how, Mapping::Whole(_)) {
         options.populate();
     }
     // SAFETY: the mapping is read-only and private. scimsync never changes a copy in place: a
     // pull writes a new file and renames it over the old one, which leaves this mapping (and the
     // open file summed above) on the old file. (Another program truncating a copy while a plan
     // reads it would stop the plan with SIGBUS; nothing is written before the copies are read.)
-    let mapped = unsafe { options.map(&file)? };
+    let mapped = Arc::new(unsafe { options.map(&file)? });
     let ptr = std::ptr::NonNull::new(mapped.as_ptr().cast_mut()).expect("a mapping is not null");
     let len = mapped.len();
     // SAFETY: `ptr` and `len` describe the mapping, which the buffer owns (through the Arc) for
     // as long as any slice of it lives, and which nothing writes.
-    Ok((unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mapped)) }, summed))
+    let buffer = unsafe { Buffer::from_custom_allocation(ptr, len, mapped.clone()) };
+    Ok((buffer, summed, Some(mapped)))
 }
 
 /// [`decode`] of a file's bytes if they match their checksum `sum` (`actual`, when it was
@@ -596,8 +648,9 @@ mod tests {
         let path = dir.path().join("m.arrow");
         let bytes = ipc_file(4, 1000);
         std::fs::write(&path, &bytes).unwrap();
-        for how in [Mapping::Whole, Mapping::OnDemand] {
-            let (mapped, summed) = map(&path, how).unwrap();
+        let pages = MappedPages::default();
+        for how in [Mapping::Whole(&pages), Mapping::OnDemand] {
+            let (mapped, summed, _) = map(&path, how).unwrap();
             assert_eq!(mapped.as_slice(), bytes.as_slice());
             // Summed as read (on demand) or not at all (whole: decode_checked sums the mapping).
             assert_eq!(summed.is_some(), matches!(how, Mapping::OnDemand));
@@ -606,12 +659,35 @@ mod tests {
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2000);
         }
         // Summed as read, a file whose bytes are not those of its checksum is refused.
-        let (mapped, summed) = map(&path, Mapping::OnDemand).unwrap();
+        let (mapped, summed, _) = map(&path, Mapping::OnDemand).unwrap();
         assert!(decode_checked(mapped, summed, &checksum(b"other"), 4, &table_schema("memberships"), None).is_err());
         std::fs::write(&path, b"").unwrap();
-        let (empty, summed) = map(&path, Mapping::OnDemand).unwrap();
+        let (empty, summed, _) = map(&path, Mapping::OnDemand).unwrap();
         assert!(decode_checked(empty, summed, &checksum(b""), 4, &table_schema("memberships"), None).is_err());
-        assert!(map(&dir.path().join("none.arrow"), Mapping::Whole).is_err());
+        assert!(map(&dir.path().join("none.arrow"), Mapping::Whole(&pages)).is_err());
+    }
+
+    #[test]
+    fn a_copys_pages_released_read_back_the_same_and_dropped_copies_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.db");
+        std::fs::create_dir_all(dir_for(&store)).unwrap();
+        let path = file(&store, "idp.x", "memberships");
+        let bytes = ipc_file(4, 100_000);
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::write(checksum_file(&path), checksum(&bytes)).unwrap();
+        let pages = MappedPages::default();
+        let batches = read(&store, "idp.x", 4, "memberships", &pages).unwrap();
+        let expected = decode(Buffer::from_vec(bytes), 4, &table_schema("memberships"), None).unwrap();
+        // Released as decoded, and again (as after a query): each time read back whole.
+        for _ in 0..2 {
+            assert_eq!(batches, expected);
+            pages.release();
+        }
+        assert_eq!(pages.0.lock().unwrap().len(), 1);
+        drop(batches);
+        pages.release();
+        assert!(pages.0.lock().unwrap().is_empty(), "a dropped copy is unmapped, not kept");
     }
 
     #[test]

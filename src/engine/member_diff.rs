@@ -196,6 +196,7 @@ async fn stream(ctx: &SessionContext, name: &str, sql: &str, mut each: impl FnMu
             return Ok(false);
         }
     }
+    super::release_mapped_pages(ctx);
     // As `collect` logs each query (`-vv`), for the profile of a plan.
     tracing::debug!(query = name, seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "query streamed");
     Ok(true)

@@ -212,9 +212,27 @@ const LAST: FindingKind = FindingKind::GroupMembers;
 /// strings, broadcast joins for build sides of up to a million rows (see reference notes), and
 /// the engine's own `comparison_key` function.
 pub fn session() -> SessionContext {
-    let ctx = SessionContext::new_with_config(session_config());
+    session_of(session_config())
+}
+
+fn session_of(config: SessionConfig) -> SessionContext {
+    let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(comparison_key::comparison_key());
     ctx
+}
+
+/// The drift engine's [`session`]: it keeps the columnar copies it maps
+/// ([`columnar::MappedPages`]), whose pages each query releases when done (see [`collect`]).
+fn drift_session() -> SessionContext {
+    session_of(session_config().with_extension(Arc::new(columnar::MappedPages::default())))
+}
+
+/// Hand the pages of the copies mapped in `ctx` (a [`drift_session`]) back to the kernel: the
+/// next query faults in those it reads.
+fn release_mapped_pages(ctx: &SessionContext) {
+    if let Some(pages) = ctx.state_ref().read().config().get_extension::<columnar::MappedPages>() {
+        pages.release();
+    }
 }
 
 fn session_config() -> SessionConfig {
@@ -348,6 +366,7 @@ async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<Reco
     let df = DataFrame::new(state, plan);
     let schema = Arc::new(df.schema().as_arrow().clone());
     let mut batches = df.collect().await.map_err(err)?;
+    release_mapped_pages(ctx);
     tracing::debug!(
         query = name,
         seconds = started.elapsed().as_secs_f64(),
@@ -460,8 +479,9 @@ type TablePiece = (&'static str, Vec<RecordBatch>);
 /// its columnar copy when that is of its last successful pull, else from SQLite; the small
 /// tables (bindings, links) from SQLite. The copies are read and the small tables scanned on
 /// two threads at once. Returns (table name, batches) pieces to concatenate, and whether any
-/// source was read from SQLite (its `active_members` are then to be computed).
-fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
+/// source was read from SQLite (its `active_members` are then to be computed). The copies'
+/// mappings are kept in `pages`.
+fn load_tables(path: &Path, pages: &columnar::MappedPages) -> Result<(Vec<TablePiece>, bool), EngineError> {
     let sqlite = |source| scan::ScanError::Sqlite { table: "sources", source };
     let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
     let max_of = |sql| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(sqlite);
@@ -496,7 +516,7 @@ fn load_tables(path: &Path) -> Result<(Vec<TablePiece>, bool), EngineError> {
                 i if i < small.len() => *small_slots[i].lock().expect("not poisoned") = Some(scan::scan_alone(path, &small[i])),
                 i if i < small.len() + copies.len() => {
                     let (source, run, table) = copies[i - small.len()];
-                    *copy_slots[i - small.len()].lock().expect("not poisoned") = columnar::read(path, source, run, table);
+                    *copy_slots[i - small.len()].lock().expect("not poisoned") = columnar::read(path, source, run, table, pages);
                 }
                 _ => break,
             }
@@ -567,7 +587,7 @@ async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), 
 /// planner needs beyond the findings.
 pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
     let mut result = DriftResult::default();
-    let ctx = session();
+    let ctx = drift_session();
     let t = Instant::now();
     load(&ctx, store_path, apps).await?;
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
@@ -593,7 +613,9 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
 /// The scans of the store (or its columnar copies) and the config's tables, registered.
 async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
     let path = store_path.to_path_buf();
-    let (scanned, from_sqlite) = tokio::task::block_in_place(|| load_tables(&path))?;
+    let pages = ctx.state_ref().read().config().get_extension::<columnar::MappedPages>();
+    let pages = pages.unwrap_or_default();
+    let (scanned, from_sqlite) = tokio::task::block_in_place(|| load_tables(&path, &pages))?;
     // Scans of one table (the halves of users, each source's copy) become one table; a table
     // no source provided is registered empty.
     let mut by_name: Vec<(&str, Vec<RecordBatch>)> = scan::drift_tables(0, 0)
