@@ -13,9 +13,8 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
 
-use super::{collect, register, EngineError};
+use super::{collect, register, stream, EngineError};
 use crate::memory::push_growing_by_an_eighth;
 
 /// `queries/members/managed.sql`: the managed app groups (registered as `managed_groups`).
@@ -180,26 +179,6 @@ fn ints(b: &RecordBatch, i: usize) -> &arrow::array::PrimitiveArray<Int64Type> {
     b.column(i)
         .as_primitive_opt::<Int64Type>()
         .expect("the members queries return integer keys")
-}
-
-/// Each batch of `sql`'s result to `each` as it comes (nothing collected); `false` from `each`
-/// stops early and is returned.
-async fn stream(ctx: &SessionContext, name: &str, sql: &str, mut each: impl FnMut(&RecordBatch) -> bool) -> Result<bool, EngineError> {
-    let err = |source| EngineError::Query {
-        query: name.to_string(),
-        source,
-    };
-    let started = std::time::Instant::now();
-    let mut batches = ctx.sql(sql).await.map_err(err)?.execute_stream().await.map_err(err)?;
-    while let Some(batch) = batches.next().await {
-        if !each(&batch.map_err(err)?) {
-            return Ok(false);
-        }
-    }
-    super::release_mapped_pages(ctx);
-    // As `collect` logs each query (`-vv`), for the profile of a plan.
-    tracing::debug!(query = name, seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "query streamed");
-    Ok(true)
 }
 
 impl<K: Key> Sides<K> {

@@ -8,6 +8,7 @@ mod mapped;
 mod member_diff;
 pub mod planner_inputs;
 pub mod scan;
+mod scope;
 pub mod tables;
 
 use std::collections::HashMap;
@@ -380,6 +381,32 @@ async fn collect(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<Reco
     Ok(batches)
 }
 
+/// Each batch of `sql`'s result to `each` as it comes (nothing collected); `false` from `each`
+/// stops early and is returned.
+pub(super) async fn stream(
+    ctx: &SessionContext,
+    name: &str,
+    sql: &str,
+    mut each: impl FnMut(&RecordBatch) -> bool,
+) -> Result<bool, EngineError> {
+    use futures::StreamExt;
+    let err = |source| EngineError::Query {
+        query: name.to_string(),
+        source,
+    };
+    let started = std::time::Instant::now();
+    let mut batches = ctx.sql(sql).await.map_err(err)?.execute_stream().await.map_err(err)?;
+    while let Some(batch) = batches.next().await {
+        if !each(&batch.map_err(err)?) {
+            return Ok(false);
+        }
+    }
+    release_mapped_pages(ctx);
+    // As `collect` logs each query (`-vv`), for the profile of a plan.
+    tracing::debug!(query = name, seconds = started.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "query streamed");
+    Ok(true)
+}
+
 /// Column `name` of `b` as optional strings (any string type, cast to Utf8).
 fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
     let col = b.column_by_name(name).unwrap_or_else(|| panic!("query output lacks column {name}"));
@@ -698,7 +725,7 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
         let group_links = collect(ctx, "correlate/groups", CORRELATE_GROUPS).await?;
         let new_group_links = links_of(&group_links, ["idp_group_id", "sp_group_id", "idp_gid", "sp_gid"], &["takeover"]);
         register(ctx, "group_links", group_links)?;
-        let scope = collect(ctx, "scope", SCOPE).await?;
+        let scope = scope::scope(ctx).await?;
         register(ctx, "scope", scope)?;
         Ok::<_, EngineError>((dropped, new_group_links, t.elapsed().as_secs_f64()))
     };
