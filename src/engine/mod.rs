@@ -7,6 +7,7 @@ mod comparison_key;
 mod mapped;
 mod member_diff;
 pub mod planner_inputs;
+mod prior;
 pub mod scan;
 mod scope;
 pub mod tables;
@@ -696,7 +697,7 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
     };
     let users_branch = async {
         let t = Instant::now();
-        let prior = collect(ctx, "correlate/prior", PRIOR).await?;
+        let prior = prior::prior(ctx).await?;
         done_with_stored_links()?;
         register(ctx, "prior", prior)?;
         let free = collect(ctx, "correlate/free", FREE).await?;
