@@ -230,6 +230,23 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     Ok(out)
 }
 
+/// An operation of `app` correcting `f` (numbered later).
+fn operation(app: &AppPlanning, phase: u8, action: Action, method: Method, path: String, body: Option<Body>, f: &Finding) -> Operation {
+    Operation {
+        seq: 0,
+        app: app.config.name.clone(),
+        phase,
+        action,
+        method,
+        path,
+        body,
+        finding: f.kind,
+        subject: f.subject.clone(),
+        idp_id: f.idp_id.clone(),
+        sp_id: f.sp_id.clone(),
+    }
+}
+
 /// What every step of planning one app reads.
 struct Steps<'a> {
     store: &'a Store,
@@ -245,19 +262,7 @@ impl<'a> Steps<'a> {
 
     /// An operation correcting `f` (numbered later).
     fn op(&self, phase: u8, action: Action, method: Method, path: String, body: Option<Body>, f: &Finding) -> Operation {
-        Operation {
-            seq: 0,
-            app: self.app.config.name.clone(),
-            phase,
-            action,
-            method,
-            path,
-            body,
-            finding: f.kind,
-            subject: f.subject.clone(),
-            idp_id: f.idp_id.clone(),
-            sp_id: f.sp_id.clone(),
-        }
+        operation(self.app, phase, action, method, path, body, f)
     }
 
     /// Quip (`email_reuse = "rename_disabled"`): a disabled account holding a new user's email
@@ -487,6 +492,61 @@ fn finish(app: &AppPlanning, mut ops: Vec<Operation>, warnings: &mut Vec<String>
     *out = ops;
 }
 
+/// PATCH operations for `changes` of `app`'s groups: a rename, then member additions and
+/// removals in batches of `member_batch`.
+fn patch_groups(app: &AppPlanning, changes: &[(&str, &Change)], member_values: &MemberValues, ops: &mut Vec<Operation>) {
+    let profile = app.profile;
+    for (sp, c) in changes {
+        if let Some((f, name)) = c.rename.and_then(|f| Some((f, f.new_value.clone()?))) {
+            let body = patch(vec![PatchOp::replace("displayName", PatchValue::Text(name))]);
+            ops.push(operation(
+                app,
+                phase::GROUPS,
+                Action::GroupUpdate,
+                Method::Patch,
+                group_path(sp),
+                Some(body),
+                f,
+            ));
+        }
+        let adds: Vec<(MemberValue, &Finding)> = c
+            .add
+            .iter()
+            .filter_map(|f| Some((member_values.of(f.new_value.as_deref()?)?, *f)))
+            .collect();
+        for chunk in adds.chunks(profile.groups.member_batch) {
+            let body = patch(vec![add_members(members(chunk.iter().map(|(v, _)| *v)))]);
+            let mut o = operation(
+                app,
+                phase::GROUPS,
+                Action::GroupMembers,
+                Method::Patch,
+                group_path(sp),
+                Some(body),
+                chunk[0].1,
+            );
+            o.subject = chunk[0].1.subject.clone();
+            ops.push(o);
+        }
+        let removes: Vec<&Finding> = c.remove.iter().filter(|f| f.old_value.is_some()).copied().collect();
+        for chunk in removes.chunks(profile.groups.member_batch) {
+            let list: Vec<PatchOp> = chunk
+                .iter()
+                .map(|f| PatchOp::remove_member(f.old_value.as_deref().expect("filtered")))
+                .collect();
+            ops.push(operation(
+                app,
+                phase::GROUPS,
+                Action::GroupMembers,
+                Method::Patch,
+                group_path(sp),
+                Some(patch(list)),
+                chunk[0],
+            ));
+        }
+    }
+}
+
 /// One app group's changes: its new name, members to add and to remove.
 #[derive(Default)]
 struct Change<'f> {
@@ -547,48 +607,27 @@ impl<'a> Steps<'a> {
         }
     }
 
-    /// PATCH: a rename, then member additions and removals in batches of `member_batch`.
+    /// PATCH: a rename, then member additions and removals in batches of `member_batch`. The
+    /// groups are split in two halves planned on two threads (at 1M users 127k operations took
+    /// 0.27 s on one), their operations appended in the groups' order; fewer than 1,024 groups
+    /// are planned on this thread.
     fn change_groups_by_patch(&self, changes: &BTreeMap<&str, Change>, member_values: &MemberValues, ops: &mut Vec<Operation>) {
-        let profile = self.app.profile;
-        for (sp, c) in changes {
-            if let Some((f, name)) = c.rename.and_then(|f| Some((f, f.new_value.clone()?))) {
-                let body = patch(vec![PatchOp::replace("displayName", PatchValue::Text(name))]);
-                ops.push(self.op(phase::GROUPS, Action::GroupUpdate, Method::Patch, group_path(sp), Some(body), f));
-            }
-            let adds: Vec<(MemberValue, &Finding)> = c
-                .add
-                .iter()
-                .filter_map(|f| Some((member_values.of(f.new_value.as_deref()?)?, *f)))
-                .collect();
-            for chunk in adds.chunks(profile.groups.member_batch) {
-                let body = patch(vec![add_members(members(chunk.iter().map(|(v, _)| *v)))]);
-                let mut o = self.op(
-                    phase::GROUPS,
-                    Action::GroupMembers,
-                    Method::Patch,
-                    group_path(sp),
-                    Some(body),
-                    chunk[0].1,
-                );
-                o.subject = chunk[0].1.subject.clone();
-                ops.push(o);
-            }
-            let removes: Vec<&Finding> = c.remove.iter().filter(|f| f.old_value.is_some()).copied().collect();
-            for chunk in removes.chunks(profile.groups.member_batch) {
-                let list: Vec<PatchOp> = chunk
-                    .iter()
-                    .map(|f| PatchOp::remove_member(f.old_value.as_deref().expect("filtered")))
-                    .collect();
-                ops.push(self.op(
-                    phase::GROUPS,
-                    Action::GroupMembers,
-                    Method::Patch,
-                    group_path(sp),
-                    Some(patch(list)),
-                    chunk[0],
-                ));
-            }
+        let changes: Vec<(&str, &Change)> = changes.iter().map(|(sp, c)| (*sp, c)).collect();
+        if changes.len() < 1024 {
+            return patch_groups(self.app, &changes, member_values, ops);
         }
+        let (first, second) = changes.split_at(changes.len() / 2);
+        let app = self.app;
+        let second = std::thread::scope(|s| {
+            let second = s.spawn(|| {
+                let mut ops = Vec::new();
+                patch_groups(app, second, member_values, &mut ops);
+                ops
+            });
+            patch_groups(app, first, member_values, ops);
+            second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        ops.extend(second);
     }
 
     /// PUT: the full member list, built from the app's current members.

@@ -16,6 +16,7 @@ mod django_scim;
 mod fault_matrix;
 mod file_source;
 mod gen_serve;
+mod group_operations;
 mod hostile;
 mod hostile_servers;
 mod idp_connectors;

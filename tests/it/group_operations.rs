@@ -1,0 +1,86 @@
+//! The group phase of a plan large enough to be planned on two threads (1,024 changed groups or
+//! more): its PATCH operations come in the groups' order, each group's together, and every
+//! membership finding is in exactly one of them.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+#[test]
+fn thousands_of_changed_groups_are_patched_in_order_each_membership_once() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&scimsync(
+        dir.path(),
+        &["gen", "--users", "20000", "--groups", "3000", "--drift", "0.05", "--dir", "gen"],
+    ));
+    let out = scimsync(dir.path(), &["--config", "gen/scimsync.toml", "plan", "--format", "json"]);
+    assert_ok(&out);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let patches: Vec<&Value> = plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == "group.members" && o["method"] == "PATCH")
+        .collect();
+    let paths: Vec<&str> = patches.iter().map(|o| o["path"].as_str().unwrap()).collect();
+    let mut groups = paths.clone();
+    groups.dedup();
+    assert!(
+        groups.len() >= 1024,
+        "only {} changed groups: the split is not exercised",
+        groups.len()
+    );
+    assert!(groups.windows(2).all(|w| w[0] < w[1]), "groups out of order or split apart");
+    let seqs: Vec<i64> = patches.iter().map(|o| o["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "group operations not numbered in a row");
+
+    // Removals name the account, as their findings do; additions name the IdP user's account
+    // (or the user, for one the plan creates), which a finding names by the IdP user.
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    for o in &patches {
+        let group = o["path"].as_str().unwrap().trim_start_matches("Groups/");
+        for op in o["body"]["Operations"].as_array().unwrap() {
+            match op["op"].as_str().unwrap() {
+                "add" => {
+                    for m in op["value"].as_array().unwrap() {
+                        // an account's id, or {"$idp_user": id} for a user created earlier in the plan
+                        added.push(format!("{group} {}", m["value"]));
+                    }
+                }
+                "remove" => {
+                    let member = op["path"].as_str().unwrap().split('"').nth(1).unwrap();
+                    removed.push(format!("{group} {member}"));
+                }
+                other => panic!("unexpected PATCH op {other} in {o}"),
+            }
+        }
+    }
+    let findings: Vec<&Value> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "group.members")
+        .collect();
+    let mut to_remove: Vec<String> = findings
+        .iter()
+        .filter(|f| f["attribute"] == "remove")
+        .map(|f| format!("{} {}", f["sp_id"].as_str().unwrap(), f["old_value"].as_str().unwrap()))
+        .collect();
+    let adds_found = findings.iter().filter(|f| f["attribute"] == "add").count();
+    removed.sort();
+    to_remove.sort();
+    assert!(
+        !removed.is_empty() && removed == to_remove,
+        "{} removals PATCHed for {} found",
+        removed.len(),
+        to_remove.len()
+    );
+    let patched_adds = added.len();
+    added.sort();
+    added.dedup();
+    assert_eq!(added.len(), patched_adds, "a membership added twice");
+    assert!(
+        patched_adds > adds_found / 2 && patched_adds <= adds_found,
+        "{patched_adds} additions PATCHed for {adds_found} found"
+    );
+}
