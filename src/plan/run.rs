@@ -123,10 +123,11 @@ fn check_roles(config: &Config, app: &AppConfig, profile: &Profile) -> Result<()
 }
 
 /// What a plan has peaked at per user and per membership of the snapshots it reads: at 1M
-/// users a side (2M users, 9.8M memberships) a steady plan peaked at 1.67–1.70 GiB, of which
-/// 0.68 GiB are the columnar copies it maps; the first plan of a store at 1.9–2.0 GiB.
-const PLAN_PER_USER: u64 = 700;
-const PLAN_PER_MEMBERSHIP: u64 = 40;
+/// users a side (1.99M users, 9.8M memberships) a steady plan peaked at 718–852 MiB and the
+/// first plan of a store at 779–882 MiB, the pages of the columnar copies it maps counted
+/// (released after decoding and after each query). These give 886 MiB there.
+const PLAN_PER_USER: u64 = 310;
+const PLAN_PER_MEMBERSHIP: u64 = 32;
 
 /// Warn, before the engine starts, when the snapshots the plan reads are of a size whose plans
 /// have peaked above the memory this process can have (`--memory-limit` when set, else the
