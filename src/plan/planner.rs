@@ -492,6 +492,10 @@ fn finish(app: &AppPlanning, mut ops: Vec<Operation>, warnings: &mut Vec<String>
     *out = ops;
 }
 
+/// The fewest changed groups whose PATCHes are planned on two threads: below it a second thread
+/// costs more than it saves.
+const GROUPS_FOR_TWO_THREADS: usize = 1024;
+
 /// PATCH operations for `changes` of `app`'s groups: a rename, then member additions and
 /// removals in batches of `member_batch`.
 fn patch_groups(app: &AppPlanning, changes: &[(&str, &Change)], member_values: &MemberValues, ops: &mut Vec<Operation>) {
@@ -516,7 +520,7 @@ fn patch_groups(app: &AppPlanning, changes: &[(&str, &Change)], member_values: &
             .collect();
         for chunk in adds.chunks(profile.groups.member_batch) {
             let body = patch(vec![add_members(members(chunk.iter().map(|(v, _)| *v)))]);
-            let mut o = operation(
+            ops.push(operation(
                 app,
                 phase::GROUPS,
                 Action::GroupMembers,
@@ -524,9 +528,7 @@ fn patch_groups(app: &AppPlanning, changes: &[(&str, &Change)], member_values: &
                 group_path(sp),
                 Some(body),
                 chunk[0].1,
-            );
-            o.subject = chunk[0].1.subject.clone();
-            ops.push(o);
+            ));
         }
         let removes: Vec<&Finding> = c.remove.iter().filter(|f| f.old_value.is_some()).copied().collect();
         for chunk in removes.chunks(profile.groups.member_batch) {
@@ -609,11 +611,11 @@ impl<'a> Steps<'a> {
 
     /// PATCH: a rename, then member additions and removals in batches of `member_batch`. The
     /// groups are split in two halves planned on two threads (at 1M users 127k operations took
-    /// 0.27 s on one), their operations appended in the groups' order; fewer than 1,024 groups
-    /// are planned on this thread.
+    /// 0.27 s on one), their operations appended in the groups' order; fewer than
+    /// [`GROUPS_FOR_TWO_THREADS`] are planned on this thread.
     fn change_groups_by_patch(&self, changes: &BTreeMap<&str, Change>, member_values: &MemberValues, ops: &mut Vec<Operation>) {
         let changes: Vec<(&str, &Change)> = changes.iter().map(|(sp, c)| (*sp, c)).collect();
-        if changes.len() < 1024 {
+        if changes.len() < GROUPS_FOR_TWO_THREADS {
             return patch_groups(self.app, &changes, member_values, ops);
         }
         let (first, second) = changes.split_at(changes.len() / 2);
