@@ -155,6 +155,31 @@ impl NewLinks {
         self.order.is_empty()
     }
 
+    /// Links from (app, idp id, sp id, matched_by, idp key, sp key) rows, in that order.
+    #[cfg(test)]
+    pub(crate) fn from_rows(rows: &[(&str, &str, &str, &str, i64, i64)]) -> NewLinks {
+        use arrow::array::{ArrayRef, Int64Array, StringArray};
+        let text = |i: usize| -> ArrayRef {
+            let field = |r: &(&str, &str, &str, &str, i64, i64)| [r.0, r.1, r.2, r.3][i].to_string();
+            Arc::new(rows.iter().map(|r| Some(field(r))).collect::<StringArray>())
+        };
+        let key =
+            |second: bool| -> ArrayRef { Arc::new(rows.iter().map(|r| Some(if second { r.5 } else { r.4 })).collect::<Int64Array>()) };
+        let batch = RecordBatch::try_from_iter([
+            ("app", text(0)),
+            ("idp_id", text(1)),
+            ("sp_id", text(2)),
+            ("matched_by", text(3)),
+            ("idp_key", key(false)),
+            ("sp_key", key(true)),
+        ])
+        .expect("columns of one length");
+        NewLinks {
+            rows: Some(batch),
+            order: (0..rows.len() as u32).collect(),
+        }
+    }
+
     /// Each link, in order.
     pub fn iter(&self) -> impl Iterator<Item = Link<'_>> {
         self.rows.iter().flat_map(move |b| {
@@ -175,6 +200,17 @@ impl NewLinks {
             })
         })
     }
+}
+
+/// What correlation decided, handed over as soon as it is known (see [`drift_reporting`]).
+#[derive(Debug, Clone, Default)]
+pub struct Correlated {
+    /// Links made by this plan.
+    pub links: NewLinks,
+    /// Group links made by this plan.
+    pub group_links: NewLinks,
+    /// Stored links whose app side is gone: (app, "user" | "group", app id).
+    pub dropped: Vec<(String, String, String)>,
 }
 
 /// What a drift run found.
@@ -614,6 +650,16 @@ async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), 
 /// to `store_path`) and run correlation, scope and every drift query for `apps`; then what the
 /// planner needs beyond the findings.
 pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
+    drift_reporting(store_path, apps, |_| ()).await
+}
+
+/// [`drift`], handing `correlated` the links as soon as correlation has made them, before the
+/// drift queries run: a first plan's million new links are stored meanwhile.
+pub async fn drift_reporting(
+    store_path: &Path,
+    apps: &[AppInput<'_>],
+    correlated: impl FnOnce(Correlated),
+) -> Result<DriftResult, EngineError> {
     let mut result = DriftResult::default();
     let ctx = drift_session();
     let t = Instant::now();
@@ -622,6 +668,11 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     trace_tables(&ctx, "loaded");
     correlate(&ctx, &mut result).await?;
     trace_tables(&ctx, "correlated");
+    correlated(Correlated {
+        links: result.links.clone(),
+        group_links: result.group_links.clone(),
+        dropped: result.dropped.clone(),
+    });
     find_drift(&ctx, &mut result, apps).await?;
     trace_tables(&ctx, "drift found");
     keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;

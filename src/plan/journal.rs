@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension};
 
 use super::{Body, Operation, Plan};
-use crate::engine::DriftResult;
+use crate::engine::{Correlated, DriftResult};
 use crate::store::rows::{insert_rows, int, opt_text, text};
 use crate::store::{Result, Store, StoreError};
 use crate::vocab::OpStatus;
@@ -63,94 +63,120 @@ fn same_as_previous(tx: &rusqlite::Transaction, previous: &str, id: i64, digest:
     })
 }
 
+/// Drop the stored links whose app side is gone and add those correlation made.
+fn store_links(tx: &rusqlite::Transaction, correlated: &Correlated) -> rusqlite::Result<()> {
+    let now = crate::time::now();
+    let mut drop_user = tx.prepare_cached("DELETE FROM links WHERE app = ?1 AND sp_user_id = ?2")?;
+    let mut drop_group = tx.prepare_cached("DELETE FROM group_links WHERE app = ?1 AND sp_group_id = ?2")?;
+    for (app, kind, sp_id) in &correlated.dropped {
+        if kind == "group" {
+            drop_group.execute(params![app, sp_id])?;
+        } else {
+            drop_user.execute(params![app, sp_id])?;
+        }
+    }
+    for (table, cols, rows) in [
+        (
+            "links",
+            "app, idp_user_id, sp_user_id, matched_by, linked_at, idp_uid, sp_uid",
+            &correlated.links,
+        ),
+        (
+            "group_links",
+            "app, idp_group_id, sp_group_id, matched_by, linked_at, idp_gid, sp_gid",
+            &correlated.group_links,
+        ),
+    ] {
+        insert_rows(tx, &format!("INSERT OR REPLACE INTO {table} ({cols})"), 7, rows.iter(), |l| {
+            vec![
+                text(l.app),
+                text(l.idp_id),
+                text(l.sp_id),
+                text(l.matched_by),
+                text(&now),
+                int(l.idp_key),
+                int(l.sp_key),
+            ]
+        })?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Store a plan run's results in one transaction: links whose app side is gone are dropped,
     /// the links correlation made are added, and the findings are recorded under `run_id` —
     /// as rows, or, when they are exactly the previous plan run's, as `runs.findings_of` (the
     /// `findings` view shows them under `run_id` all the same).
     pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {
+        let correlated = Correlated {
+            links: result.links.clone(),
+            group_links: result.group_links.clone(),
+            dropped: result.dropped.clone(),
+        };
+        self.write_plan_from(run_id, || Some(correlated), || Some(result))?;
+        Ok(())
+    }
+
+    /// [`Store::write_plan`] in two steps of its one transaction: the links as soon as
+    /// `correlated` gives them (a plan's engine goes on finding drift meanwhile), then the
+    /// findings once `drift` gives them. When either gives nothing (the engine failed), what was
+    /// written is rolled back and false returned: no link of a failed plan is kept.
+    pub fn write_plan_from<R: std::ops::Deref<Target = DriftResult>>(
+        &mut self,
+        run_id: i64,
+        correlated: impl FnOnce() -> Option<Correlated>,
+        drift: impl FnOnce() -> Option<R>,
+    ) -> Result<bool> {
         let key = self.digest_key()?;
-        let digest = super::digest::findings(key, &result.findings);
         let path = self.path.clone();
-        let now = crate::time::now();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
+        let Some(correlated) = correlated() else {
+            return Ok(false);
+        };
+        let started = std::time::Instant::now();
         let tx = self.conn.transaction().map_err(err)?;
-        let findings_of;
-        {
-            let mut drop_user = tx
-                .prepare_cached("DELETE FROM links WHERE app = ?1 AND sp_user_id = ?2")
-                .map_err(err)?;
-            let mut drop_group = tx
-                .prepare_cached("DELETE FROM group_links WHERE app = ?1 AND sp_group_id = ?2")
-                .map_err(err)?;
-            for (app, kind, sp_id) in &result.dropped {
-                if kind == "group" {
-                    drop_group.execute(params![app, sp_id])
-                } else {
-                    drop_user.execute(params![app, sp_id])
-                }
-                .map_err(err)?;
-            }
-            for (table, cols, rows) in [
-                (
-                    "links",
-                    "app, idp_user_id, sp_user_id, matched_by, linked_at, idp_uid, sp_uid",
-                    &result.links,
-                ),
-                (
-                    "group_links",
-                    "app, idp_group_id, sp_group_id, matched_by, linked_at, idp_gid, sp_gid",
-                    &result.group_links,
-                ),
-            ] {
-                insert_rows(&tx, &format!("INSERT OR REPLACE INTO {table} ({cols})"), 7, rows.iter(), |l| {
-                    vec![
-                        text(l.app),
-                        text(l.idp_id),
-                        text(l.sp_id),
-                        text(l.matched_by),
-                        text(&now),
-                        int(l.idp_key),
-                        int(l.sp_key),
-                    ]
-                })
-                .map_err(err)?;
-            }
-            findings_of = same_as_previous(
-                &tx,
-                "SELECT id, findings_digest, findings_of FROM runs WHERE kind = 'plan' AND status = 'ok' AND id < ?1 ORDER BY id DESC LIMIT 1",
-                run_id,
-                &digest,
-            )
-            .map_err(err)?
-            .filter(|_| !result.findings.is_empty());
-            let head = "INSERT INTO finding_rows (run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value)";
-            let findings = result.findings.iter().filter(|_| findings_of.is_none());
-            insert_rows(&tx, head, 10, findings, |f| {
-                vec![
-                    int(Some(run_id)),
-                    text(&f.app),
-                    text(f.kind.as_str()),
-                    opt_text(f.subject.as_deref()),
-                    opt_text(f.detail.as_deref()),
-                    opt_text(f.idp_id.as_deref()),
-                    opt_text(f.sp_id.as_deref()),
-                    opt_text(f.attribute.as_deref()),
-                    opt_text(f.old_value.as_deref()),
-                    opt_text(f.new_value.as_deref()),
-                ]
-            })
-            .map_err(err)?;
-        }
-        let counts = serde_json::json!({"findings": result.findings.len(), "new_links": result.links.len(), "new_group_links": result.group_links.len(), "dropped_links": result.dropped.len()}).to_string();
+        store_links(&tx, &correlated).map_err(err)?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "links stored");
+        let Some(result) = drift() else {
+            return Ok(false); // the transaction rolls back as it is dropped
+        };
+        let started = std::time::Instant::now();
+        let digest = super::digest::findings(key, &result.findings);
+        let findings_of = same_as_previous(
+            &tx,
+            "SELECT id, findings_digest, findings_of FROM runs WHERE kind = 'plan' AND status = 'ok' AND id < ?1 ORDER BY id DESC LIMIT 1",
+            run_id,
+            &digest,
+        )
+        .map_err(err)?
+        .filter(|_| !result.findings.is_empty());
+        let head = "INSERT INTO finding_rows (run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value)";
+        let findings = result.findings.iter().filter(|_| findings_of.is_none());
+        insert_rows(&tx, head, 10, findings, |f| {
+            vec![
+                int(Some(run_id)),
+                text(&f.app),
+                text(f.kind.as_str()),
+                opt_text(f.subject.as_deref()),
+                opt_text(f.detail.as_deref()),
+                opt_text(f.idp_id.as_deref()),
+                opt_text(f.sp_id.as_deref()),
+                opt_text(f.attribute.as_deref()),
+                opt_text(f.old_value.as_deref()),
+                opt_text(f.new_value.as_deref()),
+            ]
+        })
+        .map_err(err)?;
+        let counts = serde_json::json!({"findings": result.findings.len(), "new_links": correlated.links.len(), "new_group_links": correlated.group_links.len(), "dropped_links": correlated.dropped.len()}).to_string();
         tx.execute(
             "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3, findings_digest = ?4, findings_of = ?5 WHERE id = ?1",
             params![run_id, crate::time::now(), counts, digest, findings_of],
         )
         .map_err(err)?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "findings stored");
         let t = std::time::Instant::now();
         tx.commit().map_err(err)?;
         tracing::debug!(
@@ -158,7 +184,7 @@ impl Store {
             shared_with = findings_of,
             "findings and links committed"
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Store a plan and its operations (status 'planned'); a plan already stored is left as it is
@@ -533,6 +559,43 @@ mod tests {
         Some(Body::of(
             &serde_json::json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": "u1"}]}]}),
         ))
+    }
+
+    fn correlated(sp_ids: &[&str]) -> Correlated {
+        let rows: Vec<_> = sp_ids.iter().map(|id| ("wiki", "u1", *id, "userName", 1, 2)).collect();
+        Correlated {
+            links: crate::engine::NewLinks::from_rows(&rows),
+            ..Correlated::default()
+        }
+    }
+
+    #[test]
+    fn links_stored_before_the_engine_failed_are_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let run_id = store.start_run("plan", None).unwrap();
+        let stored = store
+            .write_plan_from(run_id, || Some(correlated(&["a1", "a2"])), || None::<Box<DriftResult>>)
+            .unwrap();
+        assert!(!stored);
+        assert_eq!(count(&store, "SELECT count(*) FROM links"), 0, "no link of a failed plan");
+        assert_eq!(count(&store, "SELECT count(*) FROM runs WHERE status = 'ok'"), 0);
+        // Nothing from the engine at all: nothing written either.
+        assert!(!store.write_plan_from(run_id, || None, || None::<Box<DriftResult>>).unwrap());
+        // Both parts: stored in one go, under the run.
+        let result = DriftResult::default();
+        assert!(store
+            .write_plan_from(run_id, || Some(correlated(&["a1", "a2"])), || Some(&result))
+            .unwrap());
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM links WHERE matched_by = 'userName' AND sp_uid = 2"),
+            2
+        );
+        let counts: String = store
+            .conn
+            .query_row("SELECT counts FROM runs WHERE id = ?1 AND status = 'ok'", [run_id], |r| r.get(0))
+            .unwrap();
+        assert!(counts.contains(r#""new_links":2"#), "{counts}");
     }
 
     #[test]

@@ -182,12 +182,23 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     stage_done(&mut timings, "store/links and state", started);
     warn_if_short_of_memory(store, &snapshots)?;
     let run_id = store.start_run("plan", app.map(|a| format!("app.{a}")).as_deref())?;
+    // Links and findings are stored by a writer of their own, in one transaction: the links as
+    // soon as correlation has made them (a first plan's million, while the engine finds drift),
+    // the findings once the engine is done, while the planner, which reads only snapshots (and
+    // takes the links from the engine), works on a read-only connection beside it.
+    let (parts, writer) = spawn_plan_writer(store.path(), run_id);
     let engine_started = std::time::Instant::now();
-    let result: Result<DriftResult, _> = engine::drift(store.path(), &inputs).await;
+    let result = engine::drift_reporting(store.path(), &inputs, |c| {
+        let _ = parts.send(PlanPart::Correlated(c));
+    })
+    .await;
     stage_done(&mut timings, "engine", engine_started);
     let mut result = match result {
         Ok(r) => r,
         Err(e) => {
+            drop(parts);
+            // Its links are rolled back; its own error, if any, is the lesser one.
+            let _ = writer.join();
             store.fail_run(run_id, &e.to_string())?;
             return Err(e.into());
         }
@@ -195,32 +206,30 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     timings.append(&mut result.timings);
     crate::memory::release_freed();
 
-    // The findings and links are stored on this connection while the planner, which reads
-    // only snapshots (and takes the links from the engine), works on a read-only one beside it.
     let t = std::time::Instant::now();
-    let path = store.path().to_path_buf();
-    let writer_store = &mut *store;
-    let (written, planned) = std::thread::scope(|s| {
-        let result = &result;
-        let writer = s.spawn(move || {
-            let t = std::time::Instant::now();
-            let written = writer_store.write_plan(run_id, result);
-            (written, t.elapsed().as_secs_f64())
-        });
-        let planned = plan_operations(&path, &inputs, result);
-        (writer.join().expect("storing the findings does not panic"), planned)
-    });
-    let (written, write_seconds) = written;
-    written?;
+    let result = std::sync::Arc::new(result);
+    let _ = parts.send(PlanPart::Drift(result.clone()));
+    drop(parts);
+    let planned = plan_operations(store.path(), &inputs, &result);
+    let (written, write_seconds) = writer.join().expect("storing the findings does not panic");
+    let written = match written {
+        Ok(stored) => stored,
+        Err(e) => {
+            store.fail_run(run_id, &e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    assert!(written, "the writer is given the links and then the findings");
     let planned = planned?;
+    let result = std::sync::Arc::try_unwrap(result).expect("the writer let go of the result");
     for (app, warnings) in planned.warnings {
         if let Some(info) = infos.iter_mut().find(|i| i.app == app) {
             info.warnings.extend(warnings);
         }
     }
-    timings.push(("store/findings and links".into(), write_seconds));
+    timings.push(("store/findings".into(), write_seconds));
     timings.push(("planner".into(), planned.seconds));
-    stage_done(&mut timings, "store/findings and links ∥ planner", t);
+    stage_done(&mut timings, "store/findings ∥ planner", t);
     let t = std::time::Instant::now();
     let plan = Plan {
         plan_id: run_id,
@@ -238,6 +247,55 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         operations,
         timings,
     })
+}
+
+/// The plan writer's page cache: its links are written while the engine peaks, and what it
+/// holds beyond this goes to the WAL file rather than stacking on the engine's memory. At 1M
+/// users (975k new links) its commit took 0.30-0.34 s against 0.43-0.48 s with the store's
+/// 256 MiB, and the first plan's peak was 774-868 MiB against 840-957 MiB.
+const WRITER_CACHE_MIB: u32 = 16;
+
+/// The plan writer's thread: whether it stored the plan run, and its seconds.
+type PlanWriter = std::thread::JoinHandle<(Result<bool, StoreError>, f64)>;
+
+/// What the plan writer is handed, in this order.
+enum PlanPart {
+    /// The links, as soon as correlation has made them.
+    Correlated(engine::Correlated),
+    /// The engine's result.
+    Drift(std::sync::Arc<DriftResult>),
+}
+
+/// A thread, with a connection of its own, that stores a plan run's links and findings in one
+/// transaction as [`PlanPart`]s arrive ([`Store::write_plan_from`]). It returns whether it
+/// stored them (not when the sender is dropped early: the engine failed) and the seconds it
+/// took once it had the engine's result.
+fn spawn_plan_writer(path: &Path, run_id: i64) -> (std::sync::mpsc::Sender<PlanPart>, PlanWriter) {
+    let (parts, received) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    let writer = std::thread::spawn(move || {
+        let drift_at = std::cell::Cell::new(None);
+        let written = Store::open(&path).and_then(|mut store| {
+            store.set_cache_mib(WRITER_CACHE_MIB)?;
+            store.write_plan_from(
+                run_id,
+                || match received.recv() {
+                    Ok(PlanPart::Correlated(c)) => Some(c),
+                    _ => None,
+                },
+                || match received.recv() {
+                    Ok(PlanPart::Drift(result)) => {
+                        drift_at.set(Some(std::time::Instant::now()));
+                        Some(result)
+                    }
+                    _ => None,
+                },
+            )
+        });
+        // The seconds from the engine's result on: what the plan waits for here.
+        (written, drift_at.get().map_or(0.0, |t| t.elapsed().as_secs_f64()))
+    });
+    (parts, writer)
 }
 
 /// One app's two sides as a plan finds them: what limits its plan (a failed latest pull, an
