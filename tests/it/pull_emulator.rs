@@ -161,7 +161,7 @@ fn sources_too_large_to_hold_at_once_are_pulled_one_at_a_time() {
     )
     .unwrap();
     drop(conn);
-    // A plan of that size fits in 1 GiB (it peaks near 0.9 GiB): not warned of there; under
+    // A plan of that size fits in 1 GiB (it peaks near 0.95 GiB): not warned of there; under
     // 768 MiB it is warned of before it starts (in too small a container it is killed).
     let out = ws.cli(&["--memory-limit", "1GiB", "plan"]);
     assert_ok(&out);
