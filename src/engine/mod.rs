@@ -159,19 +159,13 @@ impl NewLinks {
     #[cfg(test)]
     pub(crate) fn from_rows(rows: &[(&str, &str, &str, &str, i64, i64)]) -> NewLinks {
         use arrow::array::{ArrayRef, Int64Array, StringArray};
-        let text = |i: usize| -> ArrayRef {
-            let field = |r: &(&str, &str, &str, &str, i64, i64)| [r.0, r.1, r.2, r.3][i].to_string();
-            Arc::new(rows.iter().map(|r| Some(field(r))).collect::<StringArray>())
-        };
-        let key =
-            |second: bool| -> ArrayRef { Arc::new(rows.iter().map(|r| Some(if second { r.5 } else { r.4 })).collect::<Int64Array>()) };
         let batch = RecordBatch::try_from_iter([
-            ("app", text(0)),
-            ("idp_id", text(1)),
-            ("sp_id", text(2)),
-            ("matched_by", text(3)),
-            ("idp_key", key(false)),
-            ("sp_key", key(true)),
+            ("app", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef),
+            ("idp_id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)))),
+            ("sp_id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2)))),
+            ("matched_by", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3)))),
+            ("idp_key", Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.4)))),
+            ("sp_key", Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.5)))),
         ])
         .expect("columns of one length");
         NewLinks {
@@ -203,9 +197,9 @@ impl NewLinks {
 }
 
 /// What correlation decided, handed over as soon as it is known (see [`drift_reporting`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Correlated {
-    /// Links made by this plan.
+    /// Links made by this plan (stored links that still hold are not repeated).
     pub links: NewLinks,
     /// Group links made by this plan.
     pub group_links: NewLinks,
@@ -216,14 +210,9 @@ pub struct Correlated {
 /// What a drift run found.
 #[derive(Debug, Default)]
 pub struct DriftResult {
-    /// Every finding, in their total order.
+    /// Every finding, in their total order. (What correlation decided is handed over as it is
+    /// decided: [`drift_reporting`].)
     pub findings: Vec<Finding>,
-    /// Links made by this plan (stored links that still hold are not repeated).
-    pub links: NewLinks,
-    /// Group links made by this plan.
-    pub group_links: NewLinks,
-    /// Stored links whose app side is gone: (app, "user" | "group", app id).
-    pub dropped: Vec<(String, String, String)>,
     /// The members of the groups the plan creates (see [`planner_inputs`]).
     pub new_group_members: planner_inputs::NewGroupMembers,
     /// The accounts of the users group operations name (see [`planner_inputs`]).
@@ -653,8 +642,8 @@ pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResu
     drift_reporting(store_path, apps, |_| ()).await
 }
 
-/// [`drift`], handing `correlated` the links as soon as correlation has made them, before the
-/// drift queries run: a first plan's million new links are stored meanwhile.
+/// [`drift`], handing `correlated` the links correlation made and dropped as soon as it has,
+/// before the drift queries run: a first plan's million new links are stored meanwhile.
 pub async fn drift_reporting(
     store_path: &Path,
     apps: &[AppInput<'_>],
@@ -666,13 +655,8 @@ pub async fn drift_reporting(
     load(&ctx, store_path, apps).await?;
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
     trace_tables(&ctx, "loaded");
-    correlate(&ctx, &mut result).await?;
+    correlated(correlate(&ctx, &mut result).await?);
     trace_tables(&ctx, "correlated");
-    correlated(Correlated {
-        links: result.links.clone(),
-        group_links: result.group_links.clone(),
-        dropped: result.dropped.clone(),
-    });
     find_drift(&ctx, &mut result, apps).await?;
     trace_tables(&ctx, "drift found");
     keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;
@@ -731,8 +715,9 @@ async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) ->
     tokio::task::block_in_place(|| mapped::load(ctx, &path, apps))
 }
 
-/// Correlation into `result` (links made, links dropped, group links) and the scope table.
-async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
+/// Correlation: the links made and dropped, and the tables `links`, `group_links` and `scope`
+/// (its timings into `result`).
+async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<Correlated, EngineError> {
     // Correlation: user links (prior → free → links) on one branch; dropped links, group
     // links and scope, which do not depend on them, on the other; then the pairs.
     let t = Instant::now();
@@ -789,11 +774,14 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<(),
     // What correlation held (the stored links, its hash tables) is freed on the threads that ran
     // it; handed back, the drift queries' peak does not stack on it.
     crate::memory::release_freed();
-    (result.links, result.dropped, result.group_links) = (links, dropped, group_links);
     result.timings.push(("correlate/users".into(), users_seconds));
     result.timings.push(("correlate/groups, dropped, scope".into(), other_seconds));
     result.timings.push(("correlate".into(), t.elapsed().as_secs_f64()));
-    Ok(())
+    Ok(Correlated {
+        links,
+        group_links,
+        dropped,
+    })
 }
 
 /// Every drift query, their findings into `result`.

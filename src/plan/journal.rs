@@ -103,25 +103,14 @@ fn store_links(tx: &rusqlite::Transaction, correlated: &Correlated) -> rusqlite:
 }
 
 impl Store {
-    /// Store a plan run's results in one transaction: links whose app side is gone are dropped,
-    /// the links correlation made are added, and the findings are recorded under `run_id` —
-    /// as rows, or, when they are exactly the previous plan run's, as `runs.findings_of` (the
-    /// `findings` view shows them under `run_id` all the same).
-    pub fn write_plan(&mut self, run_id: i64, result: &DriftResult) -> Result<()> {
-        let correlated = Correlated {
-            links: result.links.clone(),
-            group_links: result.group_links.clone(),
-            dropped: result.dropped.clone(),
-        };
-        self.write_plan_from(run_id, || Some(correlated), || Some(result))?;
-        Ok(())
-    }
-
-    /// [`Store::write_plan`] in two steps of its one transaction: the links as soon as
-    /// `correlated` gives them (a plan's engine goes on finding drift meanwhile), then the
-    /// findings once `drift` gives them. When either gives nothing (the engine failed), what was
+    /// Store a plan run's results in one transaction, in two steps: links whose app side is
+    /// gone are dropped and the links correlation made are added as soon as `correlated` gives
+    /// them (a plan's engine goes on finding drift meanwhile); then, once `drift` gives the
+    /// engine's result, the findings are recorded under `run_id` — as rows, or, when they are
+    /// exactly the previous plan run's, as `runs.findings_of` (the `findings` view shows them
+    /// under `run_id` all the same). When either gives nothing (the engine failed), what was
     /// written is rolled back and false returned: no link of a failed plan is kept.
-    pub fn write_plan_from<R: std::ops::Deref<Target = DriftResult>>(
+    pub fn write_plan<R: std::ops::Deref<Target = DriftResult>>(
         &mut self,
         run_id: i64,
         correlated: impl FnOnce() -> Option<Correlated>,
@@ -525,15 +514,11 @@ mod tests {
                 detail: None,
             })
             .collect();
-        store
-            .write_plan(
-                run_id,
-                &DriftResult {
-                    findings,
-                    ..DriftResult::default()
-                },
-            )
-            .unwrap();
+        let result = DriftResult {
+            findings,
+            ..DriftResult::default()
+        };
+        store.write_plan(run_id, || Some(Correlated::default()), || Some(&result)).unwrap();
         let plan = Plan {
             plan_id: run_id,
             created_at: crate::time::now(),
@@ -575,17 +560,17 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let run_id = store.start_run("plan", None).unwrap();
         let stored = store
-            .write_plan_from(run_id, || Some(correlated(&["a1", "a2"])), || None::<Box<DriftResult>>)
+            .write_plan(run_id, || Some(correlated(&["a1", "a2"])), || None::<Box<DriftResult>>)
             .unwrap();
         assert!(!stored);
         assert_eq!(count(&store, "SELECT count(*) FROM links"), 0, "no link of a failed plan");
         assert_eq!(count(&store, "SELECT count(*) FROM runs WHERE status = 'ok'"), 0);
         // Nothing from the engine at all: nothing written either.
-        assert!(!store.write_plan_from(run_id, || None, || None::<Box<DriftResult>>).unwrap());
+        assert!(!store.write_plan(run_id, || None, || None::<Box<DriftResult>>).unwrap());
         // Both parts: stored in one go, under the run.
         let result = DriftResult::default();
         assert!(store
-            .write_plan_from(run_id, || Some(correlated(&["a1", "a2"])), || Some(&result))
+            .write_plan(run_id, || Some(correlated(&["a1", "a2"])), || Some(&result))
             .unwrap());
         assert_eq!(
             count(&store, "SELECT count(*) FROM links WHERE matched_by = 'userName' AND sp_uid = 2"),

@@ -268,7 +268,7 @@ enum PlanPart {
 }
 
 /// A thread, with a connection of its own, that stores a plan run's links and findings in one
-/// transaction as [`PlanPart`]s arrive ([`Store::write_plan_from`]). It returns whether it
+/// transaction as [`PlanPart`]s arrive ([`Store::write_plan`]). It returns whether it
 /// stored them (not when the sender is dropped early: the engine failed) and the seconds it
 /// took once it had the engine's result.
 fn spawn_plan_writer(path: &Path, run_id: i64) -> (std::sync::mpsc::Sender<PlanPart>, PlanWriter) {
@@ -278,7 +278,7 @@ fn spawn_plan_writer(path: &Path, run_id: i64) -> (std::sync::mpsc::Sender<PlanP
         let drift_at = std::cell::Cell::new(None);
         let written = Store::open(&path).and_then(|mut store| {
             store.set_cache_mib(WRITER_CACHE_MIB)?;
-            store.write_plan_from(
+            store.write_plan(
                 run_id,
                 || match received.recv() {
                     Ok(PlanPart::Correlated(c)) => Some(c),

@@ -1,5 +1,6 @@
 //! Pull failures against the project's emulator: a page that keeps failing leaves the previous
-//! snapshot untouched and the run marked failed; transient 429/503 are retried.
+//! snapshot untouched and the run marked failed; transient 429/503 are retried. And a plan over
+//! such a pull whose results the store refuses is marked failed too.
 use std::time::Duration;
 
 use axum::http::Method;
@@ -194,4 +195,32 @@ fn sources_too_large_to_hold_at_once_are_pulled_one_at_a_time() {
     let out = ws.cli(&["--memory-limit", "1GiB", "plan"]);
     assert_ok(&out);
     assert!(!stderr(&out).contains("peaked near"), "{}", stderr(&out));
+}
+
+/// A plan whose links and findings the store refuses (here a trigger; a full disk or a damaged
+/// page in the field) marks its run failed with the store's error, rather than leaving it
+/// `running` until the next writer calls it abandoned, and keeps none of its links.
+#[test]
+fn a_plan_whose_findings_the_store_refuses_marks_its_run_failed() {
+    let idp = EmulatorHost::start(directory(5));
+    let app = EmulatorHost::start(directory(1));
+    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
+    assert_ok(&ws.cli(&["pull"]));
+    rusqlite::Connection::open(ws.store())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_findings BEFORE INSERT ON finding_rows BEGIN SELECT RAISE(ABORT, 'findings refused by the test'); END;",
+        )
+        .unwrap();
+    let out = ws.cli(&["plan"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("findings refused by the test"), "{}", stderr(&out));
+    assert_eq!(
+        rows(
+            &ws.db(),
+            "SELECT status, error LIKE '%findings refused by the test%' FROM runs WHERE kind = 'plan'"
+        ),
+        vec![vec!["failed".to_string(), "1".to_string()]]
+    );
+    assert_eq!(count(&ws.db(), "SELECT count(*) FROM links"), 0, "the plan's link is rolled back");
 }
