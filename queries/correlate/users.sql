@@ -5,6 +5,9 @@
 -- both ways becomes a link. Anything else is a conflict, never a guess.
 -- Reads `prior` (prior.sql: the stored links whose app account still exists), `free`
 -- (free.sql: the users no stored link holds) and `chosen` (chosen.sql).
+-- The engine computes these rows itself (src/engine/user_links.rs, without the joins): this
+-- query, over free.sql, candidates.sql and chosen.sql, is their definition (a property test
+-- compares the two) and runs when the users' keys are not dense and unique.
 -- Output columns (the planner's contract):
 --   app, idp_uid, sp_uid, idp_user_id, sp_user_id, matched_by,
 --   status: 'kept' | 'new' | 'idp_gone' (IdP user deleted) | 'conflict' (one row per candidate)

@@ -11,6 +11,7 @@ mod prior;
 pub mod scan;
 mod scope;
 pub mod tables;
+mod user_links;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -507,19 +508,60 @@ fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep
     }
     let rows = arrow::compute::concat_batches(&schema, &kept).expect("batches of one schema");
     drop(kept);
-    let sort: Vec<arrow::compute::SortColumn> = rows
-        .columns()
-        .iter()
-        .map(|c| arrow::compute::SortColumn {
-            values: c.clone(),
-            options: None,
-        })
-        .collect();
-    let order = arrow::compute::lexsort_to_indices(&sort, None)
-        .expect("sortable columns")
-        .values()
-        .to_vec();
+    let order = link_order(&rows);
     NewLinks { rows: Some(rows), order }
+}
+
+/// The positions of `rows` (app, idp id, sp id, matched_by: text, never null; idp key, sp key:
+/// integers, NULL first) in the order of all six columns: what `lexsort_to_indices` gives, in a
+/// fifth of the time (0.6 s for a first plan's 975k links). Each row is sorted by its app's
+/// rank and its idp id's first eight bytes, which decide almost every comparison; only rows
+/// that tie on both are compared whole.
+fn link_order(rows: &RecordBatch) -> Vec<u32> {
+    use arrow::datatypes::Int64Type;
+    let text = |i: usize| rows.column(i).as_string::<i32>();
+    let key = |i: usize| rows.column(i).as_primitive::<Int64Type>();
+    let (app, idp, sp, by, idp_key, sp_key) = (text(0), text(1), text(2), text(3), key(4), key(5));
+    let opt = |a: &arrow::array::PrimitiveArray<Int64Type>, r: usize| a.is_valid(r).then(|| a.value(r));
+    let mut names: Vec<&str> = Vec::new();
+    let mut app_at: Vec<u32> = Vec::with_capacity(rows.num_rows());
+    for r in 0..rows.num_rows() {
+        let name = app.value(r);
+        let at = names.iter().position(|n| *n == name).unwrap_or_else(|| {
+            names.push(name);
+            names.len() - 1
+        });
+        app_at.push(at as u32);
+    }
+    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+    by_name.sort_unstable_by_key(|&n| names[n as usize]);
+    let mut rank = vec![0u32; names.len()];
+    for (r, &n) in by_name.iter().enumerate() {
+        rank[n as usize] = r as u32;
+    }
+    let prefix = |s: &str| {
+        let mut bytes = [0u8; 8];
+        let n = s.len().min(8);
+        bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+        u64::from_be_bytes(bytes)
+    };
+    let mut keyed: Vec<(u32, u64, u32)> = (0..rows.num_rows())
+        .map(|r| (rank[app_at[r] as usize], prefix(idp.value(r)), r as u32))
+        .collect();
+    drop(app_at);
+    keyed.sort_unstable_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+            let (x, y) = (a.2 as usize, b.2 as usize);
+            (idp.value(x), sp.value(x), by.value(x), opt(idp_key, x), opt(sp_key, x)).cmp(&(
+                idp.value(y),
+                sp.value(y),
+                by.value(y),
+                opt(idp_key, y),
+                opt(sp_key, y),
+            ))
+        })
+    });
+    keyed.into_iter().map(|(_, _, r)| r).collect()
 }
 
 /// Where a loading job leaves its result.
@@ -736,17 +778,8 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<Cor
         let prior = prior::prior(ctx).await?;
         done_with_stored_links()?;
         register(ctx, "prior", prior)?;
-        let free = collect(ctx, "correlate/free", FREE).await?;
-        register(ctx, "free", free)?;
-        let candidates = collect(ctx, "correlate/candidates", CANDIDATES).await?;
-        register(ctx, "candidates", candidates)?;
-        let chosen = collect(ctx, "correlate/chosen", CHOSEN).await?;
-        deregister(ctx, "candidates")?;
-        register(ctx, "chosen", chosen)?;
-        let links = collect(ctx, "correlate/users", CORRELATE_USERS).await?;
-        for step in ["chosen", "free", "prior"] {
-            deregister(ctx, step)?;
-        }
+        let links = user_links::links(ctx).await?;
+        deregister(ctx, "prior")?;
         let new_links = links_of(&links, ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"], &["new"]);
         register(ctx, "links", links)?;
         Ok::<_, EngineError>((new_links, t.elapsed().as_secs_f64()))
@@ -1068,5 +1101,40 @@ mod link_tests {
         );
         assert_eq!(links.len(), 3);
         assert!(links_of(&batches, ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"], &["gone"]).is_empty());
+    }
+
+    /// app, idp id, sp id, matched_by, idp key, sp key.
+    type LinkRow = (String, String, String, String, Option<i64>, Option<i64>);
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        #[test]
+        fn links_are_in_the_order_lexsort_gives(
+            rows in proptest::collection::vec(
+                ("[ab]{1,2}", "(u\\x00?|user)[0-9]{0,10}", "[as]{0,2}", "[em]", proptest::option::of(0i64..3), proptest::option::of(0i64..3)),
+                0..40),
+        ) {
+            let text = |f: &dyn Fn(&LinkRow) -> String| {
+                Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>()) as arrow::array::ArrayRef
+            };
+            let batch = RecordBatch::try_from_iter([
+                ("app", text(&|r| r.0.clone())),
+                ("idp_id", text(&|r| r.1.clone())),
+                ("sp_id", text(&|r| r.2.clone())),
+                ("matched_by", text(&|r| r.3.clone())),
+                ("idp_key", Arc::new(rows.iter().map(|r| r.4).collect::<Int64Array>()) as _),
+                ("sp_key", Arc::new(rows.iter().map(|r| r.5).collect::<Int64Array>()) as _),
+            ])
+            .unwrap();
+            let sort: Vec<arrow::compute::SortColumn> = batch
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::SortColumn { values: c.clone(), options: None })
+                .collect();
+            let lexsorted = arrow::compute::lexsort_to_indices(&sort, None).unwrap();
+            // Rows equal in every column may come in either order: compare the rows, not positions.
+            let as_rows = |order: &[u32]| order.iter().map(|&r| rows[r as usize].clone()).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(as_rows(&link_order(&batch)), as_rows(lexsorted.values()));
+        }
     }
 }
