@@ -68,8 +68,10 @@ pub const FREE: &str = include_str!("../../queries/correlate/free.sql");
 pub const CANDIDATES: &str = include_str!("../../queries/correlate/candidates.sql");
 /// `queries/correlate/chosen.sql`.
 pub const CHOSEN: &str = include_str!("../../queries/correlate/chosen.sql");
-/// `queries/correlate/dropped.sql`.
-pub const DROPPED: &str = include_str!("../../queries/correlate/dropped.sql");
+/// `queries/correlate/dropped_users.sql`.
+pub const DROPPED_USERS: &str = include_str!("../../queries/correlate/dropped_users.sql");
+/// `queries/correlate/dropped_groups.sql`.
+pub const DROPPED_GROUPS: &str = include_str!("../../queries/correlate/dropped_groups.sql");
 
 /// Why the engine could not answer; names the query.
 #[derive(Debug, thiserror::Error)]
@@ -760,48 +762,45 @@ async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) ->
 /// Correlation: the links made and dropped, and the tables `links`, `group_links` and `scope`
 /// (its timings into `result`).
 async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<Correlated, EngineError> {
-    // Correlation: user links (prior → free → links) on one branch; dropped links, group
-    // links and scope, which do not depend on them, on the other; then the pairs.
+    // Correlation: user links (prior → links) and the dropped user links on one branch; dropped
+    // group links, group links and scope, which do not depend on them, on the other; then the
+    // pairs. The stored user links (975k rows at 1M users, 77 MB) are read by `prior` only,
+    // which finds the dropped ones as it confirms the others: they are let go before
+    // correlation's own tables grow.
     let t = Instant::now();
-    // The stored user links (975k rows at 1M users, 77 MB) are read by `prior` and `dropped`
-    // only, one on each branch: the branch that finishes with them last lets them go, before
-    // correlation's own tables and hash tables grow.
-    let stored_links_readers = std::sync::atomic::AtomicUsize::new(2);
-    let done_with_stored_links = || {
-        if stored_links_readers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-            deregister(ctx, "prior_links")?;
-        }
-        Ok::<_, EngineError>(())
-    };
     let users_branch = async {
         let t = Instant::now();
-        let prior = prior::prior(ctx).await?;
-        done_with_stored_links()?;
+        let (prior, dropped) = prior::prior(ctx).await?;
+        deregister(ctx, "prior_links")?;
         register(ctx, "prior", prior)?;
         let links = user_links::links(ctx).await?;
         deregister(ctx, "prior")?;
         let new_links = links_of(&links, ["idp_user_id", "sp_user_id", "idp_uid", "sp_uid"], &["new"]);
         register(ctx, "links", links)?;
-        Ok::<_, EngineError>((new_links, t.elapsed().as_secs_f64()))
+        Ok::<_, EngineError>((new_links, dropped, t.elapsed().as_secs_f64()))
     };
-    let other_branch = async {
+    // Its own task: the users branch blocks its thread while it computes (prior's lookups, the
+    // matching), which in one task with it (`join!`) held this branch's next step back.
+    let other_ctx = ctx.clone();
+    let other_branch = tokio::spawn(async move {
+        let ctx = &other_ctx;
         let t = Instant::now();
-        let mut dropped = Vec::new();
-        for b in collect(ctx, "correlate/dropped", DROPPED).await? {
-            let rows = strings(&b, "app").into_iter().zip(strings(&b, "kind")).zip(strings(&b, "sp_id"));
-            dropped.extend(rows.filter_map(|((a, k), id)| Some((a?, k?, id?))));
-        }
-        done_with_stored_links()?;
+        let dropped = collect(ctx, "correlate/dropped_groups", DROPPED_GROUPS).await?;
         let group_links = collect(ctx, "correlate/groups", CORRELATE_GROUPS).await?;
         let new_group_links = links_of(&group_links, ["idp_group_id", "sp_group_id", "idp_gid", "sp_gid"], &["takeover"]);
         register(ctx, "group_links", group_links)?;
         let scope = scope::scope(ctx).await?;
         register(ctx, "scope", scope)?;
-        Ok::<_, EngineError>((dropped, new_group_links, t.elapsed().as_secs_f64()))
-    };
-    let (users, other) = futures::join!(users_branch, other_branch);
-    let (links, users_seconds) = users?;
-    let (dropped, group_links, other_seconds) = other?;
+        Ok::<_, EngineError>((prior::app_ids(&dropped), new_group_links, t.elapsed().as_secs_f64()))
+    });
+    let users = users_branch.await;
+    let other = other_branch
+        .await
+        .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+    let (links, dropped_users, users_seconds) = users?;
+    let (dropped_groups, group_links, other_seconds) = other?;
+    let tagged = |rows: Vec<(String, String)>, kind: &'static str| rows.into_iter().map(move |(app, id)| (app, kind.to_string(), id));
+    let dropped = tagged(dropped_users, "user").chain(tagged(dropped_groups, "group")).collect();
     // The stored links are read by correlation only (`links` and `group_links` now hold them).
     deregister(ctx, "prior_group_links")?;
     // What correlation held (the stored links, its hash tables) is freed on the threads that ran

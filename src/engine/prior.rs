@@ -13,13 +13,38 @@ use arrow::compute::filter;
 use arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
-use super::{collect, EngineError, PRIOR};
+use super::{collect, EngineError, DROPPED_USERS, PRIOR};
 
 /// No row at a key of the index.
 const ABSENT: u64 = u64::MAX;
 
-/// The rows of `prior.sql`: by lookups when the users' keys are dense enough, else by the query.
-pub(super) async fn prior(ctx: &SessionContext) -> Result<Vec<RecordBatch>, EngineError> {
+/// The rows of `prior.sql`, and the rows of `dropped_users.sql` (app, account id): by lookups
+/// when the users' keys are dense enough, else by the queries.
+pub(super) async fn prior(ctx: &SessionContext) -> Result<(Vec<RecordBatch>, Vec<(String, String)>), EngineError> {
+    let Some((rows, dropped)) = by_lookups(ctx).await? else {
+        let rows = collect(ctx, "correlate/prior", PRIOR).await?;
+        let dropped = collect(ctx, "correlate/dropped_users", DROPPED_USERS).await?;
+        return Ok((rows, app_ids(&dropped)));
+    };
+    Ok((rows, dropped))
+}
+
+/// (app, id) rows without NULLs.
+pub(super) fn app_ids(batches: &[RecordBatch]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let (app, id) = (texts(b, 0), texts(b, 1));
+        for i in 0..b.num_rows() {
+            if app.is_valid(i) && id.is_valid(i) {
+                out.push((app.value(i).to_string(), id.value(i).to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// [`prior`] by lookups; `None` when the users' keys are not dense enough.
+async fn by_lookups(ctx: &SessionContext) -> Result<Option<(Vec<RecordBatch>, Vec<(String, String)>)>, EngineError> {
     let err = |source| EngineError::Query {
         query: "correlate/prior".into(),
         source,
@@ -27,7 +52,7 @@ pub(super) async fn prior(ctx: &SessionContext) -> Result<Vec<RecordBatch>, Engi
     let schema: SchemaRef = Arc::new(ctx.sql(PRIOR).await.map_err(err)?.schema().as_arrow().clone());
     let users = collect(ctx, "correlate/prior: user keys", "SELECT uid, id FROM users").await?;
     let Some(index) = UserIndex::new(&users) else {
-        return collect(ctx, "correlate/prior", PRIOR).await;
+        return Ok(None);
     };
     let links = collect(
         ctx,
@@ -35,8 +60,9 @@ pub(super) async fn prior(ctx: &SessionContext) -> Result<Vec<RecordBatch>, Engi
         "SELECT app, matched_by, sp_uid, sp_user_id, idp_uid, idp_user_id FROM prior_links",
     )
     .await?;
-    let out = tokio::task::block_in_place(|| links.iter().map(|b| index.confirm(b, &schema)).collect::<Vec<_>>());
-    Ok(out)
+    let mut dropped = Vec::new();
+    let out = tokio::task::block_in_place(|| links.iter().map(|b| index.confirm(b, &schema, &mut dropped)).collect::<Vec<_>>());
+    Ok(Some((out, dropped)))
 }
 
 fn ints(b: &RecordBatch, i: usize) -> &arrow::array::PrimitiveArray<Int64Type> {
@@ -99,8 +125,10 @@ impl<'a> UserIndex<'a> {
 
     /// `batch` of stored links as rows of `prior.sql`: a link with an app account's key is kept
     /// when that account exists with its id; one without (created by apply, not listed yet) is
-    /// kept as it is; the IdP side's key stays only where that user exists with its id.
-    fn confirm(&self, batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
+    /// kept as it is; the IdP side's key stays only where that user exists with its id. The
+    /// others, whose account is gone, go to `dropped` as (app, account id) (those of
+    /// `dropped_users.sql`, but for NULLs).
+    fn confirm(&self, batch: &RecordBatch, schema: &SchemaRef, dropped: &mut Vec<(String, String)>) -> RecordBatch {
         fn opt(ids: &StringArray, i: usize) -> Option<&str> {
             ids.is_valid(i).then(|| ids.value(i))
         }
@@ -114,6 +142,12 @@ impl<'a> UserIndex<'a> {
                 uid.filter(|_| self.has(uid, opt(idp_id, i)))
             })
             .collect();
+        let app = texts(batch, 0);
+        for i in (0..batch.num_rows()).filter(|&i| !keep.value(i)) {
+            if let (Some(app), Some(id)) = (opt(app, i), opt(sp_id, i)) {
+                dropped.push((app.to_string(), id.to_string()));
+            }
+        }
         let mut columns = batch.columns().to_vec();
         columns[4] = Arc::new(idp_found);
         let columns = columns
@@ -192,7 +226,13 @@ mod tests {
             ctx.sql(&ddl).await.unwrap().collect().await.unwrap();
         }
         let by_sql = ctx.sql(PRIOR).await.unwrap().collect().await.unwrap();
-        (rows(&prior(&ctx).await.unwrap()), rows(&by_sql))
+        let dropped_by_sql = ctx.sql(DROPPED_USERS).await.unwrap().collect().await.unwrap();
+        let (native, mut dropped) = prior(&ctx).await.unwrap();
+        let mut dropped_by_sql = app_ids(&dropped_by_sql);
+        dropped.sort_unstable();
+        dropped_by_sql.sort_unstable();
+        assert_eq!(dropped, dropped_by_sql, "the user links dropped_users.sql drops");
+        (rows(&native), rows(&by_sql))
     }
 
     proptest! {

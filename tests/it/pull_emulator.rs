@@ -1,6 +1,7 @@
 //! Pull failures against the project's emulator: a page that keeps failing leaves the previous
 //! snapshot untouched and the run marked failed; transient 429/503 are retried. And a plan over
-//! such a pull whose results the store refuses is marked failed too.
+//! such a pull whose results the store refuses is marked failed too; and the links of accounts
+//! and groups a later pull no longer shows are dropped.
 use std::time::Duration;
 
 use axum::http::Method;
@@ -223,4 +224,52 @@ fn a_plan_whose_findings_the_store_refuses_marks_its_run_failed() {
         vec![vec!["failed".to_string(), "1".to_string()]]
     );
     assert_eq!(count(&ws.db(), "SELECT count(*) FROM links"), 0, "the plan's link is rolled back");
+}
+
+/// A link whose app account (or app group) a later pull no longer shows is dropped by the next
+/// plan: its IdP user is then missing again, and the other links stay.
+#[test]
+fn links_whose_app_side_is_gone_are_dropped_by_the_next_plan() {
+    let idp = EmulatorHost::start(directory(5));
+    let app = EmulatorHost::start(directory(3));
+    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
+    assert_ok(&ws.cli(&["pull"]));
+    assert_ok(&ws.cli(&["plan"]));
+    let linked = |ws: &Workspace| {
+        rows(
+            &ws.db(),
+            "SELECT i.user_name FROM links l JOIN users i ON i.source = 'idp.corp' AND i.id = l.idp_user_id ORDER BY 1",
+        )
+    };
+    let names = |v: &[&str]| v.iter().map(|n| vec![n.to_string()]).collect::<Vec<_>>();
+    assert_eq!(linked(&ws), names(&["u0", "u1", "u2"]));
+    assert_eq!(count(&ws.db(), "SELECT count(*) FROM group_links"), 1);
+
+    app.emulator.with_directory(|d| {
+        let gone = d.user_by_name("u1").unwrap().to_string();
+        d.remove("Users", &gone);
+        let group = d.groups.keys().next().unwrap().clone();
+        d.remove("Groups", &group);
+    });
+    assert_ok(&ws.cli(&["pull"]));
+    let out = ws.cli(&["plan", "--format", "json"]);
+    assert_ok(&out);
+    assert_eq!(linked(&ws), names(&["u0", "u2"]));
+    assert_eq!(count(&ws.db(), "SELECT count(*) FROM group_links"), 0);
+    assert_eq!(
+        rows(
+            &ws.db(),
+            "SELECT counts ->> 'dropped_links' FROM runs WHERE kind = 'plan' ORDER BY id DESC LIMIT 1"
+        ),
+        vec![vec!["2".to_string()]]
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing: Vec<&str> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "user.missing")
+        .filter_map(|f| f["subject"].as_str())
+        .collect();
+    assert!(missing.contains(&"u1"), "{missing:?}");
 }
