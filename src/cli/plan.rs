@@ -65,7 +65,7 @@ pub async fn run(g: &Globals, args: PlanArgs) -> anyhow::Result<Outcome> {
     match args.format {
         PlanFormat::Json => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            serde_json::to_writer_pretty(&mut out, &outcome)?;
+            scimsync::plan::json::write_pretty(&mut out, &outcome)?;
             writeln!(out)?;
             out.flush()?;
         }

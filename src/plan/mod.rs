@@ -17,6 +17,7 @@
 pub mod bodies;
 mod digest;
 pub mod journal;
+pub mod json;
 pub mod operation;
 pub mod planner;
 pub mod render;
