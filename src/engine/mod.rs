@@ -213,9 +213,9 @@ pub struct Correlated {
 /// What a drift run found.
 #[derive(Debug, Default)]
 pub struct DriftResult {
-    /// Every finding, in their total order. (What correlation decided is handed over as it is
-    /// decided: [`drift_reporting`].)
-    pub findings: Vec<Finding>,
+    /// Every finding, in their total order (shared with the plan's writer as soon as they
+    /// are: [`drift_reporting`], as is what correlation decided).
+    pub findings: Arc<Vec<Finding>>,
     /// The members of the groups the plan creates (see [`planner_inputs`]).
     pub new_group_members: planner_inputs::NewGroupMembers,
     /// The accounts of the users group operations name (see [`planner_inputs`]).
@@ -683,15 +683,18 @@ async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<(), 
 /// to `store_path`) and run correlation, scope and every drift query for `apps`; then what the
 /// planner needs beyond the findings.
 pub async fn drift(store_path: &Path, apps: &[AppInput<'_>]) -> Result<DriftResult, EngineError> {
-    drift_reporting(store_path, apps, |_| ()).await
+    drift_reporting(store_path, apps, |_| (), |_| ()).await
 }
 
 /// [`drift`], handing `correlated` the links correlation made and dropped as soon as it has,
-/// before the drift queries run: a first plan's million new links are stored meanwhile.
+/// before the drift queries run (a first plan's million new links are stored meanwhile), and
+/// `sorted` the findings as soon as they are in their order, before the planner's inputs are
+/// read (a first plan's 370k findings are stored meanwhile).
 pub async fn drift_reporting(
     store_path: &Path,
     apps: &[AppInput<'_>],
     correlated: impl FnOnce(Correlated),
+    sorted: impl FnOnce(Arc<Vec<Finding>>),
 ) -> Result<DriftResult, EngineError> {
     let mut result = DriftResult::default();
     let ctx = drift_session();
@@ -701,13 +704,15 @@ pub async fn drift_reporting(
     trace_tables(&ctx, "loaded");
     correlated(correlate(&ctx, &mut result).await?);
     trace_tables(&ctx, "correlated");
-    find_drift(&ctx, &mut result, apps).await?;
+    let mut findings = find_drift(&ctx, &mut result, apps).await?;
     trace_tables(&ctx, "drift found");
     keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;
     trace_tables(&ctx, "kept for the planner");
     let t = Instant::now();
-    result.findings.sort_unstable(); // a total order over every field: same result as a stable sort
+    findings.sort_unstable(); // a total order over every field: same result as a stable sort
+    result.findings = Arc::new(findings);
     result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
+    sorted(result.findings.clone());
     read_planner_inputs(&ctx, &mut result).await?;
     if apps.iter().any(|a| !a.mappings.is_empty()) {
         let t = Instant::now();
@@ -816,8 +821,8 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<Cor
     })
 }
 
-/// Every drift query, their findings into `result`.
-async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
+/// Every drift query: their findings (their timings into `result`).
+async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppInput<'_>]) -> Result<Vec<Finding>, EngineError> {
     // Two streams of queries side by side (a query leaves a core idle while it builds a hash
     // table or gathers its output, and the other fills it): the linked pairs and the three
     // queries that read them; and the rest but `group.members`, which runs after both.
@@ -879,14 +884,12 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
     }
     // Reserved at once: grown by doubling, the findings (300k at 1M users, 65 MB) were copied
     // into twice their size while the engine's tables were still held.
-    result
-        .findings
-        .reserve_exact(done.iter().map(|(_, findings, _)| findings.len()).sum());
+    let mut all = Vec::with_capacity(done.iter().map(|(_, findings, _)| findings.len()).sum());
     for (kind, findings, seconds) in done {
-        result.findings.extend(findings);
+        all.extend(findings);
         result.timings.push((kind, seconds));
     }
-    Ok(())
+    Ok(all)
 }
 
 /// Let go of what only the drift queries read, before the planner's queries: the apps'

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension};
 
 use super::{Body, Operation, Plan};
-use crate::engine::{Correlated, DriftResult};
+use crate::engine::Correlated;
 use crate::store::rows::{insert_rows, int, opt_text, text};
 use crate::store::{Result, Store, StoreError};
 use crate::vocab::OpStatus;
@@ -103,18 +103,21 @@ fn store_links(tx: &rusqlite::Transaction, correlated: &Correlated) -> rusqlite:
 }
 
 impl Store {
-    /// Store a plan run's results in one transaction, in two steps: links whose app side is
+    /// Store a plan run's results in one transaction, in three steps: links whose app side is
     /// gone are dropped and the links correlation made are added as soon as `correlated` gives
-    /// them (a plan's engine goes on finding drift meanwhile); then, once `drift` gives the
-    /// engine's result, the findings are recorded under `run_id` — as rows, or, when they are
-    /// exactly the previous plan run's, as `runs.findings_of` (the `findings` view shows them
-    /// under `run_id` all the same). When either gives nothing (the engine failed), what was
-    /// written is rolled back and false returned: no link of a failed plan is kept.
-    pub fn write_plan<R: std::ops::Deref<Target = DriftResult>>(
+    /// them (a plan's engine goes on finding drift meanwhile); the findings `findings` gives
+    /// are recorded under `run_id` (while the engine reads the planner's inputs) — as rows, or,
+    /// when they are exactly the previous plan run's, as `runs.findings_of` (the `findings`
+    /// view shows them under `run_id` all the same); and the run is marked done and all of it
+    /// committed once `finished` says the engine succeeded. When a step gives nothing (the
+    /// engine failed), what was written is rolled back and false returned: no link or finding
+    /// of a failed plan is kept.
+    pub fn write_plan(
         &mut self,
         run_id: i64,
         correlated: impl FnOnce() -> Option<Correlated>,
-        drift: impl FnOnce() -> Option<R>,
+        findings: impl FnOnce() -> Option<std::sync::Arc<Vec<crate::engine::Finding>>>,
+        finished: impl FnOnce() -> bool,
     ) -> Result<bool> {
         let key = self.digest_key()?;
         let path = self.path.clone();
@@ -129,11 +132,11 @@ impl Store {
         let tx = self.conn.transaction().map_err(err)?;
         store_links(&tx, &correlated).map_err(err)?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "links stored");
-        let Some(result) = drift() else {
+        let Some(found) = findings() else {
             return Ok(false); // the transaction rolls back as it is dropped
         };
         let started = std::time::Instant::now();
-        let digest = super::digest::findings(key, &result.findings);
+        let digest = super::digest::findings(key, &found);
         let findings_of = same_as_previous(
             &tx,
             "SELECT id, findings_digest, findings_of FROM runs WHERE kind = 'plan' AND status = 'ok' AND id < ?1 ORDER BY id DESC LIMIT 1",
@@ -141,10 +144,10 @@ impl Store {
             &digest,
         )
         .map_err(err)?
-        .filter(|_| !result.findings.is_empty());
+        .filter(|_| !found.is_empty());
         let head = "INSERT INTO finding_rows (run_id, app, kind, subject, detail, idp_id, sp_id, attribute, old_value, new_value)";
-        let findings = result.findings.iter().filter(|_| findings_of.is_none());
-        insert_rows(&tx, head, 10, findings, |f| {
+        let rows = found.iter().filter(|_| findings_of.is_none());
+        insert_rows(&tx, head, 10, rows, |f| {
             vec![
                 int(Some(run_id)),
                 text(&f.app),
@@ -159,13 +162,18 @@ impl Store {
             ]
         })
         .map_err(err)?;
-        let counts = serde_json::json!({"findings": result.findings.len(), "new_links": correlated.links.len(), "new_group_links": correlated.group_links.len(), "dropped_links": correlated.dropped.len()}).to_string();
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "findings stored");
+        let count = found.len();
+        drop(found);
+        if !finished() {
+            return Ok(false);
+        }
+        let counts = serde_json::json!({"findings": count, "new_links": correlated.links.len(), "new_group_links": correlated.group_links.len(), "dropped_links": correlated.dropped.len()}).to_string();
         tx.execute(
             "UPDATE runs SET status = 'ok', finished_at = ?2, counts = ?3, findings_digest = ?4, findings_of = ?5 WHERE id = ?1",
             params![run_id, crate::time::now(), counts, digest, findings_of],
         )
         .map_err(err)?;
-        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "findings stored");
         let t = std::time::Instant::now();
         tx.commit().map_err(err)?;
         tracing::debug!(
@@ -514,11 +522,10 @@ mod tests {
                 detail: None,
             })
             .collect();
-        let result = DriftResult {
-            findings,
-            ..DriftResult::default()
-        };
-        store.write_plan(run_id, || Some(Correlated::default()), || Some(&result)).unwrap();
+        let findings = std::sync::Arc::new(findings);
+        store
+            .write_plan(run_id, || Some(Correlated::default()), || Some(findings), || true)
+            .unwrap();
         let plan = Plan {
             plan_id: run_id,
             created_at: crate::time::now(),
@@ -555,23 +562,41 @@ mod tests {
     }
 
     #[test]
-    fn links_stored_before_the_engine_failed_are_rolled_back() {
+    fn links_and_findings_stored_before_the_engine_failed_are_rolled_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let run_id = store.start_run("plan", None).unwrap();
         let stored = store
-            .write_plan(run_id, || Some(correlated(&["a1", "a2"])), || None::<Box<DriftResult>>)
+            .write_plan(run_id, || Some(correlated(&["a1", "a2"])), || None, || true)
             .unwrap();
         assert!(!stored);
         assert_eq!(count(&store, "SELECT count(*) FROM links"), 0, "no link of a failed plan");
         assert_eq!(count(&store, "SELECT count(*) FROM runs WHERE status = 'ok'"), 0);
+        // The findings came, then the engine failed reading the planner's inputs: neither its
+        // links nor its findings are kept.
+        let one = || {
+            Some(std::sync::Arc::new(vec![crate::engine::Finding {
+                app: "wiki".into(),
+                kind: crate::vocab::FindingKind::UserMissing,
+                subject: Some("u1".into()),
+                idp_id: Some("u1".into()),
+                sp_id: None,
+                attribute: None,
+                old_value: None,
+                new_value: None,
+                detail: None,
+            }]))
+        };
+        let stored = store.write_plan(run_id, || Some(correlated(&["a1", "a2"])), one, || false).unwrap();
+        assert!(!stored);
+        assert_eq!(count(&store, "SELECT count(*) FROM links"), 0, "no link of a failed plan");
+        assert_eq!(count(&store, "SELECT count(*) FROM finding_rows"), 0, "no finding of a failed plan");
+        assert_eq!(count(&store, "SELECT count(*) FROM runs WHERE status = 'ok'"), 0);
         // Nothing from the engine at all: nothing written either.
-        assert!(!store.write_plan(run_id, || None, || None::<Box<DriftResult>>).unwrap());
-        // Both parts: stored in one go, under the run.
-        let result = DriftResult::default();
-        assert!(store
-            .write_plan(run_id, || Some(correlated(&["a1", "a2"])), || Some(&result))
-            .unwrap());
+        assert!(!store.write_plan(run_id, || None, || None, || true).unwrap());
+        // Every part: stored in one go, under the run.
+        assert!(store.write_plan(run_id, || Some(correlated(&["a1", "a2"])), one, || true).unwrap());
+        assert_eq!(count(&store, "SELECT count(*) FROM finding_rows"), 1);
         assert_eq!(
             count(&store, "SELECT count(*) FROM links WHERE matched_by = 'userName' AND sp_uid = 2"),
             2

@@ -189,9 +189,16 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     // takes the links from the engine), works on a read-only connection beside it.
     let (parts, writer) = spawn_plan_writer(store.path(), run_id);
     let engine_started = std::time::Instant::now();
-    let result = engine::drift_reporting(store.path(), &inputs, |c| {
-        let _ = parts.send(PlanPart::Correlated(c));
-    })
+    let result = engine::drift_reporting(
+        store.path(),
+        &inputs,
+        |c| {
+            let _ = parts.send(PlanPart::Correlated(c));
+        },
+        |findings| {
+            let _ = parts.send(PlanPart::Findings(findings));
+        },
+    )
     .await;
     stage_done(&mut timings, "engine", engine_started);
     let mut result = match result {
@@ -208,8 +215,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     crate::memory::release_freed();
 
     let t = std::time::Instant::now();
-    let result = std::sync::Arc::new(result);
-    let _ = parts.send(PlanPart::Drift(result.clone()));
+    let _ = parts.send(PlanPart::Finished);
     drop(parts);
     let planned = plan_operations(store.path(), &inputs, &result);
     let (written, write_seconds) = writer.join().expect("storing the findings does not panic");
@@ -222,7 +228,6 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     };
     assert!(written, "the writer is given the links and then the findings");
     let planned = planned?;
-    let result = std::sync::Arc::try_unwrap(result).expect("the writer let go of the result");
     for (app, warnings) in planned.warnings {
         if let Some(info) = infos.iter_mut().find(|i| i.app == app) {
             info.warnings.extend(warnings);
@@ -244,7 +249,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     Ok(PlanOutcome {
         run_id,
         apps: infos,
-        findings: result.findings,
+        findings: std::sync::Arc::try_unwrap(result.findings).expect("the writer let go of the findings"),
         operations,
         timings,
     })
@@ -263,8 +268,10 @@ type PlanWriter = std::thread::JoinHandle<(Result<bool, StoreError>, f64)>;
 enum PlanPart {
     /// The links, as soon as correlation has made them.
     Correlated(engine::Correlated),
-    /// The engine's result.
-    Drift(std::sync::Arc<DriftResult>),
+    /// The findings, as soon as they are in their order.
+    Findings(std::sync::Arc<Vec<Finding>>),
+    /// The engine succeeded.
+    Finished,
 }
 
 /// A thread, with a connection of its own, that stores a plan run's links and findings in one
@@ -275,7 +282,7 @@ fn spawn_plan_writer(path: &Path, run_id: i64) -> (std::sync::mpsc::Sender<PlanP
     let (parts, received) = std::sync::mpsc::channel();
     let path = path.to_path_buf();
     let writer = std::thread::spawn(move || {
-        let drift_at = std::cell::Cell::new(None);
+        let finished_at = std::cell::Cell::new(None);
         let written = Store::open(&path).and_then(|mut store| {
             store.set_cache_mib(WRITER_CACHE_MIB)?;
             store.write_plan(
@@ -285,16 +292,20 @@ fn spawn_plan_writer(path: &Path, run_id: i64) -> (std::sync::mpsc::Sender<PlanP
                     _ => None,
                 },
                 || match received.recv() {
-                    Ok(PlanPart::Drift(result)) => {
-                        drift_at.set(Some(std::time::Instant::now()));
-                        Some(result)
-                    }
+                    Ok(PlanPart::Findings(findings)) => Some(findings),
                     _ => None,
+                },
+                || match received.recv() {
+                    Ok(PlanPart::Finished) => {
+                        finished_at.set(Some(std::time::Instant::now()));
+                        true
+                    }
+                    _ => false,
                 },
             )
         });
-        // The seconds from the engine's result on: what the plan waits for here.
-        (written, drift_at.get().map_or(0.0, |t| t.elapsed().as_secs_f64()))
+        // The seconds from the engine's end on: what the plan waits for here.
+        (written, finished_at.get().map_or(0.0, |t| t.elapsed().as_secs_f64()))
     });
     (parts, writer)
 }
