@@ -446,6 +446,20 @@ fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
         .collect()
 }
 
+/// (app, id) rows (two text columns) without NULLs.
+fn app_ids(batches: &[RecordBatch]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let (app, id) = (b.column(0).as_string::<i32>(), b.column(1).as_string::<i32>());
+        for i in 0..b.num_rows() {
+            if app.is_valid(i) && id.is_valid(i) {
+                out.push((app.value(i).to_string(), id.value(i).to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// The rows of a drift query's output batch; a `kind` that is no finding kind is an error
 /// naming the query (a query under `queries/drift/` was changed without the vocabulary).
 fn findings_of(query: &str, b: &RecordBatch) -> Result<Vec<Finding>, EngineError> {
@@ -796,7 +810,7 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<Cor
         register(ctx, "group_links", group_links)?;
         let scope = scope::scope(ctx).await?;
         register(ctx, "scope", scope)?;
-        Ok::<_, EngineError>((prior::app_ids(&dropped), new_group_links, t.elapsed().as_secs_f64()))
+        Ok::<_, EngineError>((app_ids(&dropped), new_group_links, t.elapsed().as_secs_f64()))
     });
     let users = users_branch.await;
     let other = other_branch

@@ -13,7 +13,7 @@ use arrow::compute::filter;
 use arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
-use super::{collect, EngineError, DROPPED_USERS, PRIOR};
+use super::{app_ids, collect, EngineError, DROPPED_USERS, PRIOR};
 
 /// No row at a key of the index.
 const ABSENT: u64 = u64::MAX;
@@ -27,20 +27,6 @@ pub(super) async fn prior(ctx: &SessionContext) -> Result<(Vec<RecordBatch>, Vec
         return Ok((rows, app_ids(&dropped)));
     };
     Ok((rows, dropped))
-}
-
-/// (app, id) rows without NULLs.
-pub(super) fn app_ids(batches: &[RecordBatch]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for b in batches {
-        let (app, id) = (texts(b, 0), texts(b, 1));
-        for i in 0..b.num_rows() {
-            if app.is_valid(i) && id.is_valid(i) {
-                out.push((app.value(i).to_string(), id.value(i).to_string()));
-            }
-        }
-    }
-    out
 }
 
 /// [`prior`] by lookups; `None` when the users' keys are not dense enough.
@@ -65,6 +51,17 @@ async fn by_lookups(ctx: &SessionContext) -> Result<Option<(Vec<RecordBatch>, Ve
     Ok(Some((out, dropped)))
 }
 
+/// The smallest of the integer keys in column `column` of `batches` and how many values their
+/// range spans, when that is dense enough to index by key: at most four entries a row (and
+/// 64k). The store numbers its keys densely from 1; other keys are left to the queries.
+pub(super) fn dense_span(batches: &[RecordBatch], column: usize) -> Option<(i64, usize)> {
+    let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let keys = || batches.iter().flat_map(|b| ints(b, column).iter().flatten());
+    let (first, last) = (keys().min().unwrap_or(0), keys().max().unwrap_or(0));
+    let span = usize::try_from(last.checked_sub(first)?).ok()?.checked_add(1)?;
+    (span <= count.saturating_mul(4).max(1 << 16)).then_some((first, span))
+}
+
 fn ints(b: &RecordBatch, i: usize) -> &arrow::array::PrimitiveArray<Int64Type> {
     b.column(i).as_primitive_opt::<Int64Type>().expect("integer keys")
 }
@@ -81,15 +78,9 @@ struct UserIndex<'a> {
 }
 
 impl<'a> UserIndex<'a> {
-    /// `None` when the keys span more than four entries a user (and 64k), or repeat.
+    /// `None` when the keys are not dense ([`dense_span`]), or repeat.
     fn new(users: &'a [RecordBatch]) -> Option<UserIndex<'a>> {
-        let count: usize = users.iter().map(RecordBatch::num_rows).sum();
-        let keys = || users.iter().flat_map(|b| ints(b, 0).iter().flatten());
-        let (first, last) = (keys().min().unwrap_or(0), keys().max().unwrap_or(0));
-        let span = usize::try_from(last.checked_sub(first)?).ok()?.checked_add(1)?;
-        if span > count.saturating_mul(4).max(1 << 16) {
-            return None;
-        }
+        let (first, span) = dense_span(users, 0)?;
         let mut rows = vec![ABSENT; span];
         for (b, batch) in users.iter().enumerate() {
             let uid = ints(batch, 0);

@@ -215,18 +215,12 @@ struct Users<'a> {
 }
 
 impl<'a> Users<'a> {
-    /// `None` when a key repeats, or the keys span more than four a user (and 64k).
+    /// `None` when the keys are not dense ([`super::prior::dense_span`]), or repeat.
     fn new(batches: &'a [RecordBatch]) -> Option<Users<'a>> {
-        let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let keys = || batches.iter().flat_map(|b| ints(b, UID).iter().flatten());
-        let (first, last) = (keys().min().unwrap_or(0), keys().max().unwrap_or(0));
-        let span = usize::try_from(last.checked_sub(first)?).ok()?.checked_add(1)?;
-        if span > count.saturating_mul(4).max(1 << 16) {
-            return None;
-        }
+        let (first, span) = super::prior::dense_span(batches, UID)?;
         let users = Users { batches, first, span };
         let mut seen = users.bits();
-        for uid in keys() {
+        for uid in batches.iter().flat_map(|b| ints(b, UID).iter().flatten()) {
             if !set(&mut seen, users.bit(uid)?) {
                 return None;
             }
@@ -510,7 +504,12 @@ mod tests {
 
     /// `links` computed natively and by the queries, over two apps ('a' on sources idp/app1,
     /// 'b' on idp/app2) with the match keys and email policies given.
-    async fn both_ways(users: &[User], links: &[Link], keys: &[(usize, &str, Option<i64>)], policies: [&str; 2]) -> (Vec<Row>, Vec<Row>) {
+    async fn both_ways(
+        users: &[User],
+        links: &[Link],
+        keys: &[(usize, &str, Option<i64>)],
+        policies: [&str; 2],
+    ) -> (bool, Vec<Row>, Vec<Row>) {
         let ctx = crate::engine::session();
         let int = |v: Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
         let key = |v: Option<u8>| v.map_or("NULL".to_string(), |v| format!("'k{v}'"));
@@ -573,6 +572,17 @@ mod tests {
         ] {
             ctx.sql(&ddl).await.unwrap().collect().await.unwrap();
         }
+        // Whether `links` computes them itself (what the property test compares) or falls back.
+        let collected = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move { ctx.sql(sql).await.unwrap().collect().await.unwrap() }
+        };
+        let (config, ranks, reuse) = (
+            collected("SELECT app, idp_source, app_source FROM apps").await,
+            collected("SELECT app, key, rank FROM app_match").await,
+            collected("SELECT app, policy FROM app_email_reuse").await,
+        );
+        let native = Apps::new(&config, &ranks, &reuse).is_some() && Users::new(&collected(USER_COLUMNS).await).is_some();
         let by_queries = by_queries(&ctx).await.unwrap();
         let columns = |s: SchemaRef| {
             s.fields()
@@ -581,7 +591,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(columns(by_queries[0].schema()), columns(schema()), "users.sql's columns");
-        (rows(&super::links(&ctx).await.unwrap()), rows(&by_queries))
+        (native, rows(&super::links(&ctx).await.unwrap()), rows(&by_queries))
     }
 
     #[test]
@@ -651,7 +661,9 @@ mod tests {
             let users: Vec<User> = users.into_iter().map(|(uid, s, x, n, e, a)| (spread(uid), s, x, n, e, a)).collect();
             let links: Vec<Link> = links.into_iter().map(|(a, i, s)| (a, spread(i), spread(s))).collect();
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-            let (native, by_queries) = rt.block_on(both_ways(&users, &links, &keys, [policies.0, policies.1]));
+            let (computed, native, by_queries) = rt.block_on(both_ways(&users, &links, &keys, [policies.0, policies.1]));
+            // Dense keys are computed, not left to the queries (which would compare them with themselves).
+            prop_assert!(computed || wide, "dense, unique keys take the native path");
             prop_assert_eq!(native, by_queries);
         }
     }

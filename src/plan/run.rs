@@ -185,8 +185,9 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
     let run_id = store.start_run("plan", app.map(|a| format!("app.{a}")).as_deref())?;
     // Links and findings are stored by a writer of their own, in one transaction: the links as
     // soon as correlation has made them (a first plan's million, while the engine finds drift),
-    // the findings once the engine is done, while the planner, which reads only snapshots (and
-    // takes the links from the engine), works on a read-only connection beside it.
+    // the findings as soon as they are sorted (while the engine reads the planner's inputs), and
+    // the commit once the engine has succeeded, while the planner, which reads only snapshots
+    // (and takes the links from the engine), works on a read-only connection beside it.
     let (parts, writer) = spawn_plan_writer(store.path(), run_id);
     let engine_started = std::time::Instant::now();
     let result = engine::drift_reporting(
@@ -205,7 +206,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
         Ok(r) => r,
         Err(e) => {
             drop(parts);
-            // Its links are rolled back; its own error, if any, is the lesser one.
+            // Its links and findings are rolled back; its own error, if any, is the lesser one.
             let _ = writer.join();
             store.fail_run(run_id, &e.to_string())?;
             return Err(e.into());
@@ -226,7 +227,7 @@ pub async fn plan_with(config: &Config, store: &mut Store, app: Option<&str>, af
             return Err(e.into());
         }
     };
-    assert!(written, "the writer is given the links and then the findings");
+    assert!(written, "the writer is given the links, the findings and the engine's end");
     let planned = planned?;
     for (app, warnings) in planned.warnings {
         if let Some(info) = infos.iter_mut().find(|i| i.app == app) {
@@ -277,7 +278,7 @@ enum PlanPart {
 /// A thread, with a connection of its own, that stores a plan run's links and findings in one
 /// transaction as [`PlanPart`]s arrive ([`Store::write_plan`]). It returns whether it
 /// stored them (not when the sender is dropped early: the engine failed) and the seconds it
-/// took once it had the engine's result.
+/// took once the engine had ended.
 fn spawn_plan_writer(path: &Path, run_id: i64) -> (std::sync::mpsc::Sender<PlanPart>, PlanWriter) {
     let (parts, received) = std::sync::mpsc::channel();
     let path = path.to_path_buf();

@@ -23,6 +23,16 @@ fn config(idp: &str, app: &str) -> String {
     format!("[idp.corp]\nkind = \"scim\"\nbase_url = \"{idp}\"\ntoken_env = \"IT_TOKEN\"\npage_size = 1000\nconcurrency = 2\n\n[app.tool]\nidp = \"corp\"\nbase_url = \"{app}\"\ntoken_env = \"IT_TOKEN\"\ngroups = [\"Staff\"]\n")
 }
 
+/// An IdP and an app emulator with `idp_users` and `app_users`, and a workspace that has
+/// pulled both (the emulators are returned to be changed and kept alive).
+fn pulled(idp_users: usize, app_users: usize) -> (EmulatorHost, EmulatorHost, Workspace) {
+    let idp = EmulatorHost::start(directory(idp_users));
+    let app = EmulatorHost::start(directory(app_users));
+    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
+    assert_ok(&ws.cli(&["pull"]));
+    (idp, app, ws)
+}
+
 fn snapshot_rows(ws: &Workspace) -> Vec<Vec<String>> {
     rows(
         &ws.db(),
@@ -32,10 +42,7 @@ fn snapshot_rows(ws: &Workspace) -> Vec<Vec<String>> {
 
 #[test]
 fn a_failing_page_keeps_the_previous_snapshot_and_marks_the_run_failed() {
-    let idp = EmulatorHost::start(directory(2500));
-    let app = EmulatorHost::start(directory(3));
-    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
-    assert_ok(&ws.cli(&["pull"]));
+    let (idp, _app, ws) = pulled(2500, 3);
     let before = snapshot_rows(&ws);
     assert_eq!(before.len(), 2503);
 
@@ -203,10 +210,7 @@ fn sources_too_large_to_hold_at_once_are_pulled_one_at_a_time() {
 /// `running` until the next writer calls it abandoned, and keeps none of its links.
 #[test]
 fn a_plan_whose_findings_the_store_refuses_marks_its_run_failed() {
-    let idp = EmulatorHost::start(directory(5));
-    let app = EmulatorHost::start(directory(1));
-    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
-    assert_ok(&ws.cli(&["pull"]));
+    let (_idp, _app, ws) = pulled(5, 1);
     rusqlite::Connection::open(ws.store())
         .unwrap()
         .execute_batch(
@@ -230,10 +234,7 @@ fn a_plan_whose_findings_the_store_refuses_marks_its_run_failed() {
 /// plan: its IdP user is then missing again, and the other links stay.
 #[test]
 fn links_whose_app_side_is_gone_are_dropped_by_the_next_plan() {
-    let idp = EmulatorHost::start(directory(5));
-    let app = EmulatorHost::start(directory(3));
-    let ws = Workspace::new(&config(&idp.emulator.base_url, &app.emulator.base_url));
-    assert_ok(&ws.cli(&["pull"]));
+    let (_idp, app, ws) = pulled(5, 3);
     assert_ok(&ws.cli(&["plan"]));
     let linked = |ws: &Workspace| {
         rows(
