@@ -18,8 +18,10 @@ FROM (
     FROM ended e LEFT JOIN started s ON s.source = e.source AND s.id = e.id
     WHERE s.id IS NULL
     UNION ALL
+    -- On the run alone (a pull is of one source, and writes only that source's rows): the
+    -- runs then reach the scan of every membership below the joins that give it its source.
     SELECT m.source, 'membership', m.group_id || ' ' || m.user_id, NULL, 'added'
-    FROM memberships m JOIN last ON last.source = m.source AND m.run_id = last.run
+    FROM memberships m JOIN last ON m.run_id = last.run
     UNION ALL
     SELECT v.source, 'membership', v.group_id || ' ' || v.user_id, NULL, 'removed'
     FROM membership_versions v JOIN last ON last.source = v.source AND v.ended_by_run = last.run

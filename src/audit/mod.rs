@@ -8,6 +8,7 @@ pub mod html;
 mod json;
 mod limits;
 pub mod output;
+mod pushdown;
 pub mod reports;
 mod via_groups;
 
