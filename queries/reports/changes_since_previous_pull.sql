@@ -10,13 +10,11 @@ started AS (
 )
 SELECT CASE WHEN source LIKE 'app.%' THEN substr(source, 5) END AS app, source, object, id, name, change
 FROM (
-    SELECT s.source, 'user' AS object, s.id, s.user_name AS name,
-           CASE WHEN e.id IS NULL THEN 'added' ELSE 'changed' END AS change
-    FROM started s LEFT JOIN ended e ON e.source = s.source AND e.id = s.id
-    UNION ALL
-    SELECT e.source, 'user', e.id, e.user_name, 'removed'
-    FROM ended e LEFT JOIN started s ON s.source = e.source AND s.id = e.id
-    WHERE s.id IS NULL
+    -- One full join, so that users and their versions are each read once.
+    SELECT coalesce(s.source, e.source) AS source, 'user' AS object, coalesce(s.id, e.id) AS id,
+           CASE WHEN s.id IS NULL THEN e.user_name ELSE s.user_name END AS name,
+           CASE WHEN s.id IS NULL THEN 'removed' WHEN e.id IS NULL THEN 'added' ELSE 'changed' END AS change
+    FROM started s FULL JOIN ended e ON e.source = s.source AND e.id = s.id
     UNION ALL
     -- On the run alone (a pull is of one source, and writes only that source's rows): the
     -- runs then reach the scan of every membership below the joins that give it its source.
