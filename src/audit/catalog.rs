@@ -316,11 +316,7 @@ impl StoreSchema {
             .collect();
         let what = format!("store '{}': reading {name}", self.path.display());
         let conn = open(&self.path).map_err(|e| sqlite_err(&what, &e))?;
-        let dynamic = if dynamic.is_empty() {
-            dynamic
-        } else {
-            pushdown::selective(&conn, name, &columns, dynamic)
-        };
+        let dynamic = pushdown::selective(&conn, name, &columns, dynamic);
         if !dynamic.is_empty() {
             let handed = dynamic.join(" AND ");
             tracing::debug!(table = %name, "dynamic filters handed to SQLite: {handed}");
@@ -778,25 +774,10 @@ impl PartitionStream for StoreRead {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         use futures::StreamExt;
         if self.dynamic.is_empty() {
-            let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 2);
-            let send = self.sending_to(builder.tx());
-            builder.spawn_blocking(move || {
-                send();
-                Ok(())
-            });
-            return builder.build();
+            return self.started();
         }
         let read = self.clone();
-        let batches = futures::stream::once(async move {
-            let mut builder = RecordBatchReceiverStream::builder(read.schema.clone(), 2);
-            let send = read.sending_to(builder.tx());
-            builder.spawn_blocking(move || {
-                send();
-                Ok(())
-            });
-            builder.build()
-        })
-        .flatten();
+        let batches = futures::stream::once(async move { read.started() }).flatten();
         Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
             self.schema.clone(),
             batches,
@@ -805,7 +786,17 @@ impl PartitionStream for StoreRead {
 }
 
 impl StoreRead {
-    /// The conditions SQLite applies: the query's, and what the dynamic filters say now.
+    /// The read, started now on a blocking thread, as a stream.
+    fn started(&self) -> SendableRecordBatchStream {
+        let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 2);
+        let send = self.sending_to(builder.tx());
+        builder.spawn_blocking(move || {
+            send();
+            Ok(())
+        });
+        builder.build()
+    }
+
     /// What the dynamic filters say now, as SQLite conditions (to be weighed by the read).
     fn dynamic_conditions(&self) -> Vec<String> {
         let table = pushdown::Comparable {

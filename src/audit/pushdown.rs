@@ -16,6 +16,8 @@ use datafusion::logical_expr::{BinaryExpr as LogicalBinary, Expr, Operator};
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr, IsNullExpr, Literal};
 use datafusion::physical_expr_common::physical_expr::{snapshot_physical_expr, PhysicalExpr};
 
+use crate::store::{sql_ident, sql_text};
+
 /// The columns of a table SQLite may compare as DataFusion does: declared TEXT or INTEGER.
 /// SQLite stores a value of such a column as text or as an integer (its type affinity), so it
 /// compares it with a literal of that kind as DataFusion does (text byte by byte, its default
@@ -33,7 +35,14 @@ impl Comparable<'_> {
             return None;
         }
         let field = self.schema.field_with_name(name).ok()?;
-        Some((format!("\"{}\"", name.replace('"', "\"\"")), field.data_type()))
+        Some((sql_ident(name), field.data_type()))
+    }
+
+    /// `column op value` as a SQLite condition, the column written `{prefix}"column"`, when
+    /// SQLite may compare the column with the value.
+    fn comparison(&self, column: &str, op: Operator, value: &ScalarValue, prefix: &str) -> Option<String> {
+        let (name, kind) = self.column(column)?;
+        Some(format!("{prefix}{name} {} {}", sql_operator(op)?, literal(kind, value)?))
     }
 }
 
@@ -42,14 +51,14 @@ impl Comparable<'_> {
 fn literal(column: &DataType, value: &ScalarValue) -> Option<String> {
     match (column, value) {
         (DataType::Utf8, ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => {
-            Some(format!("'{}'", s.replace('\'', "''")))
+            Some(sql_text(s))
         }
         (DataType::Int64, ScalarValue::Int64(Some(i))) => Some(i.to_string()),
         _ => None,
     }
 }
 
-fn comparison(op: Operator) -> Option<&'static str> {
+fn sql_operator(op: Operator) -> Option<&'static str> {
     Some(match op {
         Operator::Eq => "=",
         Operator::Lt => "<",
@@ -71,8 +80,7 @@ pub(super) fn logical(filter: &Expr, table: &Comparable) -> Option<String> {
         (Expr::Literal(v, _), Expr::Column(c)) => (c, op.swap()?, v),
         _ => return None,
     };
-    let (name, kind) = table.column(&column.name)?;
-    Some(format!("{name} {} {}", comparison(op)?, literal(kind, value)?))
+    table.comparison(&column.name, op, value, "")
 }
 
 /// What a dynamic filter says now (it changes as the operator that made it learns more) as
@@ -99,9 +107,8 @@ fn conjuncts(expr: &Arc<dyn PhysicalExpr>, out: &mut Vec<Arc<dyn PhysicalExpr>>)
     }
 }
 
-/// The rows of a table's first [`SAMPLE_ROWS`] that a condition must turn away, at least, to be
-/// worth SQLite's time: a join's bounds often span the whole table, and testing them cost more
-/// than they saved (member_keys' 9.8M rows at 1M users: 0.33 s read, 0.47 s with the bounds of
+/// The rows at the head of a table on which [`selective`] weighs a condition: a join's bounds
+/// often span the whole table, and testing them cost more than they saved (member_keys' 9.8M rows at 1M users: 0.33 s read, 0.47 s with the bounds of
 /// its group keys; links read with the bounds of their app and account ids: 0.25 → 0.33 s).
 const SAMPLE_ROWS: usize = 4096;
 
@@ -110,12 +117,8 @@ const SAMPLE_ROWS: usize = 4096;
 /// never a matter of the answer: a condition left out only costs reading what it would have
 /// skipped.
 pub(super) fn selective(conn: &rusqlite::Connection, table: &str, columns: &[&str], conditions: Vec<String>) -> Vec<String> {
-    let list = columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let from = format!("(SELECT {list} FROM \"{}\" LIMIT {SAMPLE_ROWS})", table.replace('"', "\"\""));
+    let list = columns.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", ");
+    let from = format!("(SELECT {list} FROM {} LIMIT {SAMPLE_ROWS})", sql_ident(table));
     conditions
         .into_iter()
         .filter(|c| {
@@ -152,8 +155,7 @@ fn physical(expr: &Arc<dyn PhysicalExpr>, table: &Comparable) -> Option<String> 
                     (Some(c), Some(v)) => (c, *op, v),
                     _ => (column_of(b.right())?, op.swap()?, literal_of(b.left())?),
                 };
-                let (name, kind) = table.column(column.name())?;
-                Some(format!("+{name} {} {}", comparison(op)?, literal(kind, value)?))
+                table.comparison(column.name(), op, value, "+")
             }
         };
     }

@@ -17,19 +17,10 @@ use datafusion::prelude::SessionContext;
 
 use super::{collect, deregister, findings_of, register, strings, AppInput, EngineError, Finding};
 use crate::mapping::{Mapping, TargetKind};
+use crate::store::{sql_ident as ident, sql_text as lit};
 
 /// App → IdP user id → (target, value) for the accounts `user.missing` creates.
 pub type CreateValues = BTreeMap<String, HashMap<String, Vec<(String, String)>>>;
-
-/// SQL text literal.
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// SQL identifier.
-fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 fn with_mappings<'a>(apps: &'a [AppInput<'a>]) -> impl Iterator<Item = &'a AppInput<'a>> {
     apps.iter().filter(|a| !a.mappings.is_empty())

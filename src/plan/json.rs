@@ -48,7 +48,6 @@ pub fn write_pretty(out: &mut impl Write, outcome: &PlanOutcome) -> io::Result<(
         }
     };
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..2).map(|_| mpsc::sync_channel::<io::Result<Vec<u8>>>(AHEAD)).unzip();
-    let mut receivers = Some(receivers);
     std::thread::scope(|s| {
         let (chunks, open) = (&chunks, &open);
         for (worker, sender) in senders.into_iter().enumerate() {
@@ -64,7 +63,6 @@ pub fn write_pretty(out: &mut impl Write, outcome: &PlanOutcome) -> io::Result<(
             });
         }
         // Dropped when the writing stops, early or not: a worker waiting to send then stops.
-        let receivers = receivers.take().expect("taken once");
         let mut write = || {
             for c in 0..chunks.len() {
                 let chunk = receivers[c % 2]

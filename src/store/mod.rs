@@ -26,6 +26,16 @@ pub use pulls::PullState;
 pub use retention::{PruneOptions, PruneReport, Vacuum};
 pub use schema::VIEWS;
 
+/// `s` as an SQL text literal.
+pub(crate) fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `name` as an SQL identifier.
+pub(crate) fn sql_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// The body of a view as `sqlite_master` keeps it (`CREATE VIEW name AS <body>`), if it is one.
 pub fn view_body(create: &str) -> Option<&str> {
     Some(&create[create.find(" AS")? + 3..])
