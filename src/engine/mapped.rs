@@ -15,7 +15,7 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 
-use super::{collect, deregister, findings_of, register, strings, AppInput, EngineError, Finding};
+use super::{collect, deregister, findings::findings_of, register, strings, AppInput, EngineError, Finding};
 use crate::mapping::{Mapping, TargetKind};
 use crate::store::{sql_ident as ident, sql_text as lit};
 
@@ -211,7 +211,8 @@ fn idp_attr_names(ctx: &SessionContext) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `user.drift` of every mapped attribute of every app with mappings (reads `pairs`).
+/// `user.drift` of every mapped attribute of every app with mappings (reads `pairs`), in their
+/// order.
 pub(super) async fn drift(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result<Vec<Finding>, EngineError> {
     let names = idp_attr_names(ctx);
     let mut out = Vec::new();
@@ -234,6 +235,8 @@ pub(super) async fn drift(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result
         }
         deregister(ctx, "mapped_pairs")?;
     }
+    // In their order: the engine merges each query's sorted findings.
+    out.sort_unstable();
     Ok(out)
 }
 

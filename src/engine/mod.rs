@@ -4,6 +4,7 @@
 //! in DataFusion, never pushed down into SQLite.
 pub mod columnar;
 mod comparison_key;
+mod findings;
 mod mapped;
 mod member_diff;
 pub mod planner_inputs;
@@ -460,42 +461,6 @@ fn app_ids(batches: &[RecordBatch]) -> Vec<(String, String)> {
     out
 }
 
-/// The rows of a drift query's output batch; a `kind` that is no finding kind is an error
-/// naming the query (a query under `queries/drift/` was changed without the vocabulary).
-fn findings_of(query: &str, b: &RecordBatch) -> Result<Vec<Finding>, EngineError> {
-    let mut cols = [
-        "app",
-        "kind",
-        "subject",
-        "idp_id",
-        "sp_id",
-        "attribute",
-        "old_value",
-        "new_value",
-        "detail",
-    ]
-    .map(|c| strings(b, c).into_iter());
-    (0..b.num_rows())
-        .map(|_| {
-            let mut next = |i: usize| cols[i].next().flatten();
-            Ok(Finding {
-                app: next(0).unwrap_or_default(),
-                kind: next(1).unwrap_or_default().parse().map_err(|source| EngineError::Kind {
-                    query: query.to_string(),
-                    source,
-                })?,
-                subject: next(2),
-                idp_id: next(3),
-                sp_id: next(4),
-                attribute: next(5),
-                old_value: next(6),
-                new_value: next(7),
-                detail: next(8),
-            })
-        })
-        .collect()
-}
-
 /// The links to store from a correlation output: ids in `idp`/`sp`, keys in `idp_key`/`sp_key`;
 /// the rows whose status is one of `keep`, with no id or match missing.
 fn links_of(batches: &[RecordBatch], [idp, sp, idp_key, sp_key]: [&str; 4], keep: &[&str]) -> NewLinks {
@@ -718,16 +683,17 @@ pub async fn drift_reporting(
     trace_tables(&ctx, "loaded");
     correlated(correlate(&ctx, &mut result).await?);
     trace_tables(&ctx, "correlated");
-    let mut findings = find_drift(&ctx, &mut result, apps).await?;
+    let findings = find_drift(&ctx, &mut result, apps).await?;
     trace_tables(&ctx, "drift found");
-    keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;
-    trace_tables(&ctx, "kept for the planner");
     let t = Instant::now();
-    findings.sort_unstable(); // a total order over every field: same result as a stable sort
+    keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;
+    result.timings.push(("kept for the planner".into(), t.elapsed().as_secs_f64()));
+    trace_tables(&ctx, "kept for the planner");
     result.findings = Arc::new(findings);
-    result.timings.push(("findings/sort".into(), t.elapsed().as_secs_f64()));
     sorted(result.findings.clone());
+    let t = Instant::now();
     read_planner_inputs(&ctx, &mut result).await?;
+    result.timings.push(("planner inputs".into(), t.elapsed().as_secs_f64()));
     if apps.iter().any(|a| !a.mappings.is_empty()) {
         let t = Instant::now();
         result.mapped_creates = mapped::create_values(&ctx, apps, &result.findings).await?;
@@ -844,10 +810,7 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
         let t = Instant::now();
         let query = format!("drift/{kind}");
         let batches = collect(ctx, &query, sql).await?;
-        let mut findings = Vec::new();
-        for b in &batches {
-            findings.extend(findings_of(&query, b)?);
-        }
+        let findings = findings::sorted(&query, &batches)?;
         Ok::<_, EngineError>((kind.to_string(), findings, t.elapsed().as_secs_f64()))
     };
     let (with_pairs, without): (Vec<_>, Vec<_>) = DRIFT_QUERIES.iter().partition(|(_, sql)| reads_pairs(sql));
@@ -893,16 +856,17 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
         .find(|(kind, _)| *kind == LAST)
         .expect("group.members is a drift query");
     done.push(run(LAST, sql).await?);
+    let t = Instant::now();
     for table in ["member_diff", "managed_groups"] {
         deregister(ctx, table)?;
     }
-    // Reserved at once: grown by doubling, the findings (300k at 1M users, 65 MB) were copied
-    // into twice their size while the engine's tables were still held.
-    let mut all = Vec::with_capacity(done.iter().map(|(_, findings, _)| findings.len()).sum());
+    let mut runs = Vec::with_capacity(done.len());
     for (kind, findings, seconds) in done {
-        all.extend(findings);
+        runs.push(findings);
         result.timings.push((kind, seconds));
     }
+    let all = findings::merge(runs);
+    result.timings.push(("findings/merge".into(), t.elapsed().as_secs_f64()));
     Ok(all)
 }
 
@@ -942,17 +906,33 @@ async fn keep_for_planner(ctx: &SessionContext, idp_sources: &std::collections::
     Ok(())
 }
 
-/// What the planner needs beyond the findings, read where the tables already are.
+/// What the planner needs beyond the findings, read where the tables already are: the users
+/// it needs whole beside the new groups' members and then the accounts of every member a
+/// group operation names (which reads those members).
 async fn read_planner_inputs(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
-    let t = Instant::now();
-    result.new_group_members = planner_inputs::new_group_members(ctx, &result.findings).await?;
-    result.timings.push(("planner/new_group_members".into(), t.elapsed().as_secs_f64()));
-    let t = Instant::now();
-    result.member_links = planner_inputs::member_links(ctx, &result.findings, &result.new_group_members).await?;
-    result.timings.push(("planner/member_links".into(), t.elapsed().as_secs_f64()));
-    let t = Instant::now();
-    result.idp_users = planner_inputs::idp_users(ctx, &result.findings).await?;
-    result.timings.push(("planner/idp_users".into(), t.elapsed().as_secs_f64()));
+    let findings = &result.findings;
+    let members = async {
+        let t = Instant::now();
+        let new_group_members = planner_inputs::new_group_members(ctx, findings).await?;
+        let new_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let member_links = planner_inputs::member_links(ctx, findings, &new_group_members).await?;
+        Ok::<_, EngineError>((new_group_members, new_seconds, member_links, t.elapsed().as_secs_f64()))
+    };
+    let users = async {
+        let t = Instant::now();
+        let idp_users = planner_inputs::idp_users(ctx, findings).await?;
+        Ok::<_, EngineError>((idp_users, t.elapsed().as_secs_f64()))
+    };
+    let (members, users) = futures::join!(members, users);
+    let (new_group_members, new_seconds, member_links, links_seconds) = members?;
+    let (idp_users, users_seconds) = users?;
+    result.new_group_members = new_group_members;
+    result.member_links = member_links;
+    result.idp_users = idp_users;
+    result.timings.push(("planner/new_group_members".into(), new_seconds));
+    result.timings.push(("planner/member_links".into(), links_seconds));
+    result.timings.push(("planner/idp_users".into(), users_seconds));
     Ok(())
 }
 
