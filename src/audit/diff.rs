@@ -4,6 +4,7 @@
 use rusqlite::OptionalExtension;
 
 use super::AuditError;
+use crate::store::sql_text;
 
 /// Columns of a user compared by `diff` (the raw object catches the rest).
 const USER_COLUMNS: &[&str] = &[
@@ -74,16 +75,18 @@ pub fn resolve_point(store: &std::path::Path, point: &str) -> Result<String, Aud
     }
 }
 
+/// `at` is an SQL literal ([`sql_text`]).
 fn valid_at(at: &str) -> String {
-    format!("(valid_from <= '{at}' AND (valid_to IS NULL OR valid_to > '{at}'))")
+    format!("(valid_from <= {at} AND (valid_to IS NULL OR valid_to > {at}))")
 }
 
-/// The versions of `source`'s objects in `history` valid at `at` and not at `other`. A version
+/// The versions of `source`'s objects in `history` valid at `at` and not at `other` (each an SQL
+/// literal, [`sql_text`]). A version
 /// valid at both instants is the same row on both sides of the diff and cannot differ, so
 /// neither side reads it: the join meets only what changed in between.
 fn state(history: &str, columns: &str, source: &str, at: &str, other: &str) -> String {
     format!(
-        "SELECT {columns} FROM {history} WHERE source = '{source}' AND {} AND NOT {}",
+        "SELECT {columns} FROM {history} WHERE source = {source} AND {} AND NOT {}",
         valid_at(at),
         valid_at(other)
     )
@@ -92,6 +95,7 @@ fn state(history: &str, columns: &str, source: &str, at: &str, other: &str) -> S
 /// The output's columns, from a query's `source, object, id, name, change, changed_columns`.
 const OUTPUT: &str = "CASE WHEN source LIKE 'app.%' THEN substr(source, 5) END AS app, source, object, id, name, change, changed_columns";
 
+/// `source`, `from` and `to` are SQL literals ([`sql_text`]).
 fn compared(object: &str, history: &str, name: &str, columns: &[&str], source: &str, from: &str, to: &str) -> String {
     let changed: Vec<String> = columns
         .iter()
@@ -116,14 +120,15 @@ fn compared(object: &str, history: &str, name: &str, columns: &[&str], source: &
 /// Memberships added or removed, named by the group's and the user's current names (else
 /// their ids), from `source`'s rows of the name tables only. The engine picks each join's
 /// build side by its estimates: for a whole app added (4.8M memberships at 1M users) it hashes
-/// the differences and streams the names through them.
+/// the differences and streams the names through them. `source`, `from` and `to` are SQL
+/// literals ([`sql_text`]).
 fn memberships(source: &str, from: &str, to: &str) -> String {
     let read = "group_id, user_id";
     format!(
-        "SELECT {OUTPUT} FROM (SELECT '{source}' AS source, 'membership' AS object, d.group_id || ' ' || d.user_id AS id, \
+        "SELECT {OUTPUT} FROM (SELECT {source} AS source, 'membership' AS object, d.group_id || ' ' || d.user_id AS id, \
          coalesce(g.display_name, d.group_id) || ': ' || coalesce(u.user_name, d.user_id) AS name, d.change, CAST(NULL AS VARCHAR) AS changed_columns \
-         FROM (SELECT id, user_name FROM users WHERE source = '{source}') u RIGHT JOIN \
-         ((SELECT id, display_name FROM groups WHERE source = '{source}') g RIGHT JOIN \
+         FROM (SELECT id, user_name FROM users WHERE source = {source}) u RIGHT JOIN \
+         ((SELECT id, display_name FROM groups WHERE source = {source}) g RIGHT JOIN \
          (SELECT coalesce(b.group_id, a.group_id) AS group_id, coalesce(b.user_id, a.user_id) AS user_id, \
          CASE WHEN a.group_id IS NULL THEN 'added' ELSE 'removed' END AS change \
          FROM ({a}) a FULL OUTER JOIN ({b}) b ON a.group_id = b.group_id AND a.user_id = b.user_id \
@@ -162,11 +167,11 @@ pub fn sources(store: &std::path::Path) -> Result<Vec<String>, AuditError> {
 /// one source's changes of one kind: at 1M users `--from 1` (5.9M changes) had three joins of
 /// whole states of every source at once, 1.63 GiB (hash joins cannot spill).
 pub fn queries(from: &str, to: &str, app: Option<&str>, sources: &[String]) -> Vec<String> {
-    let (from, to) = (from.replace('\'', ""), to.replace('\'', ""));
+    let (from, to) = (sql_text(from), sql_text(to));
     let wanted = app.map(|a| format!("app.{a}"));
     let mut out = Vec::new();
     for source in sources.iter().filter(|s| wanted.as_ref().is_none_or(|w| w == *s)) {
-        let source = source.replace('\'', "''");
+        let source = sql_text(source);
         out.push(compared(
             "group",
             "group_history",
@@ -181,7 +186,7 @@ pub fn queries(from: &str, to: &str, app: Option<&str>, sources: &[String]) -> V
     }
     if out.is_empty() {
         // No such source: an empty result, with its columns.
-        let none = wanted.unwrap_or_default().replace('\'', "''");
+        let none = sql_text(&wanted.unwrap_or_default());
         out.push(compared("group", "group_history", "display_name", GROUP_COLUMNS, &none, &from, &to));
     }
     out
@@ -196,6 +201,9 @@ mod tests {
 
     use super::*;
     use crate::rng::SplitMix;
+
+    /// The source, with a quote: the queries' literals are escaped, not cut.
+    const SOURCE: &str = "app.o'x";
 
     /// Instants `T00` … `T11`, ordered as text like stored times.
     fn instant(i: u64) -> String {
@@ -294,7 +302,7 @@ mod tests {
                     .or_else(|| a.as_ref().and_then(|a| a[0].clone()))
             };
             out.push(vec![
-                Some("app.x".to_string()),
+                Some(SOURCE.to_string()),
                 Some(object.to_string()),
                 Some(id.to_string()),
                 name,
@@ -328,7 +336,7 @@ mod tests {
             let mut rows = Vec::new();
             for (id, t) in objects {
                 for (content, from, to) in versions(rng, t) {
-                    let mut row = vec![Some("app.x".to_string())];
+                    let mut row = vec![Some(SOURCE.to_string())];
                     row.extend(keys(id));
                     row.extend(content);
                     row.extend([Some(from), to]);
@@ -365,7 +373,7 @@ mod tests {
         for from in 0..10 {
             for to in 0..10 {
                 let mut got: Vec<Vec<Option<String>>> = Vec::new();
-                for sql in queries(&instant(from), &instant(to), None, &["app.x".to_string()]) {
+                for sql in queries(&instant(from), &instant(to), None, &[SOURCE.to_string()]) {
                     let mut rows = Vec::new();
                     for b in ctx.sql(&sql).await.unwrap().collect().await.unwrap() {
                         for r in 0..b.num_rows() {

@@ -271,7 +271,7 @@ pub async fn run_report(g: &Globals, args: ReportArgs) -> anyhow::Result<Outcome
         vec![("Rows per app", html::rows_per_app(&results[0].1)?)]
     } else {
         let filter = match &args.app {
-            Some(a) => format!("WHERE app = '{}'", a.replace('\'', "''")),
+            Some(a) => format!("WHERE app = {}", scimsync::store::sql_text(a)),
             None => String::new(),
         };
         let mut charts = Vec::new();

@@ -357,7 +357,7 @@ fn memberships_scan(source: Option<&str>) -> TableScan {
 /// The three per-source tables read from SQLite for one source (when its columnar copy is
 /// missing or stale). Source names are `idp.NAME`/`app.NAME` with NAME of [A-Za-z0-9_-].
 pub fn source_tables(source: &str) -> Vec<TableScan> {
-    let quoted = format!("'{}'", source.replace('\'', "''"));
+    let quoted = crate::store::sql_text(source);
     let condition = format!("source = {quoted}");
     vec![users_scan(&condition), groups_scan(&condition), memberships_scan(Some(&quoted))]
 }

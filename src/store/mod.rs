@@ -27,12 +27,12 @@ pub use retention::{PruneOptions, PruneReport, Vacuum};
 pub use schema::VIEWS;
 
 /// `s` as an SQL text literal.
-pub(crate) fn sql_text(s: &str) -> String {
+pub fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
 /// `name` as an SQL identifier.
-pub(crate) fn sql_ident(name: &str) -> String {
+pub fn sql_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
