@@ -13,10 +13,21 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 pub const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Whether a path segment is a dot segment once a URL parser has read it (WHATWG URL decodes
-/// `%2e` in segments).
+/// `%2e` in segments): one or two dots, each `.` or `%2e` in either case. Read without
+/// allocating: every path of a plan is checked (180k at 1M users), and the lower-cased copy
+/// with its dots decoded took two allocations a segment.
 fn dot_segment(segment: &str) -> bool {
-    let s = segment.to_ascii_lowercase().replace("%2e", ".");
-    s == "." || s == ".."
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() && dots < 3 {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    rest.is_empty() && (dots == 1 || dots == 2)
 }
 
 /// Whether an id can be one path segment of a request.
@@ -57,6 +68,16 @@ pub fn query_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The same answer as the definition: lower-cased, `%2e` decoded, `.` or `..`.
+        #[test]
+        fn dot_segments_are_what_a_url_parser_decodes_to_one_or_two_dots(segment in "[.%2eEa/]{0,8}") {
+            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+            prop_assert_eq!(dot_segment(&segment), decoded == "." || decoded == "..");
+        }
+    }
 
     #[test]
     fn only_reserved_characters_are_encoded() {
@@ -71,6 +92,12 @@ mod tests {
 
     #[test]
     fn dot_ids_are_refused() {
+        for id in ["%2e.", "%2E%2E", ".."] {
+            assert!(!addressable(id), "{id}");
+        }
+        for id in ["%2e%2e%2e", "%2", "%2f", ".a", "a.", "%2e%"] {
+            assert!(addressable(id), "{id}");
+        }
         for id in [".", "..", "%2e", "%2E%2e", ".%2E", ""] {
             assert!(resource_path("Users", id).is_err(), "{id}");
         }
