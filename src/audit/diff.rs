@@ -81,9 +81,9 @@ fn valid_at(at: &str) -> String {
 }
 
 /// The versions of `source`'s objects in `history` valid at `at` and not at `other` (each an SQL
-/// literal, [`sql_text`]). A version
-/// valid at both instants is the same row on both sides of the diff and cannot differ, so
-/// neither side reads it: the join meets only what changed in between.
+/// literal, [`sql_text`]). A version valid at both instants is the same row on both sides of
+/// the diff and cannot differ, so neither side reads it: the join meets only what changed in
+/// between.
 fn state(history: &str, columns: &str, source: &str, at: &str, other: &str) -> String {
     format!(
         "SELECT {columns} FROM {history} WHERE source = {source} AND {} AND NOT {}",

@@ -437,10 +437,15 @@ pub(super) async fn stream(
     Ok(true)
 }
 
+/// Column `name` of a query's output `b`, cast to `Utf8` (any string type).
+fn utf8_column(b: &RecordBatch, name: &str) -> arrow::array::ArrayRef {
+    let col = b.column_by_name(name).unwrap_or_else(|| panic!("query output lacks column {name}"));
+    arrow::compute::cast(col, &DataType::Utf8).expect("string-like column")
+}
+
 /// Column `name` of `b` as optional strings (any string type, cast to Utf8).
 fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
-    let col = b.column_by_name(name).unwrap_or_else(|| panic!("query output lacks column {name}"));
-    let col = arrow::compute::cast(col, &DataType::Utf8).expect("string-like column");
+    let col = utf8_column(b, name);
     let arr = col.as_string::<i32>();
     (0..arr.len())
         .map(|i| (!arr.is_null(i)).then(|| arr.value(i).to_string()))
