@@ -697,7 +697,7 @@ pub async fn drift_reporting(
     result.findings = Arc::new(findings);
     sorted(result.findings.clone());
     let t = Instant::now();
-    read_planner_inputs(&ctx, &mut result).await?;
+    read_member_links(&ctx, &mut result).await?;
     result.timings.push(("planner inputs".into(), t.elapsed().as_secs_f64()));
     if apps.iter().any(|a| !a.mappings.is_empty()) {
         let t = Instant::now();
@@ -850,12 +850,24 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
     let (a, b) = futures::join!(pairs_stream, other_stream);
     let mut done = a?;
     done.extend(b?);
-    // The membership diff, alone: its two sides' keys (115 MB at 1M users) are not held beside
-    // the pairs' hash tables, and it keeps both cores busy by itself (two queries, two sorts).
+    // The membership diff: its two sides' keys (115 MB at 1M users) are not held beside the
+    // pairs' hash tables. Its queries and sorts leave a core idle a third of the time, which the
+    // planner's inputs that need no `group.members` finding take, in a task of their own (the
+    // diff's sorts block the thread they run on).
     crate::memory::release_freed();
+    let early_inputs = tokio::spawn(early_planner_inputs(ctx.clone(), early_findings(&done)));
     let t = Instant::now();
-    member_diff::register_tables(ctx).await?;
-    done.push(("group.members/diff".to_string(), Vec::new(), t.elapsed().as_secs_f64()));
+    let diffed = member_diff::register_tables(ctx).await;
+    let diff_seconds = t.elapsed().as_secs_f64();
+    let inputs = early_inputs
+        .await
+        .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+    diffed?;
+    let (idp_users, new_group_members, timings) = inputs?;
+    result.idp_users = idp_users;
+    result.new_group_members = new_group_members;
+    result.timings.extend(timings);
+    done.push(("group.members/diff".to_string(), Vec::new(), diff_seconds));
     let (_, sql) = DRIFT_QUERIES
         .iter()
         .find(|(kind, _)| *kind == LAST)
@@ -911,33 +923,48 @@ async fn keep_for_planner(ctx: &SessionContext, idp_sources: &std::collections::
     Ok(())
 }
 
-/// What the planner needs beyond the findings, read where the tables already are: the users
-/// it needs whole beside the new groups' members and then the accounts of every member a
-/// group operation names (which reads those members).
-async fn read_planner_inputs(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
-    let findings = &result.findings;
-    let members = async {
-        let t = Instant::now();
-        let new_group_members = planner_inputs::new_group_members(ctx, findings).await?;
-        let new_seconds = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let member_links = planner_inputs::member_links(ctx, findings, &new_group_members).await?;
-        Ok::<_, EngineError>((new_group_members, new_seconds, member_links, t.elapsed().as_secs_f64()))
+/// The findings the planner's early inputs read ([`early_planner_inputs`]): every
+/// `user.missing`, `user.drift` and `group.missing`, from the queries' runs.
+fn early_findings(runs: &[(String, Vec<Finding>, f64)]) -> Vec<Finding> {
+    let early = |f: &&Finding| {
+        matches!(
+            f.kind,
+            FindingKind::UserMissing | FindingKind::UserDrift | FindingKind::GroupMissing
+        )
     };
-    let users = async {
-        let t = Instant::now();
-        let idp_users = planner_inputs::idp_users(ctx, findings).await?;
-        Ok::<_, EngineError>((idp_users, t.elapsed().as_secs_f64()))
-    };
-    let (members, users) = futures::join!(members, users);
-    let (new_group_members, new_seconds, member_links, links_seconds) = members?;
-    let (idp_users, users_seconds) = users?;
-    result.new_group_members = new_group_members;
-    result.member_links = member_links;
-    result.idp_users = idp_users;
-    result.timings.push(("planner/new_group_members".into(), new_seconds));
-    result.timings.push(("planner/member_links".into(), links_seconds));
-    result.timings.push(("planner/idp_users".into(), users_seconds));
+    runs.iter().flat_map(|(_, findings, _)| findings).filter(early).cloned().collect()
+}
+
+/// The planner's inputs that need no `group.members` finding: the IdP users it needs whole
+/// and the new groups' members (with their timings).
+async fn early_planner_inputs(
+    ctx: SessionContext,
+    findings: Vec<Finding>,
+) -> Result<(planner_inputs::IdpUsers, planner_inputs::NewGroupMembers, Vec<(String, f64)>), EngineError> {
+    let ((users, users_seconds), (members, members_seconds)) = futures::join!(
+        timed(planner_inputs::idp_users(&ctx, &findings)),
+        timed(planner_inputs::new_group_members(&ctx, &findings))
+    );
+    let timings = vec![
+        ("planner/idp_users".to_string(), users_seconds),
+        ("planner/new_group_members".to_string(), members_seconds),
+    ];
+    Ok((users?, members?, timings))
+}
+
+/// `future`'s output and the seconds it took.
+async fn timed<T>(future: impl std::future::Future<Output = T>) -> (T, f64) {
+    let t = Instant::now();
+    let out = future.await;
+    (out, t.elapsed().as_secs_f64())
+}
+
+/// The accounts of the members group operations name, read once every finding is known and
+/// the new groups' members are (the other planner inputs are read beside the membership diff).
+async fn read_member_links(ctx: &SessionContext, result: &mut DriftResult) -> Result<(), EngineError> {
+    let t = Instant::now();
+    result.member_links = planner_inputs::member_links(ctx, &result.findings, &result.new_group_members).await?;
+    result.timings.push(("planner/member_links".into(), t.elapsed().as_secs_f64()));
     Ok(())
 }
 
