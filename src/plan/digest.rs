@@ -31,6 +31,24 @@ impl Digest {
         }
     }
 
+    fn operation(&mut self, op: &Operation) {
+        self.0.write_i64(op.seq);
+        self.0.write_u8(op.phase);
+        for field in [
+            Some(op.app.as_str()),
+            Some(op.action.as_str()),
+            Some(op.method.as_str()),
+            Some(op.path.as_str()),
+            op.body.as_ref().map(|b| b.text()),
+            Some(op.finding.as_str()),
+            op.subject.as_deref(),
+            op.idp_id.as_deref(),
+            op.sp_id.as_deref(),
+        ] {
+            self.text(field);
+        }
+    }
+
     fn hex(&self) -> String {
         format!("{:032x}", u128::from(self.0.finish128()))
     }
@@ -57,26 +75,33 @@ pub fn findings(key: u128, findings: &[Finding]) -> String {
     d.hex()
 }
 
-/// The digest of a plan's operations, in their order (numbers and bodies included).
+/// The fewest operations whose digest is taken on two threads.
+const OPERATIONS_FOR_TWO_THREADS: usize = 8192;
+
+/// The digest of a plan's operations, in their order (numbers and bodies included): that of
+/// their count and of the digests of their two halves, taken side by side (at 1M users one
+/// digest of 180k operations took 0.06 s on one thread while the other core waited).
 pub fn operations(key: u128, operations: &[Operation]) -> String {
-    let mut d = Digest::new(key, "operations", operations.len());
-    for op in operations {
-        d.0.write_i64(op.seq);
-        d.0.write_u8(op.phase);
-        for field in [
-            Some(op.app.as_str()),
-            Some(op.action.as_str()),
-            Some(op.method.as_str()),
-            Some(op.path.as_str()),
-            op.body.as_ref().map(|b| b.text()),
-            Some(op.finding.as_str()),
-            op.subject.as_deref(),
-            op.idp_id.as_deref(),
-            op.sp_id.as_deref(),
-        ] {
-            d.text(field);
+    let (first, second) = operations.split_at(operations.len() / 2);
+    let half = |part: &[Operation], which: &str| {
+        let mut d = Digest::new(key, which, part.len());
+        for op in part {
+            d.operation(op);
         }
-    }
+        d.0.finish128()
+    };
+    let (a, b) = if operations.len() < OPERATIONS_FOR_TWO_THREADS {
+        (half(first, "operations, first half"), half(second, "operations, second half"))
+    } else {
+        std::thread::scope(|s| {
+            let b = s.spawn(|| half(second, "operations, second half"));
+            let a = half(first, "operations, first half");
+            (a, b.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        })
+    };
+    let mut d = Digest::new(key, "operations", operations.len());
+    d.0.write_u128(u128::from(a));
+    d.0.write_u128(u128::from(b));
     d.hex()
 }
 
@@ -113,5 +138,44 @@ mod tests {
         assert_ne!(findings(key, &[finding(None, Some(""))]), findings(key, &[finding(Some(""), None)]));
         assert_ne!(a, findings(8, &[finding(Some("ab"), Some("c"))]));
         assert_ne!(findings(key, &[]), operations(key, &[]), "what is digested is part of it");
+    }
+
+    fn operation(seq: i64, body: &str) -> Operation {
+        Operation {
+            seq,
+            app: "wiki".into(),
+            phase: 1,
+            action: crate::plan::Action::GroupMembers,
+            method: crate::plan::Method::Patch,
+            path: format!("Groups/g{seq}"),
+            body: Some(crate::plan::Body::of(&serde_json::json!({ "value": body }))),
+            finding: FindingKind::GroupMembers,
+            subject: None,
+            idp_id: None,
+            sp_id: Some(format!("g{seq}")),
+        }
+    }
+
+    #[test]
+    fn an_operations_digest_sees_every_operation_in_both_halves_on_one_thread_or_two() {
+        let key = 7;
+        for count in [3, OPERATIONS_FOR_TWO_THREADS + 1] {
+            let ops: Vec<Operation> = (0..count as i64).map(|i| operation(i, "a")).collect();
+            let digest = operations(key, &ops);
+            assert_eq!(
+                digest,
+                operations(key, &ops.clone()),
+                "{count} operations: the same, the same digest"
+            );
+            for changed in [0, count / 2 - 1, count / 2, count - 1] {
+                let mut other = ops.clone();
+                other[changed] = operation(changed as i64, "b");
+                assert_ne!(digest, operations(key, &other), "{count} operations: body {changed} changed");
+            }
+            let mut swapped = ops.clone();
+            swapped.swap(0, count - 1);
+            assert_ne!(digest, operations(key, &swapped), "{count} operations: the first and last swapped");
+            assert_ne!(digest, operations(key, &ops[..count - 1]), "{count} operations: one fewer");
+        }
     }
 }

@@ -63,6 +63,29 @@ fn same_as_previous(tx: &rusqlite::Transaction, previous: &str, id: i64, digest:
     })
 }
 
+/// The operations digest of the plan before `plan_id` and the plan that holds its rows (itself,
+/// or the plan it shares them with), when it has a digest and nothing has been applied from
+/// those rows (every one still as planned).
+fn untouched_previous_plan(tx: &rusqlite::Transaction, plan_id: i64) -> rusqlite::Result<Option<(String, i64)>> {
+    let previous: Option<(i64, Option<String>, Option<i64>)> = tx
+        .query_row(
+            "SELECT plan_id, operations_digest, operations_of FROM plans WHERE plan_id < ?1 ORDER BY plan_id DESC LIMIT 1",
+            [plan_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((previous, Some(digest), of)) = previous else {
+        return Ok(None);
+    };
+    let owner = of.unwrap_or(previous);
+    let touched: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM operation_rows WHERE plan_id = ?1 AND (status <> 'planned' OR attempts <> 0))",
+        [owner],
+        |r| r.get(0),
+    )?;
+    Ok((!touched).then_some((digest, owner)))
+}
+
 /// Drop the stored links whose app side is gone and add those correlation made.
 fn store_links(tx: &rusqlite::Transaction, correlated: &Correlated) -> rusqlite::Result<()> {
     let now = crate::time::now();
@@ -202,28 +225,17 @@ impl Store {
             .map_err(&err)?
             .unwrap_or(false);
         if !exists {
-            let digest = super::digest::operations(key, &plan.operations);
+            // The digest is taken while the previous plan's rows are read: whether nothing has
+            // been applied from them (at 1M users each took 0.03-0.05 s, one after the other).
+            let (digest, previous) = std::thread::scope(|s| {
+                let digest = s.spawn(|| super::digest::operations(key, &plan.operations));
+                let previous = untouched_previous_plan(&tx, plan.plan_id);
+                (digest.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), previous)
+            });
             // Shared only with a plan nothing has been applied from (its rows are all as planned).
-            let operations_of = same_as_previous(
-                &tx,
-                "SELECT plan_id, operations_digest, operations_of FROM plans WHERE plan_id < ?1 ORDER BY plan_id DESC LIMIT 1",
-                plan.plan_id,
-                &digest,
-            )
-            .map_err(&err)?
-            .filter(|_| !plan.operations.is_empty());
-            let operations_of = match operations_of {
-                Some(owner) => {
-                    let touched: bool = tx
-                        .query_row(
-                            "SELECT EXISTS (SELECT 1 FROM operation_rows WHERE plan_id = ?1 AND (status <> 'planned' OR attempts <> 0))",
-                            [owner],
-                            |r| r.get(0),
-                        )
-                        .map_err(&err)?;
-                    (!touched).then_some(owner)
-                }
-                None => None,
+            let operations_of = match previous.map_err(&err)? {
+                Some((previous, owner)) if previous == digest && !plan.operations.is_empty() => Some(owner),
+                _ => None,
             };
             tx.execute(
                 "INSERT INTO plans (plan_id, created_at, snapshots, operations_digest, operations_of) VALUES (?1, ?2, ?3, ?4, ?5)",
