@@ -1,6 +1,6 @@
 //! The group phase of a plan large enough to be planned on two threads (1,024 changed groups or
 //! more): its PATCH operations come in the groups' order, each group's together, and every
-//! membership finding is in exactly one of them.
+//! membership finding is in exactly one of them; the whole plan in phase order.
 
 use serde_json::Value;
 
@@ -16,6 +16,25 @@ fn thousands_of_changed_groups_are_patched_in_order_each_membership_once() {
     let out = scimsync(dir.path(), &["--config", "gen/scimsync.toml", "plan", "--format", "json"]);
     assert_ok(&out);
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The whole plan, planned in parts (the group changes on a thread of their own, the rest
+    // beside them): every phase there is, in phase order, numbered in a row from 1.
+    let operations = plan["operations"].as_array().unwrap();
+    let phases: Vec<u64> = operations.iter().map(|o| o["phase"].as_u64().unwrap()).collect();
+    assert!(phases.windows(2).all(|w| w[0] <= w[1]), "operations out of phase order");
+    for (phase, what) in [
+        (2, "account creations"),
+        (4, "group creations"),
+        (5, "group changes"),
+        (6, "account updates"),
+        (7, "deactivations"),
+    ] {
+        assert!(
+            phases.contains(&phase),
+            "no {what} (phase {phase}): a part of the plan is not exercised"
+        );
+    }
+    let all_seqs: Vec<i64> = operations.iter().map(|o| o["seq"].as_i64().unwrap()).collect();
+    assert_eq!(all_seqs, (1..=operations.len() as i64).collect::<Vec<_>>());
     let patches: Vec<&Value> = plan["operations"]
         .as_array()
         .unwrap()
