@@ -686,9 +686,15 @@ pub async fn drift_reporting(
     load(&ctx, store_path, apps).await?;
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
     trace_tables(&ctx, "loaded");
-    correlated(correlate(&ctx, &mut result).await?);
+    let correlation = correlate(&ctx, &mut result).await?;
+    // The plan's writer stores the new links while the drift queries run. Many (a first plan's
+    // million) keep it busy on the second core: the planner's inputs are then read after the
+    // findings are handed over, not beside the membership diff, so that the diff and the
+    // findings are no later (read beside it, the first plan at 1M users took 0.1-0.2 s longer).
+    let inputs_beside_diff = correlation.links.len() < NEW_LINKS_THAT_BUSY_THE_WRITER;
+    correlated(correlation);
     trace_tables(&ctx, "correlated");
-    let findings = find_drift(&ctx, &mut result, apps).await?;
+    let findings = find_drift(&ctx, &mut result, apps, inputs_beside_diff).await?;
     trace_tables(&ctx, "drift found");
     let t = Instant::now();
     keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;
@@ -697,6 +703,10 @@ pub async fn drift_reporting(
     result.findings = Arc::new(findings);
     sorted(result.findings.clone());
     let t = Instant::now();
+    if !inputs_beside_diff {
+        let early = early_findings(result.findings.iter());
+        read_early_planner_inputs(&ctx, &mut result, early).await?;
+    }
     read_member_links(&ctx, &mut result).await?;
     result.timings.push(("planner inputs".into(), t.elapsed().as_secs_f64()));
     if apps.iter().any(|a| !a.mappings.is_empty()) {
@@ -806,8 +816,15 @@ async fn correlate(ctx: &SessionContext, result: &mut DriftResult) -> Result<Cor
     })
 }
 
-/// Every drift query: their findings (their timings into `result`).
-async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppInput<'_>]) -> Result<Vec<Finding>, EngineError> {
+/// Every drift query: their findings (their timings into `result`); `inputs_beside_diff`: the
+/// planner's inputs that need no `group.members` finding are read beside the membership diff
+/// (into `result`).
+async fn find_drift(
+    ctx: &SessionContext,
+    result: &mut DriftResult,
+    apps: &[AppInput<'_>],
+    inputs_beside_diff: bool,
+) -> Result<Vec<Finding>, EngineError> {
     // Two streams of queries side by side (a query leaves a core idle while it builds a hash
     // table or gathers its output, and the other fills it): the linked pairs and the three
     // queries that read them; and the rest but `group.members`, which runs after both.
@@ -855,18 +872,18 @@ async fn find_drift(ctx: &SessionContext, result: &mut DriftResult, apps: &[AppI
     // planner's inputs that need no `group.members` finding take, in a task of their own (the
     // diff's sorts block the thread they run on).
     crate::memory::release_freed();
-    let early_inputs = tokio::spawn(early_planner_inputs(ctx.clone(), early_findings(&done)));
+    let early = inputs_beside_diff.then(|| early_findings(done.iter().flat_map(|(_, findings, _)| findings)));
+    let early_inputs = early.map(|early| tokio::spawn(early_planner_inputs(ctx.clone(), early)));
     let t = Instant::now();
     let diffed = member_diff::register_tables(ctx).await;
     let diff_seconds = t.elapsed().as_secs_f64();
-    let inputs = early_inputs
-        .await
-        .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
-    diffed?;
-    let (idp_users, new_group_members, timings) = inputs?;
-    result.idp_users = idp_users;
-    result.new_group_members = new_group_members;
-    result.timings.extend(timings);
+    if let Some(inputs) = early_inputs {
+        let inputs = inputs.await.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+        diffed?;
+        take_early_planner_inputs(result, inputs?);
+    } else {
+        diffed?;
+    }
     done.push(("group.members/diff".to_string(), Vec::new(), diff_seconds));
     let (_, sql) = DRIFT_QUERIES
         .iter()
@@ -923,24 +940,41 @@ async fn keep_for_planner(ctx: &SessionContext, idp_sources: &std::collections::
     Ok(())
 }
 
+/// New links from one correlation that keep the plan's writer busy on the second core while
+/// the drift queries run (at 1M users a first plan stores 975k; a steady one none).
+const NEW_LINKS_THAT_BUSY_THE_WRITER: usize = 65_536;
+
 /// The findings the planner's early inputs read ([`early_planner_inputs`]): every
-/// `user.missing`, `user.drift` and `group.missing`, from the queries' runs.
-fn early_findings(runs: &[(String, Vec<Finding>, f64)]) -> Vec<Finding> {
+/// `user.missing`, `user.drift` and `group.missing`.
+fn early_findings<'f>(findings: impl Iterator<Item = &'f Finding>) -> Vec<Finding> {
     let early = |f: &&Finding| {
         matches!(
             f.kind,
             FindingKind::UserMissing | FindingKind::UserDrift | FindingKind::GroupMissing
         )
     };
-    runs.iter().flat_map(|(_, findings, _)| findings).filter(early).cloned().collect()
+    findings.filter(early).cloned().collect()
+}
+
+/// The planner's early inputs, read now.
+async fn read_early_planner_inputs(ctx: &SessionContext, result: &mut DriftResult, early: Vec<Finding>) -> Result<(), EngineError> {
+    let inputs = early_planner_inputs(ctx.clone(), early).await?;
+    take_early_planner_inputs(result, inputs);
+    Ok(())
+}
+
+/// The IdP users the planner needs whole, the new groups' members, and their timings.
+type EarlyPlannerInputs = (planner_inputs::IdpUsers, planner_inputs::NewGroupMembers, Vec<(String, f64)>);
+
+fn take_early_planner_inputs(result: &mut DriftResult, (idp_users, new_group_members, timings): EarlyPlannerInputs) {
+    result.idp_users = idp_users;
+    result.new_group_members = new_group_members;
+    result.timings.extend(timings);
 }
 
 /// The planner's inputs that need no `group.members` finding: the IdP users it needs whole
 /// and the new groups' members (with their timings).
-async fn early_planner_inputs(
-    ctx: SessionContext,
-    findings: Vec<Finding>,
-) -> Result<(planner_inputs::IdpUsers, planner_inputs::NewGroupMembers, Vec<(String, f64)>), EngineError> {
+async fn early_planner_inputs(ctx: SessionContext, findings: Vec<Finding>) -> Result<EarlyPlannerInputs, EngineError> {
     let ((users, users_seconds), (members, members_seconds)) = futures::join!(
         timed(planner_inputs::idp_users(&ctx, &findings)),
         timed(planner_inputs::new_group_members(&ctx, &findings))
