@@ -51,5 +51,6 @@ pub mod source;
 pub mod sp;
 pub mod store;
 pub mod terminal;
+pub mod threads;
 pub mod time;
 pub mod vocab;

@@ -81,11 +81,7 @@ pub(super) fn sorted(query: &str, batches: &[RecordBatch]) -> Result<Vec<Finding
         .map_or(batches.len(), |i| i + 1)
         .min(batches.len() - 1);
     let (first, second) = batches.split_at(half);
-    let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| read_sorted(second));
-        let first = read_sorted(first);
-        (first, second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    });
+    let (first, second) = crate::threads::join(|| read_sorted(first), || read_sorted(second));
     Ok(merge(vec![first?, second?]))
 }
 

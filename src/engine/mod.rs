@@ -704,8 +704,8 @@ pub async fn drift_reporting(
     sorted(result.findings.clone());
     let t = Instant::now();
     if !inputs_beside_diff {
-        let early = early_findings(result.findings.iter());
-        read_early_planner_inputs(&ctx, &mut result, early).await?;
+        let inputs = early_planner_inputs(ctx.clone(), early_findings(result.findings.iter())).await?;
+        take_early_planner_inputs(&mut result, inputs);
     }
     read_member_links(&ctx, &mut result).await?;
     result.timings.push(("planner inputs".into(), t.elapsed().as_secs_f64()));
@@ -956,16 +956,10 @@ fn early_findings<'f>(findings: impl Iterator<Item = &'f Finding>) -> Vec<Findin
     findings.filter(early).cloned().collect()
 }
 
-/// The planner's early inputs, read now.
-async fn read_early_planner_inputs(ctx: &SessionContext, result: &mut DriftResult, early: Vec<Finding>) -> Result<(), EngineError> {
-    let inputs = early_planner_inputs(ctx.clone(), early).await?;
-    take_early_planner_inputs(result, inputs);
-    Ok(())
-}
-
 /// The IdP users the planner needs whole, the new groups' members, and their timings.
 type EarlyPlannerInputs = (planner_inputs::IdpUsers, planner_inputs::NewGroupMembers, Vec<(String, f64)>);
 
+/// Keep the planner's early inputs and their timings in `result`.
 fn take_early_planner_inputs(result: &mut DriftResult, (idp_users, new_group_members, timings): EarlyPlannerInputs) {
     result.idp_users = idp_users;
     result.new_group_members = new_group_members;

@@ -93,11 +93,7 @@ pub fn operations(key: u128, operations: &[Operation]) -> String {
     let (a, b) = if operations.len() < OPERATIONS_FOR_TWO_THREADS {
         (half(first, "operations, first half"), half(second, "operations, second half"))
     } else {
-        std::thread::scope(|s| {
-            let b = s.spawn(|| half(second, "operations, second half"));
-            let a = half(first, "operations, first half");
-            (a, b.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-        })
+        crate::threads::join(|| half(first, "operations, first half"), || half(second, "operations, second half"))
     };
     let mut d = Digest::new(key, "operations", operations.len());
     d.0.write_u128(u128::from(a));

@@ -52,32 +52,37 @@ const OWN_ROWS_COPY: &str =
      WHERE p.plan_id = ?1 OR p.operations_of = ?1";
 const OWN_ROWS_UNSHARE: &str = "UPDATE plans SET operations_of = NULL WHERE plan_id = ?1 OR operations_of = ?1";
 
-/// The plan whose rows hold those of `id` when the previous one (`previous`: its id, digest and
-/// the plan it shares with, for `id` as `?1`) has the same `digest`: the owner of its rows.
-fn same_as_previous(tx: &rusqlite::Transaction, previous: &str, id: i64, digest: &str) -> rusqlite::Result<Option<i64>> {
+/// The previous plan or plan run of `id` (`previous`: its id, digest and the one it shares
+/// rows with, for `id` as `?1`) as its digest and the owner of its rows (itself, or the one it
+/// shares them with), when it has a digest.
+fn previous_digest(tx: &rusqlite::Transaction, previous: &str, id: i64) -> rusqlite::Result<Option<(String, i64)>> {
     let row: Option<(i64, Option<String>, Option<i64>)> =
         tx.query_row(previous, [id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
     Ok(match row {
-        Some((prev, Some(d), of)) if d == digest => Some(of.unwrap_or(prev)),
+        Some((prev, Some(digest), of)) => Some((digest, of.unwrap_or(prev))),
         _ => None,
     })
 }
 
-/// The operations digest of the plan before `plan_id` and the plan that holds its rows (itself,
-/// or the plan it shares them with), when it has a digest and nothing has been applied from
-/// those rows (every one still as planned).
+/// The plan whose rows hold those of `id` when the previous one (see [`previous_digest`]) has
+/// the same `digest`: the owner of its rows.
+fn same_as_previous(tx: &rusqlite::Transaction, previous: &str, id: i64, digest: &str) -> rusqlite::Result<Option<i64>> {
+    Ok(previous_digest(tx, previous, id)?
+        .filter(|(d, _)| d == digest)
+        .map(|(_, owner)| owner))
+}
+
+/// The operations digest of the plan before `plan_id` and the owner of its rows, when it has a
+/// digest and nothing has been applied from those rows (every one still as planned).
 fn untouched_previous_plan(tx: &rusqlite::Transaction, plan_id: i64) -> rusqlite::Result<Option<(String, i64)>> {
-    let previous: Option<(i64, Option<String>, Option<i64>)> = tx
-        .query_row(
-            "SELECT plan_id, operations_digest, operations_of FROM plans WHERE plan_id < ?1 ORDER BY plan_id DESC LIMIT 1",
-            [plan_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((previous, Some(digest), of)) = previous else {
+    let previous = previous_digest(
+        tx,
+        "SELECT plan_id, operations_digest, operations_of FROM plans WHERE plan_id < ?1 ORDER BY plan_id DESC LIMIT 1",
+        plan_id,
+    )?;
+    let Some((digest, owner)) = previous else {
         return Ok(None);
     };
-    let owner = of.unwrap_or(previous);
     let touched: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM operation_rows WHERE plan_id = ?1 AND (status <> 'planned' OR attempts <> 0))",
         [owner],
@@ -227,11 +232,10 @@ impl Store {
         if !exists {
             // The digest is taken while the previous plan's rows are read: whether nothing has
             // been applied from them (at 1M users each took 0.03-0.05 s, one after the other).
-            let (digest, previous) = std::thread::scope(|s| {
-                let digest = s.spawn(|| super::digest::operations(key, &plan.operations));
-                let previous = untouched_previous_plan(&tx, plan.plan_id);
-                (digest.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), previous)
-            });
+            let (previous, digest) = crate::threads::join(
+                || untouched_previous_plan(&tx, plan.plan_id),
+                || super::digest::operations(key, &plan.operations),
+            );
             // Shared only with a plan nothing has been applied from (its rows are all as planned).
             let operations_of = match previous.map_err(&err)? {
                 Some((previous, owner)) if previous == digest && !plan.operations.is_empty() => Some(owner),

@@ -217,21 +217,21 @@ pub fn plan_app(store: &Store, app: &AppPlanning, findings: &[&Finding], next_se
     };
     let parts = if app.profile.patches_groups() {
         let member_values = &member_values;
-        std::thread::scope(|s| {
-            let changed = s.spawn(move || groups.change_by_patch(member_values));
-            let users = steps.user_operations(member_values, &mut out.warnings);
-            let created = groups.create_groups(member_values);
-            let removals = steps.removals();
-            let changed = changed.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let (early, updates) = users?;
-            Ok::<_, crate::store::StoreError>(Parts {
-                early,
-                created,
-                changed,
-                updates,
-                removals,
-            })
-        })?
+        let ((users, created, removals), changed) = crate::threads::join(
+            || {
+                let users = steps.user_operations(member_values, &mut out.warnings);
+                (users, groups.create_groups(member_values), steps.removals())
+            },
+            move || groups.change_by_patch(member_values),
+        );
+        let (early, updates) = users?;
+        Parts {
+            early,
+            created,
+            changed,
+            updates,
+            removals,
+        }
     } else {
         let (early, updates) = steps.user_operations(&member_values, &mut out.warnings)?;
         Parts {
@@ -317,6 +317,7 @@ impl<'a> Steps<'a> {
         self.found.of(kind)
     }
 
+    /// The steps of the groups, which read no store.
     fn groups(&self) -> GroupSteps<'a> {
         GroupSteps {
             app: self.app,
@@ -759,15 +760,14 @@ impl GroupSteps<'_> {
         }
         let (first, second) = changes.split_at(changes.len() / 2);
         let app = self.app;
-        let second = std::thread::scope(|s| {
-            let second = s.spawn(|| {
+        let ((), second) = crate::threads::join(
+            || patch_groups(app, first, member_values, ops),
+            || {
                 let mut ops = Vec::new();
                 patch_groups(app, second, member_values, &mut ops);
                 ops
-            });
-            patch_groups(app, first, member_values, ops);
-            second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        });
+            },
+        );
         ops.extend(second);
     }
 }

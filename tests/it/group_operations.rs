@@ -6,16 +6,27 @@ use serde_json::Value;
 
 use crate::support::*;
 
-#[test]
-fn thousands_of_changed_groups_are_patched_in_order_each_membership_once() {
+/// A `gen` store of `users` and `groups` with 5% drift, in `gen/` of a new directory.
+fn generated(users: &str, groups: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&scimsync(
         dir.path(),
-        &["gen", "--users", "20000", "--groups", "3000", "--drift", "0.05", "--dir", "gen"],
+        &["gen", "--users", users, "--groups", groups, "--drift", "0.05", "--dir", "gen"],
     ));
+    dir
+}
+
+/// `plan --format json` of the store `generated` made.
+fn plan(dir: &tempfile::TempDir) -> Value {
     let out = scimsync(dir.path(), &["--config", "gen/scimsync.toml", "plan", "--format", "json"]);
     assert_ok(&out);
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn thousands_of_changed_groups_are_patched_in_order_each_membership_once() {
+    let dir = generated("20000", "3000");
+    let plan = plan(&dir);
     // The whole plan, planned in parts (the group changes on a thread of their own, the rest
     // beside them): every phase there is, in phase order, numbered in a row from 1.
     let operations = plan["operations"].as_array().unwrap();
@@ -109,17 +120,8 @@ fn thousands_of_changed_groups_are_patched_in_order_each_membership_once() {
 /// links and reads them beside the membership diff. Both must plan the same operations.
 #[test]
 fn a_first_plan_and_the_next_read_the_planners_inputs_apart_and_plan_the_same() {
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&scimsync(
-        dir.path(),
-        &["gen", "--users", "80000", "--groups", "8000", "--drift", "0.05", "--dir", "gen"],
-    ));
-    let plan = || {
-        let out = scimsync(dir.path(), &["--config", "gen/scimsync.toml", "plan", "--format", "json"]);
-        assert_ok(&out);
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
-    let (first, next) = (plan(), plan());
+    let dir = generated("80000", "8000");
+    let (first, next) = (plan(&dir), plan(&dir));
     let operations = first["operations"].as_array().unwrap();
     for (action, what) in [
         ("user.create", "account creations (the IdP users read whole)"),
