@@ -33,19 +33,24 @@ fn an_apply_killed_midway_resumes_without_creating_twice() {
     let ws = workspace(&host, 30);
     let planned = count(&ws.db(), "SELECT COUNT(*) FROM operations");
     assert_eq!(planned, 31, "30 creates and the group");
-    // Slow answers: each create is done at once but answered 150 ms later, so a kill leaves
-    // creates the app has made and the journal has not seen.
+    // Slow answers: each create is done at once but answered 150 ms later.
     host.emulator.set_write_latency(Some(Duration::from_millis(150)));
     let mut child = ws.spawn(&["apply", "--yes"]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = count(&ws.db(), "SELECT COUNT(*) FROM operations WHERE status = 'done'");
-        let in_flight = count(&ws.db(), "SELECT COUNT(*) FROM operations WHERE status = 'in_flight'");
-        if done >= 6 && in_flight > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "apply made no progress");
+    let progress = |what: &str| assert!(Instant::now() < deadline, "apply made no progress: {what}");
+    while count(&ws.db(), "SELECT COUNT(*) FROM operations WHERE status = 'done'") < 6 {
+        progress("6 operations done");
         std::thread::sleep(Duration::from_millis(20));
+    }
+    // From here on the app makes each create at once and holds its answer past the kill: a
+    // create that reaches it now is one the journal cannot see answered. Killing as soon as an
+    // operation was claimed raced its request to the app, which under load was sometimes
+    // still unsent, and the resume then had nothing to find.
+    host.emulator.set_write_latency(Some(Duration::from_secs(60)));
+    let made_before = host.emulator.creates().len();
+    while host.emulator.creates().len() <= made_before {
+        progress("a create reached the app");
+        std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL: no cleanup runs
     child.wait().unwrap();
