@@ -7,6 +7,7 @@ mod comparison_key;
 mod findings;
 mod mapped;
 mod member_diff;
+mod pairs;
 pub mod planner_inputs;
 mod prior;
 pub mod scan;
@@ -827,7 +828,9 @@ async fn find_drift(
 ) -> Result<Vec<Finding>, EngineError> {
     // Two streams of queries side by side (a query leaves a core idle while it builds a hash
     // table or gathers its output, and the other fills it): the linked pairs and the three
-    // queries that read them; and the rest but `group.members`, which runs after both.
+    // queries that read them; and the rest but `group.members`, which runs after both. Each
+    // stream then takes the next of the rest until none is left: at 1M users the pairs' stream
+    // is done in 0.3 s, the other's queries take 0.6 s.
     let run = |kind: FindingKind, sql: &'static str| async move {
         let t = Instant::now();
         let query = format!("drift/{kind}");
@@ -835,15 +838,20 @@ async fn find_drift(
         let findings = findings::sorted(&query, &batches)?;
         Ok::<_, EngineError>((kind.to_string(), findings, t.elapsed().as_secs_f64()))
     };
-    let (with_pairs, without): (Vec<_>, Vec<_>) = DRIFT_QUERIES.iter().partition(|(_, sql)| reads_pairs(sql));
+    type Query = (FindingKind, &'static str);
+    let (with_pairs, without): (Vec<&Query>, Vec<&Query>) = DRIFT_QUERIES.iter().partition(|(_, sql)| reads_pairs(sql));
+    let rest: Vec<&Query> = without.into_iter().filter(|(kind, _)| *kind != LAST).collect();
+    let taken = std::sync::atomic::AtomicUsize::new(0);
+    let run_the_rest = |mut out: Vec<_>| async {
+        while let Some(&&(kind, sql)) = rest.get(taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+            out.push(run(kind, sql).await?);
+        }
+        Ok::<_, EngineError>(out)
+    };
     let pairs_stream = async {
         let t = Instant::now();
-        create_view(ctx, "linked_pairs", LINKED_PAIRS).await?;
-        let pairs = collect(ctx, "pairs", PAIRS).await?;
-        deregister(ctx, "linked_pairs")?;
+        let pairs = pairs::pairs(ctx).await?;
         register(ctx, "pairs", pairs)?;
-        // The same for the pairs' hash tables, while the queries beside them go on.
-        crate::memory::release_freed();
         let mut out = vec![("correlate/pairs".to_string(), Vec::new(), t.elapsed().as_secs_f64())];
         for &(kind, sql) in with_pairs {
             out.push(run(kind, sql).await?);
@@ -855,15 +863,9 @@ async fn find_drift(
         }
         trace_tables(ctx, "pairs read");
         deregister(ctx, "pairs")?;
-        Ok::<_, EngineError>(out)
+        run_the_rest(out).await
     };
-    let other_stream = async {
-        let mut out = Vec::new();
-        for &&(kind, sql) in without.iter().filter(|(kind, _)| *kind != LAST) {
-            out.push(run(kind, sql).await?);
-        }
-        Ok::<_, EngineError>(out)
-    };
+    let other_stream = run_the_rest(Vec::new());
     let (a, b) = futures::join!(pairs_stream, other_stream);
     let mut done = a?;
     done.extend(b?);

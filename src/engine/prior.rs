@@ -70,8 +70,9 @@ fn texts(b: &RecordBatch, i: usize) -> &StringArray {
     b.column(i).as_string_opt::<i32>().expect("text ids")
 }
 
-/// The users' rows by key: `rows[uid - first]` is (batch << 32 | row), or [`ABSENT`].
-struct UserIndex<'a> {
+/// The users' rows by key: `rows[uid - first]` is (batch << 32 | row), or [`ABSENT`]. The
+/// batches' first two columns are `uid` and `id`.
+pub(super) struct UserIndex<'a> {
     users: &'a [RecordBatch],
     first: i64,
     rows: Vec<u64>,
@@ -79,7 +80,7 @@ struct UserIndex<'a> {
 
 impl<'a> UserIndex<'a> {
     /// `None` when the keys are not dense ([`dense_span`]), or repeat.
-    fn new(users: &'a [RecordBatch]) -> Option<UserIndex<'a>> {
+    pub(super) fn new(users: &'a [RecordBatch]) -> Option<UserIndex<'a>> {
         let (first, span) = dense_span(users, 0)?;
         let mut rows = vec![ABSENT; span];
         for (b, batch) in users.iter().enumerate() {
@@ -98,19 +99,31 @@ impl<'a> UserIndex<'a> {
         Some(UserIndex { users, first, rows })
     }
 
+    /// The smallest key, and how many keys the index spans.
+    pub(super) fn span(&self) -> (i64, usize) {
+        (self.first, self.rows.len())
+    }
+
+    /// The (batch, row) of the user at `uid`, if there is one.
+    pub(super) fn row(&self, uid: i64) -> Option<(usize, usize)> {
+        let at = uid.checked_sub(self.first).and_then(|at| usize::try_from(at).ok())?;
+        match self.rows.get(at) {
+            Some(&pos) if pos != ABSENT => Some(((pos >> 32) as usize, (pos & u64::from(u32::MAX)) as usize)),
+            _ => None,
+        }
+    }
+
     /// Whether the user at `uid` exists and has `id`.
     fn has(&self, uid: Option<i64>, id: Option<&str>) -> bool {
         let (Some(uid), Some(id)) = (uid, id) else {
             return false;
         };
-        let at = uid.checked_sub(self.first).and_then(|at| usize::try_from(at).ok());
-        match at.and_then(|at| self.rows.get(at)) {
-            Some(&pos) if pos != ABSENT => {
-                let ids = texts(&self.users[(pos >> 32) as usize], 1);
-                let row = (pos & u64::from(u32::MAX)) as usize;
+        match self.row(uid) {
+            Some((b, row)) => {
+                let ids = texts(&self.users[b], 1);
                 ids.is_valid(row) && ids.value(row) == id
             }
-            _ => false,
+            None => false,
         }
     }
 
