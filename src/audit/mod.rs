@@ -2,6 +2,7 @@
 //! `diff`), optionally as of an instant. The store is opened read-only and only queries are
 //! accepted, so nothing an auditor types can change the audit record.
 mod catalog;
+mod csv_pipe;
 pub mod diff;
 mod group_concat;
 pub mod html;

@@ -110,13 +110,12 @@ type Out<'w> = &'w mut (dyn Write + Send);
 pub struct Sink<'w> {
     kind: SinkKind<'w>,
     schema: arrow::datatypes::SchemaRef,
-    keep_formulas: bool,
     rows: usize,
 }
 
 enum SinkKind<'w> {
     Table(Vec<RecordBatch>, Out<'w>),
-    Csv(Box<arrow::csv::Writer<Out<'w>>>),
+    Csv(super::csv_pipe::CsvPipe<'w>),
     Json(arrow::json::ArrayWriter<Out<'w>>),
     Ndjson(arrow::json::LineDelimitedWriter<Out<'w>>),
     Parquet(Box<parquet::arrow::ArrowWriter<Out<'w>>>),
@@ -143,17 +142,19 @@ impl<'w> Sink<'w> {
     pub fn new(schema: arrow::datatypes::SchemaRef, format: Format, keep_formulas: bool, w: Out<'w>) -> Result<Sink<'w>, AuditError> {
         let kind = match format {
             Format::Table => SinkKind::Table(Vec::new(), w),
-            Format::Csv => SinkKind::Csv(Box::new(arrow::csv::WriterBuilder::new().with_header(true).build(w))),
+            Format::Csv => SinkKind::Csv(super::csv_pipe::CsvPipe::new(
+                if keep_formulas {
+                    |b| Ok(b.clone())
+                } else {
+                    |b| map_text(b, crate::terminal::csv_cell)
+                },
+                w,
+            )),
             Format::Json => SinkKind::Json(arrow::json::ArrayWriter::new(w)),
             Format::Ndjson => SinkKind::Ndjson(arrow::json::LineDelimitedWriter::new(w)),
             Format::Parquet => SinkKind::Parquet(Box::new(parquet_writer(w, &schema, ROW_GROUP_BYTES)?)),
         };
-        Ok(Sink {
-            kind,
-            schema,
-            keep_formulas,
-            rows: 0,
-        })
+        Ok(Sink { kind, schema, rows: 0 })
     }
 
     /// Write one batch.
@@ -161,17 +162,11 @@ impl<'w> Sink<'w> {
         self.rows += batch.num_rows();
         match &mut self.kind {
             SinkKind::Table(held, _) => held.push(map_text(batch, crate::terminal::printable).map_err(|e| io(&e))?),
-            SinkKind::Csv(writer) => {
+            SinkKind::Csv(pipe) => {
                 if batch.num_rows() == 0 {
                     return Ok(());
                 }
-                if self.keep_formulas {
-                    writer.write(batch).map_err(|e| io(&e))?
-                } else {
-                    writer
-                        .write(&map_text(batch, crate::terminal::csv_cell).map_err(|e| io(&e))?)
-                        .map_err(|e| io(&e))?
-                }
+                pipe.write(batch.clone()).map_err(|e| io(&e))?
             }
             SinkKind::Json(writer) => writer.write(batch).map_err(|e| io(&e))?,
             SinkKind::Ndjson(writer) => writer.write(batch).map_err(|e| io(&e))?,
@@ -190,8 +185,8 @@ impl<'w> Sink<'w> {
                 writeln!(w, "({rows} row{})", if rows == 1 { "" } else { "s" }).map_err(|e| io(&e))?;
                 w
             }
-            SinkKind::Csv(writer) => {
-                let w = writer.into_inner();
+            SinkKind::Csv(pipe) => {
+                let w = pipe.finish().map_err(|e| io(&e))?;
                 if rows == 0 {
                     // The header alone, so an empty result is still a valid CSV with its columns.
                     let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
