@@ -2,8 +2,9 @@
 //!
 //! Each query's findings are sorted as soon as its rows are read, where another query or the
 //! other stream of queries keeps the second core busy, and the sorted runs of every query are
-//! then merged ([`merge`]). A large result (`group.members`: 211k of 274k findings at 1M
-//! users) is read and sorted in two halves on two threads. At 1M users, gathering every
+//! then merged ([`merge`]). A large result (`group.members`' query, when its lookups leave it
+//! to the query: 211k of 274k findings at 1M users) is read and sorted in two halves on two
+//! threads. At 1M users, gathering every
 //! finding and sorting them at the end, on one thread, took 0.21–0.24 s; a stable sort of the
 //! gathered runs (which merges the runs it finds) still took 0.10 s.
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};

@@ -367,13 +367,7 @@ mod tests {
     ) -> (Vec<(i64, Option<i64>, Option<i64>)>, Vec<(i64, Option<i64>, Option<i64>)>) {
         let ctx = crate::engine::session();
         let opt = |v: Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
-        let values = |rows: Vec<String>| {
-            if rows.is_empty() {
-                String::new()
-            } else {
-                format!(" AS VALUES {}", rows.join(", "))
-            }
-        };
+        let values = crate::engine::values_clause;
         let gl = group_links
             .iter()
             .enumerate()

@@ -1092,6 +1092,17 @@ mod planner_table_tests {
     }
 }
 
+/// The ` AS VALUES (…), (…)` that ends a test's `CREATE TABLE` with `rows` (nothing when there
+/// are none: the table is then created empty).
+#[cfg(test)]
+fn values_clause(rows: Vec<String>) -> String {
+    if rows.is_empty() {
+        String::new()
+    } else {
+        format!(" AS VALUES {}", rows.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod pair_tests {
     #[test]

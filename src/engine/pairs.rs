@@ -347,13 +347,7 @@ mod tests {
         always: &[&str],
     ) -> (Option<Vec<RecordBatch>>, Vec<RecordBatch>) {
         let ctx = crate::engine::session();
-        let values = |rows: Vec<String>| {
-            if rows.is_empty() {
-                String::new()
-            } else {
-                format!(" AS VALUES {}", rows.join(", "))
-            }
-        };
+        let values = crate::engine::values_clause;
         let u = users
             .iter()
             .enumerate()

@@ -62,11 +62,11 @@ pub(super) fn dense_span(batches: &[RecordBatch], column: usize) -> Option<(i64,
     (span <= count.saturating_mul(4).max(1 << 16)).then_some((first, span))
 }
 
-fn ints(b: &RecordBatch, i: usize) -> &arrow::array::PrimitiveArray<Int64Type> {
+pub(super) fn ints(b: &RecordBatch, i: usize) -> &arrow::array::PrimitiveArray<Int64Type> {
     b.column(i).as_primitive_opt::<Int64Type>().expect("integer keys")
 }
 
-fn texts(b: &RecordBatch, i: usize) -> &StringArray {
+pub(super) fn texts(b: &RecordBatch, i: usize) -> &StringArray {
     b.column(i).as_string_opt::<i32>().expect("text ids")
 }
 
@@ -198,13 +198,7 @@ mod tests {
         let ctx = crate::engine::session();
         let int = |v: &Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
         let text = |v: &Option<&str>| v.map_or("NULL".to_string(), |v| format!("'{v}'"));
-        let values = |rows: Vec<String>| {
-            if rows.is_empty() {
-                String::new()
-            } else {
-                format!(" AS VALUES {}", rows.join(", "))
-            }
-        };
+        let values = crate::engine::values_clause;
         let u = users.iter().map(|(uid, id)| format!("({}, {})", int(uid), text(id))).collect();
         let l = links
             .iter()

@@ -189,13 +189,7 @@ mod tests {
     ) -> (Vec<(String, Option<i64>)>, Vec<(String, Option<i64>)>) {
         let ctx = crate::engine::session();
         let opt = |v: &Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
-        let values = |rows: Vec<String>| {
-            if rows.is_empty() {
-                String::new()
-            } else {
-                format!(" AS VALUES {}", rows.join(", "))
-            }
-        };
+        let values = crate::engine::values_clause;
         let b = bindings.iter().map(|(app, idp, g)| format!("('{app}', '{idp}', 'g{g}')")).collect();
         let g = groups.iter().map(|(src, gid, g)| format!("('{src}', {gid}, 'g{g}')")).collect();
         let m = members.iter().map(|(g, u)| format!("({}, {})", opt(g), opt(u))).collect();

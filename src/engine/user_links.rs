@@ -513,13 +513,7 @@ mod tests {
         let ctx = crate::engine::session();
         let int = |v: Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
         let key = |v: Option<u8>| v.map_or("NULL".to_string(), |v| format!("'k{v}'"));
-        let values = |rows: Vec<String>| {
-            if rows.is_empty() {
-                String::new()
-            } else {
-                format!(" AS VALUES {}", rows.join(", "))
-            }
-        };
+        let values = crate::engine::values_clause;
         let sources = ["idp", "app1", "app2"];
         let u = users
             .iter()
