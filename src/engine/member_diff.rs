@@ -4,10 +4,11 @@
 //!
 //! At 1M users both sides are 4.8M rows. The join hashed one side in each of two partitions
 //! (2 × 71 MB of hash table beside the rows it kept and emitted) and took 1.1–1.7 s. Here each
-//! side is streamed from its query into one vector of keys (the app group's and the IdP user's
-//! integer keys packed into 8 bytes; an actual member also keeps its account's key), the two are
-//! sorted, and one merge finds the keys on one side only: 115 MB at 1M, nothing kept per row
-//! but the key.
+//! side becomes one vector of keys (the app group's and the IdP user's integer keys packed into
+//! 8 bytes; an actual member also keeps its account's key), the two are sorted, and one merge
+//! finds the keys on one side only: 115 MB at 1M, nothing kept per row but the key. The keys
+//! are found by looking each membership up in indexes of the managed groups and the links
+//! ([`lookups`]), or, when the keys do not suit an index, streamed from the sides' queries.
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
@@ -16,6 +17,8 @@ use datafusion::prelude::SessionContext;
 
 use super::{collect, register, stream, EngineError};
 use crate::memory::push_growing_by_an_eighth;
+
+mod lookups;
 
 /// `queries/members/managed.sql`: the managed app groups (registered as `managed_groups`).
 pub const MANAGED: &str = include_str!("../../queries/members/managed.sql");
@@ -170,9 +173,15 @@ impl Rows {
     }
 }
 
-/// Run both sides' queries at once, streaming their rows into keys; `None` when a key does not
-/// fit `K`.
+/// Both sides as keys, by lookups ([`lookups`]) or, when the keys do not suit an index, by
+/// running both sides' queries at once and streaming their rows into keys; `None` when a key
+/// does not fit `K`.
 async fn gather<K: Key>(ctx: &SessionContext) -> Result<Option<Sides<K>>, EngineError> {
+    match lookups::sides::<K>(ctx).await? {
+        lookups::Found::Sides(sides) => return Ok(Some(sides)),
+        lookups::Found::TooWide => return Ok(None),
+        lookups::Found::Left => {}
+    }
     let desired = async {
         let mut keys: Vec<K> = Vec::new();
         let fits = stream(ctx, "members/desired", DESIRED, |b| {
@@ -365,6 +374,21 @@ mod tests {
         members: &[(i64, i64)],
         links: &[(Option<i64>, i64, &str)],
     ) -> (Vec<(i64, Option<i64>, Option<i64>)>, Vec<(i64, Option<i64>, Option<i64>)>) {
+        let ctx = tables(group_links, members, links).await;
+        let by_sql = member_diff_rows(&ctx).await;
+        for view in ["member_diff", "managed_groups"] {
+            ctx.deregister_table(view).unwrap();
+        }
+        register_tables(&ctx).await.unwrap();
+        (member_diff_rows(&ctx).await, by_sql)
+    }
+
+    /// A session with one app's tables, and the members queries as views.
+    async fn tables(
+        group_links: &[(i64, Option<i64>, &str)],
+        members: &[(i64, i64)],
+        links: &[(Option<i64>, i64, &str)],
+    ) -> SessionContext {
         let ctx = crate::engine::session();
         let opt = |v: Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
         let values = crate::engine::values_clause;
@@ -410,29 +434,73 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let by_sql = member_diff_rows(&ctx).await;
-        for view in ["member_diff", "managed_groups"] {
-            ctx.deregister_table(view).unwrap();
+        ctx
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_take_the_stores_keys_and_leave_the_others_to_the_queries() {
+        async fn found(shift: impl Fn(i64) -> i64, links: &[(Option<i64>, i64, &str)]) -> &'static str {
+            let gl = [(shift(4), Some(shift(0)), "kept")];
+            let members = [(shift(0), shift(1)), (shift(4), shift(7))];
+            let links: Vec<_> = links.iter().map(|(i, s, st)| (i.map(&shift), shift(*s), *st)).collect();
+            let ctx = tables(&gl, &members, &links).await;
+            match lookups::sides::<u64>(&ctx).await.unwrap() {
+                lookups::Found::Sides(sides) => {
+                    let gone = links.iter().filter(|(idp, ..)| idp.is_none()).map(|(_, sp, _)| (shift(4), *sp));
+                    assert_eq!(
+                        sides.unmatched_removals,
+                        gone.collect::<Vec<_>>(),
+                        "a gone user's account is removed"
+                    );
+                    "looked up"
+                }
+                lookups::Found::TooWide => "too wide",
+                lookups::Found::Left => "left to the queries",
+            }
         }
-        register_tables(&ctx).await.unwrap();
-        (member_diff_rows(&ctx).await, by_sql)
+        let same = |k| k;
+        assert_eq!(found(same, &[(Some(1), 7, "kept")]).await, "looked up");
+        assert_eq!(found(same, &[(None, 7, "idp_gone")]).await, "looked up");
+        assert_eq!(found(same, &[(Some(1), 7, "kept"), (Some(2), 7, "conflict")]).await, "looked up");
+        assert_eq!(
+            found(same, &[(Some(1), 7, "kept"), (Some(2), 7, "new")]).await,
+            "left to the queries",
+            "an account with two links read"
+        );
+        assert_eq!(found(same, &[(Some(1), 7, "kept"), (Some(2), 8, "kept")]).await, "looked up");
+        assert_eq!(
+            found(|k| k << 20, &[(Some(1), 7, "kept"), (Some(2), 8, "kept")]).await,
+            "left to the queries",
+            "accounts' keys spread"
+        );
+        assert_eq!(found(|k| k + (1 << 40), &[(Some(1), 7, "kept")]).await, "too wide");
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(96))]
         #[test]
         fn the_native_diff_is_the_full_outer_join_of_diff_sql(
             wide in any::<bool>(),
+            spread in any::<bool>(),
+            one_link_an_account in any::<bool>(),
             group_links in proptest::collection::vec((0i64..4, proptest::option::weighted(0.9, 0i64..4), prop_oneof![Just("kept"), Just("takeover"), Just("idp_gone")]), 0..5),
             members in proptest::collection::vec((0i64..8, 0i64..12), 0..40),
-            links in proptest::collection::vec((proptest::option::weighted(0.9, 0i64..6), 6i64..12, prop_oneof![Just("kept"), Just("new"), Just("idp_gone"), Just("conflict")]), 0..10),
+            links in proptest::collection::vec((proptest::option::weighted(0.75, 0i64..6), 6i64..12, prop_oneof![Just("kept"), Just("new"), Just("idp_gone"), Just("conflict")]), 0..10),
         ) {
             // IdP groups 0..4 and users 0..6; app groups 4..8 and accounts 6..12. `wide` shifts
-            // every key past 32 bits (the fallback to pairs).
+            // every key past 32 bits (the fallback to pairs); `spread` spaces them wider than
+            // the lookups' indexes cover (the fallback to the queries, as an account with two
+            // links is, which `one_link_an_account` rules out).
             let shift = if wide { 1i64 << 40 } else { 0 };
-            let gl: Vec<_> = group_links.iter().map(|(sp, idp, s)| (sp + 4 + shift, idp.map(|g| g + shift), *s)).collect();
-            let m: Vec<_> = members.iter().map(|(g, u)| (g + shift, u + shift)).collect();
-            let l: Vec<_> = links.iter().map(|(i, s, st)| (i.map(|u| u + shift), s + shift, *st)).collect();
+            let k = |key: i64| if spread { key * (1 << 20) + shift } else { key + shift };
+            let mut links = links;
+            if one_link_an_account {
+                let mut seen = std::collections::HashSet::new();
+                links.retain(|(_, sp, _)| seen.insert(*sp));
+            }
+            let gl: Vec<_> = group_links.iter().map(|(sp, idp, s)| (k(sp + 4), idp.map(k), *s)).collect();
+            let m: Vec<_> = members.iter().map(|(g, u)| (k(*g), k(*u))).collect();
+            let l: Vec<_> = links.iter().map(|(i, s, st)| (i.map(k), k(*s), *st)).collect();
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
             let (native, by_sql) = rt.block_on(both_ways(&gl, &m, &l));
             prop_assert_eq!(native, by_sql);

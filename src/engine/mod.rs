@@ -323,6 +323,31 @@ pub fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>) -> 
     Ok(())
 }
 
+/// The batches of the in-memory table `name` with only `columns`, taken where the table holds
+/// them (a query over it waits its turn for the runtime's threads: at 1M users a projection of
+/// the 4.8M memberships took 0.04-0.13 s while the planner's queries ran); `None` when `name` is
+/// not an in-memory table or lacks one of `columns`.
+async fn table_columns(ctx: &SessionContext, name: &str, columns: &[&str]) -> Result<Option<Vec<RecordBatch>>, EngineError> {
+    let provider = ctx.table_provider(name).await.map_err(|source| EngineError::Query {
+        query: format!("read {name}"),
+        source,
+    })?;
+    let Some(table) = provider.downcast_ref::<MemTable>() else {
+        return Ok(None);
+    };
+    let schema = datafusion::catalog::TableProvider::schema(table);
+    let Some(indices): Option<Vec<usize>> = columns.iter().map(|c| schema.index_of(c).ok()).collect() else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for partition in &table.batches {
+        for batch in partition.read().await.iter() {
+            out.push(batch.project(&indices).expect("columns of the table's schema"));
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Log (at trace level, `-vvv`) the Arrow bytes each table registered in `ctx` holds, the
 /// largest first: what the engine keeps between queries. A buffer shared by several batches or
 /// tables (slices of one mapped columnar copy, a column passed through a projection) is counted

@@ -189,7 +189,10 @@ fn accounts_of<'l>(named: &HashMap<&str, HashSet<&str>>, links: &'l [[ArrayRef; 
     let half = total / 2;
     let (mut first, second) = std::thread::scope(|s| {
         let second = s.spawn(|| find(half, total));
-        (find(0, half), second.join().unwrap_or_else(|failed| std::panic::resume_unwind(failed)))
+        (
+            find(0, half),
+            second.join().unwrap_or_else(|failed| std::panic::resume_unwind(failed)),
+        )
     });
     first.extend(second);
     first
@@ -255,20 +258,27 @@ mod tests {
     use proptest::prelude::*;
 
     /// A stored link: (app, IdP user id, account id, status).
-    type Link = (Option<&'static str>, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+    type Link = (
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
 
     fn quoted(v: Option<&str>) -> String {
         v.map_or("NULL".into(), |v| format!("'{v}'"))
     }
 
     /// The member links by lookups, and by `member_links.sql` over the same users named.
-    async fn both_ways(links: &[Link], added: &[(&'static str, Option<&'static str>)], new_groups: &NewGroupMembers) -> (MemberLinks, MemberLinks) {
+    async fn both_ways(
+        links: &[Link],
+        added: &[(&'static str, Option<&'static str>)],
+        new_groups: &NewGroupMembers,
+    ) -> (MemberLinks, MemberLinks) {
         let ctx = crate::engine::session();
         let rows = links
             .iter()
-            .map(|(app, user, account, status)| {
-                format!("({}, {}, {}, {})", quoted(*app), quoted(*user), quoted(*account), quoted(*status))
-            })
+            .map(|(app, user, account, status)| format!("({}, {}, {}, {})", quoted(*app), quoted(*user), quoted(*account), quoted(*status)))
             .collect();
         let ddl = format!(
             "CREATE TABLE links (app TEXT, idp_user_id TEXT, sp_user_id TEXT, status TEXT){}",
@@ -301,7 +311,10 @@ mod tests {
         named.dedup();
         let mut by_query = MemberLinks::new();
         for b in query_over(&ctx, &MEMBER_LINKS, named).await.unwrap() {
-            let rows = strings(&b, "app").into_iter().zip(strings(&b, "user_id")).zip(strings(&b, "sp_user_id"));
+            let rows = strings(&b, "app")
+                .into_iter()
+                .zip(strings(&b, "user_id"))
+                .zip(strings(&b, "sp_user_id"));
             for ((app, user), account) in rows {
                 if let (Some(app), Some(user), Some(account)) = (app, user, account) {
                     by_query.entry(app).or_default().insert(user, account);

@@ -56,8 +56,17 @@ async fn by_lookups(ctx: &SessionContext) -> Result<Option<(Vec<RecordBatch>, Ve
 /// 64k). The store numbers its keys densely from 1; other keys are left to the queries.
 pub(super) fn dense_span(batches: &[RecordBatch], column: usize) -> Option<(i64, usize)> {
     let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let keys = || batches.iter().flat_map(|b| ints(b, column).iter().flatten());
-    let (first, last) = (keys().min().unwrap_or(0), keys().max().unwrap_or(0));
+    dense_span_of(count, batches.iter().flat_map(|b| ints(b, column).iter().flatten()))
+}
+
+/// [`dense_span`] of the non-NULL `keys` of `count` rows.
+pub(super) fn dense_span_of(count: usize, keys: impl Iterator<Item = i64>) -> Option<(i64, usize)> {
+    let (first, last) = keys
+        .fold(None, |span, k| match span {
+            None => Some((k, k)),
+            Some((lo, hi)) => Some((k.min(lo), k.max(hi))),
+        })
+        .unwrap_or((0, 0));
     let span = usize::try_from(last.checked_sub(first)?).ok()?.checked_add(1)?;
     (span <= count.saturating_mul(4).max(1 << 16)).then_some((first, span))
 }
