@@ -2,6 +2,8 @@
 -- (the groups group.missing found, registered as `creating(app, group_id)`), as IdP user ids,
 -- for the POST /Groups bodies. A group is created with its active members (active_members.sql)
 -- but those a user.conflict holds back, in key order.
+-- The engine finds these rows by lookups (src/engine/planner_inputs/new_groups.rs) when the
+-- keys suit an index; this query is their definition and the way taken when they do not.
 -- Output columns: app, group_id, user_id.
 SELECT c.app, c.group_id, u.id AS user_id
 FROM creating c

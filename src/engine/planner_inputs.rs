@@ -11,6 +11,8 @@ use super::{collect, deregister, register, strings, utf8_column, EngineError, Fi
 use crate::model::User;
 use crate::vocab::FindingKind;
 
+mod new_groups;
+
 /// One of the planner's queries: its SQL reads `input`, a two-column table the engine
 /// registers from the findings; `views_session` gives it to the `.slt` tests as `view`.
 pub(super) struct PlannerQuery {
@@ -79,14 +81,27 @@ async fn query_over<'r>(
     batches
 }
 
-/// The members of the groups `group.missing` found, per app.
+/// The members of the groups `group.missing` found, per app: by lookups ([`new_groups`]), or by
+/// `new_group_members.sql` when the keys do not suit an index.
 pub async fn new_group_members(ctx: &SessionContext, findings: &[Finding]) -> Result<NewGroupMembers, EngineError> {
-    let creating = findings
+    let creating: Vec<(&str, &str)> = findings
         .iter()
         .filter(|f| f.kind == FindingKind::GroupMissing)
-        .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)));
+        .filter_map(|f| Some((f.app.as_str(), f.idp_id.as_deref()?)))
+        .collect();
+    if creating.is_empty() {
+        return Ok(NewGroupMembers::new());
+    }
+    match new_groups::by_lookups(ctx, &creating).await? {
+        Some(found) => Ok(found),
+        None => by_query(ctx, &creating).await,
+    }
+}
+
+/// [`new_group_members`] by `new_group_members.sql`.
+async fn by_query(ctx: &SessionContext, creating: &[(&str, &str)]) -> Result<NewGroupMembers, EngineError> {
     let mut out = NewGroupMembers::new();
-    let batches = query_over(ctx, &NEW_GROUP_MEMBERS, creating).await?;
+    let batches = query_over(ctx, &NEW_GROUP_MEMBERS, creating.iter().copied()).await?;
     for b in &batches {
         let rows = strings(b, "app").into_iter().zip(strings(b, "group_id")).zip(strings(b, "user_id"));
         for ((app, group), user) in rows {
