@@ -50,8 +50,8 @@ pub(super) async fn by_lookups(ctx: &SessionContext, creating: &[(&str, &str)]) 
         return Ok(None);
     };
     let found = tokio::task::block_in_place(|| {
-        // Each app's IdP source (the first, should an app be listed twice: the query would then
-        // give each row twice, which the fallback keeps).
+        // Each app's IdP source. An app listed twice (the query would give each of its rows
+        // twice) is left to the query.
         let mut sources: HashMap<String, String> = HashMap::new();
         for b in &apps {
             let (app, source) = (utf8_column(b, "app"), utf8_column(b, "idp_source"));
