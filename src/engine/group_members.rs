@@ -11,11 +11,11 @@
 //! types.
 use std::collections::{HashMap, HashSet};
 
-use arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch};
+use arrow::array::{Array, PrimitiveArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 
-use super::prior::{ints as int, texts as text, UserIndex};
+use super::prior::{ints as int, texts as text, typed, UserIndex};
 use super::{collect, findings, EngineError, Finding};
 use crate::vocab::FindingKind;
 
@@ -40,18 +40,8 @@ async fn by_lookups(ctx: &SessionContext) -> Result<Option<Vec<Finding>>, Engine
         collect(ctx, "group.members: managed", "SELECT sp_gid, app, idp_gid FROM managed_groups"),
         collect(ctx, "group.members: groups", "SELECT gid, id, display_name FROM groups"),
         collect(ctx, "group.members: users", "SELECT uid, id, user_name FROM users"),
-        collect(
-            ctx,
-            "group.members: conflicts",
-            "SELECT app, idp_uid FROM links WHERE status = 'conflict'"
-        ),
+        collect(ctx, "group.members: conflicts", CONFLICTS),
     )?;
-    let typed = |batches: &[RecordBatch], ints: &[usize], texts: &[usize]| {
-        batches.iter().all(|b| {
-            ints.iter().all(|&i| b.column(i).as_primitive_opt::<Int64Type>().is_some())
-                && texts.iter().all(|&i| b.column(i).as_string_opt::<i32>().is_some())
-        })
-    };
     if !(typed(&diff, &[0, 1, 2], &[])
         && typed(&managed, &[0, 2], &[1])
         && typed(&groups, &[0], &[1, 2])
@@ -67,14 +57,7 @@ async fn by_lookups(ctx: &SessionContext) -> Result<Option<Vec<Finding>>, Engine
     let Some(managed) = managed_by_key(&managed) else {
         return Ok(None);
     };
-    let conflicts: HashSet<(&str, i64)> = conflicts
-        .iter()
-        .flat_map(|b| {
-            let (apps, uids) = (text(b, 0), int(b, 1));
-            (0..b.num_rows())
-                .filter_map(move |r| Some((apps.is_valid(r).then(|| apps.value(r))?, uids.is_valid(r).then(|| uids.value(r))?)))
-        })
-        .collect();
+    let conflicts = conflict_set(&conflicts);
     let lookups = Lookups {
         managed,
         conflicts,
@@ -100,6 +83,23 @@ async fn by_lookups(ctx: &SessionContext) -> Result<Option<Vec<Finding>>, Engine
         findings::merge(vec![first, second])
     });
     Ok(Some(found))
+}
+
+/// The links of the users a `user.conflict` holds back: (app, IdP user key), read by
+/// [`conflict_set`].
+pub(super) const CONFLICTS: &str = "SELECT app, idp_uid FROM links WHERE status = 'conflict'";
+
+/// The (app, IdP user key) of [`CONFLICTS`]' rows (a text and an integer column, see
+/// [`typed`]): members that cannot be added.
+pub(super) fn conflict_set(batches: &[RecordBatch]) -> HashSet<(&str, i64)> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let (apps, uids) = (text(b, 0), int(b, 1));
+            (0..b.num_rows())
+                .filter_map(move |r| Some((apps.is_valid(r).then(|| apps.value(r))?, uids.is_valid(r).then(|| uids.value(r))?)))
+        })
+        .collect()
 }
 
 /// The managed app groups by key: (app, IdP group key); `None` when a key is there twice (the

@@ -1128,6 +1128,18 @@ fn values_clause(rows: Vec<String>) -> String {
     }
 }
 
+/// A test's SQL literal for a text value: quoted, or `NULL`.
+#[cfg(test)]
+fn sql_text(v: Option<&str>) -> String {
+    v.map_or("NULL".into(), |v| format!("'{v}'"))
+}
+
+/// A test's SQL literal for an integer value, or `NULL`.
+#[cfg(test)]
+fn sql_int(v: Option<i64>) -> String {
+    v.map_or("NULL".into(), |v| v.to_string())
+}
+
 #[cfg(test)]
 mod pair_tests {
     #[test]

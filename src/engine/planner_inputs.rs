@@ -146,7 +146,12 @@ pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups
         .iter()
         .map(|b| ["app", "idp_user_id", "sp_user_id"].map(|c| utf8_column(b, c)))
         .collect();
-    let found = tokio::task::block_in_place(|| accounts_of(&named, &columns));
+    let (first, second) = halves(&columns);
+    let found = tokio::task::block_in_place(|| {
+        let (mut found, more) = crate::threads::join(|| accounts_of(&named, &first), || accounts_of(&named, &second));
+        found.extend(more);
+        found
+    });
     let mut out = MemberLinks::new();
     for (app, user, account) in found {
         let accounts = out
@@ -164,53 +169,53 @@ pub async fn member_links(ctx: &SessionContext, findings: &[Finding], new_groups
     Ok(out)
 }
 
-/// The (app, IdP user, account) of each link whose user `named` holds for its app, the links'
-/// rows split between two threads.
+/// `links` (app, IdP user, account columns) cut in two at their middle row, for two threads:
+/// the batch that holds it is sliced (which copies nothing).
+type LinkColumns = Vec<[ArrayRef; 3]>;
+
+fn halves(links: &[[ArrayRef; 3]]) -> (LinkColumns, LinkColumns) {
+    let mut left = links.iter().map(|columns| columns[0].len()).sum::<usize>() / 2;
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for columns in links {
+        let len = columns[0].len();
+        let cut = left.min(len);
+        left -= cut;
+        if cut > 0 {
+            first.push(columns.clone().map(|c| c.slice(0, cut)));
+        }
+        if cut < len {
+            second.push(columns.clone().map(|c| c.slice(cut, len - cut)));
+        }
+    }
+    (first, second)
+}
+
+/// The (app, IdP user, account) of each link whose user `named` holds for its app.
 fn accounts_of<'l>(named: &HashMap<&str, HashSet<&str>>, links: &'l [[ArrayRef; 3]]) -> Vec<(&'l str, &'l str, &'l str)> {
-    let rows: Vec<(usize, usize)> = links.iter().enumerate().map(|(b, columns)| (b, columns[0].len())).collect();
-    let total: usize = rows.iter().map(|(_, n)| n).sum();
-    let find = |from: usize, to: usize| {
-        let mut out = Vec::new();
-        let mut at = 0;
-        for &(b, n) in &rows {
-            let (start, end) = (from.max(at), to.min(at + n));
-            at += n;
-            if start >= end {
-                continue;
+    let mut out = Vec::new();
+    for columns in links {
+        let [app, user, account] = columns.each_ref().map(|c| c.as_string::<i32>());
+        // The set of the app of the row before, looked up again only when the app changes.
+        let mut set: Option<(&str, Option<&HashSet<&str>>)> = None;
+        for row in 0..app.len() {
+            if app.is_null(row) || user.is_null(row) || account.is_null(row) {
+                continue; // no join on NULL; MAX ignores a NULL account
             }
-            let [app, user, account] = [0, 1, 2].map(|i| links[b][i].as_string::<i32>());
-            // The set of the app of the row before, looked up again only when the app changes.
-            let mut set: Option<(&str, Option<&HashSet<&str>>)> = None;
-            for row in start - (at - n)..end - (at - n) {
-                if app.is_null(row) || user.is_null(row) || account.is_null(row) {
-                    continue; // no join on NULL; MAX ignores a NULL account
+            let row_app = app.value(row);
+            let users = match set {
+                Some((a, users)) if a == row_app => users,
+                _ => {
+                    let users = named.get(row_app);
+                    set = Some((row_app, users));
+                    users
                 }
-                let row_app = app.value(row);
-                let users = match set {
-                    Some((a, users)) if a == row_app => users,
-                    _ => {
-                        let users = named.get(row_app);
-                        set = Some((row_app, users));
-                        users
-                    }
-                };
-                if users.is_some_and(|users| users.contains(user.value(row))) {
-                    out.push((row_app, user.value(row), account.value(row)));
-                }
+            };
+            if users.is_some_and(|users| users.contains(user.value(row))) {
+                out.push((row_app, user.value(row), account.value(row)));
             }
         }
-        out
-    };
-    let half = total / 2;
-    let (mut first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| find(half, total));
-        (
-            find(0, half),
-            second.join().unwrap_or_else(|failed| std::panic::resume_unwind(failed)),
-        )
-    });
-    first.extend(second);
-    first
+    }
+    out
 }
 
 /// The IdP users whose operations need them whole: each user `user.missing` creates (the POST
@@ -270,6 +275,7 @@ pub async fn idp_users(ctx: &SessionContext, findings: &[Finding]) -> Result<Idp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::sql_text as quoted;
     use proptest::prelude::*;
 
     /// A stored link: (app, IdP user id, account id, status).
@@ -279,10 +285,6 @@ mod tests {
         Option<&'static str>,
         Option<&'static str>,
     );
-
-    fn quoted(v: Option<&str>) -> String {
-        v.map_or("NULL".into(), |v| format!("'{v}'"))
-    }
 
     /// The member links by lookups, and by `member_links.sql` over the same users named.
     async fn both_ways(

@@ -71,6 +71,16 @@ pub(super) fn dense_span_of(count: usize, keys: impl Iterator<Item = i64>) -> Op
     (span <= count.saturating_mul(4).max(1 << 16)).then_some((first, span))
 }
 
+/// Whether every batch holds `Int64` columns at `ints` and `Utf8` columns at `texts`: what
+/// [`ints`] and [`texts`] read (the store's types; a lookup that finds others leaves the rows to
+/// its query).
+pub(super) fn typed(batches: &[RecordBatch], ints: &[usize], texts: &[usize]) -> bool {
+    batches.iter().all(|b| {
+        ints.iter().all(|&i| b.column(i).as_primitive_opt::<Int64Type>().is_some())
+            && texts.iter().all(|&i| b.column(i).as_string_opt::<i32>().is_some())
+    })
+}
+
 pub(super) fn ints(b: &RecordBatch, i: usize) -> &arrow::array::PrimitiveArray<Int64Type> {
     b.column(i).as_primitive_opt::<Int64Type>().expect("integer keys")
 }

@@ -49,19 +49,18 @@ pub(super) async fn sides<K: Key>(ctx: &SessionContext) -> Result<Found<K>, Engi
         return Ok(Found::Left);
     };
     let found = tokio::task::block_in_place(|| {
-        std::thread::scope(|s| {
-            let desired = s.spawn(|| desired_side::<K>(&active, &desired_of));
-            let actual = actual_side::<K>(&memberships, &managed_count, &link_of);
-            let desired = desired.join().unwrap_or_else(|failed| std::panic::resume_unwind(failed));
-            match (desired, actual) {
-                (Some(desired), Some((actual, unmatched_removals))) => Found::Sides(Sides {
-                    desired,
-                    actual,
-                    unmatched_removals,
-                }),
-                _ => Found::TooWide,
-            }
-        })
+        let (actual, desired) = crate::threads::join(
+            || actual_side::<K>(&memberships, &managed_count, &link_of),
+            || desired_side::<K>(&active, &desired_of),
+        );
+        match (desired, actual) {
+            (Some(desired), Some((actual, unmatched_removals))) => Found::Sides(Sides {
+                desired,
+                actual,
+                unmatched_removals,
+            }),
+            _ => Found::TooWide,
+        }
     });
     // The memberships' pages (mapped copies, 150 MB at 1M users) are faulted in as read here,
     // outside a query, which would hand them back: handed back before the keys are sorted

@@ -9,12 +9,12 @@
 //! users' index names them.
 use std::collections::{HashMap, HashSet};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::array::{Array, AsArray};
 use datafusion::prelude::SessionContext;
 
 use super::NewGroupMembers;
-use crate::engine::prior::{dense_span, texts, UserIndex};
+use crate::engine::group_members::{conflict_set, CONFLICTS};
+use crate::engine::prior::{dense_span, ints, texts, typed, UserIndex};
 use crate::engine::{collect, release_mapped_pages, table_columns, utf8_column, EngineError};
 
 /// No new group at a key.
@@ -25,12 +25,7 @@ const NOT_NEW: u32 = u32::MAX;
 /// `None` when the keys do not suit an index.
 pub(super) async fn by_lookups(ctx: &SessionContext, creating: &[(&str, &str)]) -> Result<Option<NewGroupMembers>, EngineError> {
     let apps = collect(ctx, "planner/new_group_members: apps", "SELECT app, idp_source FROM apps").await?;
-    let conflicts = collect(
-        ctx,
-        "planner/new_group_members: conflicts",
-        "SELECT app, idp_uid FROM links WHERE status = 'conflict' AND idp_uid IS NOT NULL",
-    )
-    .await?;
+    let conflicts = collect(ctx, "planner/new_group_members: conflicts", CONFLICTS).await?;
     let (Some(groups), Some(active), Some(users)) = (
         table_columns(ctx, "groups", &["gid", "source", "id"]).await?,
         table_columns(ctx, "active_members", &["gid", "uid"]).await?,
@@ -38,12 +33,7 @@ pub(super) async fn by_lookups(ctx: &SessionContext, creating: &[(&str, &str)]) 
     ) else {
         return Ok(None);
     };
-    let ints = |b: &RecordBatch, i: usize| b.column(i).as_primitive_opt::<Int64Type>().is_some();
-    if !groups.iter().all(|b| ints(b, 0))
-        || !active.iter().all(|b| ints(b, 0) && ints(b, 1))
-        || !conflicts.iter().all(|b| ints(b, 1))
-        || !users.iter().all(|b| ints(b, 0) && b.column(1).as_string_opt::<i32>().is_some())
-    {
+    if !(typed(&groups, &[0], &[]) && typed(&active, &[0, 1], &[]) && typed(&conflicts, &[1], &[0]) && typed(&users, &[0], &[1])) {
         return Ok(None);
     }
     let Some(index) = UserIndex::new(&users) else {
@@ -79,11 +69,7 @@ pub(super) async fn by_lookups(ctx: &SessionContext, creating: &[(&str, &str)]) 
         let mut named_at = vec![NOT_NEW; span];
         let mut named: Vec<(String, String)> = Vec::new();
         for b in &groups {
-            let (gid, source, id) = (
-                b.column(0).as_primitive::<Int64Type>(),
-                utf8_column(b, "source"),
-                utf8_column(b, "id"),
-            );
+            let (gid, source, id) = (ints(b, 0), utf8_column(b, "source"), utf8_column(b, "id"));
             let (source, id) = (source.as_string::<i32>(), id.as_string::<i32>());
             for i in 0..b.num_rows() {
                 if gid.is_null(i) || source.is_null(i) || id.is_null(i) || !by_group.contains(&(source.value(i), id.value(i))) {
@@ -100,7 +86,7 @@ pub(super) async fn by_lookups(ctx: &SessionContext, creating: &[(&str, &str)]) 
         // Each named group's members' keys.
         let mut members: Vec<Vec<i64>> = vec![Vec::new(); named.len()];
         for b in &active {
-            let (gid, uid) = (b.column(0).as_primitive::<Int64Type>(), b.column(1).as_primitive::<Int64Type>());
+            let (gid, uid) = (ints(b, 0), ints(b, 1));
             for i in 0..b.num_rows() {
                 if gid.is_null(i) || uid.is_null(i) {
                     continue;
@@ -116,16 +102,7 @@ pub(super) async fn by_lookups(ctx: &SessionContext, creating: &[(&str, &str)]) 
             of_group.entry((source.as_str(), id.as_str())).or_default().extend(uids);
         }
         of_group.values_mut().for_each(|uids| uids.sort_unstable());
-        let conflict_apps: Vec<_> = conflicts.iter().map(|b| utf8_column(b, "app")).collect();
-        let mut held_back: HashSet<(&str, i64)> = HashSet::new();
-        for (b, app) in conflicts.iter().zip(&conflict_apps) {
-            let (app, uid) = (app.as_string::<i32>(), b.column(1).as_primitive::<Int64Type>());
-            held_back.extend(
-                (0..b.num_rows())
-                    .filter(|&i| app.is_valid(i) && uid.is_valid(i))
-                    .map(|i| (app.value(i), uid.value(i))),
-            );
-        }
+        let held_back = conflict_set(&conflicts);
         let mut out = NewGroupMembers::new();
         for ((app, id), times) in wanted {
             let Some(uids) = of_group.get(&(sources[app].as_str(), id)) else {
@@ -157,13 +134,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn quoted(v: Option<&str>) -> String {
-        v.map_or("NULL".into(), |v| format!("'{v}'"))
-    }
-
-    fn number(v: Option<i64>) -> String {
-        v.map_or("NULL".into(), |v| v.to_string())
-    }
+    use crate::engine::{sql_int as number, sql_text as quoted};
 
     /// A group: (key, source, id).
     type Group = (Option<i64>, Option<&'static str>, Option<&'static str>);
