@@ -22,9 +22,16 @@ SELECT
     l.matched_by AS matched_by,
     v.via_groups AS via_groups,
     CASE WHEN l.idp_user_id IS NULL THEN 'unlinked' ELSE 'linked' END AS access
-FROM users a
-JOIN sources s ON s.name = a.source AND s.role = 'app'
-LEFT JOIN (SELECT DISTINCT app, idp FROM bindings) ai ON ai.app = substr(a.source, 5)
+FROM (
+    -- each app source with the IdP(s) bound to it, joined before the accounts: DataFusion then
+    -- hashes these few rows and streams the accounts through them (joined after, it hashed the
+    -- 985k accounts of a 1M-user store to meet one row: 107 MB of its pool, 0.1 s)
+    SELECT s.name AS source, b.idp AS idp
+    FROM sources s
+    LEFT JOIN (SELECT DISTINCT app, idp FROM bindings) b ON b.app = substr(s.name, 5)
+    WHERE s.role = 'app'
+) ai
+JOIN users a ON a.source = ai.source
 LEFT JOIN links l ON l.app = substr(a.source, 5) AND l.sp_user_id = a.id
 LEFT JOIN users i ON i.source = ai.idp AND i.id = l.idp_user_id
 -- via_groups (for the current state, `scimsync sql` puts current/app_access.sql in place of what follows):
