@@ -541,6 +541,12 @@ impl MemberIndex {
     }
 }
 
+/// A refresh's lookups of one object by id: (source, id) is indexed (schema 11).
+pub(super) const USER_BY_ID: &str = "SELECT uid, hash FROM users WHERE source = ?1 AND id = ?2";
+pub(super) const GROUP_BY_ID: &str = "SELECT gid, hash FROM groups WHERE source = ?1 AND id = ?2";
+/// A refreshed group's members, each looked up by id.
+pub(super) const UID_BY_ID: &str = "SELECT uid FROM users WHERE source = ?1 AND id = ?2";
+
 /// The stored (gid, uid) memberships of `source`'s groups whose gid is in ?2..=?3 (through the
 /// `groups_source` index, whose entries are in gid order).
 const STORED_MEMBERSHIPS_IN: &str = "SELECT k.gid, k.uid FROM groups g JOIN member_keys k ON k.gid = g.gid
@@ -693,11 +699,7 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(&err)?;
         let prior: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT uid, hash FROM users WHERE source = ?1 AND id = ?2",
-                params![source, u.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(USER_BY_ID, params![source, u.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(&err)?;
         let changed = UserWriter::new(&tx)
@@ -772,11 +774,7 @@ fn refresh_group_in(
     run_id: i64,
 ) -> rusqlite::Result<GroupRefresh> {
     let prior: Option<(i64, i64)> = tx
-        .query_row(
-            "SELECT gid, hash FROM groups WHERE source = ?1 AND id = ?2",
-            params![source, g.id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(GROUP_BY_ID, params![source, g.id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (gid, change) = GroupWriter::new(tx)?.write(tx, source, g, prior, now, run_id)?;
     let mut out = GroupRefresh {
@@ -788,7 +786,7 @@ fn refresh_group_in(
         let rows = stmt.query_map([gid], |r| r.get::<_, i64>(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let mut uid_of = tx.prepare_cached("SELECT uid FROM users WHERE source = ?1 AND id = ?2")?;
+    let mut uid_of = tx.prepare_cached(UID_BY_ID)?;
     let mut insert = tx.prepare_cached(INSERT_MEMBERSHIP)?;
     let mut seen: HashSet<i64> = HashSet::default();
     for id in member_ids {

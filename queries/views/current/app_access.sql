@@ -6,5 +6,5 @@
 -- (src/audit/via_groups.rs) instead of a GROUP BY over the `memberships` view's text ids.
 -- member_keys is internal and keeps no history, so a query at an instant plans the portable
 -- view whole. At 1M users, `report access_review` 6.3-7.1 s (portable) -> 3.0-3.5 s (a
--- GROUP BY over member_keys) -> see the README's Performance table.
+-- GROUP BY over member_keys) -> see the README's Performance section and docs/performance-log.md.
 LEFT JOIN current_via_groups v ON v.app = substr(a.source, 5) AND v.uid = i.uid
