@@ -4,7 +4,9 @@
 # correlates from scratch; later ones start from stored links). Prints wall time, peak RSS and
 # the engine's own stage timings. With BUDGET_MIB set, exits 1 naming each command whose peak
 # RSS is over it (at 100k users `BUDGET_MIB=256` holds: the peak scales down with the store).
-#   [BUDGET_MIB=N] benches/plan-1m.sh [USERS] [GROUPS]
+# With MAPPED=1 the store is `gen --mapped` (three attribute mappings, every user with
+# attributes); at 100k users `MAPPED=1 BUDGET_MIB=200` holds.
+#   [MAPPED=1] [BUDGET_MIB=N] benches/plan-1m.sh [USERS] [GROUPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users="${1:-1000000}"
@@ -18,7 +20,9 @@ check() { # label, peak KiB
     over+=("$1 ($(($2 / 1024)) MiB)")
   fi
 }
-/usr/bin/time -f "gen: %e s, peak RSS %M KiB" -o "$work/gen.time" "$bin" gen --users "$users" --groups "$groups" --dir "$work" >/dev/null
+mapped=()
+if [ -n "${MAPPED:-}" ]; then mapped=(--mapped); fi
+/usr/bin/time -f "gen: %e s, peak RSS %M KiB" -o "$work/gen.time" "$bin" gen --users "$users" --groups "$groups" "${mapped[@]}" --dir "$work" >/dev/null
 cat "$work/gen.time"
 check gen "$(grep -oE '[0-9]+ KiB' "$work/gen.time" | cut -d' ' -f1)"
 for run in 1 2 3; do

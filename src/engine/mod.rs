@@ -675,8 +675,7 @@ fn register_config_tables(ctx: &SessionContext, apps: &[AppInput<'_>]) -> Result
     register(ctx, "app_match", vec![tables::app_match(apps)])?;
     register(ctx, "app_email_reuse", vec![tables::app_email_reuse(apps)])?;
     register(ctx, "app_roles", vec![tables::app_roles(apps)])?;
-    register(ctx, "app_attributes", vec![tables::app_attributes(apps)])?;
-    register(ctx, "mapped_apps", vec![tables::mapped_apps(apps)])
+    register(ctx, "app_attributes", vec![tables::app_attributes(apps)])
 }
 
 /// Register `sql` as view `name` (planned into each query that reads it, never materialised).
@@ -710,7 +709,7 @@ pub async fn drift_reporting(
     let mut result = DriftResult::default();
     let ctx = drift_session();
     let t = Instant::now();
-    load(&ctx, store_path, apps).await?;
+    let attributes = load(&ctx, store_path, apps).await?;
     result.timings.push(("scan".into(), t.elapsed().as_secs_f64()));
     trace_tables(&ctx, "loaded");
     let correlation = correlate(&ctx, &mut result).await?;
@@ -721,7 +720,7 @@ pub async fn drift_reporting(
     let inputs_beside_diff = correlation.links.len() < NEW_LINKS_THAT_BUSY_THE_WRITER;
     correlated(correlation);
     trace_tables(&ctx, "correlated");
-    let findings = find_drift(&ctx, &mut result, apps, inputs_beside_diff).await?;
+    let findings = find_drift(&ctx, &mut result, apps, attributes, inputs_beside_diff).await?;
     trace_tables(&ctx, "drift found");
     let t = Instant::now();
     keep_for_planner(&ctx, &apps.iter().map(|a| a.idp_source.as_str()).collect()).await?;
@@ -744,8 +743,10 @@ pub async fn drift_reporting(
     Ok(result)
 }
 
-/// The scans of the store (or its columnar copies) and the config's tables, registered.
-async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) -> Result<(), EngineError> {
+/// The scans of the store (or its columnar copies) and the config's tables, registered; and
+/// the attributes the apps' mappings need, being read.
+async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) -> Result<mapped::Attributes, EngineError> {
+    let attributes = mapped::Attributes::read(store_path, apps);
     let path = store_path.to_path_buf();
     let pages = ctx.state_ref().read().config().get_extension::<columnar::MappedPages>();
     let pages = pages.unwrap_or_default();
@@ -782,8 +783,7 @@ async fn load(ctx: &SessionContext, store_path: &Path, apps: &[AppInput<'_>]) ->
         register(ctx, "active_members", active)?;
     }
     register_config_tables(ctx, apps)?;
-    let path = store_path.to_path_buf();
-    tokio::task::block_in_place(|| mapped::load(ctx, &path, apps))
+    Ok(attributes)
 }
 
 /// Correlation: the links made and dropped, and the tables `links`, `group_links` and `scope`
@@ -850,6 +850,7 @@ async fn find_drift(
     ctx: &SessionContext,
     result: &mut DriftResult,
     apps: &[AppInput<'_>],
+    attributes: mapped::Attributes,
     inputs_beside_diff: bool,
 ) -> Result<Vec<Finding>, EngineError> {
     // Two streams of queries side by side (a query leaves a core idle while it builds a hash
@@ -882,13 +883,16 @@ async fn find_drift(
         for &(kind, sql) in with_pairs {
             out.push(run(kind, sql).await?);
         }
+        trace_tables(ctx, "pairs read");
+        deregister(ctx, "pairs")?;
         if apps.iter().any(|a| !a.mappings.is_empty()) {
+            let t = Instant::now();
+            tokio::task::block_in_place(|| attributes.register(ctx))?;
+            out.push(("mapped/attributes (waited for)".to_string(), Vec::new(), t.elapsed().as_secs_f64()));
             let t = Instant::now();
             let findings = mapped::drift(ctx, apps).await?;
             out.push(("user.drift (mapped)".to_string(), findings, t.elapsed().as_secs_f64()));
         }
-        trace_tables(ctx, "pairs read");
-        deregister(ctx, "pairs")?;
         run_the_rest(out).await
     };
     let other_stream = run_the_rest(Vec::new());

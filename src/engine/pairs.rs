@@ -75,7 +75,7 @@ async fn by_lookups(ctx: &SessionContext) -> Result<Option<Vec<RecordBatch>>, En
         let batches = collect(ctx, "pairs: apps", sql).await?;
         Ok::<_, EngineError>(texts_of(&batches, 0).map(str::to_string).collect::<HashSet<String>>())
     };
-    let always = &apps("SELECT app FROM app_roles UNION SELECT app FROM mapped_apps").await?;
+    let always = &apps("SELECT app FROM app_roles").await?;
     let t = std::time::Instant::now();
     let rows = tokio::task::block_in_place(|| {
         let scope = Scope::new(&scope, &index);
@@ -375,8 +375,7 @@ mod tests {
             ),
             format!("CREATE TABLE links (app TEXT, idp_uid BIGINT, sp_uid BIGINT, status TEXT){}", values(l)),
             format!("CREATE TABLE scope (app TEXT, uid BIGINT){}", values(s)),
-            format!("CREATE TABLE app_roles (app TEXT){}", values(a.iter().take(1).cloned().collect())),
-            format!("CREATE TABLE mapped_apps (app TEXT){}", values(a.iter().skip(1).cloned().collect())),
+            format!("CREATE TABLE app_roles (app TEXT){}", values(a)),
         ] {
             ctx.sql(&ddl).await.unwrap().collect().await.unwrap();
         }

@@ -70,20 +70,6 @@ pub fn apps(apps: &[AppInput]) -> RecordBatch {
     )
 }
 
-/// `mapped_apps(app)`: the apps with attribute mappings (every linked pair of theirs is
-/// compared by the mapped queries).
-pub fn mapped_apps(apps: &[AppInput]) -> RecordBatch {
-    batch(
-        &[("app", DataType::Utf8)],
-        vec![strings(
-            apps.iter()
-                .filter(|a| !a.mappings.is_empty())
-                .map(|a| a.config.name.clone())
-                .collect(),
-        )],
-    )
-}
-
 /// `app_email_reuse(app, policy)`: what an inactive account that matches a new IdP user only by
 /// email is. `conflict` (default): a conflict, never linked; `release` (profiles with
 /// `email_reuse = "rename_disabled"`, Quip): not a candidate, the old account gives the email
