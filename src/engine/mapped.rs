@@ -177,7 +177,7 @@ impl<'a> NamedValues<'a> {
     fn finish(mut self) -> RecordBatch {
         let mut fields = vec![Field::new("uid", DataType::Int64, false)];
         fields.extend(self.names.iter().map(|n| Field::new(*n, DataType::Utf8, true)));
-        let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(std::mem::take(&mut self.uids)))];
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(self.uids))];
         arrays.extend(self.columns.iter_mut().map(|c| Arc::new(c.finish()) as ArrayRef));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("columns match")
     }

@@ -209,6 +209,50 @@ fn mapped_attributes_drift_patch_create_and_converge_with_managers() {
     assert_eq!(third["operations"].as_array().unwrap().len(), 0, "{third:#}");
 }
 
+/// The mapped queries compare linked pairs in the app's scope only (`src/engine/mapped.rs` reads
+/// the links, the scope and the values itself): a linked account whose IdP user has left the
+/// bound group is reported orphaned, and its mapped values are not compared.
+#[test]
+fn a_linked_account_out_of_scope_gets_no_mapped_drift() {
+    let server = Scim2Server::start(&["app"]);
+    bulk_create(
+        &server.url("app"),
+        "/Users",
+        &[scim_user("bob", json!({ENT: {"department": "Old"}}))],
+    );
+    let ws = Workspace::new(&config(&server));
+    let directory = |members: &[&str]| {
+        json!({"users": [idp_user("bob", "Sales", None, "red")], "groups": [{"id": "g1", "name": "Staff", "members": members}]}).to_string()
+    };
+    let findings = |plan: &str| -> Vec<(String, String)> {
+        let plan: Value = serde_json::from_str(plan).unwrap();
+        plan["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap().to_string(),
+                    f["attribute"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    std::fs::write(ws.path("directory.json"), directory(&["bob"])).unwrap();
+    run(&ws, &["pull"]);
+    let in_scope = findings(&run(&ws, &["plan", "--format", "json"]));
+    assert!(
+        in_scope.contains(&("user.drift".to_string(), format!("{ENT}:department"))),
+        "{in_scope:?}"
+    );
+
+    std::fs::write(ws.path("directory.json"), directory(&[])).unwrap();
+    run(&ws, &["pull"]);
+    let out_of_scope = findings(&run(&ws, &["plan", "--format", "json"]));
+    assert!(out_of_scope.iter().any(|(kind, _)| kind == "user.orphaned"), "{out_of_scope:?}");
+    assert!(!out_of_scope.iter().any(|(kind, _)| kind == "user.drift"), "{out_of_scope:?}");
+}
+
 #[test]
 fn bad_mappings_are_refused_naming_the_app_the_target_and_the_position() {
     let cases = [
