@@ -226,6 +226,14 @@ pub struct Ids {
 }
 
 impl Ids {
+    /// Room for `ids` ids of `bytes` in all.
+    pub fn with_capacity(ids: usize, bytes: usize) -> Self {
+        Ids {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(ids),
+        }
+    }
+
     /// Add an id at the end.
     pub fn push(&mut self, id: &str) {
         self.text.push_str(id);
@@ -287,6 +295,15 @@ pub struct Memberships {
 }
 
 impl Memberships {
+    /// Room for `members` memberships whose user ids take `user_id_bytes` in all.
+    pub fn with_capacity(members: usize, user_id_bytes: usize) -> Self {
+        Memberships {
+            groups: Ids::default(),
+            group_of: Vec::with_capacity(members),
+            users: Ids::with_capacity(members, user_id_bytes),
+        }
+    }
+
     /// Add a membership (grouped by group as connectors list them).
     pub fn push(&mut self, group_id: &str, user_id: &str) {
         if self.groups.last() != Some(group_id) {
