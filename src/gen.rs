@@ -1,6 +1,7 @@
 //! `scimsync gen`: a synthetic IdP and one app with controlled drift, written straight into a
 //! store through the same snapshot path as a pull, plus a config so `plan` runs on it. Every
 //! finding kind appears at about `drift` × the relevant population. Deterministic per `seed`.
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -242,7 +243,12 @@ pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, WriteTiming
             bind(&mut g);
             write_config(spec, dir, &g.bound)?;
         }
-        timings.push(write_side(&mut store, &store_path, side, &g)?);
+        // The side's memberships go to the write, which lets them go once resolved.
+        let memberships = std::mem::take(match side {
+            Side::Idp => &mut g.idp.memberships,
+            Side::App => &mut g.app.memberships,
+        });
+        timings.push(write_side(&mut store, &store_path, side, &g, Cow::Owned(memberships))?);
         drop(g);
         // What the side held goes back before the next is generated.
         crate::memory::release_freed();
@@ -258,7 +264,11 @@ pub fn write_generated(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, W
     write_config(spec, dir, &g.bound)?;
     let mut timings = Vec::new();
     for side in [Side::Idp, Side::App] {
-        timings.push(write_side(&mut store, &store_path, side, &g)?);
+        let memberships = match side {
+            Side::Idp => &g.idp.memberships,
+            Side::App => &g.app.memberships,
+        };
+        timings.push(write_side(&mut store, &store_path, side, &g, Cow::Borrowed(memberships))?);
     }
     Ok((store_path, timings, g))
 }
@@ -316,7 +326,14 @@ fn write_config(spec: &GenSpec, dir: &Path, bound: &[String]) -> anyhow::Result<
 }
 
 /// Write one side's snapshot as a pull of it would, with its columnar copy beside the commit.
-fn write_side(store: &mut Store, store_path: &Path, side: Side, g: &Generated) -> anyhow::Result<(String, SnapshotCounts, f64)> {
+/// `memberships` are the side's (owned, the write lets them go once resolved).
+fn write_side(
+    store: &mut Store,
+    store_path: &Path,
+    side: Side,
+    g: &Generated,
+    memberships: Cow<'_, Memberships>,
+) -> anyhow::Result<(String, SnapshotCounts, f64)> {
     let (info, snap) = match side {
         Side::Idp => (
             SourceInfo {
@@ -342,7 +359,7 @@ fn write_side(store: &mut Store, store_path: &Path, side: Side, g: &Generated) -
     let t = std::time::Instant::now();
     let run = store.start_run("pull", Some(&info.name))?;
     let mut copied = Ok(());
-    let (counts, _) = store.write_snapshot_keyed(&info, run, snap, |keys| {
+    let (counts, _) = store.write_snapshot_keyed(&info, run, snap, memberships, |keys| {
         copied = crate::engine::columnar::write(store_path, &info.name, info.role, run, snap, keys)
     })?;
     copied.map_err(|e| anyhow::anyhow!("columnar copy: {e}"))?;

@@ -2,6 +2,7 @@
 //! in its own transaction; when their last pulls say every snapshot held at once would pass the
 //! memory limit, fetch and write one source at a time. A source that fails leaves its previous
 //! snapshot untouched and its run marked failed; the other sources are still written.
+use std::borrow::Cow;
 use std::time::Instant;
 
 use futures::future::join_all;
@@ -153,7 +154,10 @@ fn write_fetched(
     let store_path = store.path().to_path_buf();
     let t = Instant::now();
     let result = match fetched {
-        Ok(snap) => match store.write_snapshot_keyed(&info, run_id, &snap, |keys| {
+        Ok(mut snap) => {
+            // The memberships go to the write, which lets them go once resolved to positions.
+            let memberships = Cow::Owned(std::mem::take(&mut snap.memberships));
+            match store.write_snapshot_keyed(&info, run_id, &snap, memberships, |keys| {
             // The columnar copy is an accelerator: a failure to write it only slows plans. It
             // is of `run_id`, so it is not used unless this pull's commit succeeds.
             let t = Instant::now();
@@ -173,7 +177,8 @@ fn write_fetched(
                 Ok(counts)
             }
             Err(e) => Err(e.to_string()),
-        },
+            }
+        }
         Err(e) => Err(e.to_string()),
     };
     if let Err(message) = &result {
