@@ -214,6 +214,7 @@ fn generate_sides(spec: &GenSpec, keep_idp: bool, keep_app: bool) -> Generated {
 /// `{user_prefix}{user}` (in the order drawn within a group).
 fn listed_by_group(mut pairs: Vec<(u32, u32)>, group_prefix: &str, user_prefix: &str) -> Memberships {
     pairs.sort_by_key(|&(g, _)| g);
+    // Room for user numbers of up to seven digits (10M users).
     let mut out = Memberships::with_capacity(pairs.len(), pairs.len() * (user_prefix.len() + 7));
     let (mut group, mut user) = (String::new(), String::new());
     for (g, u) in pairs {
@@ -244,11 +245,8 @@ pub fn write(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, WriteTiming
             write_config(spec, dir, &g.bound)?;
         }
         // The side's memberships go to the write, which lets them go once resolved.
-        let memberships = std::mem::take(match side {
-            Side::Idp => &mut g.idp.memberships,
-            Side::App => &mut g.app.memberships,
-        });
-        timings.push(write_side(&mut store, &store_path, side, &g, Cow::Owned(memberships))?);
+        let memberships = std::mem::take(&mut g.side_mut(side).memberships);
+        timings.push(write_side(&mut store, &store_path, side, g.side(side), Cow::Owned(memberships))?);
         drop(g);
         // What the side held goes back before the next is generated.
         crate::memory::release_freed();
@@ -264,11 +262,8 @@ pub fn write_generated(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, W
     write_config(spec, dir, &g.bound)?;
     let mut timings = Vec::new();
     for side in [Side::Idp, Side::App] {
-        let memberships = match side {
-            Side::Idp => &g.idp.memberships,
-            Side::App => &g.app.memberships,
-        };
-        timings.push(write_side(&mut store, &store_path, side, &g, Cow::Borrowed(memberships))?);
+        let snap = g.side(side);
+        timings.push(write_side(&mut store, &store_path, side, snap, Cow::Borrowed(&snap.memberships))?);
     }
     Ok((store_path, timings, g))
 }
@@ -277,6 +272,22 @@ pub fn write_generated(spec: &GenSpec, dir: &Path) -> anyhow::Result<(PathBuf, W
 enum Side {
     Idp,
     App,
+}
+
+impl Generated {
+    fn side(&self, side: Side) -> &Snapshot {
+        match side {
+            Side::Idp => &self.idp,
+            Side::App => &self.app,
+        }
+    }
+
+    fn side_mut(&mut self, side: Side) -> &mut Snapshot {
+        match side {
+            Side::Idp => &mut self.idp,
+            Side::App => &mut self.app,
+        }
+    }
 }
 
 /// A new, empty store at `dir/scimsync.db` (what was there is removed, columnar copies too).
@@ -326,35 +337,29 @@ fn write_config(spec: &GenSpec, dir: &Path, bound: &[String]) -> anyhow::Result<
 }
 
 /// Write one side's snapshot as a pull of it would, with its columnar copy beside the commit.
-/// `memberships` are the side's (owned, the write lets them go once resolved).
+/// `memberships` are `snap`'s (owned, the write lets them go once resolved).
 fn write_side(
     store: &mut Store,
     store_path: &Path,
     side: Side,
-    g: &Generated,
+    snap: &Snapshot,
     memberships: Cow<'_, Memberships>,
 ) -> anyhow::Result<(String, SnapshotCounts, f64)> {
-    let (info, snap) = match side {
-        Side::Idp => (
-            SourceInfo {
-                name: "idp.corp".into(),
-                role: "idp",
-                kind: "scim".into(),
-                profile: None,
-                base_url: None,
-            },
-            &g.idp,
-        ),
-        Side::App => (
-            SourceInfo {
-                name: "app.bench".into(),
-                role: "app",
-                kind: "scim".into(),
-                profile: Some("generic".into()),
-                base_url: None,
-            },
-            &g.app,
-        ),
+    let info = match side {
+        Side::Idp => SourceInfo {
+            name: "idp.corp".into(),
+            role: "idp",
+            kind: "scim".into(),
+            profile: None,
+            base_url: None,
+        },
+        Side::App => SourceInfo {
+            name: "app.bench".into(),
+            role: "app",
+            kind: "scim".into(),
+            profile: Some("generic".into()),
+            base_url: None,
+        },
     };
     let t = std::time::Instant::now();
     let run = store.start_run("pull", Some(&info.name))?;
