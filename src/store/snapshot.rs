@@ -231,7 +231,7 @@ impl<'t> GroupWriter<'t> {
 fn user_hash(u: &PackedUser) -> i64 {
     // The raw object carries every attribute; the status word is added because some sources
     // (file) derive it outside the raw object.
-    let mut h = xxh3_64(u.raw().as_bytes());
+    let mut h = u.raw_hash();
     if let Some(s) = u.get(crate::model::UserField::StatusRaw) {
         h ^= xxh3_64(s.as_bytes()).rotate_left(1);
     }
