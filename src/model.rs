@@ -41,6 +41,8 @@ pub struct User {
     pub raw: String,
 }
 
+// By path, so that the fuzz crate, which compiles this file from its own, finds it too.
+#[path = "model/raw_codec.rs"]
 mod raw_codec;
 
 /// A [`User`] in one allocation, as a snapshot holds it: a pull holds a million users per
