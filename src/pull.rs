@@ -145,6 +145,30 @@ fn one_at_a_time(store: &Store, jobs: &[(SourceInfo, i64)]) -> Result<Option<u64
     Ok((held > crate::memory::limit()).then_some(held))
 }
 
+/// Write one pulled snapshot with its columnar copy beside the commit.
+fn write_pulled(store: &mut Store, info: &SourceInfo, run_id: i64, mut snap: Snapshot) -> Result<SnapshotCounts, StoreError> {
+    let store_path = store.path().to_path_buf();
+    // The memberships go to the write, which lets them go once resolved to positions.
+    let memberships = Cow::Owned(std::mem::take(&mut snap.memberships));
+    let (counts, _) = store.write_snapshot_keyed(info, run_id, &snap, memberships, |keys| {
+        // The columnar copy is an accelerator: a failure to write it only slows plans. It is of
+        // `run_id`, so it is not used unless this pull's commit succeeds.
+        let t = Instant::now();
+        if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, info.role, run_id, &snap, keys) {
+            tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
+        }
+        tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "columnar copy written");
+    })?;
+    if counts.dangling_members > 0 {
+        tracing::warn!(
+            "{}: {} group member reference(s) name no user and were skipped",
+            info.name,
+            counts.dangling_members
+        );
+    }
+    Ok(counts)
+}
+
 /// Write one fetched snapshot (with its columnar copy), or record why the source failed.
 fn write_fetched(
     store: &mut Store,
@@ -153,34 +177,9 @@ fn write_fetched(
     fetched: Result<Snapshot, SourceError>,
     fetch_secs: f64,
 ) -> Result<PullOutcome, StoreError> {
-    let store_path = store.path().to_path_buf();
     let t = Instant::now();
     let result = match fetched {
-        Ok(mut snap) => {
-            // The memberships go to the write, which lets them go once resolved to positions.
-            let memberships = Cow::Owned(std::mem::take(&mut snap.memberships));
-            match store.write_snapshot_keyed(&info, run_id, &snap, memberships, |keys| {
-            // The columnar copy is an accelerator: a failure to write it only slows plans. It
-            // is of `run_id`, so it is not used unless this pull's commit succeeds.
-            let t = Instant::now();
-            if let Err(e) = crate::engine::columnar::write(&store_path, &info.name, info.role, run_id, &snap, keys) {
-                tracing::warn!("{}: columnar copy not written ({e}); plans will read the store instead", info.name);
-            }
-            tracing::debug!(source = %info.name, seconds = t.elapsed().as_secs_f64(), memory = %crate::memory::resident(), "columnar copy written");
-        }) {
-            Ok((counts, _)) => {
-                if counts.dangling_members > 0 {
-                    tracing::warn!(
-                        "{}: {} group member reference(s) name no user and were skipped",
-                        info.name,
-                        counts.dangling_members
-                    );
-                }
-                Ok(counts)
-            }
-            Err(e) => Err(e.to_string()),
-            }
-        }
+        Ok(snap) => write_pulled(store, &info, run_id, snap).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     if let Err(message) = &result {
