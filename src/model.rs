@@ -123,37 +123,27 @@ fn optional_fields(u: &User) -> [&Option<String>; OPTIONAL_FIELDS] {
 
 impl From<&User> for PackedUser {
     fn from(u: &User) -> Self {
+        let fields = optional_fields(u).map(|f| f.as_deref());
+        let raw_len = u32::try_from(u.raw.len()).expect("a user's raw object is under 4 GiB");
+        let raw_hash = xxhash_rust::xxh3::xxh3_64(u.raw.as_bytes());
         raw_codec::compressed(&u.raw, |compressed| {
-            let fields = optional_fields(u);
-            let raw: &[u8] = compressed.unwrap_or(u.raw.as_bytes());
-            let len = u.id.len() + fields.iter().filter_map(|f| f.as_ref()).map(String::len).sum::<usize>() + raw.len();
-            let mut bytes = Vec::with_capacity(len);
-            let end = |bytes: &Vec<u8>| u32::try_from(bytes.len()).expect("a user's fields are under 4 GiB");
-            let mut ends = [0; 1 + OPTIONAL_FIELDS];
-            let mut present = 0;
-            bytes.extend_from_slice(u.id.as_bytes());
-            ends[0] = end(&bytes);
-            for (i, f) in fields.iter().enumerate() {
-                if let Some(v) = f {
-                    bytes.extend_from_slice(v.as_bytes());
-                    present |= 1 << i;
-                }
-                ends[i + 1] = end(&bytes);
-            }
-            bytes.extend_from_slice(raw);
-            if compressed.is_some() {
-                present |= RAW_COMPRESSED;
-            }
-            PackedUser {
-                bytes: bytes.into_boxed_slice(),
-                ends,
-                present,
-                active: u.active,
-                raw_len: u32::try_from(u.raw.len()).expect("a user's raw object is under 4 GiB"),
-                raw_hash: xxhash_rust::xxh3::xxh3_64(u.raw.as_bytes()),
-            }
+            let held = HeldRaw {
+                bytes: compressed.unwrap_or(u.raw.as_bytes()),
+                compressed: compressed.is_some(),
+                len: raw_len,
+                hash: raw_hash,
+            };
+            PackedUser::pack(&u.id, fields, held, u.active)
         })
     }
+}
+
+/// A raw object as a [`PackedUser`] holds it.
+struct HeldRaw<'a> {
+    bytes: &'a [u8],
+    compressed: bool,
+    len: u32,
+    hash: u64,
 }
 
 impl From<User> for PackedUser {
@@ -163,6 +153,54 @@ impl From<User> for PackedUser {
 }
 
 impl PackedUser {
+    fn pack(id: &str, fields: [Option<&str>; OPTIONAL_FIELDS], raw: HeldRaw<'_>, active: bool) -> PackedUser {
+        let len = id.len() + fields.iter().flatten().map(|f| f.len()).sum::<usize>() + raw.bytes.len();
+        let mut bytes = Vec::with_capacity(len);
+        let end = |bytes: &Vec<u8>| u32::try_from(bytes.len()).expect("a user's fields are under 4 GiB");
+        let mut ends = [0; 1 + OPTIONAL_FIELDS];
+        let mut present = 0;
+        bytes.extend_from_slice(id.as_bytes());
+        ends[0] = end(&bytes);
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(v) = f {
+                bytes.extend_from_slice(v.as_bytes());
+                present |= 1 << i;
+            }
+            ends[i + 1] = end(&bytes);
+        }
+        bytes.extend_from_slice(raw.bytes);
+        if raw.compressed {
+            present |= RAW_COMPRESSED;
+        }
+        PackedUser {
+            bytes: bytes.into_boxed_slice(),
+            ends,
+            present,
+            active,
+            raw_len: raw.len,
+            raw_hash: raw.hash,
+        }
+    }
+
+    /// The same user with other `attributes`; its raw object is kept as it is held (not
+    /// decompressed and compressed again).
+    pub fn with_attributes(&self, attributes: Option<&str>) -> PackedUser {
+        let mut fields: [Option<&str>; OPTIONAL_FIELDS] = std::array::from_fn(|i| self.field(i));
+        fields[UserField::Attributes as usize] = attributes;
+        let raw = HeldRaw {
+            bytes: &self.bytes[self.ends[OPTIONAL_FIELDS] as usize..],
+            compressed: self.present & RAW_COMPRESSED != 0,
+            len: self.raw_len,
+            hash: self.raw_hash,
+        };
+        PackedUser::pack(self.id(), fields, raw, self.active)
+    }
+
+    /// Optional field `i` (in [`UserField`]'s order).
+    fn field(&self, i: usize) -> Option<&str> {
+        (self.present & (1 << i) != 0).then(|| self.text(self.ends[i], self.ends[i + 1]))
+    }
+
     /// Text of `bytes[start..end]`: the id and the fields were copied from `&str`s.
     fn text(&self, start: u32, end: u32) -> &str {
         std::str::from_utf8(&self.bytes[start as usize..end as usize]).expect("a user's fields are text")
@@ -180,8 +218,7 @@ impl PackedUser {
 
     /// One optional field.
     pub fn get(&self, field: UserField) -> Option<&str> {
-        let i = field as usize;
-        (self.present & (1 << i) != 0).then(|| self.text(self.ends[i], self.ends[i + 1]))
+        self.field(field as usize)
     }
 
     /// The object as the source returned it (JSON), decompressed when it is held compressed.
@@ -572,6 +609,13 @@ mod tests {
             proptest::prop_assert_eq!(packed.get(UserField::Email), u.email.as_deref());
             proptest::prop_assert_eq!(packed.get(UserField::StatusRaw), u.status_raw.as_deref());
             proptest::prop_assert_eq!(packed.get(UserField::Attributes), u.attributes.as_deref());
+            // Given other attributes, the rest is kept, the raw object as it was held.
+            let renamed = packed.with_attributes(Some(r#"{"department":"Sales"}"#));
+            let mut expected = u.clone();
+            expected.attributes = Some(r#"{"department":"Sales"}"#.to_string());
+            proptest::prop_assert_eq!(renamed.unpack(), expected);
+            proptest::prop_assert_eq!(renamed.raw_hash(), packed.raw_hash());
+            proptest::prop_assert_eq!(packed.with_attributes(u.attributes.as_deref()), packed.clone());
         }
     }
 }

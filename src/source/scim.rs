@@ -45,8 +45,8 @@ impl IdpSource for ScimIdp {
     async fn pull(&self, progress: Progress<'_>) -> Result<Snapshot, SourceError> {
         let mut snap = pull_scim(&self.client, self.page_size, self.concurrency, progress).await?;
         for packed in &mut snap.users {
-            if packed.get(UserField::Attributes).is_some() {
-                *packed = idp_user(packed.unpack()).into();
+            if let Some(attributes) = packed.get(UserField::Attributes) {
+                *packed = packed.with_attributes(crate::attributes::scim_idp_names(Some(attributes)).as_deref());
             }
         }
         Ok(snap)
