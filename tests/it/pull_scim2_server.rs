@@ -190,3 +190,32 @@ fn pull_mirrors_scim2_server_row_by_row_and_keeps_history() {
     assert_eq!(at(&scimsync::time::now(), &ids[2]).len(), 0, "and not after");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM user_versions"), 2);
 }
+
+/// A SCIM IdP's enterprise attributes are stored under the names every IdP connector uses
+/// (`department`, `cost_center`, `manager_id`), and its raw object as scim2-server returned it.
+#[test]
+fn a_scim_idps_enterprise_attributes_are_stored_under_the_idp_names() {
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let server = Scim2Server::start(&["idp", "app"]);
+    let idp = server.url("idp");
+    let boss = bulk_create(&idp, "/Users", &[seed_user(1)]).remove(0);
+    let mut ada = seed_user(2);
+    ada["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE]);
+    ada[ENTERPRISE] = json!({"department": "Sales", "costCenter": "CC7", "manager": {"value": boss}});
+    let ada_id = bulk_create(&idp, "/Users", &[ada]).remove(0);
+
+    let ws = Workspace::new(&config(&server));
+    assert_ok(&ws.cli(&["pull"]));
+    let db = ws.db();
+    let stored = rows(
+        &db,
+        &format!("SELECT attributes, raw FROM users WHERE source = 'idp.corp' AND id = '{ada_id}'"),
+    );
+    let attributes: BTreeMap<String, String> = serde_json::from_str(&stored[0][0]).unwrap();
+    assert_eq!(attributes.get("department").map(String::as_str), Some("Sales"));
+    assert_eq!(attributes.get("cost_center").map(String::as_str), Some("CC7"));
+    assert_eq!(attributes.get("manager_id"), Some(&boss));
+    let raw: Value = serde_json::from_str(&stored[0][1]).unwrap();
+    assert_eq!(raw[ENTERPRISE]["department"], json!("Sales"));
+    assert_eq!(raw["id"], json!(ada_id));
+}
