@@ -291,18 +291,20 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> R
     };
     report.plan_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    if let Some(plan) = &plan {
+    if let Some(mut plan) = plan {
         report.plan_id = Some(plan.run_id);
-        for info in &plan.apps {
+        let mut counts = PlanCounts::of(&plan);
+        // What the apply reads is in the store: the plan's findings and operations, and the
+        // pages this connection read while planning, go back before it starts.
+        let (run_id, apps) = (plan.run_id, std::mem::take(&mut plan.apps));
+        drop(plan);
+        store.release_memory()?;
+        for info in &apps {
             let app = &info.app;
-            let mut findings = BTreeMap::new();
-            for f in plan.findings.iter().filter(|f| &f.app == app) {
-                *findings.entry(f.kind).or_insert(0u64) += 1;
-            }
-            let operations = plan.operations.iter().filter(|o| &o.app == app).count() as u64;
+            let (findings, operations) = counts.take(app);
             let state = match pull_error(&info.sp.source).or_else(|| pull_error(&info.idp.source)) {
                 Some(error) => AppState::PullFailed { error },
-                None => plan_and_apply(&active, store_path, plan.run_id, info, operations, opts).await?,
+                None => plan_and_apply(&active, store_path, run_id, info, operations, opts).await?,
             };
             let c = AppCycle {
                 app: app.clone(),
@@ -323,6 +325,35 @@ pub async fn cycle(config: &Config, store_path: &Path, opts: &CycleOptions) -> R
     report.apps.extend(benched);
     report.apps.sort_by(|a, b| a.app.cmp(&b.app));
     Ok(report)
+}
+
+/// A plan's findings by app and kind, and its operations by app: all a cycle's report needs of
+/// them once the plan is stored.
+#[derive(Default)]
+struct PlanCounts {
+    findings: BTreeMap<String, BTreeMap<crate::vocab::FindingKind, u64>>,
+    operations: BTreeMap<String, u64>,
+}
+
+impl PlanCounts {
+    fn of(plan: &crate::plan::PlanOutcome) -> PlanCounts {
+        let mut counts = PlanCounts::default();
+        for f in &plan.findings {
+            *counts.findings.entry(f.app.clone()).or_default().entry(f.kind).or_insert(0) += 1;
+        }
+        for o in &plan.operations {
+            *counts.operations.entry(o.app.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// One app's findings by kind and its number of operations.
+    fn take(&mut self, app: &str) -> (BTreeMap<crate::vocab::FindingKind, u64>, u64) {
+        (
+            self.findings.remove(app).unwrap_or_default(),
+            self.operations.remove(app).unwrap_or(0),
+        )
+    }
 }
 
 /// How long the prune after a cycle may take; what is left goes at the next cycle.

@@ -183,6 +183,14 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Hand back the memory this connection holds (its page cache) and what the process has
+    /// freed, before work that other connections do; the cache fills again as it is used.
+    pub fn release_memory(&self) -> Result<()> {
+        self.conn.execute_batch("PRAGMA shrink_memory").map_err(|e| self.err(e))?;
+        crate::memory::release_freed();
+        Ok(())
+    }
+
     /// Its connection (read-only work of the auditor and tests).
     pub fn connection(&self) -> &Connection {
         &self.conn
