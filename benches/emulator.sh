@@ -18,3 +18,13 @@ wait_serving() {
 served_urls() {
   sed -n 's/^serving the IdP at \([^ ]*\) and the app at \([^ ]*\) .*/\1 \2/p' "$1"
 }
+
+# serve_gen BIN USERS WORK: start `BIN gen --serve` with USERS users and USERS/10 groups, its store
+# and config in WORK/gen and its log in WORK/serve.log; sets `server` to its pid (for the
+# caller's trap) and returns once it serves.
+serve_gen() {
+  local bin=$1 users=$2 work=$3
+  "$bin" gen --users "$users" --groups $((users / 10)) --dir "$work/gen" --serve >"$work/serve.log" 2>&1 &
+  server=$!
+  wait_serving "$work/serve.log" "$server"
+}

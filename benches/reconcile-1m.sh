@@ -21,9 +21,7 @@ fi
 work=$(mktemp -d)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-"$BIN" gen --users "$users" --groups $((users / 10)) --dir "$work/gen" --serve >"$work/serve.log" 2>&1 &
-server=$!
-wait_serving "$work/serve.log" "$server"
+serve_gen "$BIN" "$users" "$work"
 config="$work/gen/scimsync.toml"
 
 start=$(date +%s.%N)

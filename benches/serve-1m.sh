@@ -14,9 +14,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/scimsync"
 work=$(mktemp -d)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-"$bin" gen --users "$users" --groups $((users / 10)) --dir "$work/gen" --serve >"$work/serve.log" 2>&1 &
-server=$!
-wait_serving "$work/serve.log" "$server"
+serve_gen "$bin" "$users" "$work"
 config="$work/gen/scimsync.toml"
 # apply at 16 requests in flight
 sed -i 's/^\[app.bench\]/[app.bench]\nconcurrency = 16/' "$config"
